@@ -1,0 +1,1 @@
+"""calsync: the shared layer (domain, rules, store) of the calsync serverless stack."""

@@ -1,0 +1,53 @@
+"""Domain errors. Each maps to one HTTP answer in the API's single exception handler."""
+
+from __future__ import annotations
+
+
+class CalsyncError(Exception):
+    """Base of the domain errors."""
+
+    status = 500
+    type_slug = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(CalsyncError):
+    status = 404
+    type_slug = "not-found"
+    title = "Not found"
+
+
+class Forbidden(CalsyncError):
+    status = 403
+    type_slug = "forbidden"
+    title = "Forbidden"
+
+
+class Unauthorized(CalsyncError):
+    status = 401
+    type_slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class InvalidInput(CalsyncError):
+    status = 400
+    type_slug = "invalid-input"
+    title = "Invalid input"
+
+
+class Conflict(CalsyncError):
+    status = 409
+    type_slug = "conflict"
+    title = "Conflict"
+
+
+class StoreUnavailable(CalsyncError):
+    """The store could not answer (throttled, unavailable): retry later."""
+
+    status = 503
+    type_slug = "store-unavailable"
+    title = "Store unavailable"

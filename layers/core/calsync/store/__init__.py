@@ -1,0 +1,1 @@
+"""The DynamoDB store: keys (built only in ``keys``), item mapping and the repository."""

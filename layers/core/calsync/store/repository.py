@@ -1,0 +1,460 @@
+"""The repository: every read and write of calsync's single DynamoDB table.
+
+The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.store.keys`` only.
+``ClientError`` is mapped to domain errors here, never above.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
+from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
+from calsync.domain.privacy import for_room
+from calsync.store import keys
+from calsync.store.items import (
+    Calendar,
+    Profile,
+    Room,
+    SubscriberRole,
+    item_to_occurrence,
+    occurrence_to_item,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+TTL_MARGIN = timedelta(days=1)
+ENDED_GRACE = timedelta(minutes=61)
+
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+}
+
+
+@contextmanager
+def _mapped_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ValidationException":
+            raise  # a bug in calsync, not a state of the store
+        if code == "ConditionalCheckFailedException":
+            raise Conflict(f"{what}: it was changed meanwhile") from exc
+        if code == "TransactionCanceledException":
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                raise Conflict(f"{what}: it was changed meanwhile") from exc
+        if code in _RETRYABLE or code == "TransactionCanceledException":
+            raise StoreUnavailable(f"{what}: the store is busy, try again") from exc
+        raise StoreUnavailable(f"{what}: the store failed ({code or 'unknown error'})") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerEvents:
+    """What one Query of an owner's partition returns: occurrences and their calendars' roles."""
+
+    occurrences: list[Occurrence]
+    primary_calendar_ids: frozenset[str]
+
+
+class Repository:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    @property
+    def table(self) -> Table:
+        return self._table
+
+    # ---- profiles -------------------------------------------------------------------------
+    def get_profile(self, user_id: str) -> Profile | None:
+        with _mapped_errors("read profile"):
+            item = self._table.get_item(
+                Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE}, ConsistentRead=True
+            ).get("Item")
+        if item is None:
+            return None
+        return Profile(
+            user_id=user_id,
+            display_name=_str_or_none(item.get("displayName")),
+            time_zone=str(item.get("timeZone", "UTC")),
+            phone_number=_str_or_none(item.get("phoneNumber")),
+            extension=_str_or_none(item.get("extension")),
+            photo_url=_str_or_none(item.get("photoUrl")),
+        )
+
+    def update_profile(
+        self, user_id: str, *, time_zone: str | None = None, display_name: str | None = None
+    ) -> Profile:
+        """Set the given fields (creating the profile if needed) and return the profile."""
+        names: dict[str, str] = {"#type": "type"}
+        values: dict[str, Any] = {":type": "profile"}
+        sets = ["#type = :type"]
+        for attr, value in (("timeZone", time_zone), ("displayName", display_name)):
+            if value is not None:
+                names[f"#{attr}"] = attr
+                values[f":{attr}"] = value
+                sets.append(f"#{attr} = :{attr}")
+        with _mapped_errors("update profile"):
+            self._table.update_item(
+                Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE},
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        profile = self.get_profile(user_id)
+        assert profile is not None
+        return profile
+
+    # ---- rooms ----------------------------------------------------------------------------
+    def get_room(self, room_id: str) -> Room | None:
+        with _mapped_errors("read room"):
+            item = self._table.get_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM}).get("Item")
+        if item is None:
+            return None
+        return Room(
+            room_id=room_id,
+            location_id=str(item["locationId"]),
+            name=str(item["name"]),
+            time_zone=str(item.get("timeZone", "UTC")),
+            account_id=str(item["accountId"]),
+            calendar_id=str(item["calendarId"]),
+        )
+
+    def put_room(self, room: Room) -> Room:
+        """Register or update a room. A room id belongs to one location for good."""
+        existing = self.get_room(room.room_id)
+        if existing is not None and existing.location_id != room.location_id:
+            raise Conflict("this room id is registered in another location")
+        client = self._table.meta.client
+        name = self._table.name
+        room_item = {
+            "pk": keys.room_pk(room.room_id),
+            "sk": keys.ROOM,
+            "type": "room",
+            "locationId": room.location_id,
+            "name": room.name,
+            "timeZone": room.time_zone,
+            "accountId": room.account_id,
+            "calendarId": room.calendar_id,
+        }
+        # (the resource's client takes plain values) optimistic: the room is still new, or still in this location, when written
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if existing is None
+            else {
+                "ConditionExpression": "#loc = :loc",
+                "ExpressionAttributeNames": {"#loc": "locationId"},
+                "ExpressionAttributeValues": {":loc": room.location_id},
+            }
+        )
+        with _mapped_errors("store room"):
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": name,
+                            "Item": room_item,
+                            **condition,
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": name,
+                            "Item": {
+                                "pk": keys.location_pk(room.location_id),
+                                "sk": keys.location_room_sk(room.room_id),
+                                "type": "locationRoom",
+                                "name": room.name,
+                            },
+                        }
+                    },
+                ]
+            )
+        if existing is not None and existing.calendar_id != room.calendar_id:
+            self.unsubscribe(existing.calendar_id, keys.room_pk(room.room_id))
+        self.subscribe(room.calendar_id, keys.room_pk(room.room_id), "room")
+        return room
+
+    def delete_room(self, location_id: str, room_id: str) -> None:
+        room = self.get_room(room_id)
+        if room is None or room.location_id != location_id:
+            raise NotFound("no such room in this location")
+        self.unsubscribe(room.calendar_id, keys.room_pk(room_id))
+        with _mapped_errors("delete room"), self._table.batch_writer() as batch:
+            batch.delete_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM})
+            batch.delete_item(
+                Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)}
+            )
+
+    def list_rooms(self, location_id: str) -> list[str]:
+        with _mapped_errors("list rooms"):
+            resp = self._table.query(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":pk": keys.location_pk(location_id), ":p": "ROOM#"},
+            )
+        return [str(i["sk"]).removeprefix("ROOM#") for i in resp.get("Items", [])]
+
+    # ---- calendars and who they are copied to ----------------------------------------------
+    def put_calendar(self, calendar: Calendar) -> None:
+        with _mapped_errors("store calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression=(
+                    "SET #type = :type, #acc = :acc, #owner = :owner, #prov = :prov, "
+                    "#name = :name, #role = :role, #tz = :tz, "
+                    "#subs = if_not_exists(#subs, :subs)"
+                ),
+                ExpressionAttributeNames={
+                    "#type": "type",
+                    "#acc": "accountId",
+                    "#owner": "ownerUserId",
+                    "#prov": "provider",
+                    "#name": "name",
+                    "#role": "accessRole",
+                    "#tz": "timeZone",
+                    "#subs": "subscribers",
+                },
+                ExpressionAttributeValues={
+                    ":type": "calendar",
+                    ":acc": calendar.account_id,
+                    ":owner": calendar.owner_user_id,
+                    ":prov": calendar.provider.value,
+                    ":name": calendar.name,
+                    ":role": calendar.access_role,
+                    ":tz": calendar.time_zone,
+                    ":subs": dict(calendar.subscribers),
+                },
+            )
+
+    def get_calendar(self, calendar_id: str) -> Calendar | None:
+        with _mapped_errors("read calendar"):
+            item = self._table.get_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR}, ConsistentRead=True
+            ).get("Item")
+        if item is None:
+            return None
+        return Calendar(
+            calendar_id=calendar_id,
+            account_id=str(item["accountId"]),
+            owner_user_id=str(item["ownerUserId"]),
+            provider=item["provider"],
+            name=str(item.get("name", "")),
+            access_role=item.get("accessRole", "owner"),
+            time_zone=_str_or_none(item.get("timeZone")),
+            subscribers={str(k): v for k, v in dict(item.get("subscribers", {})).items()},
+        )
+
+    def subscribe(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> None:
+        """Copy this calendar's occurrences to ``owner_pk`` from now on (the next sync backfills)."""
+        with _mapped_errors("subscribe calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression="SET #subs.#o = :role",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#subs": "subscribers", "#o": owner_pk},
+                ExpressionAttributeValues={":role": role},
+            )
+
+    def unsubscribe(self, calendar_id: str, owner_pk: str) -> None:
+        """Stop copying to ``owner_pk`` and delete the copies it has."""
+        with _mapped_errors("unsubscribe calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression="REMOVE #subs.#o",
+                ExpressionAttributeNames={"#subs": "subscribers", "#o": owner_pk},
+            )
+        for index in self._index_items(calendar_id):
+            stale = [k for k in index.get("copies", []) if k.startswith(owner_pk + "|")]
+            if stale:
+                self._delete_copies(stale)
+                remaining = [k for k in index["copies"] if k not in stale]
+                with _mapped_errors("update occurrence index"):
+                    self._table.update_item(
+                        Key={"pk": index["pk"], "sk": index["sk"]},
+                        UpdateExpression="SET #c = :c",
+                        ExpressionAttributeNames={"#c": "copies"},
+                        ExpressionAttributeValues={":c": remaining},
+                    )
+
+    # ---- occurrences ------------------------------------------------------------------------
+    def store_occurrences(self, calendar: Calendar, occurrences: Sequence[Occurrence]) -> int:
+        """Upsert occurrences of one calendar into every subscriber's partition.
+
+        Idempotent: storing the same occurrence twice writes the same items. A moved occurrence
+        replaces its old copies. Rooms get the R4-filtered copy. Returns the number of items written.
+        """
+        written = 0
+        for occ in occurrences:
+            if occ.calendar_id != calendar.calendar_id:
+                raise ValueError("occurrence of another calendar")
+            index_key = {"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.occurrence_index_sk(occ.id)}
+            with _mapped_errors("read occurrence index"):
+                old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
+            old_copies = [str(k) for k in (old or {}).get("copies", [])]
+
+            wide_start, wide_end = widest_instants(occ)
+            sks = keys.event_sks(wide_start, wide_end, occ.id)
+            end_for_cleanup = wide_end
+            expires = int((end_for_cleanup + TTL_MARGIN).timestamp())
+            new_copies: list[str] = []
+            with _mapped_errors("store occurrence"), self._table.batch_writer() as batch:
+                for owner_pk, role in calendar.subscribers.items():
+                    copy = for_room(occ, calendar.access_role) if role == "room" else occ
+                    body = occurrence_to_item(copy, role)
+                    for sk in sks:
+                        batch.put_item(
+                            Item={
+                                "pk": owner_pk,
+                                "sk": sk,
+                                **body,
+                                "gsi1pk": keys.end_bucket(end_for_cleanup, keys.cleanup_shard(owner_pk)),
+                                "gsi1sk": keys.end_sort(end_for_cleanup, owner_pk, sk),
+                                "expiresAt": expires,
+                            }
+                        )
+                        new_copies.append(f"{owner_pk}|{sk}")
+                        written += 1
+                index_pk = index_key["pk"]
+                batch.put_item(
+                    Item={
+                        **index_key,
+                        "type": "occurrenceIndex",
+                        "occId": occ.id,
+                        "etag": occ.etag or "",
+                        "end": keys.iso(end_for_cleanup),
+                        "copies": new_copies,
+                        "gsi1pk": keys.end_bucket(end_for_cleanup, keys.cleanup_shard(index_pk)),
+                        "gsi1sk": keys.end_sort(end_for_cleanup, index_pk, index_key["sk"]),
+                        "expiresAt": expires,
+                    }
+                )
+                written += 1
+            stale = sorted(set(old_copies) - set(new_copies))
+            if stale:
+                self._delete_copies(stale)
+        return written
+
+    def delete_occurrence(self, calendar_id: str, occ_id: str) -> bool:
+        index_key = {"pk": keys.calendar_pk(calendar_id), "sk": keys.occurrence_index_sk(occ_id)}
+        with _mapped_errors("read occurrence index"):
+            old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
+        if old is None:
+            return False
+        self._delete_copies([str(k) for k in old.get("copies", [])])
+        with _mapped_errors("delete occurrence index"):
+            self._table.delete_item(Key=index_key)
+        return True
+
+    def _index_items(self, calendar_id: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":pk": keys.calendar_pk(calendar_id), ":p": keys.OCC_PREFIX},
+        }
+        while True:
+            with _mapped_errors("read occurrence index"):
+                resp = self._table.query(**kwargs)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _delete_copies(self, copies: Sequence[str]) -> None:
+        with _mapped_errors("delete occurrence copies"), self._table.batch_writer() as batch:
+            for ref in copies:
+                pk, _, sk = ref.partition("|")
+                batch.delete_item(Key={"pk": pk, "sk": sk})
+
+    def read_owner_events(
+        self, kind: OwnerKind, owner_id: str, window_start: datetime, window_end: datetime
+    ) -> OwnerEvents:
+        """Every occurrence in an owner's partition that may overlap the window: ONE Query.
+
+        Correct for events that began before the window (see ``keys.event_range``); the rules then
+        place each event exactly. Ended events are not filtered here: the rules do, so that reads
+        never rely on TTL or cleanup having run.
+        """
+        low, high = keys.event_range(window_start.astimezone(UTC), window_end.astimezone(UTC))
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":pk": keys.owner_pk(kind, owner_id), ":lo": low, ":hi": high},
+        }
+        seen: set[str] = set()
+        occurrences: list[Occurrence] = []
+        primary: set[str] = set()
+        while True:
+            with _mapped_errors("read meetings"):
+                resp = self._table.query(**kwargs)
+            for item in resp.get("Items", []):
+                occ_id = str(item["occId"])
+                if occ_id in seen:
+                    continue
+                seen.add(occ_id)
+                occurrences.append(item_to_occurrence(item))
+                if item.get("role") == "primary":
+                    primary.add(str(item["calendarId"]))
+            if "LastEvaluatedKey" not in resp:  # only past 1 MB of candidates
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return OwnerEvents(occurrences, frozenset(primary))
+
+    # ---- cleanup (S9) -----------------------------------------------------------------------
+    def delete_ended(self, now: datetime, since: datetime) -> int:
+        """Delete every occurrence copy and index entry that ended in [since, now - 61 min).
+
+        Reads the GSI's hour buckets shard by shard (no Scan): the work is proportional to what
+        ended, not to the table.
+        """
+        cutoff = now.astimezone(UTC) - ENDED_GRACE
+        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        deleted = 0
+        while hour <= cutoff:
+            for shard in range(keys.CLEANUP_SHARDS):
+                deleted += self._delete_bucket(keys.end_bucket(hour, shard), keys.iso(cutoff))
+            hour += timedelta(hours=1)
+        return deleted
+
+    def _delete_bucket(self, bucket: str, cutoff_iso: str) -> int:
+        kwargs: dict[str, Any] = {
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :b AND gsi1sk < :c",
+            "ExpressionAttributeValues": {":b": bucket, ":c": cutoff_iso},
+        }
+        deleted = 0
+        while True:
+            with _mapped_errors("read ended events"):
+                resp = self._table.query(**kwargs)
+            items = resp.get("Items", [])
+            if items:
+                with _mapped_errors("delete ended events"), self._table.batch_writer() as batch:
+                    for item in items:
+                        batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                deleted += len(items)
+            if "LastEvaluatedKey" not in resp:
+                return deleted
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def get_cleanup_cursor(self) -> datetime | None:
+        with _mapped_errors("read cleanup cursor"):
+            item = self._table.get_item(Key={"pk": "SYS#cleanup", "sk": "CURSOR"}).get("Item")
+        return keys.parse_iso(str(item["until"])) if item else None
+
+    def set_cleanup_cursor(self, until: datetime) -> None:
+        with _mapped_errors("store cleanup cursor"):
+            self._table.put_item(Item={"pk": "SYS#cleanup", "sk": "CURSOR", "until": keys.iso(until)})
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
