@@ -94,10 +94,10 @@ def is_legacy_organizer(organizer: str | None, settings: LinkSettings) -> bool:
     address = organizer.strip().lower()
     if address.startswith("mailto:"):
         address = address[len("mailto:") :]
-    domain = address.rpartition("@")[2]
+    _, at_sign, domain = address.rpartition("@")
     for entry in settings.legacy_organizers:
         if entry.startswith("@"):
-            if domain == entry[1:]:
+            if at_sign and domain == entry[1:]:
                 return True
         elif address == entry:
             return True

@@ -112,7 +112,10 @@ def _dedupe(
         return (item.end, occ.calendar_id in primary, _neg(occ.calendar_id), _neg(occ.id))
 
     for item in candidates:
-        key = (item.occurrence.title, item.occurrence.meeting_link, item.start)
+        occ = item.occurrence
+        # An untitled event (a private one in a room's copy, R4) cannot be shown to have "the same
+        # title" as another: it is never merged, so two private bookings never hide each other.
+        key = (occ.title if occ.title is not None else "\x00" + occ.id, occ.meeting_link, item.start)
         kept = best.get(key)
         if kept is None:
             best[key] = item

@@ -6,7 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -80,12 +80,33 @@ class Repository:
 
     # ---- profiles -------------------------------------------------------------------------
     def get_profile(self, user_id: str) -> Profile | None:
+        return self.get_member(user_id)[0]
+
+    def get_member(self, user_id: str) -> tuple[Profile | None, frozenset[str] | None]:
+        """The person's profile and the locations their token last named (``None``: never seen),
+        in one read. Membership of others is checked against these (rule X1)."""
         with _mapped_errors("read profile"):
             item = self._table.get_item(
                 Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE}, ConsistentRead=True
             ).get("Item")
         if item is None:
-            return None
+            return None, None
+        stored = item.get("locations")
+        locations = frozenset(str(loc) for loc in stored) if isinstance(stored, (list, set)) else None
+        return self._profile(user_id, item), locations
+
+    def set_member_locations(self, user_id: str, locations: Iterable[str]) -> None:
+        """Remember the locations the person's token names (creating the profile if needed)."""
+        with _mapped_errors("update profile"):
+            self._table.update_item(
+                Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE},
+                UpdateExpression="SET #type = :type, #loc = :loc",
+                ExpressionAttributeNames={"#type": "type", "#loc": "locations"},
+                ExpressionAttributeValues={":type": "profile", ":loc": sorted(set(locations))},
+            )
+
+    @staticmethod
+    def _profile(user_id: str, item: dict[str, Any]) -> Profile:
         return Profile(
             user_id=user_id,
             display_name=_str_or_none(item.get("displayName")),
@@ -271,11 +292,17 @@ class Repository:
     def unsubscribe(self, calendar_id: str, owner_pk: str) -> None:
         """Stop copying to ``owner_pk`` and delete the copies it has."""
         with _mapped_errors("unsubscribe calendar"):
-            self._table.update_item(
-                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
-                UpdateExpression="REMOVE #subs.#o",
-                ExpressionAttributeNames={"#subs": "subscribers", "#o": owner_pk},
-            )
+            try:
+                self._table.update_item(
+                    Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                    UpdateExpression="REMOVE #subs.#o",
+                    # a calendar no longer stored has no subscribers (REMOVE on it is a ValidationException)
+                    ConditionExpression="attribute_exists(#subs)",
+                    ExpressionAttributeNames={"#subs": "subscribers", "#o": owner_pk},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
         for index in self._index_items(calendar_id):
             stale = [k for k in index.get("copies", []) if k.startswith(owner_pk + "|")]
             if stale:

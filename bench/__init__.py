@@ -1,0 +1,10 @@
+"""calsync benchmarks (`python -m bench`, `make bench`).
+
+(a) cold import time of each function's handler module in a fresh interpreter, against
+    ``import boto3`` alone (target: the API function at most 1.5x boto3);
+(b) throughput of the filtering rules (``select_for_person``) on 10,000 events, against
+    ``json.loads`` of the same events as stored items (target: rules at most 1.0x json.loads).
+
+Numbers are medians of interleaved runs, so that a noisy neighbour slows both sides alike.
+Nothing here asserts: it prints the numbers, the targets and whether they were met.
+"""

@@ -1,0 +1,247 @@
+"""calsync HTTP API: every HttpApi route of ApiFunction in template.yaml (API.md).
+
+Thin: Powertools' event handler routes and validates (pydantic, OpenAPI), ``calsync.api.service``
+does the work, and every error leaves as an RFC 9457 problem from the handlers at the bottom.
+Nothing but definitions happens at import time: the table is reached on the first request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from calsync.api import problems
+from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.schemas import ExplainedMeetings, Meetings, ProfileOut, ProfilePatch, RoomIn, RoomOut
+from calsync.api.service import ApiService
+from calsync.domain.errors import CalsyncError, Unauthorized
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from calsync.store.repository import Repository
+
+logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
+app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+
+API_TITLE = "calsync API"
+API_VERSION = "1.0.0"
+JSON = "application/json"
+
+
+# ---- dependencies: clock, table, caller (tests override clock() and set_table()) ---------------
+def clock() -> datetime:
+    """Now. Tests monkeypatch this to freeze time."""
+    return datetime.now(UTC)
+
+
+_table: Any = None
+
+
+def set_table(table: Any | None) -> None:
+    """Use this DynamoDB ``Table`` resource (tests); ``None``: the one named by TABLE_NAME."""
+    global _table  # noqa: PLW0603 - the one injection point of the module
+    _table = table
+    _repository.cache_clear()
+
+
+@functools.cache
+def _repository() -> Repository:
+    # first request only (keeps the cold import cheap): the store, its settings and boto3
+    from calsync.store.repository import Repository  # noqa: PLC0415
+
+    table = _table
+    if table is None:
+        import boto3  # noqa: PLC0415
+        from calsync.config import get_settings  # noqa: PLC0415
+
+        table = boto3.resource("dynamodb").Table(get_settings().table_name)
+    return Repository(table)
+
+
+def service() -> ApiService:
+    return ApiService(_repository())
+
+
+def caller() -> Principal:
+    """The verified JWT claims of the request (401 problem when there are none)."""
+    return principal_from_event(app.current_event.raw_event)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Service = Annotated[ApiService, Depends(service)]
+Explain = Annotated[
+    bool, Query(description="also list the events left out in the window, with rule ids (U11)")
+]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
+RoomId = Annotated[str, Path(pattern=ID_PATTERN)]
+LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPIResponse]:
+    """OpenAPI answers of a route: 200 (the return type's schema) and the problems it may give."""
+    answers: dict[int, OpenAPIResponse] = {200: {"description": ok}} if ok else {}
+    answers.update(problems.responses(*problem_statuses))
+    return answers
+
+
+# ---- routes ------------------------------------------------------------------------------------
+@app.get("/v1/me/meetings", tags=["meetings"], responses=_answers(400, 401, 503))
+def my_meetings(me: Caller, svc: Service, explain: Explain = False) -> Meetings | ExplainedMeetings:
+    """The caller's meetings of the next three days (U1-U11)."""
+    return svc.my_meetings(me, clock(), explain=explain)
+
+
+@app.get("/v1/users/<userId>/meetings", tags=["meetings"], responses=_answers(400, 401, 403, 503))
+def user_meetings(
+    userId: UserId, me: Caller, svc: Service, explain: Explain = False
+) -> Meetings | ExplainedMeetings:
+    """The meetings of a member of a location the caller administers (X1)."""
+    return svc.user_meetings(me, userId, clock(), explain=explain)
+
+
+@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_answers(400, 401, 403, 404, 503))
+def room_meetings(
+    roomId: RoomId, me: Caller, svc: Service, explain: Explain = False
+) -> Meetings | ExplainedMeetings:
+    """A room panel's meetings (R1-R7): at most three, links first, private titles hidden."""
+    return svc.room_meetings(me, roomId, clock(), explain=explain)
+
+
+@app.get("/v1/me/profile", tags=["profile"], responses=_answers(401, 503))
+def my_profile(me: Caller, svc: Service) -> ProfileOut:
+    return svc.my_profile(me)
+
+
+@app.patch("/v1/me/profile", tags=["profile"], responses=_answers(400, 401, 503))
+def patch_my_profile(patch: Annotated[ProfilePatch, Body()], me: Caller, svc: Service) -> ProfileOut:
+    """Change the time zone (IANA name) and/or display name."""
+    return svc.update_my_profile(me, patch)
+
+
+@app.put(
+    "/v1/locations/<locationId>/rooms/<roomId>",
+    tags=["rooms"],
+    responses={
+        200: {"description": "Changed", "content": {JSON: {"model": RoomOut}}},
+        201: {"description": "Created", "content": {JSON: {"model": RoomOut}}},
+        **problems.responses(400, 401, 403, 409, 503),
+    },
+)
+def put_room(
+    locationId: LocationId,
+    roomId: RoomId,
+    room: Annotated[RoomIn, Body()],
+    me: Caller,
+    svc: Service,
+) -> Response[RoomOut]:
+    """Register (201) or change (200) a room of a location you administer."""
+    out, created = svc.put_room(me, locationId, roomId, room)
+    return Response(status_code=201 if created else 200, content_type=JSON, body=out)
+
+
+@app.delete(
+    "/v1/locations/<locationId>/rooms/<roomId>",
+    tags=["rooms"],
+    status_code=204,
+    responses={204: {"description": "Deleted"}, **problems.responses(400, 401, 403, 404, 503)},
+)
+def delete_room(locationId: LocationId, roomId: RoomId, me: Caller, svc: Service) -> Response[None]:
+    svc.delete_room(me, locationId, roomId)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+@app.get("/v1/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    """The OpenAPI document, generated from the routes above (no token needed)."""
+    return Response(status_code=200, content_type=JSON, body=_openapi_json())
+
+
+@functools.cache
+def _openapi_json() -> str:
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer  # noqa: PLC0415 - rare
+
+    schema = app.get_openapi_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="calsync: people's and rooms' calendars, in sync. Errors are RFC 9457 problems.",
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
+        security=[{"bearerAuth": []}],
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    # Validation errors leave as 400 problems (above), never as Powertools' default 422 / 500 shapes.
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.get("responses", {})
+            answers.pop("422", None)
+            answers["500"] = {
+                "description": "Internal error",
+                "content": {problems.PROBLEM_JSON: {"schema": problem_ref}},
+            }
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(unused, None)
+    return json.dumps(schema, separators=(",", ":"))
+
+
+# ---- errors: the one place where failures become problem answers --------------------------------
+def _problem(problem: problems.Problem, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=problem.status, content_type=problems.PROBLEM_JSON, body=problem.body(), headers=headers
+    )
+
+
+@app.exception_handler(CalsyncError)
+def _domain_error(error: CalsyncError) -> Response[str]:
+    if error.status >= 500:
+        logger.warning("store unavailable", extra={"detail": error.detail})
+        return _problem(problems.from_error(error), {"Retry-After": "1"})
+    return _problem(problems.from_error(error))
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[str]:
+    try:  # who asks comes first: an anonymous caller learns nothing about what would be valid
+        caller()
+    except Unauthorized as unauthorized:
+        return _problem(problems.from_error(unauthorized))
+    return _problem(problems.from_validation(error.errors()))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_media_type(_: RequestUnsupportedContentType) -> Response[str]:
+    return _problem(problems.unsupported_media_type())
+
+
+@app.not_found
+def _route_not_found(_: NotFoundError) -> Response[str]:
+    return _problem(problems.route_not_found())
+
+
+@app.exception_handler(ServiceError)
+def _service_error(error: ServiceError) -> Response[str]:
+    status = error.status_code if 400 <= error.status_code < 600 else 500
+    return _problem(problems.problem(status, "http-error", "Error", "the request could not be served"))
+
+
+@app.exception_handler([ResponseValidationError, Exception])
+def _unexpected(error: Exception) -> Response[str]:
+    logger.exception("unexpected error", extra={"error_type": type(error).__name__})
+    return _problem(problems.internal())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

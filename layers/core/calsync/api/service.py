@@ -1,0 +1,195 @@
+"""The API's use-cases: who may see what (X1), then one store read and the rules, mapped to the
+response models. No HTTP here: the handler passes in the principal, the clock's ``now`` and the
+validated input, and maps ``CalsyncError`` to problem answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from calsync.api.auth import Principal
+from calsync.api.schemas import (
+    ExcludedMeeting,
+    ExplainedMeetings,
+    Meeting,
+    Meetings,
+    ProfileOut,
+    ProfilePatch,
+    RoomIn,
+    RoomOut,
+    Window,
+)
+from calsync.domain.errors import Conflict, Forbidden, NotFound
+from calsync.domain.models import OwnerKind, OwnerSettings
+from calsync.domain.rules import Selection, select_for_person, select_for_room, window
+from calsync.store.items import Profile, Room
+
+if TYPE_CHECKING:
+    from calsync.store.repository import Repository
+
+
+def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool) -> Meetings:
+    meetings = [
+        Meeting(
+            id=item.occurrence.id,
+            title=item.occurrence.title,
+            start=item.start.astimezone(zone),
+            end=item.end.astimezone(zone),
+            all_day=item.occurrence.all_day,
+            start_date=item.occurrence.start_date,
+            end_date=item.occurrence.end_date,
+            meeting_link=item.occurrence.meeting_link,
+            recurring=item.occurrence.recurring,
+            private=item.occurrence.private,
+            can_add_meeting_link=item.can_add_meeting_link,
+            calendar_id=item.occurrence.calendar_id,
+            account_id=item.occurrence.account_id,
+            provider=item.occurrence.provider.value,
+        )
+        for item in selection.listed
+    ]
+    window_ = Window(start=selection.window_start, end=selection.window_end)
+    if not explain:
+        return Meetings(time_zone=zone.key, window=window_, meetings=meetings)
+    excluded = [
+        ExcludedMeeting(
+            id=e.occurrence.id,
+            title=e.occurrence.title,
+            start=e.start.astimezone(zone),
+            end=e.end.astimezone(zone),
+            rules=list(e.rules),
+        )
+        for e in selection.excluded
+    ]
+    return ExplainedMeetings(time_zone=zone.key, window=window_, meetings=meetings, excluded=excluded)
+
+
+def _profile_out(user_id: str, profile: Profile | None) -> ProfileOut:
+    p = profile or Profile(user_id=user_id)
+    return ProfileOut(
+        user_id=user_id,
+        display_name=p.display_name,
+        phone_number=p.phone_number,
+        extension=p.extension,
+        photo_url=p.photo_url,
+        time_zone=p.time_zone,
+    )
+
+
+def _room_out(room: Room) -> RoomOut:
+    return RoomOut(
+        id=room.room_id,
+        location_id=room.location_id,
+        name=room.name,
+        time_zone=room.time_zone,
+        account_id=room.account_id,
+        calendar_id=room.calendar_id,
+    )
+
+
+class ApiService:
+    def __init__(self, repository: Repository) -> None:
+        self._repo = repository
+
+    # ---- the caller ----------------------------------------------------------------------------
+    def _me(self, principal: Principal) -> Profile | None:
+        """The caller's profile; their token's locations are remembered when they changed, so that
+        admins can be checked against them later (GET /v1/users/{userId}/meetings)."""
+        profile, locations = self._repo.get_member(principal.user_id)
+        if locations != principal.locations:
+            self._repo.set_member_locations(principal.user_id, principal.locations)
+        return profile
+
+    # ---- meetings (U1-U11, R1-R7) ------------------------------------------------------------
+    def _person_meetings(
+        self, user_id: str, profile: Profile | None, now: datetime, explain: bool
+    ) -> Meetings:
+        zone = profile.zone if profile else ZoneInfo("UTC")
+        start, end = window(now, zone)
+        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end)  # the ONE Query
+        owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
+        return _meetings(select_for_person(events.occurrences, now, owner), zone, explain=explain)
+
+    def my_meetings(self, principal: Principal, now: datetime, *, explain: bool) -> Meetings:
+        return self._person_meetings(principal.user_id, self._me(principal), now, explain)
+
+    def user_meetings(self, principal: Principal, user_id: str, now: datetime, *, explain: bool) -> Meetings:
+        """X1: a member of a location the caller administers (or the caller). Unknown people are
+        refused the same way as strangers, so that the answer never tells who exists."""
+        if user_id == principal.user_id:
+            return self.my_meetings(principal, now, explain=explain)
+        profile, locations = self._repo.get_member(user_id)
+        if not locations or not (locations & principal.admin_of):
+            raise Forbidden("you can see the meetings of members of the locations you administer only")
+        return self._person_meetings(user_id, profile, now, explain)
+
+    def room_meetings(self, principal: Principal, room_id: str, now: datetime, *, explain: bool) -> Meetings:
+        room = self._repo.get_room(room_id)
+        if room is None:
+            raise NotFound("no such room")
+        if not principal.is_member_of(room.location_id):
+            raise Forbidden("this room belongs to a location you are not a member of")
+        zone = room.zone
+        start, end = window(now, zone)
+        events = self._repo.read_owner_events(OwnerKind.ROOM, room_id, start, end)  # the ONE Query
+        owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
+        return _meetings(select_for_room(events.occurrences, now, owner), zone, explain=explain)
+
+    # ---- profile -------------------------------------------------------------------------------
+    def my_profile(self, principal: Principal) -> ProfileOut:
+        return _profile_out(principal.user_id, self._me(principal))
+
+    def update_my_profile(self, principal: Principal, patch: ProfilePatch) -> ProfileOut:
+        self._me(principal)
+        profile = self._repo.update_profile(
+            principal.user_id, time_zone=patch.time_zone, display_name=patch.display_name
+        )
+        return _profile_out(principal.user_id, profile)
+
+    # ---- rooms (admins) ------------------------------------------------------------------------
+    def _require_admin(self, principal: Principal, location_id: str) -> None:
+        if not principal.administers(location_id):
+            raise Forbidden("only an admin of this location can manage its rooms")
+
+    def _may_use(self, principal: Principal, owner_user_id: str, location_id: str) -> bool:
+        """A room calendar must come from an account of the admin or of a member of the location:
+        an admin can never turn someone else's calendar elsewhere into a room they can read."""
+        if owner_user_id == principal.user_id:
+            return True
+        _, locations = self._repo.get_member(owner_user_id)
+        return locations is not None and location_id in locations
+
+    def put_room(
+        self, principal: Principal, location_id: str, room_id: str, body: RoomIn
+    ) -> tuple[RoomOut, bool]:
+        """Register or change a room; ``True`` when it was created."""
+        self._require_admin(principal, location_id)
+        calendar = self._repo.get_calendar(body.calendar_id)
+        if (
+            calendar is None
+            or calendar.account_id != body.account_id
+            or not self._may_use(principal, calendar.owner_user_id, location_id)
+        ):
+            raise Conflict(
+                "calendar "
+                f"{body.calendar_id!r} of account {body.account_id!r} is not connected to calsync: "
+                "connect the account that holds the room calendar first (yours, or that of a member of "
+                "this location)"
+            )
+        existing = self._repo.get_room(room_id)
+        room = self._repo.put_room(
+            Room(
+                room_id=room_id,
+                location_id=location_id,
+                name=body.name,
+                time_zone=body.time_zone,
+                account_id=body.account_id,
+                calendar_id=body.calendar_id,
+            )
+        )
+        return _room_out(room), existing is None
+
+    def delete_room(self, principal: Principal, location_id: str, room_id: str) -> None:
+        self._require_admin(principal, location_id)
+        self._repo.delete_room(location_id, room_id)
