@@ -308,8 +308,8 @@ def _run(
 def seed_table(info: StackInfo, tpl: dict[str, Any], now: datetime, wipe: bool = False) -> Any:
     """Load the demo data into the stack's table (``calsync-local seed`` calls this with wipe=True)."""
     import boto3
-    from calsync.store.repository import Repository
 
+    from calsync.store.repository import Repository
     from local import demo
     from local.config import LOCAL_ENV_VARS
     from local.template import table_defs

@@ -23,6 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+
 from calsync.api import problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
 from calsync.api.schemas import ExplainedMeetings, Meetings, ProfileOut, ProfilePatch, RoomIn, RoomOut
@@ -32,6 +33,7 @@ from calsync.domain.errors import CalsyncError, Unauthorized
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
+
     from calsync.store.repository import Repository
 
 logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
@@ -66,6 +68,7 @@ def _repository() -> Repository:
     table = _table
     if table is None:
         import boto3  # noqa: PLC0415
+
         from calsync.config import get_settings  # noqa: PLC0415
 
         table = boto3.resource("dynamodb").Table(get_settings().table_name)

@@ -18,6 +18,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from calsync.config import get_settings
 from calsync.domain.models import UTC
 from calsync.observability import logger, metrics, tracer

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from calsync.domain.errors import StoreUnavailable
-from calsync.store.items import Room
-from calsync.store.repository import Repository
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calsync.domain.errors import StoreUnavailable
+from calsync.store.items import Room
+from calsync.store.repository import Repository
 from tests.support import apigw
 from tests.support.apigw import Api, api_on, calendar
 from tests.support.template import resource
@@ -81,12 +81,11 @@ ROUTES = [
         {"locations": "[hq]"},
         {"sub": ""},
         {"sub": "a#b", "locations": "[hq]"},
-        {"sub": "a|b"},
         {"sub": 42},
         {"sub": ["alice"]},
         {"sub": "x" * 129},
     ],
-    ids=["no-authorizer", "no-claims", "no-sub", "empty-sub", "hash", "pipe", "number", "list", "long"],
+    ids=["no-authorizer", "no-claims", "no-sub", "empty-sub", "hash", "number", "list", "long"],
 )
 @pytest.mark.parametrize(("method", "path", "body"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
 def test_missing_or_unusable_claims_are_401(

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from calsync.domain.models import Provider, Status, Visibility
 from calsync.store.items import Room
 from calsync.store.repository import Repository
-
 from tests.support import apigw
 from tests.support.apigw import Api, api_on, calendar, dynamodb_calls, occurrence
 
@@ -339,3 +339,16 @@ def test_window_follows_the_clock(repo: Repository, table: Any) -> None:
     with api_on(table, NOW + timedelta(days=1, hours=-4)) as api:  # 2026-11-21T06:00Z = 01:00 in New York
         got = api.get("/v1/me/meetings", claims=ALICE)
     assert got.json()["window"] == {"start": "2026-11-21T00:00:00-05:00", "end": "2026-11-24T00:00:00-05:00"}
+
+
+def test_identity_provider_ids_with_a_pipe_work_end_to_end(repo: Repository, api: Api) -> None:
+    # rule X1: Auth0-style subjects ("auth0|123") are ordinary person ids (keys never split on "|")
+    user = "auth0|5f1c"
+    repo.update_profile(user, time_zone="Europe/Berlin")
+    cal = calendar(repo, "cal-auth0", "acc-auth0", user, subscribers={f"USER#{user}": "primary"})
+    repo.store_occurrences(cal, [occurrence(cal, "kickoff", "Kickoff", at(20, 14), at(20, 15))])
+    got = api.get("/v1/me/meetings", claims=apigw.claims(user, ["hq"]))
+    assert got.status == 200, got.body
+    assert [m["title"] for m in got.json()["meetings"]] == ["Kickoff"]
+    repo.unsubscribe("cal-auth0", f"USER#{user}")  # the copy references round-trip through the index
+    assert api.get("/v1/me/meetings", claims=apigw.claims(user, ["hq"])).json()["meetings"] == []

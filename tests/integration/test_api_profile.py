@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from calsync.store import keys
 from calsync.store.repository import Repository
-
 from tests.support import apigw
 from tests.support.apigw import Api, api_on, dynamodb_calls
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
 from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
-
 from functions.cleanup import app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -49,8 +49,16 @@ def dynamodb_local(port: int | None = None) -> Iterator[str]:
         raise FileNotFoundError("DynamoDB Local needs Java and `make ddb-local`")
     port = port or free_port()
     proc = subprocess.Popen(
-        [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
-         "-inMemory", "-port", str(port), "-disableTelemetry"],
+        [
+            java,
+            f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+            "-jar",
+            str(jar),
+            "-inMemory",
+            "-port",
+            str(port),
+            "-disableTelemetry",
+        ],
         cwd=jar.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

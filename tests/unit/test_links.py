@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from calsync.domain.links import (
     LinkSettings,
     find_meeting_link,
@@ -13,7 +14,6 @@ from calsync.domain.links import (
     link_host,
     urls_in,
 )
-
 from tests.support.builders import LINKS
 
 ZOOM = "https://us02web.zoom.us/j/8123456789?pwd=abc"

@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from calsync.domain.models import (
     UTC,
     Occurrence,
@@ -20,7 +21,6 @@ from calsync.domain.models import (
     occurrence_id,
     widest_instants,
 )
-
 from tests.support.builders import all_day, at, timed
 
 ZONES = [

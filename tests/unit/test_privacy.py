@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from calsync.domain.models import Visibility
 from calsync.domain.privacy import for_room
-
 from tests.support.builders import LINK_A, timed
 
 

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from calsync.domain.models import UTC, Occurrence, OwnerSettings, Provider, Status
 from calsync.domain.rules import Selection, select_for_person, window
-
 from tests.support.builders import (
     LEGACY_LINK,
     LINK_A,

@@ -14,11 +14,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync.domain.models import Occurrence, OwnerSettings, Provider, Status, Visibility
-from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calsync.domain.models import Occurrence, OwnerSettings, Provider, Status, Visibility
+from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room
 from tests.support.builders import LINK_A, LINK_B, at
 
 ZONES = [

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 from calsync.domain.models import UTC, Occurrence, OwnerSettings, Status, Visibility
 from calsync.domain.privacy import for_room
 from calsync.domain.rules import Selection, select_for_room
-
 from tests.support.builders import (
     LEGACY_LINK,
     LINK_A,
@@ -164,8 +163,16 @@ def test_two_private_bookings_at_the_same_time_are_not_merged() -> None:
 
     now = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     occs = [
-        Occurrence(Provider.CALDAV, "acc", "room-cal", f"ev{i}", None, start=now + timedelta(hours=1),
-                   end=now + timedelta(hours=2), visibility=Visibility.PRIVATE)
+        Occurrence(
+            Provider.CALDAV,
+            "acc",
+            "room-cal",
+            f"ev{i}",
+            None,
+            start=now + timedelta(hours=1),
+            end=now + timedelta(hours=2),
+            visibility=Visibility.PRIVATE,
+        )
         for i in range(2)
     ]
     selection = select_for_room(occs, now, OwnerSettings(ZoneInfo("Europe/Berlin")))

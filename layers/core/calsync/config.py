@@ -41,7 +41,7 @@ def get_settings() -> Settings:
     env = os.environ
     return Settings(
         table_name=env.get("TABLE_NAME", ""),
-        meeting_hosts=env.get("MEETING_HOSTS", ""),  # type: ignore[arg-type]
-        legacy_hosts=env.get("LEGACY_HOSTS", ""),  # type: ignore[arg-type]
-        legacy_organizers=env.get("LEGACY_ORGANIZERS", ""),  # type: ignore[arg-type]
+        meeting_hosts=env.get("MEETING_HOSTS", ""),
+        legacy_hosts=env.get("LEGACY_HOSTS", ""),
+        legacy_organizers=env.get("LEGACY_ORGANIZERS", ""),
     )

@@ -15,9 +15,9 @@ from typing import Any
 
 from calsync.domain.errors import Unauthorized
 
-# Ids of people, locations, rooms (path parameters and claims). No "#" (key separator) and no "|"
-# (separator of stored copy references), no spaces, no control characters.
-ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+# Ids of people, locations, rooms (path parameters and claims). No "#" (the key separator), no
+# spaces, no control characters. "|" is allowed: identity providers use it (Auth0's "auth0|123").
+ID_PATTERN = r"^[A-Za-z0-9._:@|-]{1,128}$"
 _ID = re.compile(ID_PATTERN)
 _SEPARATORS = re.compile(r"[\s,]+")
 _MAX_CLAIM_ITEMS = 200

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC as UTC  # re-exported: the one UTC of calsync (datetime.UTC is timezone.utc)
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
-
-UTC = timezone.utc
 
 
 class Provider(StrEnum):

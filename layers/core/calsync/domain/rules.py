@@ -97,9 +97,7 @@ def _sort_key(item: Listed | Excluded) -> tuple[datetime, datetime, str, str, st
     return (item.start, item.end, occ.title or "", occ.calendar_id, occ.id)
 
 
-def _dedupe(
-    candidates: list[Listed], primary: frozenset[str]
-) -> tuple[list[Listed], list[Listed]]:
+def _dedupe(candidates: list[Listed], primary: frozenset[str]) -> tuple[list[Listed], list[Listed]]:
     """U8/R5: same title, same meeting link, same start are one meeting: keep the one ending latest.
 
     Same end: prefer the primary calendar, then the smallest ids (deterministic).

@@ -16,6 +16,7 @@ PROFILE = "PROFILE"
 ROOM = "ROOM"
 CALENDAR = "CALENDAR"
 EV_PREFIX = "EV#"
+CLEANUP_CURSOR = {"pk": "SYS#cleanup", "sk": "CURSOR"}  # where the cleanup function resumes
 OCC_PREFIX = "OCC#"
 
 
@@ -25,7 +26,8 @@ def iso(instant: datetime) -> str:
 
 
 def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, _ISO).replace(tzinfo=UTC)
+    """The inverse of ``iso`` (``fromisoformat`` reads the trailing Z and is far cheaper than strptime)."""
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def user_pk(user_id: str) -> str:

@@ -6,7 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 TTL_MARGIN = timedelta(days=1)
+CopyRef = tuple[str, str]  # (pk, sk) of one owner's copy of an occurrence
 ENDED_GRACE = timedelta(minutes=61)
 
 _RETRYABLE = {
@@ -158,7 +159,9 @@ class Repository:
         """Register or update a room. A room id belongs to one location for good."""
         existing = self.get_room(room.room_id)
         if existing is not None and existing.location_id != room.location_id:
-            raise Conflict("this room id is registered in another location")
+            raise Conflict("this room id is already taken: choose another one")
+        if self.get_calendar(room.calendar_id) is None:
+            raise NotFound("the room's calendar is not known: connect its account first")
         client = self._table.meta.client
         name = self._table.name
         room_item = {
@@ -171,7 +174,8 @@ class Repository:
             "accountId": room.account_id,
             "calendarId": room.calendar_id,
         }
-        # (the resource's client takes plain values) optimistic: the room is still new, or still in this location, when written
+        # optimistic: the room is still new, or still in this location, when written
+        # (the resource's client serializes plain values itself)
         condition: dict[str, Any] = (
             {"ConditionExpression": "attribute_not_exists(pk)"}
             if existing is None
@@ -181,29 +185,29 @@ class Repository:
                 "ExpressionAttributeValues": {":loc": room.location_id},
             }
         )
+        # Any: the resource's client takes plain values where the stubs expect AttributeValue shapes
+        transaction: Any = [
+            {
+                "Put": {
+                    "TableName": name,
+                    "Item": room_item,
+                    **condition,
+                }
+            },
+            {
+                "Put": {
+                    "TableName": name,
+                    "Item": {
+                        "pk": keys.location_pk(room.location_id),
+                        "sk": keys.location_room_sk(room.room_id),
+                        "type": "locationRoom",
+                        "name": room.name,
+                    },
+                }
+            },
+        ]
         with _mapped_errors("store room"):
-            client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": name,
-                            "Item": room_item,
-                            **condition,
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": name,
-                            "Item": {
-                                "pk": keys.location_pk(room.location_id),
-                                "sk": keys.location_room_sk(room.room_id),
-                                "type": "locationRoom",
-                                "name": room.name,
-                            },
-                        }
-                    },
-                ]
-            )
+            client.transact_write_items(TransactItems=transaction)
         if existing is not None and existing.calendar_id != room.calendar_id:
             self.unsubscribe(existing.calendar_id, keys.room_pk(room.room_id))
         self.subscribe(room.calendar_id, keys.room_pk(room.room_id), "room")
@@ -216,9 +220,7 @@ class Repository:
         self.unsubscribe(room.calendar_id, keys.room_pk(room_id))
         with _mapped_errors("delete room"), self._table.batch_writer() as batch:
             batch.delete_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM})
-            batch.delete_item(
-                Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)}
-            )
+            batch.delete_item(Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)})
 
     def list_rooms(self, location_id: str) -> list[str]:
         with _mapped_errors("list rooms"):
@@ -275,7 +277,7 @@ class Repository:
             name=str(item.get("name", "")),
             access_role=item.get("accessRole", "owner"),
             time_zone=_str_or_none(item.get("timeZone")),
-            subscribers={str(k): v for k, v in dict(item.get("subscribers", {})).items()},
+            subscribers={str(k): v for k, v in _as_map(item.get("subscribers")).items()},
         )
 
     def subscribe(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> None:
@@ -304,10 +306,11 @@ class Repository:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
         for index in self._index_items(calendar_id):
-            stale = [k for k in index.get("copies", []) if k.startswith(owner_pk + "|")]
+            copies = _copy_refs(index)
+            stale = [ref for ref in copies if ref[0] == owner_pk]
             if stale:
                 self._delete_copies(stale)
-                remaining = [k for k in index["copies"] if k not in stale]
+                remaining = [list(ref) for ref in copies if ref[0] != owner_pk]
                 with _mapped_errors("update occurrence index"):
                     self._table.update_item(
                         Key={"pk": index["pk"], "sk": index["sk"]},
@@ -330,13 +333,13 @@ class Repository:
             index_key = {"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.occurrence_index_sk(occ.id)}
             with _mapped_errors("read occurrence index"):
                 old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
-            old_copies = [str(k) for k in (old or {}).get("copies", [])]
+            old_copies = _copy_refs(old)
 
             wide_start, wide_end = widest_instants(occ)
             sks = keys.event_sks(wide_start, wide_end, occ.id)
             end_for_cleanup = wide_end
             expires = int((end_for_cleanup + TTL_MARGIN).timestamp())
-            new_copies: list[str] = []
+            new_copies: list[CopyRef] = []
             with _mapped_errors("store occurrence"), self._table.batch_writer() as batch:
                 for owner_pk, role in calendar.subscribers.items():
                     copy = for_room(occ, calendar.access_role) if role == "room" else occ
@@ -352,7 +355,7 @@ class Repository:
                                 "expiresAt": expires,
                             }
                         )
-                        new_copies.append(f"{owner_pk}|{sk}")
+                        new_copies.append((owner_pk, sk))
                         written += 1
                 index_pk = index_key["pk"]
                 batch.put_item(
@@ -362,7 +365,7 @@ class Repository:
                         "occId": occ.id,
                         "etag": occ.etag or "",
                         "end": keys.iso(end_for_cleanup),
-                        "copies": new_copies,
+                        "copies": [list(ref) for ref in new_copies],
                         "gsi1pk": keys.end_bucket(end_for_cleanup, keys.cleanup_shard(index_pk)),
                         "gsi1sk": keys.end_sort(end_for_cleanup, index_pk, index_key["sk"]),
                         "expiresAt": expires,
@@ -380,7 +383,7 @@ class Repository:
             old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
         if old is None:
             return False
-        self._delete_copies([str(k) for k in old.get("copies", [])])
+        self._delete_copies(_copy_refs(old))
         with _mapped_errors("delete occurrence index"):
             self._table.delete_item(Key=index_key)
         return True
@@ -398,10 +401,9 @@ class Repository:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
-    def _delete_copies(self, copies: Sequence[str]) -> None:
+    def _delete_copies(self, copies: Sequence[CopyRef]) -> None:
         with _mapped_errors("delete occurrence copies"), self._table.batch_writer() as batch:
-            for ref in copies:
-                pk, _, sk = ref.partition("|")
+            for pk, sk in copies:
                 batch.delete_item(Key={"pk": pk, "sk": sk})
 
     def read_owner_events(
@@ -475,12 +477,22 @@ class Repository:
 
     def get_cleanup_cursor(self) -> datetime | None:
         with _mapped_errors("read cleanup cursor"):
-            item = self._table.get_item(Key={"pk": "SYS#cleanup", "sk": "CURSOR"}).get("Item")
+            item = self._table.get_item(Key=keys.CLEANUP_CURSOR).get("Item")
         return keys.parse_iso(str(item["until"])) if item else None
 
     def set_cleanup_cursor(self, until: datetime) -> None:
         with _mapped_errors("store cleanup cursor"):
-            self._table.put_item(Item={"pk": "SYS#cleanup", "sk": "CURSOR", "until": keys.iso(until)})
+            self._table.put_item(Item={**keys.CLEANUP_CURSOR, "until": keys.iso(until)})
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _copy_refs(index: Mapping[str, Any] | None) -> list[CopyRef]:
+    """The (pk, sk) of every copy an occurrence index entry lists."""
+    refs = (index or {}).get("copies") or []
+    return [(str(ref[0]), str(ref[1])) for ref in refs]
 
 
 def _str_or_none(value: Any) -> str | None:
