@@ -1,0 +1,635 @@
+"""A CalDAV resource (an iCalendar text) -> the normalized occurrences inside a horizon.
+
+Pure code, no I/O. One resource may hold several VEVENTs: a master and its overrides
+(``RECURRENCE-ID``) share a UID, and some servers (iCloud) put several UIDs in one resource.
+Each UID is a series, expanded on its own; a VEVENT that cannot be read becomes one entry of
+``ParseResult.errors`` and the rest of the resource still parses.
+
+Time:
+
+- ``DTSTART;TZID=`` with an IANA name (or a name icalendar maps to one, e.g. Windows names) is read
+  in that zone; a TZID known only from the resource's VTIMEZONE uses that definition (icalendar
+  builds it); a TZID that is neither is read as floating. UTC (``Z``) is UTC. Floating times
+  are in ``ParseContext.calendar_time_zone``.
+- A recurrence is expanded in wall-clock time in the zone of DTSTART and each instance is
+  placed on the time line with RFC 5545 §3.3.5 (see :func:`~calsync_caldav.recurrence.localize`):
+  an ambiguous local time is its first occurrence, a nonexistent one is shifted forward by the gap.
+- Durations, RFC 5545 §3.8.5.3: with DTEND every instance lasts the *exact* duration of the master
+  (DTEND - DTSTART as instants); with DURATION the *nominal* one (days/weeks in wall-clock time,
+  hours/minutes/seconds exact). A timed event without either lasts zero; an all-day one, one day.
+- All-day events (``VALUE=DATE``) keep dates (end exclusive) and are kept when they may overlap
+  the horizon in any time zone (``widest_instants``), as the store indexes them.
+
+Identity: every occurrence of a series has ``event_id`` = ``series_id`` = UID and ``original_start``
+= its original start (the RECURRENCE-ID of an override) as ISO text: a UTC instant
+(``2026-03-30T07:00:00+00:00``) for timed series, a date (``2026-03-30``) for all-day ones. An
+override therefore keeps the occurrence id of the instance it moves or cancels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar, Component
+from icalendar.prop import vBroken, vDDDLists, vDDDTypes, vRecur
+
+from calsync.domain.links import LinkSettings, find_meeting_link, is_legacy
+from calsync.domain.models import (
+    UTC,
+    Occurrence,
+    Provider,
+    Status,
+    Transparency,
+    Visibility,
+    widest_instants,
+)
+from calsync_caldav.recurrence import Budget, RecurrenceError, Rule, expand, localize, parse_rule
+
+#: structured conference fields, looked at before any free text (PRODUCT.md "Meeting links")
+STRUCTURED_LINK_PROPERTIES: Final = (
+    "X-GOOGLE-CONFERENCE",
+    "X-MICROSOFT-SKYPETEAMSMEETINGURL",
+    "X-MICROSOFT-ONLINEMEETINGURL",
+    "CONFERENCE",
+)
+#: free text searched for a meeting link, in this order (PRODUCT.md: location, URL, description)
+TEXT_LINK_PROPERTIES: Final = ("LOCATION", "URL", "DESCRIPTION")
+
+_VISIBILITY: Final = {
+    "PUBLIC": Visibility.PUBLIC,
+    "PRIVATE": Visibility.PRIVATE,
+    "CONFIDENTIAL": Visibility.CONFIDENTIAL,
+}
+_STATUS: Final = {"TENTATIVE": Status.TENTATIVE, "CANCELLED": Status.CANCELLED}
+# slack around the horizon when choosing which wall-clock starts to generate (UTC offsets reach
+# +14/-12 hours; instances are then filtered exactly)
+_SLACK: Final = timedelta(days=2)
+
+
+class EventError(ValueError):
+    """One VEVENT cannot be turned into occurrences."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What the parser needs to know of the calendar a resource comes from."""
+
+    account_id: str
+    calendar_id: str
+    # lowercased e-mail addresses (and principal URIs) of the account, for rule U4
+    own_addresses: frozenset[str] = frozenset()
+    calendar_writable: bool = True
+    # floating times are read in this zone
+    calendar_time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    links: LinkSettings = field(default_factory=LinkSettings)
+    etag: str | None = None
+
+
+@dataclass(slots=True)
+class ParseResult:
+    occurrences: list[Occurrence] = field(default_factory=list)
+    # one message per VEVENT that could not be parsed (or series that had to be truncated)
+    errors: list[str] = field(default_factory=list)
+
+
+# -- reading properties ---------------------------------------------------------------------------
+
+
+def _values(component: Component, name: str) -> list[Any]:
+    """All values of a property (icalendar returns a list when it occurs more than once)."""
+    value = component.get(name)
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    for item in values:
+        if isinstance(item, vBroken):
+            raise EventError(f"{name} cannot be read: {item!s}")
+    return values
+
+
+def _single(component: Component, name: str) -> Any:
+    values = _values(component, name)
+    if len(values) > 1:
+        raise EventError(f"{name} occurs more than once")
+    return values[0] if values else None
+
+
+def _text(component: Component, name: str) -> str | None:
+    values = _values(component, name)
+    return str(values[0]) if values else None
+
+
+def _texts(component: Component, name: str) -> list[str]:
+    return [str(v) for v in _values(component, name)]
+
+
+def _when(component: Component, name: str) -> date | datetime | None:
+    prop = _single(component, name)
+    if prop is None:
+        return None
+    if not isinstance(prop, vDDDTypes) or not isinstance(prop.dt, date):
+        raise EventError(f"{name} is not a date or date-time")
+    value: date | datetime = prop.dt
+    return value
+
+
+def _duration(component: Component) -> timedelta | None:
+    prop = _single(component, "DURATION")
+    if prop is None:
+        return None
+    if not isinstance(prop, vDDDTypes) or not isinstance(prop.dt, timedelta):
+        raise EventError("DURATION is not a duration")
+    value: timedelta = prop.dt
+    if value < timedelta(0):
+        raise EventError("DURATION is negative")
+    return value
+
+
+def _date_values(component: Component, name: str) -> list[Any]:
+    """Every value of every RDATE/EXDATE line (several per line and several lines): dates,
+    date-times, and (start, end or duration) periods."""
+    out: list[Any] = []
+    for prop in _values(component, name):
+        if not isinstance(prop, vDDDLists):
+            raise EventError(f"{name} cannot be read")
+        out.extend(item.dt for item in prop.dts)
+    return out
+
+
+def _tzid(component: Component, name: str) -> str | None:
+    prop = component.get(name)
+    params = getattr(prop, "params", None)
+    value = params.get("TZID") if params is not None else None
+    return str(value) if value else None
+
+
+# -- time -----------------------------------------------------------------------------------------
+
+
+def _is_datetime(value: object) -> bool:
+    return isinstance(value, datetime)
+
+
+def _zone_name(zone: tzinfo, tzid: str | None) -> str:
+    if isinstance(zone, ZoneInfo):
+        return zone.key
+    if zone is UTC:
+        return "UTC"
+    return tzid or str(zone)
+
+
+def _instant(value: datetime, floating_zone: tzinfo) -> datetime:
+    """A DATE-TIME value on the time line (RFC 5545 §3.3.5 for TZID values, see ``localize``)."""
+    zone = value.tzinfo if value.tzinfo is not None else floating_zone
+    return localize(value.replace(tzinfo=None), zone)
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    start: datetime | date  # UTC instant, or a date for all-day
+    end: datetime | date
+
+
+@dataclass(frozen=True, slots=True)
+class _Timing:
+    """How the instances of a component are placed: its zone, start and duration."""
+
+    all_day: bool
+    zone: tzinfo  # the wall-clock zone of DTSTART (UTC for all-day, unused)
+    zone_name: str | None
+    wall: datetime  # DTSTART as naive wall-clock time (all-day: midnight)
+    exact: timedelta | None = None  # DTEND given: exact duration of every instance
+    nominal: timedelta | None = None  # DURATION given: nominal duration
+    days: int = 1  # all-day length in days
+
+    def key(self, value: date | datetime) -> datetime | date:
+        """The identity of an instance starting at ``value`` (a RECURRENCE-ID / EXDATE / RDATE)."""
+        if self.all_day:
+            return value.date() if isinstance(value, datetime) else value
+        if isinstance(value, datetime):
+            return _instant(value, self.zone)
+        return localize(datetime.combine(value, time()), self.zone)
+
+    def span_at(self, key: datetime | date) -> _Span:
+        """The instance whose original start is ``key`` (see :meth:`key`)."""
+        if isinstance(key, datetime):
+            if self.exact is not None:
+                return _Span(key, key + self.exact)
+            assert self.nominal is not None
+            local = key.astimezone(self.zone).replace(tzinfo=None)
+            day_part = timedelta(days=self.nominal.days)
+            end = localize(local + day_part, self.zone) + (self.nominal - day_part)
+            return _Span(key, max(end, key))
+        return _Span(key, key + timedelta(days=self.days))
+
+    def key_of_wall(self, wall: datetime) -> datetime | date:
+        return wall.date() if self.all_day else localize(wall, self.zone)
+
+    def within(self, key: datetime | date, until: date | datetime) -> bool:
+        """Whether an instance starting at ``key`` is not after UNTIL (instants compared)."""
+        if isinstance(key, datetime):
+            if isinstance(until, datetime):
+                return key <= _instant(until, self.zone)
+            # a DATE UNTIL on a timed rule (invalid, but seen): the whole local day counts
+            return key.astimezone(self.zone).date() <= until
+        return key <= (until.date() if isinstance(until, datetime) else until)
+
+
+def _timing(component: Component, ctx: ParseContext, fallback_start: date | datetime | None) -> _Timing:
+    start = _when(component, "DTSTART")
+    tzid = _tzid(component, "DTSTART")
+    if start is None:
+        start = fallback_start
+        tzid = _tzid(component, "RECURRENCE-ID")
+    if start is None:
+        raise EventError("DTSTART is missing")
+    end = _when(component, "DTEND")
+    duration = _duration(component)
+    if end is not None and duration is not None:
+        raise EventError("both DTEND and DURATION are given")
+    if not isinstance(start, datetime):
+        days = 1
+        if end is not None:
+            end_day = end.date() if isinstance(end, datetime) else end
+            if isinstance(end, datetime) and end.time() != time():
+                end_day += timedelta(days=1)
+            days = (end_day - start).days
+            if days < 0:
+                raise EventError("DTEND is before DTSTART")
+        elif duration is not None:
+            days = duration.days + (1 if duration.seconds or duration.microseconds else 0)
+        return _Timing(True, UTC, None, datetime.combine(start, time()), days=max(days, 1))
+    zone: tzinfo = start.tzinfo if start.tzinfo is not None else ctx.calendar_time_zone
+    wall = start.replace(tzinfo=None)
+    name = _zone_name(zone, tzid if start.tzinfo is not None else None)
+    if duration is not None:
+        return _Timing(False, zone, name, wall, nominal=duration)
+    exact = timedelta(0)
+    if end is not None:
+        if isinstance(end, datetime):
+            end_instant = _instant(end, zone)
+        else:  # a DATE DTEND on a timed event (invalid, but seen): midnight
+            end_instant = localize(datetime.combine(end, time()), zone)
+        exact = end_instant - localize(wall, zone)
+        if exact < timedelta(0):
+            in_order = (
+                isinstance(end, datetime) and end.tzinfo is start.tzinfo and end.replace(tzinfo=None) >= wall
+            )
+            if not in_order:
+                raise EventError("DTEND is before DTSTART")
+            # written in order, reversed only because DTSTART is in a DST gap and moved forward
+            # (02:30-03:00 on a spring-forward day starts at 03:30): an event of no length
+            exact = timedelta(0)
+    return _Timing(False, zone, name, wall, exact=exact)
+
+
+# -- everything but time --------------------------------------------------------------------------
+
+
+def _address(value: str) -> str:
+    address = value.strip().lower()
+    return address[len("mailto:") :] if address.startswith("mailto:") else address
+
+
+@dataclass(frozen=True, slots=True)
+class _Details:
+    title: str | None
+    status: Status
+    visibility: Visibility
+    transparency: Transparency
+    organizer: str | None
+    organizer_is_self: bool
+    meeting_link: str | None
+    legacy: bool
+
+
+def _details(component: Component, ctx: ParseContext) -> _Details:
+    status = _STATUS.get((_text(component, "STATUS") or "").strip().upper(), Status.CONFIRMED)
+    klass = (_text(component, "CLASS") or "").strip().upper()
+    # RFC 5545 §3.8.1.3: an unknown class is treated as PRIVATE
+    visibility = Visibility.DEFAULT if not klass else _VISIBILITY.get(klass, Visibility.PRIVATE)
+    transp = (_text(component, "TRANSP") or "").strip().upper()
+    transparency = Transparency.TRANSPARENT if transp == "TRANSPARENT" else Transparency.OPAQUE
+
+    organizer: str | None = None
+    organizer_is_self = True
+    prop = _single(component, "ORGANIZER")
+    if prop is not None and str(prop).strip():
+        raw = str(prop).strip()
+        email = getattr(prop, "params", {}).get("EMAIL")
+        # iCloud writes ORGANIZER;EMAIL=a@icloud.com:urn:uuid:... ; mailto: is case-insensitive
+        candidates = {raw.lower(), _address(raw)} | ({_address(str(email))} if email else set())
+        own = {_address(a) for a in ctx.own_addresses}
+        organizer_is_self = bool(candidates & own)
+        if raw.lower().startswith("mailto:"):
+            organizer = _address(raw)
+        else:
+            organizer = _address(str(email)) if email else raw
+
+    structured = [v for name in STRUCTURED_LINK_PROPERTIES for v in _texts(component, name)]
+    texts = [v for name in TEXT_LINK_PROPERTIES for v in _texts(component, name)]
+    link = find_meeting_link(structured, texts, ctx.links)
+    return _Details(
+        title=_text(component, "SUMMARY"),
+        status=status,
+        visibility=visibility,
+        transparency=transparency,
+        organizer=organizer,
+        organizer_is_self=organizer_is_self,
+        meeting_link=link,
+        legacy=is_legacy(link, organizer, ctx.links),
+    )
+
+
+# -- occurrences ----------------------------------------------------------------------------------
+
+
+def _original_start(key: datetime | date) -> str:
+    return key.isoformat()
+
+
+def _occurrence(
+    ctx: ParseContext,
+    uid: str,
+    span: _Span,
+    timing: _Timing,
+    details: _Details,
+    *,
+    original: datetime | date | None,
+    cancelled: bool = False,
+) -> Occurrence:
+    recurring = original is not None
+    times: dict[str, Any]
+    if isinstance(span.start, datetime):
+        times = {"start": span.start, "end": span.end, "time_zone": timing.zone_name}
+    else:
+        times = {"start_date": span.start, "end_date": span.end}
+    return Occurrence(
+        provider=Provider.CALDAV,
+        account_id=ctx.account_id,
+        calendar_id=ctx.calendar_id,
+        event_id=uid,
+        title=details.title,
+        series_id=uid if recurring else None,
+        original_start=_original_start(original) if original is not None else None,
+        updatable=ctx.calendar_writable and (details.organizer is None or details.organizer_is_self),
+        organizer_is_self=details.organizer_is_self,
+        organizer=details.organizer,
+        visibility=details.visibility,
+        meeting_link=details.meeting_link,
+        legacy=details.legacy,
+        status=Status.CANCELLED if cancelled else details.status,
+        recurring=recurring,
+        transparency=details.transparency,
+        etag=ctx.etag,
+        **times,
+    )
+
+
+def _overlaps(occ: Occurrence, start: datetime, end: datetime) -> bool:
+    """Whether ``occ`` lies in ``[start, end)``; a zero-length event counts at its start."""
+    first, last = widest_instants(occ)
+    if first == last:
+        return start <= first < end
+    return first < end and last > start
+
+
+@dataclass(slots=True)
+class _Override:
+    component: Component
+    key: datetime | date
+    sequence: int
+
+
+def _sequence(component: Component) -> int:
+    try:
+        return int(_single(component, "SEQUENCE") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _newest(components: list[Component]) -> Component:
+    """The component with the highest SEQUENCE (the first of those on a tie)."""
+    best = components[0]
+    for component in components[1:]:
+        if _sequence(component) > _sequence(best):
+            best = component
+    return best
+
+
+class _Series:
+    """A UID: its master (maybe absent: an invitation to one occurrence) and its overrides."""
+
+    def __init__(self, uid: str) -> None:
+        self.uid = uid
+        self.masters: list[Component] = []
+        self.overrides: list[Component] = []
+
+
+def _rules(master: Component) -> list[Rule]:
+    rules: list[Rule] = []
+    for prop in _values(master, "RRULE"):
+        if not isinstance(prop, vRecur):
+            raise EventError("RRULE cannot be read")
+        rules.append(parse_rule(prop))
+    return rules
+
+
+def _expand_master(
+    *,
+    master: Component,
+    timing: _Timing,
+    horizon: tuple[datetime, datetime],
+    budget: Budget,
+    errors: list[str],
+    uid: str,
+) -> tuple[dict[datetime | date, _Span], bool]:
+    """The instances of the master's recurrence set near the horizon, by original start."""
+    rules = _rules(master)
+    rdates = _date_values(master, "RDATE")
+    exdates = _date_values(master, "EXDATE")
+    recurring = bool(rules or rdates)
+    instances: dict[datetime | date, _Span] = {}
+    start_key = timing.key_of_wall(timing.wall)
+    instances[start_key] = timing.span_at(start_key)
+
+    if rules:
+        zone = UTC if timing.all_day else timing.zone
+        longest = timedelta(days=timing.days)
+        if not timing.all_day:
+            longest = timing.exact if timing.exact is not None else timing.nominal or timedelta(0)
+        window_start = horizon[0].astimezone(zone).replace(tzinfo=None) - longest - _SLACK
+        window_end = horizon[1].astimezone(zone).replace(tzinfo=None) + _SLACK
+        for rule in rules:
+            until = rule.until
+
+            def within(wall: datetime, until: date | datetime | None = until) -> bool:
+                return until is None or timing.within(timing.key_of_wall(wall), until)
+
+            expansion = expand(
+                rule, timing.wall, window_start, window_end, within_until=within, budget=budget
+            )
+            if expansion.truncated:
+                errors.append(f"VEVENT {uid!r}: {expansion.truncated}")
+            for wall in expansion.starts:
+                key = timing.key_of_wall(wall)
+                instances.setdefault(key, timing.span_at(key))
+
+    for value in rdates:
+        if isinstance(value, tuple):  # PERIOD: start/end or start/duration
+            first, second = value
+            key = timing.key(first)
+            if isinstance(key, datetime):
+                end = second if isinstance(second, timedelta) else None
+                stop = key + end if end is not None else timing.key(second)
+                assert isinstance(stop, datetime)
+                instances[key] = _Span(key, max(stop, key))
+            else:
+                instances.setdefault(key, timing.span_at(key))
+        else:
+            key = timing.key(value)
+            instances.setdefault(key, timing.span_at(key))
+
+    excluded_days: set[date] = set()
+    for value in exdates:
+        if isinstance(value, tuple):
+            raise EventError("EXDATE cannot be a period")
+        if not timing.all_day and not isinstance(value, datetime):
+            excluded_days.add(value)  # a DATE EXDATE on a timed series: that local day
+            continue
+        instances.pop(timing.key(value), None)
+    if excluded_days:
+        for key in list(instances):
+            if isinstance(key, datetime) and key.astimezone(timing.zone).date() in excluded_days:
+                del instances[key]
+    return instances, recurring
+
+
+def _series_occurrences(
+    series: _Series,
+    ctx: ParseContext,
+    horizon: tuple[datetime, datetime],
+    budget: Budget,
+    errors: list[str],
+) -> Iterator[Occurrence]:
+    uid = series.uid
+    master = _newest(series.masters) if series.masters else None
+    if len(series.masters) > 1:
+        errors.append(f"VEVENT {uid!r}: {len(series.masters)} masters; the newest is used")
+
+    master_timing: _Timing | None = None
+    master_details: _Details | None = None
+    instances: dict[datetime | date, _Span] = {}
+    recurring = False
+    if master is not None:
+        try:
+            master_timing = _timing(master, ctx, None)
+            master_details = _details(master, ctx)
+            instances, recurring = _expand_master(
+                master=master, timing=master_timing, horizon=horizon, budget=budget, errors=errors, uid=uid
+            )
+        except (EventError, RecurrenceError, ValueError, TypeError, OverflowError) as exc:
+            errors.append(f"VEVENT {uid!r}: {exc}")
+            master = master_timing = master_details = None
+            instances = {}
+
+    # overrides, keyed like the master's instances; the highest SEQUENCE wins per RECURRENCE-ID
+    overrides: dict[datetime | date, _Override] = {}
+    for component in series.overrides:
+        try:
+            rid = _when(component, "RECURRENCE-ID")
+            assert rid is not None
+            key = (master_timing or _timing(component, ctx, rid)).key(rid)
+            # an override of an all-day series given as a date-time, or the other way round
+        except (EventError, ValueError, TypeError, OverflowError) as exc:
+            errors.append(f"VEVENT {uid!r} (RECURRENCE-ID): {exc}")
+            continue
+        known = overrides.get(key)
+        if known is None or _sequence(component) > known.sequence:
+            overrides[key] = _Override(component, key, _sequence(component))
+
+    master_cancelled = master_details is not None and master_details.status is Status.CANCELLED
+    if master is not None and master_timing is not None and master_details is not None:
+        for key, span in instances.items():
+            if key in overrides:
+                continue
+            yield _occurrence(
+                ctx,
+                uid,
+                span,
+                master_timing,
+                master_details,
+                original=key if recurring or overrides else None,
+            )
+    for key, override in overrides.items():
+        try:
+            timing = _timing(override.component, ctx, key)
+            details = _details(override.component, ctx)
+            span = timing.span_at(timing.key_of_wall(timing.wall))
+            yield _occurrence(ctx, uid, span, timing, details, original=key, cancelled=master_cancelled)
+        except (EventError, ValueError, TypeError, OverflowError) as exc:
+            errors.append(f"VEVENT {uid!r} (RECURRENCE-ID {_original_start(key)}): {exc}")
+
+
+def _events(calendars: Iterable[Component], errors: list[str]) -> dict[str, _Series]:
+    groups: dict[str, _Series] = {}
+    for calendar in calendars:
+        for component in calendar.subcomponents:
+            if component.name != "VEVENT":
+                continue
+            try:
+                uid = _text(component, "UID")
+            except EventError as exc:
+                uid = None
+                errors.append(f"VEVENT: {exc}")
+                continue
+            if not uid or not uid.strip():
+                errors.append("VEVENT without UID")
+                continue
+            series = groups.setdefault(uid, _Series(uid))
+            if component.get("RECURRENCE-ID") is not None:
+                series.overrides.append(component)
+            else:
+                series.masters.append(component)
+    return groups
+
+
+def parse_resource(
+    text: str, ctx: ParseContext, horizon_start: datetime, horizon_end: datetime
+) -> ParseResult:
+    """The occurrences of the VEVENTs in ``text`` that overlap ``[horizon_start, horizon_end)``."""
+    if horizon_start.tzinfo is None or horizon_end.tzinfo is None:
+        raise ValueError("the horizon must be given as aware datetimes")
+    horizon = (horizon_start.astimezone(UTC), horizon_end.astimezone(UTC))
+    result = ParseResult()
+    try:
+        parsed = Calendar.from_ical(text, multiple=True)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        result.errors.append(f"not an iCalendar resource: {exc}")
+        return result
+    calendars = [c for c in (parsed if isinstance(parsed, list) else [parsed]) if c.name == "VCALENDAR"]
+    if not calendars:
+        result.errors.append("not an iCalendar resource: no VCALENDAR")
+        return result
+    budget = Budget()
+    for series in _events(calendars, result.errors).values():
+        occurrences = sorted(
+            (o for o in _series_occurrences(series, ctx, horizon, budget, result.errors)),
+            key=lambda o: (widest_instants(o), o.original_start or ""),
+        )
+        result.occurrences.extend(o for o in occurrences if _overlaps(o, *horizon))
+    return result
+
+
+__all__ = [
+    "STRUCTURED_LINK_PROPERTIES",
+    "TEXT_LINK_PROPERTIES",
+    "EventError",
+    "ParseContext",
+    "ParseResult",
+    "parse_resource",
+]

@@ -1,0 +1,783 @@
+"""CalDAV resources -> occurrences (issue 4): ``calsync_caldav.parse_resource``.
+
+Rules: C10 (recurring series: every occurrence in the horizon, moved and cancelled ones honoured),
+S10 (horizon), U4 (updatable), U5 (recurring), U6 (legacy), U7 (cancelled), R4 (privacy class).
+Every test passes its horizon explicitly; nothing depends on the clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from calsync.domain.models import UTC, Occurrence, Provider, Status, Transparency, Visibility
+from calsync_caldav import MAX_INSTANCES, ParseContext, ParseResult, localize, parse_resource
+from tests.support.builders import LEGACY_LINK, LINK_A, LINK_B, LINKS, at
+
+CTX = ParseContext(
+    account_id="acct-1",
+    calendar_id="cal-1",
+    own_addresses=frozenset({"me@example.com"}),
+    calendar_writable=True,
+    links=LINKS,
+    etag='"etag-1"',
+)
+# a March/April 2026 horizon: Europe springs forward on 29 March, New York on 8 March
+H0, H1 = at("2026-03-01T00:00:00Z"), at("2026-05-01T00:00:00Z")
+
+BERLIN_VTIMEZONE = """BEGIN:VTIMEZONE
+TZID:Custom Central European
+BEGIN:STANDARD
+DTSTART:19701025T030000
+RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+TZNAME:CET
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:19700329T020000
+RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+TZNAME:CEST
+END:DAYLIGHT
+END:VTIMEZONE"""
+
+
+def vevent(*lines: str, uid: str = "evt-1") -> str:
+    body = [f"UID:{uid}", "DTSTAMP:20260101T000000Z", *lines]
+    return "\n".join(["BEGIN:VEVENT", *body, "END:VEVENT"])
+
+
+def ics(*components: str) -> str:
+    return "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//test//EN",
+            *"\n".join(components).split("\n"),
+            "END:VCALENDAR",
+        ]
+    )
+
+
+def parse(*components: str, ctx: ParseContext = CTX, start: datetime = H0, end: datetime = H1) -> ParseResult:
+    return parse_resource(ics(*components), ctx, start, end)
+
+
+def only(result: ParseResult) -> Occurrence:
+    assert result.errors == []
+    assert len(result.occurrences) == 1, result.occurrences
+    return result.occurrences[0]
+
+
+def starts(result: ParseResult) -> list[datetime | date | None]:
+    return [o.start if o.start is not None else o.start_date for o in result.occurrences]
+
+
+# -- single events, time -------------------------------------------------------------------------
+
+
+def test_a_timed_event_in_an_iana_zone() -> None:
+    # rules U1 / S10: the instants every window is computed from
+    occ = only(
+        parse(
+            vevent(
+                "DTSTART;TZID=Europe/Berlin:20260310T090000",
+                "DTEND;TZID=Europe/Berlin:20260310T100000",
+                "SUMMARY:Planning",
+            )
+        )
+    )
+    assert occ.provider is Provider.CALDAV
+    assert (occ.account_id, occ.calendar_id, occ.event_id) == ("acct-1", "cal-1", "evt-1")
+    assert (occ.start, occ.end) == (at("2026-03-10T08:00:00Z"), at("2026-03-10T09:00:00Z"))
+    assert occ.time_zone == "Europe/Berlin"
+    assert occ.title == "Planning"
+    assert occ.etag == '"etag-1"'
+    assert not occ.recurring and occ.series_id is None and occ.original_start is None
+    assert occ.status is Status.CONFIRMED and occ.transparency is Transparency.OPAQUE
+
+
+def test_no_summary_is_no_title_and_utc_times() -> None:
+    # rules U1 / U8 (title) / S10
+    occ = only(parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T093000Z")))
+    assert occ.title is None
+    assert (occ.start, occ.end) == (at("2026-03-10T09:00:00Z"), at("2026-03-10T09:30:00Z"))
+    assert occ.time_zone == "UTC"
+
+
+def test_floating_times_are_read_in_the_calendar_time_zone() -> None:
+    # rules U1 / S10
+    from zoneinfo import ZoneInfo
+
+    ctx = ParseContext("acct-1", "cal-1", calendar_time_zone=ZoneInfo("America/New_York"))
+    occ = only(parse(vevent("DTSTART:20260310T090000", "DTEND:20260310T100000"), ctx=ctx))
+    assert occ.start == at("2026-03-10T13:00:00Z")  # 09:00 EDT
+    assert occ.time_zone == "America/New_York"
+
+
+def test_a_tzid_defined_only_by_the_resources_vtimezone() -> None:
+    # rules U1 / S10
+    occ = only(
+        parse(
+            BERLIN_VTIMEZONE,
+            vevent(
+                "DTSTART;TZID=Custom Central European:20260310T090000",
+                "DTEND;TZID=Custom Central European:20260310T100000",
+            ),
+        )
+    )
+    assert (occ.start, occ.end) == (at("2026-03-10T08:00:00Z"), at("2026-03-10T09:00:00Z"))
+    assert occ.time_zone == "Custom Central European"
+
+
+def test_a_windows_time_zone_name_is_mapped() -> None:
+    # rules U1 / S10
+    occ = only(parse(vevent("DTSTART;TZID=W. Europe Standard Time:20260310T090000", "DURATION:PT1H")))
+    assert occ.start == at("2026-03-10T08:00:00Z")
+
+
+def test_a_timed_event_without_dtend_has_no_length_and_duration_is_honoured() -> None:
+    # rules U2 / U3 need the end: RFC 5545 §3.6.1
+    zero = only(parse(vevent("DTSTART:20260310T090000Z")))
+    assert zero.start == zero.end == at("2026-03-10T09:00:00Z")
+    long = only(parse(vevent("DTSTART:20260310T090000Z", "DURATION:PT45M")))
+    assert long.end == at("2026-03-10T09:45:00Z")
+
+
+def test_dtend_before_dtstart_is_an_error() -> None:
+    # rule X5: bad input is reported, not stored
+    result = parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T080000Z"))
+    assert result.occurrences == []
+    assert len(result.errors) == 1 and "DTEND is before DTSTART" in result.errors[0]
+
+
+def test_all_day_dtend_is_exclusive_and_a_missing_dtend_is_one_day() -> None:
+    # rule U3 counts all-day events by calendar days: the parser must keep dates, not instants
+    two = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "DTEND;VALUE=DATE:20260312")))
+    assert (two.start_date, two.end_date) == (date(2026, 3, 10), date(2026, 3, 12))
+    assert two.all_day and two.start is None and two.time_zone is None
+    one = only(parse(vevent("DTSTART;VALUE=DATE:20260310")))
+    assert (one.start_date, one.end_date) == (date(2026, 3, 10), date(2026, 3, 11))
+    by_duration = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "DURATION:P3D")))
+    assert by_duration.end_date == date(2026, 3, 13)
+
+
+def test_nonexistent_local_time_is_shifted_forward_by_the_gap() -> None:
+    # rules U1 / C10: deterministic DST handling
+    # RFC 5545 §3.3.5: 02:30 on 8 March 2026 does not exist in New York -> 03:30 EDT
+    occ = only(parse(vevent("DTSTART;TZID=America/New_York:20260308T023000", "DURATION:PT30M")))
+    assert occ.start == at("2026-03-08T07:30:00Z")
+
+
+def test_dtend_just_after_a_gap_start_gives_no_length_not_an_error() -> None:
+    # rules U1 / C10: deterministic DST handling
+    # 02:30-03:00 Berlin on 29 March: DTSTART does not exist and moves to 03:30, after DTEND
+    occ = only(
+        parse(
+            vevent("DTSTART;TZID=Europe/Berlin:20260329T023000", "DTEND;TZID=Europe/Berlin:20260329T030000")
+        )
+    )
+    assert occ.start == occ.end == at("2026-03-29T01:30:00Z")
+
+
+def test_ambiguous_local_time_is_its_first_occurrence() -> None:
+    # rules U1 / C10: deterministic DST handling
+    # RFC 5545 §3.3.5: 01:30 on 1 November 2026 occurs twice in New York -> the first, EDT
+    occ = only(
+        parse(
+            vevent("DTSTART;TZID=America/New_York:20261101T013000", "DURATION:PT30M"),
+            end=at("2027-01-01T00:00:00Z"),
+        )
+    )
+    assert occ.start == at("2026-11-01T05:30:00Z")
+
+
+def test_gaps_and_overlaps_agree_for_iana_and_vtimezone_zones() -> None:
+    # rules U1 / C10: deterministic DST handling
+    # localize() handles dateutil zones (built from VTIMEZONE) as zoneinfo does PEP 495 fold=0
+    from zoneinfo import ZoneInfo
+
+    from icalendar import Calendar
+
+    cal = Calendar.from_ical(
+        ics(BERLIN_VTIMEZONE, vevent("DTSTART;TZID=Custom Central European:20260329T023000"))
+    )
+    custom = cal.walk("VEVENT")[0].decoded("DTSTART").tzinfo
+    berlin = ZoneInfo("Europe/Berlin")
+    for wall in (
+        datetime(2026, 3, 29, 2, 30),  # gap
+        datetime(2026, 3, 29, 1, 59),
+        datetime(2026, 3, 29, 3, 0),
+        datetime(2026, 10, 25, 2, 30),  # overlap
+        datetime(2026, 10, 25, 3, 0),
+        datetime(2026, 7, 1, 12, 0),
+    ):
+        assert localize(wall, custom) == localize(wall, berlin), wall
+    assert localize(datetime(2026, 3, 29, 2, 30), custom) == at("2026-03-29T01:30:00Z")
+    assert localize(datetime(2026, 10, 25, 2, 30), custom) == at("2026-10-25T00:30:00Z")
+
+
+# -- recurrence (rule C10) ------------------------------------------------------------------------
+
+
+def test_daily_count() -> None:
+    # rule C10
+    result = parse(vevent("DTSTART:20260302T090000Z", "DURATION:PT30M", "RRULE:FREQ=DAILY;COUNT=3"))
+    assert starts(result) == [at(f"2026-03-0{d}T09:00:00Z") for d in (2, 3, 4)]
+    assert all(o.recurring and o.series_id == "evt-1" for o in result.occurrences)
+
+
+def test_weekly_byday_interval_until() -> None:
+    # rule C10: every second week, Monday and Thursday, until 26 March (inclusive)
+    result = parse(
+        vevent(
+            "DTSTART;TZID=Europe/Berlin:20260302T100000",
+            "DTEND;TZID=Europe/Berlin:20260302T103000",
+            "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,TH;UNTIL=20260326T090000Z",
+        )
+    )
+    assert [s.date() for s in starts(result)] == [  # type: ignore[union-attr]
+        date(2026, 3, 2),
+        date(2026, 3, 5),
+        date(2026, 3, 16),
+        date(2026, 3, 19),
+    ]
+
+
+def test_monthly_bymonthday_and_last_weekday() -> None:
+    # rule C10
+    by_day = parse(vevent("DTSTART:20260315T120000Z", "RRULE:FREQ=MONTHLY;BYMONTHDAY=15,-1;COUNT=4"))
+    assert starts(by_day) == [
+        at("2026-03-15T12:00:00Z"),
+        at("2026-03-31T12:00:00Z"),
+        at("2026-04-15T12:00:00Z"),
+        at("2026-04-30T12:00:00Z"),
+    ]
+    last_friday = parse(vevent("DTSTART:20260327T120000Z", "RRULE:FREQ=MONTHLY;BYDAY=-1FR"))
+    assert starts(last_friday) == [at("2026-03-27T12:00:00Z"), at("2026-04-24T12:00:00Z")]
+
+
+def test_wall_clock_expansion_keeps_0900_across_dst() -> None:
+    # rule C10: 09:00 Europe/Berlin is 08:00Z before 29 March and 07:00Z after
+    result = parse(
+        vevent(
+            "DTSTART;TZID=Europe/Berlin:20260326T090000",
+            "DTEND;TZID=Europe/Berlin:20260326T093000",
+            "RRULE:FREQ=DAILY;COUNT=6",
+        )
+    )
+    assert starts(result) == [
+        at("2026-03-26T08:00:00Z"),
+        at("2026-03-27T08:00:00Z"),
+        at("2026-03-28T08:00:00Z"),
+        at("2026-03-29T07:00:00Z"),
+        at("2026-03-30T07:00:00Z"),
+        at("2026-03-31T07:00:00Z"),
+    ]
+    assert all(o.end - o.start == timedelta(minutes=30) for o in result.occurrences)  # type: ignore[operator]
+
+
+def test_dtend_gives_every_instance_the_exact_duration_and_duration_the_nominal_one() -> None:
+    # RFC 5545 §3.8.5.3; rule C10. 01:30-03:30 New York on the spring-forward day (8 March):
+    exact = parse(
+        vevent(
+            "DTSTART;TZID=America/New_York:20260307T013000",
+            "DTEND;TZID=America/New_York:20260307T033000",
+            "RRULE:FREQ=DAILY;COUNT=2",
+        )
+    )
+    assert [o.end - o.start for o in exact.occurrences] == [timedelta(hours=2)] * 2  # type: ignore[operator]
+    nominal = parse(
+        vevent(
+            "DTSTART;TZID=America/New_York:20260307T120000",
+            "DURATION:P1D",
+            "RRULE:FREQ=DAILY;COUNT=2",
+        )
+    )
+    # a day is 23 hours long when it contains the change
+    assert [o.end - o.start for o in nominal.occurrences] == [timedelta(hours=23), timedelta(hours=24)]  # type: ignore[operator]
+
+
+def test_rdate_adds_instances_including_periods() -> None:
+    # rule C10
+    result = parse(
+        vevent(
+            "DTSTART:20260302T090000Z",
+            "DTEND:20260302T100000Z",
+            "RDATE:20260310T090000Z,20260311T150000Z",
+            "RDATE;VALUE=PERIOD:20260312T080000Z/20260312T083000Z,20260313T080000Z/PT2H",
+        )
+    )
+    spans = [(o.start, o.end) for o in result.occurrences]
+    assert spans == [
+        (at("2026-03-02T09:00:00Z"), at("2026-03-02T10:00:00Z")),
+        (at("2026-03-10T09:00:00Z"), at("2026-03-10T10:00:00Z")),
+        (at("2026-03-11T15:00:00Z"), at("2026-03-11T16:00:00Z")),
+        (at("2026-03-12T08:00:00Z"), at("2026-03-12T08:30:00Z")),
+        (at("2026-03-13T08:00:00Z"), at("2026-03-13T10:00:00Z")),
+    ]
+    assert all(o.recurring for o in result.occurrences)
+
+
+def test_exdate_several_per_line_several_lines_and_other_notations() -> None:
+    # rule C10: 09:00 Berlin daily for 8 days; EXDATEs in TZID form (two on one line), in UTC,
+    # and in a second TZID line
+    result = parse(
+        vevent(
+            "DTSTART;TZID=Europe/Berlin:20260302T090000",
+            "DURATION:PT1H",
+            "RRULE:FREQ=DAILY;COUNT=8",
+            "EXDATE;TZID=Europe/Berlin:20260303T090000,20260305T090000",
+            "EXDATE:20260306T080000Z",
+            "EXDATE;TZID=Europe/Berlin:20260309T090000",
+        )
+    )
+    assert [s.day for s in starts(result)] == [2, 4, 7, 8]  # type: ignore[union-attr]
+
+
+def test_all_day_series_with_exdate() -> None:
+    # rule C10
+    result = parse(
+        vevent(
+            "DTSTART;VALUE=DATE:20260302",
+            "DTEND;VALUE=DATE:20260303",
+            "RRULE:FREQ=WEEKLY;COUNT=4",
+            "EXDATE;VALUE=DATE:20260309",
+        )
+    )
+    assert starts(result) == [date(2026, 3, 2), date(2026, 3, 16), date(2026, 3, 23)]
+    assert [o.original_start for o in result.occurrences] == ["2026-03-02", "2026-03-16", "2026-03-23"]
+
+
+def test_dtstart_is_always_the_first_instance_and_counts() -> None:
+    # rule C10
+    # RFC 5545 §3.8.5.3 (documented choice for an unsynchronized DTSTART): a Wednesday DTSTART with
+    # BYDAY=MO;COUNT=2 is the Wednesday and one Monday
+    result = parse(vevent("DTSTART:20260304T090000Z", "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2"))
+    assert starts(result) == [at("2026-03-04T09:00:00Z"), at("2026-03-09T09:00:00Z")]
+
+
+def test_until_before_dtstart_leaves_dtstart() -> None:
+    # rule C10
+    # documented choice: RFC 5545 §3.8.5.3, DTSTART "defines the first instance" of the set
+    result = parse(vevent("DTSTART:20260304T090000Z", "RRULE:FREQ=DAILY;UNTIL=20260301T000000Z"))
+    assert starts(result) == [at("2026-03-04T09:00:00Z")]
+
+
+def test_moved_override_keeps_the_identity_of_its_occurrence() -> None:
+    # rule C10: the 4 March occurrence moves to 15:00; it keeps event_id, original_start and id
+    master = vevent(
+        "DTSTART;TZID=Europe/Berlin:20260302T090000",
+        "DTEND;TZID=Europe/Berlin:20260302T093000",
+        "RRULE:FREQ=DAILY;COUNT=5",
+        "SUMMARY:Standup",
+    )
+    before = parse(master)
+    override = vevent(
+        "RECURRENCE-ID;TZID=Europe/Berlin:20260304T090000",
+        "DTSTART;TZID=Europe/Berlin:20260304T150000",
+        "DTEND;TZID=Europe/Berlin:20260304T160000",
+        "SUMMARY:Standup (late)",
+    )
+    after = parse(master, override)
+    assert after.errors == []
+    moved = next(o for o in after.occurrences if o.title == "Standup (late)")
+    original = next(o for o in before.occurrences if o.start == at("2026-03-04T08:00:00Z"))
+    assert (moved.start, moved.end) == (at("2026-03-04T14:00:00Z"), at("2026-03-04T15:00:00Z"))
+    assert moved.event_id == moved.series_id == "evt-1"
+    assert moved.original_start == "2026-03-04T08:00:00+00:00" == original.original_start
+    assert moved.id == original.id
+    assert moved.recurring
+    assert len(after.occurrences) == 5
+    assert at("2026-03-04T08:00:00Z") not in starts(after)
+
+
+def test_override_given_in_utc_matches_a_tzid_series() -> None:
+    # rule C10: RECURRENCE-ID in UTC, the master in Europe/Berlin (Outlook writes it so)
+    result = parse(
+        vevent("DTSTART;TZID=Europe/Berlin:20260302T090000", "RRULE:FREQ=DAILY;COUNT=3"),
+        vevent("RECURRENCE-ID:20260303T080000Z", "DTSTART:20260303T120000Z", "SUMMARY:moved"),
+    )
+    assert starts(result) == [
+        at("2026-03-02T08:00:00Z"),
+        at("2026-03-03T12:00:00Z"),
+        at("2026-03-04T08:00:00Z"),
+    ]
+
+
+def test_cancelled_override_is_a_cancelled_occurrence() -> None:
+    # rule U7: kept, flagged cancelled, so that explain can show why it is left out
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "DURATION:PT30M", "RRULE:FREQ=DAILY;COUNT=3"),
+        vevent(
+            "RECURRENCE-ID:20260303T090000Z",
+            "DTSTART:20260303T090000Z",
+            "DURATION:PT30M",
+            "STATUS:CANCELLED",
+        ),
+    )
+    assert [(o.start, o.status) for o in result.occurrences] == [
+        (at("2026-03-02T09:00:00Z"), Status.CONFIRMED),
+        (at("2026-03-03T09:00:00Z"), Status.CANCELLED),
+        (at("2026-03-04T09:00:00Z"), Status.CONFIRMED),
+    ]
+    assert result.occurrences[1].original_start == "2026-03-03T09:00:00+00:00"
+
+
+def test_highest_sequence_wins_between_two_overrides() -> None:
+    # rule C10
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2"),
+        vevent("RECURRENCE-ID:20260303T090000Z", "SEQUENCE:2", "DTSTART:20260303T110000Z", "SUMMARY:new"),
+        vevent("RECURRENCE-ID:20260303T090000Z", "SEQUENCE:1", "DTSTART:20260303T100000Z", "SUMMARY:old"),
+    )
+    assert [o.title for o in result.occurrences] == [None, "new"]
+
+
+def test_override_not_produced_by_the_rule_is_still_an_occurrence() -> None:
+    # rule C10: a RECURRENCE-ID outside the rule (a Saturday of a weekday series)
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=2"),
+        vevent("RECURRENCE-ID:20260307T090000Z", "DTSTART:20260307T100000Z", "SUMMARY:extra"),
+    )
+    assert starts(result) == [
+        at("2026-03-02T09:00:00Z"),
+        at("2026-03-07T10:00:00Z"),
+        at("2026-03-09T09:00:00Z"),
+    ]
+    extra = result.occurrences[1]
+    assert extra.recurring and extra.original_start == "2026-03-07T09:00:00+00:00"
+
+
+def test_an_override_without_its_master_is_an_occurrence_of_the_series() -> None:
+    # rule C10 / U5: invited to one occurrence only, the server sends just the override
+    occ = only(
+        parse(
+            vevent(
+                "RECURRENCE-ID;TZID=Europe/Berlin:20260304T090000",
+                "DTSTART;TZID=Europe/Berlin:20260304T100000",
+                "DTEND;TZID=Europe/Berlin:20260304T110000",
+            )
+        )
+    )
+    assert occ.recurring and occ.series_id == "evt-1"
+    assert occ.start == at("2026-03-04T09:00:00Z")
+    assert occ.original_start == "2026-03-04T08:00:00+00:00"
+
+
+def test_cancelled_master_cancels_every_occurrence() -> None:
+    # rule U7: the whole series is cancelled, overrides included
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=3", "STATUS:CANCELLED"),
+        vevent("RECURRENCE-ID:20260303T090000Z", "DTSTART:20260303T100000Z", "STATUS:CONFIRMED"),
+    )
+    assert len(result.occurrences) == 3
+    assert all(o.cancelled for o in result.occurrences)
+
+
+def test_moved_occurrence_enters_or_leaves_the_horizon() -> None:
+    # rules C10 / S10: an occurrence moved from outside the horizon into it is there, and one
+    # moved out of it is gone (with no trace of its original slot)
+    start, end = at("2026-03-10T00:00:00Z"), at("2026-03-12T00:00:00Z")
+    result = parse(
+        vevent("DTSTART:20260309T090000Z", "RRULE:FREQ=DAILY;COUNT=4"),
+        vevent("RECURRENCE-ID:20260309T090000Z", "DTSTART:20260310T180000Z", "SUMMARY:into"),
+        vevent("RECURRENCE-ID:20260311T090000Z", "DTSTART:20260320T090000Z", "SUMMARY:out"),
+        start=start,
+        end=end,
+    )
+    assert [(o.start, o.title) for o in result.occurrences] == [
+        (at("2026-03-10T09:00:00Z"), None),
+        (at("2026-03-10T18:00:00Z"), "into"),
+    ]
+
+
+def test_several_uids_in_one_resource() -> None:
+    # rule C10 (issue 4: iCloud)
+    # iCloud puts several events in one resource; each is its own event or series
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "SUMMARY:one", uid="a"),
+        vevent("DTSTART:20260303T090000Z", "RRULE:FREQ=DAILY;COUNT=2", "SUMMARY:two", uid="b"),
+        vevent("RECURRENCE-ID:20260304T090000Z", "DTSTART:20260304T100000Z", "SUMMARY:two*", uid="b"),
+    )
+    assert result.errors == []
+    assert [(o.event_id, o.title, o.recurring) for o in result.occurrences] == [
+        ("a", "one", False),
+        ("b", "two", True),
+        ("b", "two*", True),
+    ]
+
+
+# -- horizon (rule S10) ---------------------------------------------------------------------------
+
+
+def test_only_occurrences_overlapping_the_horizon() -> None:
+    # rule S10: [start, end): an event in progress at the start is in, one ending exactly at the
+    # start is out, one starting exactly at the end is out
+    start, end = at("2026-03-10T00:00:00Z"), at("2026-03-11T00:00:00Z")
+    result = parse(
+        vevent("DTSTART:20260309T230000Z", "DTEND:20260310T010000Z", uid="in-progress"),
+        vevent("DTSTART:20260309T230000Z", "DTEND:20260310T000000Z", uid="ended"),
+        vevent("DTSTART:20260311T000000Z", "DTEND:20260311T010000Z", uid="after"),
+        vevent("DTSTART:20260310T000000Z", uid="zero-at-start"),
+        start=start,
+        end=end,
+    )
+    assert [o.event_id for o in result.occurrences] == ["in-progress", "zero-at-start"]
+
+
+def test_all_day_events_are_kept_where_any_time_zone_may_place_them() -> None:
+    # rule S10: 9 March is still "today" at 11:00Z in UTC-12 -> kept for a horizon from 10 March
+    result = parse(
+        vevent("DTSTART;VALUE=DATE:20260309", uid="yesterday"),
+        vevent("DTSTART;VALUE=DATE:20260307", uid="long-ago"),
+        start=at("2026-03-10T00:00:00Z"),
+        end=at("2026-03-11T00:00:00Z"),
+    )
+    assert [o.event_id for o in result.occurrences] == ["yesterday"]
+
+
+def test_a_series_that_began_long_ago_is_expanded_in_the_horizon() -> None:
+    # rule C10: a daily standup since 1990 (no COUNT: fast-forwarded, not truncated)
+    result = parse(vevent("DTSTART;TZID=Europe/Berlin:19900102T090000", "DURATION:PT15M", "RRULE:FREQ=DAILY"))
+    assert result.errors == []
+    assert len(result.occurrences) == 61  # March and April 2026
+    assert result.occurrences[0].start == at("2026-03-01T08:00:00Z")
+    assert result.occurrences[0].original_start == "2026-03-01T08:00:00+00:00"
+
+
+def test_expansion_is_capped() -> None:
+    # a hostile rule cannot exhaust the function: hourly for three months is more than the cap
+    result = parse(vevent("DTSTART:20260301T000000Z", "RRULE:FREQ=HOURLY"), end=at("2026-06-01T00:00:00Z"))
+    assert len(result.occurrences) == MAX_INSTANCES
+    assert len(result.errors) == 1 and "occurrences in the horizon" in result.errors[0]
+
+
+def test_rules_that_never_match_or_are_too_fine_end_with_an_error_not_a_hang() -> None:
+    # rules C10 / X5: bounded work on hostile input
+    # 30 February never exists; counted from 1604 it would be scanned day by day for centuries
+    counted = parse(vevent("DTSTART:16040101T090000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=3"))
+    assert len(counted.occurrences) == 0
+    assert len(counted.errors) == 1 and "too many periods" in counted.errors[0]
+    uncounted = parse(vevent("DTSTART:16040101T090000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"))
+    assert uncounted.errors == [] and uncounted.occurrences == []
+    secondly = parse(vevent("DTSTART:20260301T000000Z", "RRULE:FREQ=SECONDLY"))
+    assert secondly.occurrences == [] and "FREQ=SECONDLY is not supported" in secondly.errors[0]
+
+
+def test_the_expansion_budget_is_per_resource_and_pays_for_what_is_scanned() -> None:
+    # rules C10 / X5: bounded work on hostile input
+    # many ordinary series in one resource are all expanded (a COUNT series that ended long ago
+    # costs only its own periods) ...
+    ordinary = parse(
+        *(
+            vevent(f"DTSTART:20{i % 20:02d}0101T090000Z", "RRULE:FREQ=DAILY;COUNT=30", uid=f"old-{i}")
+            for i in range(100)
+        ),
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2", uid="current"),
+    )
+    assert ordinary.errors == []
+    assert [o.event_id for o in ordinary.occurrences] == ["current", "current"]
+    # ... while never-matching counted series exhaust it, and the rest are left out with an error
+    hostile = parse(
+        *(
+            vevent(
+                "DTSTART:16040101T090000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=5", uid=f"h-{i}"
+            )
+            for i in range(50)
+        ),
+    )
+    assert len(hostile.errors) == 50
+    assert any("too many recurrences" in e for e in hostile.errors)
+
+
+# -- everything but time (U4, U5, U6, R4) --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("klass", "visibility"),
+    [
+        (None, Visibility.DEFAULT),
+        ("PUBLIC", Visibility.PUBLIC),
+        ("PRIVATE", Visibility.PRIVATE),
+        ("CONFIDENTIAL", Visibility.CONFIDENTIAL),
+        ("confidential", Visibility.CONFIDENTIAL),
+        ("X-SECRET", Visibility.PRIVATE),  # RFC 5545 §3.8.1.3: unknown classes are private
+    ],
+)
+def test_class_maps_to_visibility(klass: str | None, visibility: Visibility) -> None:
+    # rule R4 (a private or confidential event is shown without title in rooms)
+    lines = ["DTSTART:20260302T090000Z"] + ([f"CLASS:{klass}"] if klass else [])
+    occ = only(parse(vevent(*lines)))
+    assert occ.visibility is visibility
+    assert occ.private is (visibility in (Visibility.PRIVATE, Visibility.CONFIDENTIAL))
+
+
+def test_transparent_events() -> None:
+    # rule C11 (free time does not block)
+    occ = only(parse(vevent("DTSTART:20260302T090000Z", "TRANSP:TRANSPARENT")))
+    assert occ.transparency is Transparency.TRANSPARENT
+
+
+@pytest.mark.parametrize(
+    ("organizer", "writable", "is_self", "updatable"),
+    [
+        (None, True, True, True),
+        ("ORGANIZER:mailto:me@example.com", True, True, True),
+        ("ORGANIZER;CN=Me:MAILTO:Me@Example.COM", True, True, True),
+        ("ORGANIZER:mailto:boss@example.com", True, False, False),
+        ("ORGANIZER;EMAIL=me@example.com:urn:uuid:0d5a-4c1e", True, True, True),
+        ("ORGANIZER:mailto:me@example.com", False, True, False),
+        (None, False, True, False),
+    ],
+)
+def test_organizer_and_updatable(
+    organizer: str | None, writable: bool, is_self: bool, updatable: bool
+) -> None:
+    # rule U4 (PRODUCT.md "Updatable", CalDAV): writable calendar, and no ORGANIZER or one of ours
+    ctx = ParseContext(
+        "acct-1", "cal-1", own_addresses=frozenset({"me@example.com"}), calendar_writable=writable
+    )
+    lines = ["DTSTART:20260302T090000Z"] + ([organizer] if organizer else [])
+    occ = only(parse(vevent(*lines), ctx=ctx))
+    assert (occ.organizer_is_self, occ.updatable) == (is_self, updatable)
+    if organizer and "boss" in organizer:
+        assert occ.organizer == "boss@example.com"
+
+
+def test_structured_conference_fields_come_before_text() -> None:
+    # rules U5 / U10 / R6 depend on the meeting link
+    # meeting links (PRODUCT.md): structured fields first, then location, URL, description
+    occ = only(
+        parse(
+            vevent(
+                "DTSTART:20260302T090000Z",
+                f"LOCATION:Room 1 {LINK_A}",
+                f"X-GOOGLE-CONFERENCE:{LINK_B}",
+            )
+        )
+    )
+    assert occ.meeting_link == LINK_B
+    conference = only(
+        parse(
+            vevent(
+                "DTSTART:20260302T090000Z",
+                f"DESCRIPTION:{LINK_A}",
+                f"CONFERENCE;VALUE=URI;FEATURE=VIDEO:{LINK_B}",
+            )
+        )
+    )
+    assert conference.meeting_link == LINK_B
+    teams = only(
+        parse(
+            vevent(
+                "DTSTART:20260302T090000Z", "X-MICROSOFT-SKYPETEAMSMEETINGURL:https://teams.microsoft.com/l/x"
+            )
+        )
+    )
+    assert teams.meeting_link == "https://teams.microsoft.com/l/x"
+
+
+def test_text_fields_in_order_location_url_description() -> None:
+    # rules U5 / U10 / R6 depend on the meeting link
+    occ = only(
+        parse(
+            vevent(
+                "DTSTART:20260302T090000Z",
+                f"DESCRIPTION:Join {LINK_A}",
+                f"URL:{LINK_B}",
+                "LOCATION:Room 1, https://example.org/not-a-meeting",
+            )
+        )
+    )
+    assert occ.meeting_link == LINK_B
+    nothing = only(parse(vevent("DTSTART:20260302T090000Z", "LOCATION:Room 1")))
+    assert nothing.meeting_link is None
+
+
+def test_legacy_links_and_organizers() -> None:
+    # rule U6
+    by_link = only(parse(vevent("DTSTART:20260302T090000Z", f"LOCATION:{LEGACY_LINK}")))
+    assert by_link.meeting_link == LEGACY_LINK and by_link.legacy
+    by_organizer = only(
+        parse(
+            vevent("DTSTART:20260302T090000Z", f"LOCATION:{LINK_A}", "ORGANIZER:mailto:Old.Boss@example.com")
+        )
+    )
+    assert by_organizer.legacy
+    modern = only(parse(vevent("DTSTART:20260302T090000Z", f"LOCATION:{LINK_A}")))
+    assert not modern.legacy
+
+
+def test_recurring_occurrences_carry_their_link_or_none() -> None:
+    # rule U5: the rules need `recurring` and `meeting_link` on every occurrence
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2", uid="without"),
+        vevent("DTSTART:20260302T100000Z", "RRULE:FREQ=DAILY;COUNT=2", f"DESCRIPTION:{LINK_A}", uid="with"),
+    )
+    assert {(o.event_id, o.recurring, o.meeting_link) for o in result.occurrences} == {
+        ("without", True, None),
+        ("with", True, LINK_A),
+    }
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_a_broken_vevent_is_reported_and_the_rest_still_parses() -> None:
+    # rule X5; issue 4: a broken VEVENT, the rest of the calendar still syncs
+    result = parse(
+        vevent("DTSTART:garbage", uid="broken"),
+        vevent("SUMMARY:no start", uid="no-start"),
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=FORTNIGHTLY", uid="bad-rule"),
+        vevent("DTSTART:20260302T090000Z", "SUMMARY:fine", uid="fine"),
+        "BEGIN:VEVENT\nDTSTART:20260302T090000Z\nEND:VEVENT",
+    )
+    assert [o.event_id for o in result.occurrences] == ["fine"]
+    assert len(result.errors) == 4
+    assert any("'broken'" in e for e in result.errors)
+    assert any("'no-start'" in e and "DTSTART is missing" in e for e in result.errors)
+    assert any("'bad-rule'" in e for e in result.errors)
+    assert any("without UID" in e for e in result.errors)
+
+
+def test_a_broken_override_leaves_the_series() -> None:
+    # rules X5 / C10
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2"),
+        vevent("RECURRENCE-ID:not-a-date", "DTSTART:20260303T100000Z"),
+    )
+    assert len(result.occurrences) == 2 and len(result.errors) == 1
+
+
+@pytest.mark.parametrize("text", ["", "not ical at all", "BEGIN:VCALENDAR\nBEGIN:VEVENT\n", "\x00\xff" * 10])
+def test_garbage_is_an_error_not_an_exception(text: str) -> None:
+    # rule X5
+    result = parse_resource(text, CTX, H0, H1)
+    assert result.occurrences == []
+    assert len(result.errors) == 1
+
+
+def test_the_horizon_must_be_aware() -> None:
+    # rule S10: the horizon is a pair of instants
+    with pytest.raises(ValueError, match="aware"):
+        parse_resource(ics(), CTX, datetime(2026, 3, 1), H1)
+
+
+def test_parsing_is_deterministic() -> None:
+    # rules C10 / S6: re-syncs upsert the same occurrence ids
+    # the sync engine upserts by occurrence id: re-parsing must give the same ids
+    text = ics(
+        vevent("DTSTART;TZID=Europe/Berlin:20260302T090000", "RRULE:FREQ=WEEKLY;BYDAY=MO,WE"),
+        vevent(
+            "RECURRENCE-ID;TZID=Europe/Berlin:20260304T090000", "DTSTART;TZID=Europe/Berlin:20260304T100000"
+        ),
+    )
+    first = parse_resource(text, CTX, H0, H1)
+    second = parse_resource(text, CTX, H0, H1)
+    assert [o.id for o in first.occurrences] == [o.id for o in second.occurrences]
+    assert len({o.id for o in first.occurrences}) == len(first.occurrences)
+    assert all(o.start is not None and o.start.tzinfo is UTC for o in first.occurrences)
