@@ -255,17 +255,34 @@ def bench_rules(runs: int, n: int) -> int:
     return int(ratio > RULES_TARGET)
 
 
+# ------------------------------------------------------------------------------ (c) CalDAV polls
+
+
+def bench_caldav_section() -> int:
+    """See bench/caldav.py: CalDAV requests and DynamoDB writes per poll, by calendar size."""
+    for path in (LAYER, ROOT / "layers" / "caldav", ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from bench.caldav import bench_caldav
+
+    return bench_caldav()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="interleaved runs per measurement (default 7)")
     parser.add_argument("--events", type=int, default=10_000, help="events for the rules benchmark")
-    parser.add_argument("--only", choices=["imports", "rules"], help="run one benchmark only")
+    parser.add_argument("--only", choices=["imports", "rules", "caldav"], help="run one benchmark only")
     args = parser.parse_args(argv)
     missed = 0
     if args.only in (None, "imports"):
         missed += bench_imports(args.runs)
     if args.only in (None, "rules"):
         missed += bench_rules(max(args.runs, 9), args.events)
+    if args.only in (None, "caldav"):
+        print()
+        print("-" * 100)
+        missed += bench_caldav_section()
     print()
     print("all targets met" if missed == 0 else f"{missed} target(s) not met (see above)")
     return 0  # informational: no pass/fail

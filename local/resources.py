@@ -20,6 +20,7 @@ from local.template import (
     ACCOUNT_ID,
     Resolver,
     bucket_defs,
+    event_bus_defs,
     key_alias_defs,
     key_defs,
     queue_defs,
@@ -68,6 +69,11 @@ def names(tpl: Mapping[str, Any], region: str, parameters: Mapping[str, str] | N
         out.attrs[f"{b.logical_id}.Arn"] = f"arn:aws:s3:::{b.name}"
         out.attrs[f"{b.logical_id}.DomainName"] = f"{b.name}.s3.amazonaws.com"
         out.attrs[f"{b.logical_id}.RegionalDomainName"] = f"{b.name}.s3.{region}.amazonaws.com"
+    for e in event_bus_defs(tpl, resolver):
+        assert e.name is not None
+        out.refs[e.logical_id] = e.name
+        out.attrs[f"{e.logical_id}.Arn"] = f"arn:aws:events:{region}:{ACCOUNT_ID}:event-bus/{e.name}"
+        out.attrs[f"{e.logical_id}.Name"] = e.name
     return out
 
 
@@ -146,6 +152,13 @@ def create_aws_resources(tpl: Mapping[str, Any], aws_endpoint: str, region: str,
                 kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
             s3.create_bucket(**kwargs)
             created.summary.append(f"bucket {b.name}")
+    buses = event_bus_defs(tpl, resolver)
+    if buses:
+        events = client("events", aws_endpoint, region)
+        for e in buses:
+            assert e.name is not None
+            events.create_event_bus(Name=e.name)
+            created.summary.append(f"event bus {e.name}")
 
 
 def _placeholder(props: Mapping[str, Any]) -> str:

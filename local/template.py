@@ -506,6 +506,16 @@ def bucket_defs(tpl: Mapping[str, Any], resolver: Resolver) -> list[SimpleDef]:
     return out
 
 
+def event_bus_defs(tpl: Mapping[str, Any], resolver: Resolver) -> list[SimpleDef]:
+    """AWS::Events::EventBus resources (``!Ref`` gives the bus name)."""
+    out = []
+    for lid, r in resources_of_type(tpl, "AWS::Events::EventBus").items():
+        props = r.get("Properties") or {}
+        name = resolver.resolve(props.get("Name")) or f"{STACK_NAME}-{lid}"
+        out.append(SimpleDef(lid, str(name), {}))
+    return out
+
+
 def table_defs(tpl: Mapping[str, Any], resolver: Resolver) -> list[SimpleDef]:
     out = []
     for lid, r in resources_of_type(tpl, "AWS::DynamoDB::Table").items():

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
 logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
@@ -58,6 +59,7 @@ def set_table(table: Any | None) -> None:
     global _table  # noqa: PLW0603 - the one injection point of the module
     _table = table
     _repository.cache_clear()
+    _photos.cache_clear()
 
 
 @functools.cache
@@ -75,8 +77,21 @@ def _repository() -> Repository:
     return Repository(table)
 
 
+@functools.cache
+def _photos() -> PhotoStore | None:
+    """Profile photos (P8, issue 8): the bucket named by PHOTO_BUCKET, if any (first request only)."""
+    from calsync.config import get_presence_settings  # noqa: PLC0415
+
+    bucket = get_presence_settings().photo_bucket
+    if bucket is None:
+        return None
+    from calsync.store.photos import PhotoStore, s3_client  # noqa: PLC0415
+
+    return PhotoStore(s3_client(), bucket)
+
+
 def service() -> ApiService:
-    return ApiService(_repository())
+    return ApiService(_repository(), _photos())
 
 
 def caller() -> Principal:

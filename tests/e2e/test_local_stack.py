@@ -233,6 +233,48 @@ def test_tokens_that_are_refused(stack: Stack) -> None:
     assert _get(stack, "/v1/users/bob/meetings", dana).status_code == 200
 
 
+def test_presence_set_by_one_person_read_by_another(stack: Stack) -> None:
+    # rules P1, P3, P5, P7, X1 over HTTP (issue 8): alice signs in and sets a status, bob (hq) reads it
+    alice = {"Authorization": f"Bearer {stack.token('--user', 'alice', '--location', 'hq')}"}
+    signed_in = requests.post(f"{stack.api}/v1/me/sessions", headers=alice, timeout=10)
+    assert signed_in.status_code == 201, signed_in.text
+    put = requests.put(
+        f"{stack.api}/v1/me/presence",
+        json={"status": "do_not_disturb", "message": "Deep work"},
+        headers=alice,
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text
+    bob = stack.token("--user", "bob", "--location", "hq")
+    got = _get(stack, "/v1/users/alice/presence", bob)
+    assert got.status_code == 200, got.text
+    body = got.json()
+    assert (body["status"], body["acceptsCalls"], body["message"]) == ("busy", False, "Deep work")
+    assert body["updatedAt"]
+    stranger = stack.token("--user", "carol", "--location", "lon")
+    assert _get(stack, "/v1/users/alice/presence", stranger).status_code == 403
+    # P8: the photo upload URL points at the local S3 (moto), which enforces the policy itself
+    issued = requests.post(
+        f"{stack.api}/v1/me/profile/photo",
+        json={"contentType": "image/png", "size": 4},
+        headers=alice,
+        timeout=10,
+    ).json()
+    refused = requests.post(
+        issued["uploadUrl"],
+        data={**issued["fields"], "Content-Type": "image/gif"},
+        files={"file": ("x.gif", b"GIF8")},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    sent = requests.post(
+        issued["uploadUrl"], data=issued["fields"], files={"file": ("x.png", b"\x89PNG")}, timeout=10
+    )
+    assert sent.status_code == 204, sent.text
+    photo = _get(stack, "/v1/me/profile", alice["Authorization"].split()[1]).json()["photoUrl"]
+    assert photo and requests.get(photo, timeout=10).content == b"\x89PNG"
+
+
 def test_docs_and_openapi(stack: Stack) -> None:
     docs = requests.get(f"{stack.api}/docs", timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()

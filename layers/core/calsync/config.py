@@ -25,6 +25,10 @@ class Settings(BaseModel):
     meeting_hosts: list[str] = Field(default_factory=list)
     legacy_hosts: list[str] = Field(default_factory=list)
     legacy_organizers: list[str] = Field(default_factory=list)
+    # CalDAV accounts (issue 4): the KMS key that seals credentials, the sync queue, the local stack
+    credentials_key_id: str = ""
+    caldav_sync_queue_url: str = ""
+    local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
     @classmethod
@@ -44,4 +48,30 @@ def get_settings() -> Settings:
         meeting_hosts=env.get("MEETING_HOSTS", ""),
         legacy_hosts=env.get("LEGACY_HOSTS", ""),
         legacy_organizers=env.get("LEGACY_ORGANIZERS", ""),
+        credentials_key_id=env.get("CREDENTIALS_KEY_ID", ""),
+        caldav_sync_queue_url=env.get("CALDAV_SYNC_QUEUE_URL", ""),
+        local=env.get("CALSYNC_LOCAL", "") == "1",
+    )
+
+
+# ---- presence and profile (issue 8): PresenceFunction, and ApiFunction's photo URLs ---------------
+class PresenceSettings(BaseModel):
+    """SESSION_TTL_SECONDS: how long a session lives unless renewed (P5, default 12 h);
+    PHOTO_BUCKET: where profile photos go (P8); PRESENCE_BUS_NAME: the EventBridge bus of presence
+    changes. Empty names switch the feature off (the function still answers)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    photo_bucket: str | None = None
+    presence_bus_name: str | None = None
+
+
+@lru_cache(maxsize=1)
+def get_presence_settings() -> PresenceSettings:
+    env = os.environ
+    return PresenceSettings(
+        session_ttl_seconds=int(env.get("SESSION_TTL_SECONDS", "").strip() or 12 * 3600),
+        photo_bucket=env.get("PHOTO_BUCKET", "").strip() or None,
+        presence_bus_name=env.get("PRESENCE_BUS_NAME", "").strip() or None,
     )

@@ -20,12 +20,14 @@ from calsync.api.schemas import (
     RoomOut,
     Window,
 )
-from calsync.domain.errors import Conflict, Forbidden, NotFound
+from calsync.domain.errors import Conflict, Forbidden, NotFound, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
 from calsync.domain.rules import Selection, select_for_person, select_for_room, window
 from calsync.store.items import Profile, Room
+from calsync.store.presence import PresenceRepository
 
 if TYPE_CHECKING:
+    from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
 
@@ -65,14 +67,14 @@ def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool) -> Meeting
     return ExplainedMeetings(time_zone=zone.key, window=window_, meetings=meetings, excluded=excluded)
 
 
-def _profile_out(user_id: str, profile: Profile | None) -> ProfileOut:
+def _profile_out(user_id: str, profile: Profile | None, photo_url: str | None = None) -> ProfileOut:
     p = profile or Profile(user_id=user_id)
     return ProfileOut(
         user_id=user_id,
         display_name=p.display_name,
         phone_number=p.phone_number,
         extension=p.extension,
-        photo_url=p.photo_url,
+        photo_url=photo_url or p.photo_url,
         time_zone=p.time_zone,
     )
 
@@ -89,8 +91,9 @@ def _room_out(room: Room) -> RoomOut:
 
 
 class ApiService:
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository, photos: PhotoStore | None = None) -> None:
         self._repo = repository
+        self._photos = photos  # P8: None where PHOTO_BUCKET is not set
 
     # ---- the caller ----------------------------------------------------------------------------
     def _me(self, principal: Principal) -> Profile | None:
@@ -138,7 +141,25 @@ class ApiService:
 
     # ---- profile -------------------------------------------------------------------------------
     def my_profile(self, principal: Principal) -> ProfileOut:
-        return _profile_out(principal.user_id, self._me(principal))
+        profile = self._me(principal)
+        return _profile_out(principal.user_id, profile, self._photo_url(principal.user_id, profile))
+
+    def _photo_url(self, user_id: str, profile: Profile | None) -> str | None:
+        """P8: a short-lived URL of the person's photo. An upload URL issued earlier (POST
+        /v1/me/profile/photo) is checked with one HeadObject while pending; once the file is there it
+        becomes the photo. A photo store that fails never fails the profile."""
+        if self._photos is None or profile is None:
+            return None
+        key = profile.photo_key
+        pending = profile.photo_pending_key
+        if pending:
+            try:
+                arrived = self._photos.exists(pending)
+            except StoreUnavailable:
+                arrived = False
+            if arrived and PresenceRepository(self._repo.table).confirm_photo(user_id, pending):
+                key = pending
+        return self._photos.url(key) if key else None
 
     def update_my_profile(self, principal: Principal, patch: ProfilePatch) -> ProfileOut:
         self._me(principal)

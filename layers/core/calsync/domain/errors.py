@@ -51,3 +51,17 @@ class StoreUnavailable(CalsyncError):
     status = 503
     type_slug = "store-unavailable"
     title = "Store unavailable"
+
+
+class AccountLimitPerLocation(Conflict):
+    """C3: a person has at most one account of each provider in one location."""
+
+    type_slug = "account-limit-per-location"
+    title = "One account per provider and location"
+
+
+class AccountOwnedByAnotherUser(Conflict):
+    """C4: an external account belongs to the one person who connected it first."""
+
+    type_slug = "account-owned-by-another-user"
+    title = "Account connected by another person"

@@ -35,6 +35,9 @@ class Profile(BaseModel):
     phone_number: str | None = None
     extension: str | None = None
     photo_url: str | None = None
+    # P8 (issue 8): the uploaded photo's S3 key, and the key of an upload URL issued but not yet seen
+    photo_key: str | None = None
+    photo_pending_key: str | None = None
 
     @field_validator("time_zone")
     @classmethod

@@ -93,3 +93,86 @@ def end_bucket(end: datetime, shard: int) -> str:
 
 def end_sort(end: datetime, pk: str, sk: str) -> str:
     return f"{iso(end)}#{pk}#{sk}"
+
+
+# ---- accounts, calendar listings, claims and calendar configuration (accounts engineer) ---------
+ACCOUNT_PREFIX = "ACCOUNT#"
+CONFIG_PREFIX = "CONFIG#"
+LISTING_CAL_PREFIX = "CAL#"
+OWNER = "OWNER"
+
+
+def account_sk(account_id: str) -> str:
+    """``USER#<userId> / ACCOUNT#<accountId>``: one connected account of a person."""
+    return f"{ACCOUNT_PREFIX}{account_id}"
+
+
+def account_pk(account_id: str) -> str:
+    """``ACC#<accountId>``: the partition that lists an account's calendars."""
+    return f"ACC#{account_id}"
+
+
+def account_calendar_sk(calendar_id: str) -> str:
+    """``ACC#<accountId> / CAL#<calendarId>``: one calendar of an account (listing item)."""
+    return f"{LISTING_CAL_PREFIX}{calendar_id}"
+
+
+def external_claim_pk(provider: str, external_id: str) -> str:
+    """``EXT#<provider>#<externalId> / OWNER``: the one person an external account belongs to (C4)."""
+    return f"EXT#{provider}#{external_id}"
+
+
+def location_provider_sk(location_id: str, provider: str) -> str:
+    """``USER#<userId> / LOCPROV#<locationId>#<provider>``: the person's one account of a provider in
+    a location (C3)."""
+    return f"LOCPROV#{location_id}#{provider}"
+
+
+def config_sk(location_id: str) -> str:
+    """``USER#<userId> / CONFIG#<locationId>``: primary and conflict calendars in a location (C6)."""
+    return f"{CONFIG_PREFIX}{location_id}"
+
+
+# ---- presence and sessions (issue 8; P1-P7) ------------------------------------------------------
+# USER#<userId> / PRESENCE             the person's chosen status, custom message, updatedAt
+# USER#<userId> / SESSION#<sessionId>  one app session: expiresAt (epoch seconds, also the TTL)
+# Both sort after EV#… and around PROFILE, so one Query (sk BETWEEN PRESENCE AND SESSION#…) reads
+# the presence, the profile and the sessions of a person together.
+PRESENCE = "PRESENCE"
+SESSION_PREFIX = "SESSION#"
+
+
+def session_sk(session_id: str) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def presence_range() -> tuple[str, str]:
+    """The sk range holding a person's PRESENCE, PROFILE and SESSION#… items (nothing else is used)."""
+    return PRESENCE, f"{SESSION_PREFIX}\U0010ffff"
+
+
+# ---- sync state (issue 4, sync engine: calsync.sync, calsync.store.sync_state) ----------------
+# CAL#<calendarId> / SYNC              cursor, generation, lease, dirty counter (S6)
+# CAL#<calendarId> / RES#<hash>        one provider resource: etag, generation, its occurrence ids
+# POLL#<provider>#<shard> / CAL#<id>   the calendars the poll schedule enqueues (one Query per shard)
+SYNC = "SYNC"
+RES_PREFIX = "RES#"
+POLL_SHARDS = 16
+
+
+def resource_sk(resource_key: str) -> str:
+    """A resource's index sk: hashed, since provider keys (CalDAV hrefs) may be long or odd."""
+    digest = hashlib.blake2b(resource_key.encode("utf-8"), digest_size=16).hexdigest()
+    return f"{RES_PREFIX}{digest}"
+
+
+def poll_shard(calendar_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(calendar_id.encode(), digest_size=2).digest(), "big") % POLL_SHARDS
+
+
+def poll_pk(provider: str, shard: int) -> str:
+    return f"POLL#{provider}#{shard:02d}"
+
+
+def poll_sk(calendar_id: str) -> str:
+    return f"CAL#{calendar_id}"

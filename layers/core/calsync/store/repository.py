@@ -115,6 +115,8 @@ class Repository:
             phone_number=_str_or_none(item.get("phoneNumber")),
             extension=_str_or_none(item.get("extension")),
             photo_url=_str_or_none(item.get("photoUrl")),
+            photo_key=_str_or_none(item.get("photoKey")),
+            photo_pending_key=_str_or_none(item.get("photoPendingKey")),
         )
 
     def update_profile(

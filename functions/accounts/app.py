@@ -1,0 +1,196 @@
+"""calsync accounts API: connect a CalDAV account, accounts and calendars, calendar configuration,
+disconnect (API.md "Accounts", "Calendars and configuration"; rules C2-C9, S7, X6).
+
+A function of its own because it needs the CalDAV layer (caldav + requests), which the other API
+routes do not. Thin: Powertools routes and validates, ``calsync.api.accounts`` does the work,
+errors leave as RFC 9457 problems. Nothing but definitions at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+
+from calsync.api import problem_handlers, problems
+from calsync.api.account_schemas import (
+    AccountOut,
+    AccountsOut,
+    CaldavConnectIn,
+    CalendarConfigIn,
+    CalendarConfigOut,
+    CalendarsOut,
+)
+from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, Enqueue
+from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from calsync.sync.jobs import SyncJob
+
+logger = Logger(service="calsync")
+app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+JSON = "application/json"
+ACCOUNT_ID_PATTERN = r"^[a-f0-9]{32}$"
+
+
+# ---- dependencies (tests override them with set_dependencies) -----------------------------------
+_overrides: dict[str, Any] = {}
+
+
+def set_dependencies(**overrides: Any) -> None:
+    """Tests: ``table``, ``kms``, ``sqs``, ``queue_url``, ``key_id``, ``allow_local``, ``resolve``,
+    ``enqueue``; no arguments restores the defaults."""
+    _overrides.clear()
+    _overrides.update(overrides)
+    _service.cache_clear()
+
+
+def _client(name: str) -> Any:
+    import boto3  # noqa: PLC0415 - first request only
+
+    return boto3.client(name)
+
+
+def _enqueue_via(sqs: Any, queue_url: str) -> Enqueue:
+    """Sync jobs on the CalDAV sync queue (FIFO, group = calendar, fresh dedup id: S6)."""
+    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
+
+    def enqueue(job: SyncJob) -> None:
+        enqueue_sync(sqs, queue_url, job)
+
+    return enqueue
+
+
+@functools.cache
+def _service() -> AccountsService:
+    from calsync.config import get_settings  # noqa: PLC0415
+    from calsync.crypto import CredentialBox  # noqa: PLC0415
+    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
+    from calsync.store.repository import Repository  # noqa: PLC0415
+
+    settings = get_settings()
+    table = _overrides.get("table")
+    if table is None:
+        import boto3  # noqa: PLC0415
+
+        table = boto3.resource("dynamodb").Table(settings.table_name)
+    allow_local = bool(_overrides.get("allow_local", settings.local))
+    resolve = _overrides.get("resolve")
+
+    def discover(server_url: str, username: str, password: str) -> Discovery:
+        from calsync_caldav.connect import discover as caldav_discover  # noqa: PLC0415 - CaldavLayer
+
+        return caldav_discover(server_url, username, password, allow_local=allow_local, resolve=resolve)
+
+    box = CredentialBox(
+        _overrides.get("kms") or _client("kms"), _overrides.get("key_id") or settings.credentials_key_id
+    )
+    enqueue = _overrides.get("enqueue") or _enqueue_via(
+        _overrides.get("sqs") or _client("sqs"), _overrides.get("queue_url") or settings.caldav_sync_queue_url
+    )
+    return AccountsService(Repository(table), AccountRepository(table), AccountsDeps(discover, box, enqueue))
+
+
+def service() -> AccountsService:
+    return _service()
+
+
+def caller() -> Principal:
+    return principal_from_event(app.current_event.raw_event)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Service = Annotated[AccountsService, Depends(service)]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
+LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
+AccountId = Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN)]
+
+
+def _answers(*statuses: int) -> dict[int, OpenAPIResponse]:
+    return {200: {"description": "OK"}, **problems.responses(*statuses)}
+
+
+# ---- routes ------------------------------------------------------------------------------------
+@app.get("/v1/me/accounts", tags=["accounts"], responses=_answers(401, 503))
+def my_accounts(me: Caller, svc: Service) -> AccountsOut:
+    """The caller's connected accounts (status ``reauth_required`` when a grant was revoked, S7)."""
+    return svc.list_accounts(me)
+
+
+@app.post(
+    "/v1/me/accounts/caldav",
+    tags=["accounts"],
+    responses={
+        201: {"description": "Connected", "content": {JSON: {"model": AccountOut}}},
+        **problems.responses(400, 401, 403, 409, 503),
+    },
+)
+def connect_caldav(
+    body: Annotated[CaldavConnectIn, Body()], me: Caller, svc: Service
+) -> Response[AccountOut]:
+    """Connect an iCloud or other CalDAV account (app-specific password; https servers only, X6).
+    400 when the server refuses the credentials; 409 for C3 and C4."""
+    return Response(status_code=201, content_type=JSON, body=svc.connect_caldav(me, body))
+
+
+@app.delete(
+    "/v1/me/accounts/<accountId>",
+    tags=["accounts"],
+    status_code=204,
+    responses={204: {"description": "Disconnected"}, **problems.responses(400, 401, 404, 503)},
+)
+def disconnect(accountId: AccountId, me: Caller, svc: Service) -> Response[None]:
+    """Disconnect one of your accounts (C9): its calendars leave every configuration; its events
+    and credentials are deleted."""
+    svc.disconnect(me, accountId)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+@app.get("/v1/me/calendars", tags=["calendars"], responses=_answers(401, 503))
+def my_calendars(me: Caller, svc: Service) -> CalendarsOut:
+    """The calendars of the caller's accounts, with calsync's access role to each."""
+    return svc.list_calendars(me)
+
+
+@app.get(
+    "/v1/locations/<locationId>/users/<userId>/calendar-config",
+    tags=["calendars"],
+    responses=_answers(400, 401, 403, 503),
+)
+def get_calendar_config(
+    locationId: LocationId, userId: UserId, me: Caller, svc: Service
+) -> CalendarConfigOut:
+    """Primary and conflict calendars of a person in a location (the person, or an admin of it)."""
+    return svc.get_config(me, locationId, userId)
+
+
+@app.put(
+    "/v1/locations/<locationId>/users/<userId>/calendar-config",
+    tags=["calendars"],
+    responses=_answers(400, 401, 403, 503),
+)
+def put_calendar_config(
+    locationId: LocationId,
+    userId: UserId,
+    config: Annotated[CalendarConfigIn, Body()],
+    me: Caller,
+    svc: Service,
+) -> CalendarConfigOut:
+    """Set them (C6; C8: the person, or an admin of the location for a member)."""
+    return svc.put_config(me, locationId, userId, config)
+
+
+problem_handlers.install(app, logger, caller)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,191 @@
+"""calsync presence and profile (issue 8; P1-P8, X1, X5): every HttpApi route of PresenceFunction.
+
+Thin: Powertools' event handler routes and validates (pydantic), ``calsync.api.presence_service``
+does the work, and every error leaves as an RFC 9457 problem. Nothing but definitions happens at
+import time: the table, S3 and EventBridge are reached on the first request.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.depends import Depends
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+
+from calsync.api import problem_handlers, problems
+from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.presence_schemas import (
+    DirectoryEntryIn,
+    DirectoryEntryOut,
+    MyPresenceOut,
+    PhotoUploadIn,
+    PhotoUploadOut,
+    PresenceIn,
+    PresenceOut,
+    SessionOut,
+)
+from calsync.api.presence_service import PresenceService
+from calsync.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+JSON = "application/json"
+
+
+# ---- dependencies: clock, AWS resources, caller (tests override clock() and set_aws()) -----------
+def clock() -> datetime:
+    """Now. Tests monkeypatch this to freeze time."""
+    return datetime.now(UTC)
+
+
+_injected: dict[str, Any] = {}
+
+
+def set_aws(table: Any | None = None, s3: Any | None = None, events: Any | None = None) -> None:
+    """Use these boto3 objects (tests): a DynamoDB ``Table`` resource, S3 and EventBridge clients.
+    Left out: the ones named by the environment (TABLE_NAME, PHOTO_BUCKET, PRESENCE_BUS_NAME)."""
+    _injected.clear()
+    _injected.update({k: v for k, v in (("table", table), ("s3", s3), ("events", events)) if v is not None})
+    _service.cache_clear()
+
+
+@functools.cache
+def _service() -> PresenceService:
+    # first request only (keeps the cold import cheap): the store, its settings and boto3
+    import boto3  # noqa: PLC0415
+
+    from calsync.config import get_presence_settings, get_settings  # noqa: PLC0415
+    from calsync.events import PresencePublisher  # noqa: PLC0415
+    from calsync.store.photos import PhotoStore, s3_client  # noqa: PLC0415
+    from calsync.store.presence import PresenceRepository  # noqa: PLC0415
+    from calsync.store.repository import Repository  # noqa: PLC0415
+
+    settings = get_presence_settings()
+    table = _injected.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
+    publisher = None
+    if settings.presence_bus_name:
+        events = _injected.get("events") or boto3.client("events")
+        publisher = PresencePublisher(events, settings.presence_bus_name)
+    photos = None
+    if settings.photo_bucket:
+        photos = PhotoStore(_injected.get("s3") or s3_client(), settings.photo_bucket)
+    return PresenceService(
+        Repository(table),
+        PresenceRepository(table),
+        session_lifetime=timedelta(seconds=settings.session_ttl_seconds),
+        publisher=publisher,
+        photos=photos,
+    )
+
+
+def service() -> PresenceService:
+    return _service()
+
+
+def caller() -> Principal:
+    """The verified JWT claims of the request (401 problem when there are none)."""
+    return principal_from_event(app.current_event.raw_event)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+Service = Annotated[PresenceService, Depends(service)]
+UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
+LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
+SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPIResponse]:
+    answers: dict[int, OpenAPIResponse] = {200: {"description": ok}} if ok else {}
+    answers.update(problems.responses(*problem_statuses))
+    return answers
+
+
+# ---- presence (P1-P7) ---------------------------------------------------------------------------
+@app.put("/v1/me/presence", tags=["presence"], responses=_answers(400, 401, 503))
+def put_my_presence(body: Annotated[PresenceIn, Body()], me: Caller, svc: Service) -> MyPresenceOut:
+    """Choose a status and (optionally) a custom message; answers what you see of yourself."""
+    return svc.set_presence(me, body, clock())
+
+
+@app.delete("/v1/me/presence", tags=["presence"], responses=_answers(401, 503))
+def delete_my_presence(me: Caller, svc: Service) -> MyPresenceOut:
+    """Back to automatic: no chosen status, so meetings in progress show you busy again (P6)."""
+    return svc.clear_presence(me, clock())
+
+
+@app.get("/v1/users/<userId>/presence", tags=["presence"], responses=_answers(400, 401, 403, 503))
+def get_presence(userId: UserId, me: Caller, svc: Service) -> PresenceOut | MyPresenceOut:
+    """What others see of a person who shares a location with you (X1); yourself: also your choice."""
+    return svc.get_presence(me, userId, clock())
+
+
+# ---- sessions (P5) ------------------------------------------------------------------------------
+@app.post(
+    "/v1/me/sessions",
+    tags=["sessions"],
+    responses={
+        201: {"description": "Signed in", "content": {JSON: {"model": SessionOut}}},
+        **problems.responses(401, 503),
+    },
+)
+def create_session(me: Caller, svc: Service) -> Response[SessionOut]:
+    """Sign in on an app: you are online while a session lives (renew it before ``expiresAt``)."""
+    return Response(status_code=201, content_type=JSON, body=svc.create_session(me, clock()))
+
+
+@app.put("/v1/me/sessions/<sessionId>", tags=["sessions"], responses=_answers(400, 401, 404, 503))
+def renew_session(sessionId: SessionId, me: Caller, svc: Service) -> SessionOut:
+    """Heartbeat: extend a live session; 404 once it was logged out or expired (sign in again)."""
+    return svc.renew_session(me, sessionId, clock())
+
+
+@app.delete(
+    "/v1/me/sessions/<sessionId>",
+    tags=["sessions"],
+    status_code=204,
+    responses={204: {"description": "Logged out"}, **problems.responses(400, 401, 503)},
+)
+def delete_session(sessionId: SessionId, me: Caller, svc: Service) -> Response[None]:
+    """Log out of one session (idempotent)."""
+    svc.end_session(me, sessionId, clock())
+    return Response(status_code=204, content_type=None, body=None)
+
+
+# ---- profile (P8) -------------------------------------------------------------------------------
+@app.post("/v1/me/profile/photo", tags=["profile"], responses=_answers(400, 401, 503))
+def request_photo_upload(body: Annotated[PhotoUploadIn, Body()], me: Caller, svc: Service) -> PhotoUploadOut:
+    """An upload URL for a JPEG or PNG of at most 5 MiB; S3 enforces both itself."""
+    return svc.request_photo_upload(me, body, clock())
+
+
+@app.put(
+    "/v1/locations/<locationId>/users/<userId>/directory-entry",
+    tags=["profile"],
+    responses=_answers(400, 401, 403, 503),
+)
+def put_directory_entry(
+    locationId: LocationId,
+    userId: UserId,
+    body: Annotated[DirectoryEntryIn, Body()],
+    me: Caller,
+    svc: Service,
+) -> DirectoryEntryOut:
+    """An admin of the location sets a member's phone number and extension."""
+    return svc.set_directory_entry(me, locationId, userId, body)
+
+
+# ---- errors: every failure leaves as an RFC 9457 problem (the same mapping as ApiFunction's) -----
+problem_handlers.install(app, logger, caller)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,200 @@
+"""One CalDAV sync job, start to end: what ``functions/caldav_sync`` runs for each SQS record.
+
+calendar -> account -> credentials (KMS) -> CalDAV source -> the sync engine, with the outcomes a
+queue worker needs:
+
+- ``RetryLater`` (raised): the server throttled us (429/503 + Retry-After, S8), could not be
+  reached, or the store was busy. The record fails and comes back after ``delay`` seconds; after
+  the queue's maxReceiveCount it lands in the dead-letter queue. Nothing was lost: the cursor did
+  not move.
+- ``reauth_required`` (S7): the server refused the credentials. The account is marked, later jobs
+  of its calendars are skipped without a request, other accounts are untouched.
+- ``gone``: the calendar, its account or its last subscriber is gone: its sync state and poll
+  entry are deleted (C9 leaves nothing to poll).
+- ``failed``: the server answered something unreadable; logged, not retried (the next poll tries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import urljoin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from calsync.crypto import CredentialBox, SealedSecretError, open_login
+from calsync.domain.errors import StoreUnavailable
+from calsync.domain.links import LinkSettings
+from calsync.domain.models import Provider
+from calsync.observability import logger
+from calsync.store.accounts import AccountRepository
+from calsync.store.repository import Repository
+from calsync.store.sync_state import PollEntry, SyncStateStore
+from calsync.sync.engine import SyncEngine, SyncOutcome
+from calsync.sync.jobs import SyncJob
+from calsync.sync.source import (
+    CalendarGone,
+    SourceAuthError,
+    SourceProtocolError,
+    SourceThrottled,
+    SourceUnavailable,
+)
+from calsync_caldav.client import CalDAVClient
+from calsync_caldav.ical import ParseContext
+from calsync_caldav.source import CalDAVSource
+
+PROVIDER = Provider.CALDAV.value
+ClientFactory = Callable[[str, str, str], CalDAVClient]  # (username, password, base url)
+Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
+
+
+class RetryLater(Exception):
+    """Fail the record; SQS hands it out again after ``delay`` seconds (None: the worker's backoff)."""
+
+    def __init__(self, reason: str, delay: int | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    status: Status
+    outcome: SyncOutcome | None = None
+    detail: str = ""
+
+
+def default_client(username: str, password: str, base_url: str) -> CalDAVClient:
+    return CalDAVClient(username, password, base_url=base_url)
+
+
+class CalDAVSyncWorker:
+    def __init__(
+        self,
+        table: Any,
+        box: CredentialBox,
+        *,
+        links: LinkSettings | None = None,
+        client_factory: ClientFactory = default_client,
+        engine: SyncEngine | None = None,
+    ) -> None:
+        self.repository = Repository(table)
+        self.accounts = AccountRepository(table)
+        self.state = SyncStateStore(table)
+        self.engine = engine or SyncEngine(self.repository, self.state)
+        self.box = box
+        self.links = links or LinkSettings()
+        self.client_factory = client_factory
+
+    def run(self, job: SyncJob, now: datetime) -> JobResult:
+        try:
+            return self._run(job, now)
+        except StoreUnavailable as exc:
+            raise RetryLater(f"the store is busy: {exc.detail}") from exc
+
+    def _gone(self, job: SyncJob, why: str) -> JobResult:
+        logger.info("calendar not synced any more", extra={"calendar_id": job.calendar_id, "why": why})
+        self.state.forget_calendar(PROVIDER, job.calendar_id)
+        return JobResult("gone", detail=why)
+
+    def _run(self, job: SyncJob, now: datetime) -> JobResult:
+        calendar = self.repository.get_calendar(job.calendar_id)
+        if calendar is None:
+            return self._gone(job, "the calendar is not known")
+        if calendar.provider is not Provider.CALDAV:
+            logger.warning("not a CalDAV calendar: job dropped", extra={"calendar_id": job.calendar_id})
+            return JobResult("skipped", detail="not a CalDAV calendar")
+        if not calendar.subscribers:
+            return self._gone(job, "no person or room uses the calendar")
+        account = self.accounts.get_account(calendar.owner_user_id, calendar.account_id)
+        if account is None or not account.credentials:
+            return self._gone(job, "the account is disconnected")
+        if account.status == "reauth_required":
+            return JobResult("reauth_required", detail="the account must be connected again")
+        listing = next(
+            (
+                c
+                for c in self.accounts.list_calendars_of_account(account.account_id)
+                if c.calendar_id == calendar.calendar_id
+            ),
+            None,
+        )
+        if listing is None or not listing.href:
+            return self._gone(job, "the account no longer lists the calendar")
+        if job.reason not in ("poll", "reconcile"):  # poll jobs come from the registry already
+            self.state.register_poll(
+                PROVIDER,
+                PollEntry(
+                    calendar_id=calendar.calendar_id, user_id=account.user_id, account_id=account.account_id
+                ),
+            )
+        context = {"userId": account.user_id, "accountId": account.account_id}
+        try:
+            username, password = open_login(self.box, account.credentials, context)
+        except SealedSecretError as exc:
+            logger.error("credentials cannot be opened", extra={"account_id": account.account_id})
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=exc.detail)
+
+        base_url = account.server_url or listing.href
+        client = self.client_factory(username, password, base_url)
+        source = CalDAVSource(
+            client,
+            urljoin(base_url, listing.href),
+            ParseContext(
+                account_id=account.account_id,
+                calendar_id=calendar.calendar_id,
+                own_addresses=frozenset(a.lower() for a in account.own_addresses),
+                calendar_writable=calendar.access_role in ("owner", "writer"),
+                calendar_time_zone=_zone(calendar.time_zone or listing.time_zone),
+                links=self.links,
+            ),
+        )
+        extra = {"calendar_id": calendar.calendar_id, "account_id": account.account_id, "reason": job.reason}
+        try:
+            outcome = self.engine.sync(
+                calendar, source, now=now, full=job.full or job.reason in ("reconcile", "resync")
+            )
+        except SourceAuthError as exc:
+            logger.warning(
+                "credentials refused: account needs reconnecting", extra={**extra, "error": str(exc)}
+            )
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=str(exc))
+        except SourceThrottled as exc:
+            raise RetryLater(str(exc), exc.retry_after) from exc
+        except SourceUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+        except SourceProtocolError as exc:
+            logger.error(
+                "the CalDAV server answered something unreadable", extra={**extra, "error": str(exc)}
+            )
+            return JobResult("failed", detail=str(exc))
+        except CalendarGone as exc:
+            logger.warning("the calendar is gone from the server", extra={**extra, "error": str(exc)})
+            return JobResult("failed", detail=str(exc))
+        finally:
+            client.close()
+        if outcome.status == "synced":
+            self.accounts.set_last_synced(account.user_id, account.account_id, now)
+            if account.status == "syncing":
+                self.accounts.set_status(account.user_id, account.account_id, "active")
+            logger.info(
+                "calendar synced",
+                extra={
+                    **extra,
+                    "full": outcome.full,
+                    "stored": outcome.stored,
+                    "deleted": outcome.deleted,
+                    "skipped": outcome.skipped,
+                    "errors": len(outcome.errors),
+                },
+            )
+        return JobResult(outcome.status, outcome)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")

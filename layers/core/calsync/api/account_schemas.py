@@ -1,0 +1,72 @@
+"""Request and response models of the accounts, calendars and calendar-configuration routes
+(API.md "Accounts", "Calendars and configuration"), camelCase on the wire.
+
+Never in any answer: the password or the sealed credentials. The password is a ``SecretStr``, so it
+is masked in reprs and validation errors carry only where and what, never the input (problems.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, Field, SecretStr, StringConstraints
+
+from calsync.api.schemas import ExternalId, Id, _no_control_characters, _Request, _Wire
+
+ICLOUD_CALDAV_URL = "https://caldav.icloud.com/"
+MAX_PASSWORD = 1024
+MAX_CONFLICT_CALENDARS = 50
+
+Username = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256, strip_whitespace=True),
+    AfterValidator(_no_control_characters),
+]
+ServerUrl = Annotated[str, StringConstraints(min_length=8, max_length=2048, strip_whitespace=True)]
+
+
+class CaldavConnectIn(_Request):
+    location_id: Id = Field(description="the location to use the account in (you must be a member)")
+    server_url: ServerUrl = Field(
+        default=ICLOUD_CALDAV_URL, description="https only (X6)", examples=[ICLOUD_CALDAV_URL]
+    )
+    username: Username = Field(examples=["alice@icloud.com"])
+    password: SecretStr = Field(
+        min_length=1, max_length=MAX_PASSWORD, description="an app-specific password; stored encrypted"
+    )
+
+
+class AccountOut(_Wire):
+    id: str
+    provider: Literal["google", "microsoft", "caldav"]
+    email: str | None
+    status: Literal["active", "reauth_required", "syncing"]
+    locations: list[str]
+    last_synced_at: AwareDatetime | None
+
+
+class AccountsOut(_Wire):
+    accounts: list[AccountOut]
+
+
+class CalendarOut(_Wire):
+    id: str
+    account_id: str
+    provider: Literal["google", "microsoft", "caldav"]
+    name: str
+    access_role: Literal["owner", "writer", "reader", "freeBusyReader"]
+    time_zone: str | None
+
+
+class CalendarsOut(_Wire):
+    calendars: list[CalendarOut]
+
+
+class CalendarConfigIn(_Request):
+    primary_calendar_id: ExternalId | None = Field(description="a writable calendar, or null")
+    conflict_calendar_ids: list[ExternalId] = Field(default_factory=list, max_length=MAX_CONFLICT_CALENDARS)
+
+
+class CalendarConfigOut(_Wire):
+    primary_calendar_id: str | None
+    conflict_calendar_ids: list[str]

@@ -1,0 +1,342 @@
+"""Accounts use-cases: connect a CalDAV account, list accounts and calendars, the calendar
+configuration (C6, C8) and disconnect (C9). No HTTP and no CalDAV here: the handler passes in the
+principal and the validated input, and injects ``discover`` (calsync_caldav), the credential box
+(KMS) and ``enqueue`` (the sync queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from calsync.api.account_schemas import (
+    AccountOut,
+    AccountsOut,
+    CaldavConnectIn,
+    CalendarConfigIn,
+    CalendarConfigOut,
+    CalendarOut,
+    CalendarsOut,
+)
+from calsync.api.auth import Principal
+from calsync.crypto import CredentialBox, seal_login
+from calsync.domain.errors import Forbidden, InvalidInput, NotFound
+from calsync.domain.models import Provider
+from calsync.observability import logger
+from calsync.store import keys
+from calsync.store.accounts import (
+    Account,
+    AccountRepository,
+    CalendarConfig,
+    CalendarListing,
+    account_id_for,
+    calendar_id_for,
+)
+from calsync.store.items import AccessRole, Calendar, SubscriberRole
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync.jobs import Reason, SyncJob
+
+if TYPE_CHECKING:
+    from calsync.store.repository import Repository
+
+
+class DiscoveredCalendar(Protocol):
+    @property
+    def href(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def access_role(self) -> AccessRole: ...
+    @property
+    def time_zone(self) -> str | None: ...
+
+
+class Discovery(Protocol):
+    """What ``calsync_caldav.connect.discover`` finds (credentials checked, X6 applied)."""
+
+    @property
+    def server_url(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def principal_url(self) -> str: ...
+    @property
+    def own_addresses(self) -> Sequence[str]: ...
+    @property
+    def calendars(self) -> Sequence[DiscoveredCalendar]: ...
+
+
+Discover = Callable[[str, str, str], Discovery]  # (server URL, user name, password)
+Enqueue = Callable[[SyncJob], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountsDeps:
+    discover: Discover
+    box: CredentialBox
+    enqueue: Enqueue
+
+
+def _account_out(account: Account) -> AccountOut:
+    return AccountOut(
+        id=account.account_id,
+        provider=account.provider.value,
+        email=account.email,
+        status=account.status,
+        locations=list(account.locations),
+        last_synced_at=account.last_synced_at,
+    )
+
+
+def _calendar_out(listing: CalendarListing) -> CalendarOut:
+    return CalendarOut(
+        id=listing.calendar_id,
+        account_id=listing.account_id,
+        provider=listing.provider.value,
+        name=listing.name,
+        access_role=listing.access_role,
+        time_zone=listing.time_zone,
+    )
+
+
+def _config_out(config: CalendarConfig) -> CalendarConfigOut:
+    return CalendarConfigOut(
+        primary_calendar_id=config.primary_calendar_id,
+        conflict_calendar_ids=list(config.conflict_calendar_ids),
+    )
+
+
+def desired_roles(configs: Iterable[CalendarConfig]) -> dict[str, SubscriberRole]:
+    """The role each configured calendar is copied to the person with: primary wins when a calendar
+    is primary in some location and a conflict calendar in another."""
+    roles: dict[str, SubscriberRole] = {}
+    for config in configs:
+        for calendar_id in config.conflict_calendar_ids:
+            roles.setdefault(calendar_id, "conflict")
+        if config.primary_calendar_id:
+            roles[config.primary_calendar_id] = "primary"
+    return roles
+
+
+class AccountsService:
+    def __init__(self, repository: Repository, accounts: AccountRepository, deps: AccountsDeps) -> None:
+        self._repo = repository
+        self._accounts = accounts
+        self._deps = deps
+
+    # ---- the caller --------------------------------------------------------------------------
+    def _remember_member(self, principal: Principal) -> None:
+        """Store the token's locations so admins can be checked against them (as ApiService does)."""
+        _, locations = self._repo.get_member(principal.user_id)
+        if locations != principal.locations:
+            self._repo.set_member_locations(principal.user_id, principal.locations)
+
+    # ---- connect (C2, C3, C4, C6, S7) --------------------------------------------------------
+    def connect_caldav(self, principal: Principal, body: CaldavConnectIn) -> AccountOut:
+        """Check the credentials with the server, then store the account (C3/C4 in one
+        transaction), its calendars, C6's primary, and queue the first syncs. Nothing is stored
+        when the server refuses, cannot be reached, or is not a CalDAV server."""
+        location_id = body.location_id
+        if not principal.is_member_of(location_id):  # C2, and C8: only for oneself
+            raise Forbidden("you can connect accounts only in the locations you are a member of")
+        password = body.password.get_secret_value()
+        discovery = self._deps.discover(body.server_url, body.username, password)
+        user_id = principal.user_id
+        account_id = account_id_for(user_id, Provider.CALDAV, discovery.external_id)
+        sealed = seal_login(
+            self._deps.box, body.username, password, {"userId": user_id, "accountId": account_id}
+        )
+        del password
+        account = self._accounts.connect(
+            Account(
+                account_id=account_id,
+                user_id=user_id,
+                provider=Provider.CALDAV,
+                external_id=discovery.external_id,
+                email=discovery.email,
+                status="active",
+                server_url=discovery.server_url,
+                principal_url=discovery.principal_url,
+                own_addresses=[a.lower() for a in discovery.own_addresses],
+                credentials=sealed,
+            ),
+            location_id,
+        )
+        self._remember_member(principal)
+        listings = self._store_calendars(user_id, account_id, discovery.calendars)
+        first_writable = next((c for c in listings if c.writable), None)
+        if first_writable is not None:
+            self._accounts.set_primary_if_unset(user_id, location_id, first_writable.calendar_id)
+        self._reconcile_subscriptions(user_id)
+        configured = desired_roles(self._accounts.list_configs(user_id))
+        for listing in listings:
+            if listing.calendar_id in configured:
+                self._enqueue(user_id, account_id, listing.calendar_id, "connect")
+        logger.info(
+            "caldav account connected",
+            extra={"account_id": account_id, "location_id": location_id, "calendars": len(listings)},
+        )
+        return _account_out(account)
+
+    def _store_calendars(
+        self, user_id: str, account_id: str, found: Sequence[DiscoveredCalendar]
+    ) -> list[CalendarListing]:
+        listings: list[CalendarListing] = []
+        for cal in found:
+            listing = CalendarListing(
+                calendar_id=calendar_id_for(account_id, cal.href),
+                account_id=account_id,
+                provider=Provider.CALDAV,
+                name=cal.name,
+                access_role=cal.access_role,
+                time_zone=cal.time_zone,
+                href=cal.href,
+            )
+            self._repo.put_calendar(
+                Calendar(
+                    calendar_id=listing.calendar_id,
+                    account_id=account_id,
+                    owner_user_id=user_id,
+                    provider=Provider.CALDAV,
+                    name=listing.name,
+                    access_role=listing.access_role,
+                    time_zone=listing.time_zone,
+                )
+            )
+            self._accounts.put_calendar_listing(listing)
+            listings.append(listing)
+        # calendars the server no longer has (a reconnect): gone from every configuration
+        current = {listing.calendar_id for listing in listings}
+        stale = [c.calendar_id for c in self._accounts.list_calendars_of_account(account_id)]
+        self._remove_calendars(user_id, account_id, [c for c in stale if c not in current])
+        return listings
+
+    def _enqueue(self, user_id: str, account_id: str, calendar_id: str, reason: Reason) -> None:
+        # full: the calendar may be unchanged on the server (ctag) but new to this subscriber
+        self._deps.enqueue(
+            SyncJob(calendar_id=calendar_id, user_id=user_id, account_id=account_id, reason=reason, full=True)
+        )
+
+    # ---- listing -----------------------------------------------------------------------------
+    def list_accounts(self, principal: Principal) -> AccountsOut:
+        accounts = sorted(self._accounts.list_accounts(principal.user_id), key=lambda a: a.account_id)
+        return AccountsOut(accounts=[_account_out(a) for a in accounts])
+
+    def _calendars_of(self, user_id: str) -> dict[str, CalendarListing]:
+        out: dict[str, CalendarListing] = {}
+        for account in self._accounts.list_accounts(user_id):
+            for listing in self._accounts.list_calendars_of_account(account.account_id):
+                out[listing.calendar_id] = listing
+        return out
+
+    def list_calendars(self, principal: Principal) -> CalendarsOut:
+        listings = sorted(
+            self._calendars_of(principal.user_id).values(), key=lambda c: (c.account_id, c.name)
+        )
+        return CalendarsOut(calendars=[_calendar_out(c) for c in listings])
+
+    # ---- calendar configuration (C6, C8) -----------------------------------------------------
+    def _authorize_config(self, principal: Principal, location_id: str, user_id: str) -> None:
+        if user_id == principal.user_id:
+            if not principal.is_member_of(location_id):
+                raise Forbidden("you have a calendar configuration only in the locations you are a member of")
+            self._remember_member(principal)
+            return
+        if principal.administers(location_id):
+            _, locations = self._repo.get_member(user_id)
+            if locations is not None and location_id in locations:
+                return
+        # strangers and non-members alike: the answer never tells who exists (X1)
+        raise Forbidden("you can set the calendars of members of the locations you administer only")
+
+    def get_config(self, principal: Principal, location_id: str, user_id: str) -> CalendarConfigOut:
+        self._authorize_config(principal, location_id, user_id)
+        return _config_out(self._accounts.get_config(user_id, location_id))
+
+    def put_config(
+        self, principal: Principal, location_id: str, user_id: str, body: CalendarConfigIn
+    ) -> CalendarConfigOut:
+        self._authorize_config(principal, location_id, user_id)
+        calendars = self._calendars_of(user_id)
+        primary = body.primary_calendar_id
+        conflicts = list(dict.fromkeys(c for c in body.conflict_calendar_ids if c != primary))
+        unknown = [c for c in [primary, *conflicts] if c is not None and c not in calendars]
+        if unknown:
+            raise InvalidInput(
+                f"{unknown[0]!r} is not a calendar of this person's connected accounts: "
+                "see GET /v1/me/calendars"
+            )
+        if primary is not None and not calendars[primary].writable:
+            raise InvalidInput(
+                "the primary calendar must be one calsync can write to (access role owner or writer)"
+            )
+        config = CalendarConfig(
+            location_id=location_id, primary_calendar_id=primary, conflict_calendar_ids=conflicts
+        )
+        self._accounts.put_config(user_id, config)
+        for calendar_id in self._reconcile_subscriptions(user_id):
+            self._enqueue(user_id, calendars[calendar_id].account_id, calendar_id, "config")
+        return _config_out(config)
+
+    def _reconcile_subscriptions(self, user_id: str) -> list[str]:
+        """Make the calendars' subscribers match the person's configurations in every location:
+        subscribe what is configured (with its role), unsubscribe (and so delete the copies of)
+        what no location configures any more. Returns the calendars newly subscribed or whose role
+        changed: they need a (full) sync to fill the person's partition."""
+        desired = desired_roles(self._accounts.list_configs(user_id))
+        owner = keys.user_pk(user_id)
+        changed: list[str] = []
+        for calendar_id in sorted(set(self._calendars_of(user_id)) | set(desired)):
+            calendar = self._repo.get_calendar(calendar_id)
+            if calendar is None:
+                continue
+            want, have = desired.get(calendar_id), calendar.subscribers.get(owner)
+            if want is not None and want != have:
+                self._repo.subscribe(calendar_id, owner, want)
+                changed.append(calendar_id)
+            elif want is None and have is not None:
+                self._repo.unsubscribe(calendar_id, owner)
+        return changed
+
+    # ---- disconnect (C8, C9) -----------------------------------------------------------------
+    def disconnect(self, principal: Principal, account_id: str) -> None:
+        """Only the person (C8). Credentials first (no sync can log in any more), then the
+        calendars leave every configuration, every copy of their events and their sync state are
+        deleted, then the claims and the account. Safe to repeat after a failure half-way."""
+        user_id = principal.user_id
+        account = self._accounts.get_account(user_id, account_id)
+        if account is None:
+            raise NotFound("no such account")
+        self._accounts.forget_credentials(user_id, account_id)
+        calendar_ids = [c.calendar_id for c in self._accounts.list_calendars_of_account(account_id)]
+        self._remove_calendars(user_id, account_id, calendar_ids)
+        self._accounts.delete_account(account)
+        logger.info("account disconnected", extra={"account_id": account_id, "calendars": len(calendar_ids)})
+
+    def _remove_calendars(self, user_id: str, account_id: str, calendar_ids: Sequence[str]) -> None:
+        if not calendar_ids:
+            return
+        gone = set(calendar_ids)
+        for config in self._accounts.list_configs(user_id):
+            if config.calendar_ids & gone:
+                self._accounts.put_config(
+                    user_id,
+                    CalendarConfig(
+                        location_id=config.location_id,
+                        primary_calendar_id=None
+                        if config.primary_calendar_id in gone
+                        else config.primary_calendar_id,
+                        conflict_calendar_ids=[c for c in config.conflict_calendar_ids if c not in gone],
+                    ),
+                )
+        for calendar_id in calendar_ids:
+            calendar = self._repo.get_calendar(calendar_id)
+            subscribers: Mapping[str, SubscriberRole] = calendar.subscribers if calendar else {}
+            for owner_pk in subscribers:  # the person and any room: every stored copy goes
+                self._repo.unsubscribe(calendar_id, owner_pk)
+            SyncStateStore(self._repo.table).forget_calendar(Provider.CALDAV.value, calendar_id)
+            self._accounts.delete_partition(keys.calendar_pk(calendar_id))  # the calendar and the rest
+            self._accounts.delete_calendar_listing(account_id, calendar_id)

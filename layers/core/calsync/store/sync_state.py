@@ -1,0 +1,324 @@
+"""The sync engine's own items: per-calendar sync state, the per-resource index, the poll registry.
+
+- ``CAL#<calendarId> / SYNC``: the cursor (opaque to the engine, the source's own), the generation
+  of the last full resync, a lease (one sync of a calendar at a time, also when two workers race),
+  a ``dirty`` counter (a job that found the lease taken adds 1: the holder syncs again before it
+  lets go, rule S6), and the times of the last sync and of the last full one.
+- ``CAL#<calendarId> / RES#<hash>``: one provider resource (a CalDAV href, a Google event id…):
+  its etag, the generation that last wrote it and the ids of the occurrences it produced, so that
+  a changed or deleted resource replaces or removes exactly its own occurrences.
+- ``POLL#<provider>#<shard> / CAL#<calendarId>``: the calendars the poll schedule enqueues, read
+  with one Query per shard (no Scan).
+
+Conditional writes (the lease) are the only concurrency control: nothing is read-then-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from calsync.domain.errors import Conflict
+from calsync.store import keys
+from calsync.store.repository import _mapped_errors as mapped_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+
+class SyncState(BaseModel):
+    """``CAL#<calendarId> / SYNC`` (a calendar never synced has the defaults)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calendar_id: str
+    cursor: str | None = None
+    generation: int = 0
+    full_pending: bool = False
+    dirty: int = 0
+    lease_owner: str | None = None
+    lease_until: int | None = None  # epoch seconds
+    last_synced_at: datetime | None = None
+    last_full_at: datetime | None = None
+
+    def leased(self, now: datetime) -> bool:
+        return self.lease_owner is not None and (self.lease_until or 0) > int(now.timestamp())
+
+
+class ResourceEntry(BaseModel):
+    """``CAL#<calendarId> / RES#<hash>``: what one provider resource put in the store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    etag: str = ""
+    generation: int = 0
+    occ_ids: list[str] = Field(default_factory=list)
+    # a recurring resource is expanded inside a horizon; it is expanded again when that moved
+    recurring: bool = False
+    horizon_end: datetime | None = None
+
+
+class PollEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    calendar_id: str
+    user_id: str
+    account_id: str
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _state(calendar_id: str, item: dict[str, Any] | None) -> SyncState:
+    if not item:
+        return SyncState(calendar_id=calendar_id)
+    return SyncState(
+        calendar_id=calendar_id,
+        cursor=_opt_str(item.get("cursor")),
+        generation=int(item.get("generation", 0)),
+        full_pending=bool(item.get("fullPending", False)),
+        dirty=int(item.get("dirty", 0)),
+        lease_owner=_opt_str(item.get("leaseOwner")),
+        lease_until=int(item["leaseUntil"]) if item.get("leaseUntil") is not None else None,
+        last_synced_at=keys.parse_iso(str(item["lastSyncedAt"])) if item.get("lastSyncedAt") else None,
+        last_full_at=keys.parse_iso(str(item["lastFullAt"])) if item.get("lastFullAt") else None,
+    )
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class SyncStateStore:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def _key(self, calendar_id: str) -> dict[str, str]:
+        return {"pk": keys.calendar_pk(calendar_id), "sk": keys.SYNC}
+
+    # ---- the sync state ----------------------------------------------------------------------
+    def get(self, calendar_id: str) -> SyncState:
+        with mapped_errors("read sync state"):
+            item = self._table.get_item(Key=self._key(calendar_id), ConsistentRead=True).get("Item")
+        return _state(calendar_id, item)
+
+    def acquire(self, calendar_id: str, owner: str, now: datetime, ttl: timedelta) -> SyncState | None:
+        """Take the calendar's lease (free, or expired); the state as it is now, or None if taken."""
+        try:
+            with mapped_errors("take sync lease"):
+                resp = self._table.update_item(
+                    Key=self._key(calendar_id),
+                    UpdateExpression=(
+                        "SET #type = :type, leaseOwner = :me, leaseUntil = :until, "
+                        "dirty = if_not_exists(dirty, :zero), generation = if_not_exists(generation, :zero)"
+                    ),
+                    ConditionExpression="attribute_not_exists(leaseOwner) OR leaseUntil < :now",
+                    ExpressionAttributeNames={"#type": "type"},
+                    ExpressionAttributeValues={
+                        ":type": "syncState",
+                        ":me": owner,
+                        ":until": int((now + ttl).timestamp()),
+                        ":now": int(now.timestamp()),
+                        ":zero": 0,
+                    },
+                    ReturnValues="ALL_NEW",
+                )
+        except Conflict:  # what a failed condition becomes: someone else holds the lease
+            return None
+        return _state(calendar_id, dict(resp.get("Attributes") or {}))
+
+    def mark_dirty(self, calendar_id: str) -> None:
+        """A change arrived while the calendar's sync runs: its holder syncs once more (S6)."""
+        with mapped_errors("mark calendar dirty"):
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression="SET #type = :type ADD dirty :one",
+                ExpressionAttributeNames={"#type": "type"},
+                ExpressionAttributeValues={":type": "syncState", ":one": 1},
+            )
+
+    def begin_full(self, calendar_id: str, owner: str, generation: int) -> None:
+        """Record that a full resync with ``generation`` runs: until it commits, every sync is full."""
+        with mapped_errors("start full resync"):
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression="SET fullPending = :t, generation = :g",
+                ConditionExpression="leaseOwner = :me",
+                ExpressionAttributeValues={":t": True, ":g": generation, ":me": owner},
+            )
+
+    def commit(
+        self,
+        calendar_id: str,
+        owner: str,
+        *,
+        cursor: str | None,
+        generation: int,
+        now: datetime,
+        full: bool,
+        seen_dirty: int,
+    ) -> bool:
+        """Move the cursor (every page is stored) and let go of the lease.
+
+        True: done. False: a job marked the calendar dirty during the sync; the cursor is stored
+        but the lease is kept, and the caller syncs again (S6).
+        """
+        sets = ["lastSyncedAt = :now", "generation = :g", "fullPending = :f"]
+        values: dict[str, Any] = {":now": keys.iso(now), ":g": generation, ":f": False, ":me": owner}
+        remove: list[str] = []
+        if cursor is None:
+            remove.append("#cursor")
+        else:
+            sets.append("#cursor = :cursor")
+            values[":cursor"] = cursor
+        if full:
+            sets.append("lastFullAt = :now")
+        names = {"#cursor": "cursor"}
+        try:
+            with mapped_errors("commit sync"):
+                self._table.update_item(
+                    Key=self._key(calendar_id),
+                    UpdateExpression="SET "
+                    + ", ".join([*sets, "dirty = :zero"])
+                    + " REMOVE "
+                    + ", ".join([*remove, "leaseOwner", "leaseUntil"]),
+                    ConditionExpression="leaseOwner = :me AND dirty = :seen",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={**values, ":zero": 0, ":seen": seen_dirty},
+                )
+            return True
+        except Conflict:
+            pass
+        # dirty moved (or the lease was lost): store the cursor under the lease only
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
+        with mapped_errors("commit sync"):
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression=update,
+                ConditionExpression="leaseOwner = :me",
+                ExpressionAttributeNames=names if (cursor is not None or remove) else {},
+                ExpressionAttributeValues=values,
+            )
+        return False
+
+    def release(self, calendar_id: str, owner: str) -> None:
+        """Let go of the lease without moving anything (a failed sync); a no-op if not ours."""
+        try:
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression="REMOVE leaseOwner, leaseUntil",
+                ConditionExpression="leaseOwner = :me",
+                ExpressionAttributeValues={":me": owner},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    # ---- the per-resource index --------------------------------------------------------------
+    def _resource_key(self, calendar_id: str, resource_key: str) -> dict[str, str]:
+        return {"pk": keys.calendar_pk(calendar_id), "sk": keys.resource_sk(resource_key)}
+
+    def get_resource(self, calendar_id: str, resource_key: str) -> ResourceEntry | None:
+        with mapped_errors("read resource index"):
+            item = self._table.get_item(
+                Key=self._resource_key(calendar_id, resource_key), ConsistentRead=True
+            ).get("Item")
+        return _resource(item) if item else None
+
+    def put_resource(self, calendar_id: str, entry: ResourceEntry) -> None:
+        item: dict[str, Any] = {
+            **self._resource_key(calendar_id, entry.key),
+            "type": "resource",
+            "key": entry.key,
+            "etag": entry.etag,
+            "generation": entry.generation,
+            "occIds": list(entry.occ_ids),
+            "recurring": entry.recurring,
+        }
+        if entry.horizon_end is not None:
+            item["horizonEnd"] = keys.iso(entry.horizon_end)
+        with mapped_errors("store resource index"):
+            self._table.put_item(Item=item)
+
+    def delete_resource(self, calendar_id: str, resource_key: str) -> None:
+        with mapped_errors("delete resource index"):
+            self._table.delete_item(Key=self._resource_key(calendar_id, resource_key))
+
+    def list_resources(self, calendar_id: str) -> Iterator[ResourceEntry]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":pk": keys.calendar_pk(calendar_id), ":p": keys.RES_PREFIX},
+            "ConsistentRead": True,
+        }
+        while True:
+            with mapped_errors("read resource index"):
+                resp = self._table.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield _resource(item)
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # ---- the poll registry --------------------------------------------------------------------
+    def register_poll(self, provider: str, entry: PollEntry) -> None:
+        """Put the calendar on the poll schedule (idempotent)."""
+        shard = keys.poll_shard(entry.calendar_id)
+        with mapped_errors("register calendar for polling"):
+            self._table.put_item(
+                Item={
+                    "pk": keys.poll_pk(provider, shard),
+                    "sk": keys.poll_sk(entry.calendar_id),
+                    "type": "pollEntry",
+                    "calendarId": entry.calendar_id,
+                    "userId": entry.user_id,
+                    "accountId": entry.account_id,
+                }
+            )
+
+    def list_poll(self, provider: str, shard: int) -> Iterator[PollEntry]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": keys.poll_pk(provider, shard)},
+        }
+        while True:
+            with mapped_errors("read poll registry"):
+                resp = self._table.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield PollEntry(
+                    calendar_id=str(item["calendarId"]),
+                    user_id=str(item["userId"]),
+                    account_id=str(item["accountId"]),
+                )
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def forget_calendar(self, provider: str, calendar_id: str) -> int:
+        """Delete the calendar's sync state, resource index and poll entry (the calendar is gone or
+        has no subscriber left; its occurrences are the repository's). Returns the items deleted."""
+        doomed = [self._key(calendar_id)]
+        doomed += [self._resource_key(calendar_id, r.key) for r in self.list_resources(calendar_id)]
+        doomed.append(
+            {"pk": keys.poll_pk(provider, keys.poll_shard(calendar_id)), "sk": keys.poll_sk(calendar_id)}
+        )
+        with mapped_errors("forget calendar"), self._table.batch_writer() as batch:
+            for key in doomed:
+                batch.delete_item(Key=key)
+        return len(doomed)
+
+
+def _resource(item: dict[str, Any]) -> ResourceEntry:
+    return ResourceEntry(
+        key=str(item["key"]),
+        etag=str(item.get("etag", "")),
+        generation=int(item.get("generation", 0)),
+        occ_ids=[str(i) for i in item.get("occIds") or []],
+        recurring=bool(item.get("recurring", False)),
+        horizon_end=keys.parse_iso(str(item["horizonEnd"])) if item.get("horizonEnd") else None,
+    )

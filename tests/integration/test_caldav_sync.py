@@ -1,0 +1,574 @@
+"""CalDAV sync end to end against a REAL Radicale server started by the tests.
+
+An account is connected through the repositories (sealed credentials on moto's KMS), its calendar
+configured as the person's primary; jobs go through a real SQS FIFO queue (moto) into the sync
+function's handler (``functions/caldav_sync``), the poll function enqueues them
+(``functions/caldav_poll``), and the meetings API (``functions/api``) shows the result. The clock
+is frozen (``now`` passed to every handler). Events are written to Radicale over HTTP (PUT/DELETE)
+the way a calendar app would.
+
+Rules: S3 (ctag, sync-collection, ETag comparison), S5, S6, S7, S8, S10, C10, U5, U7, X5.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from calsync.crypto import CredentialBox, seal_login
+from calsync.domain.links import LinkSettings
+from calsync.domain.models import UTC, Provider
+from calsync.store.accounts import (
+    Account,
+    AccountRepository,
+    CalendarListing,
+    account_id_for,
+    calendar_id_for,
+)
+from calsync.store.items import Calendar
+from calsync.store.repository import Repository
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync.jobs import SyncJob, enqueue_sync
+from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync_caldav.client import CalDAVClient
+from calsync_caldav.source import CalDAVSource, dump_cursor, load_cursor
+from calsync_caldav.worker import CalDAVSyncWorker
+from functions.caldav_poll import app as poll_app
+from functions.caldav_sync import app as sync_app
+from local.sources import sqs_record, to_delete
+from tests.support import apigw
+from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
+from tests.support.caldav_server import FaultyProxy, RadicaleServer, ics, override, radicale
+
+REGION = "eu-west-1"
+NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # a Friday; the window is Nov 20 00:00 .. Nov 23 00:00 UTC
+LINKS = LinkSettings.of(["meet.calsync.test"], ["classic.calsync.test"], [])
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServer]:
+    with radicale(tmp_path_factory.mktemp("radicale")) as srv:
+        yield srv
+
+
+@dataclass
+class World:
+    table: Any
+    sqs: Any
+    kms: Any
+    key_id: str
+    queue_url: str
+    queue_arn: str
+    server: RadicaleServer
+    user: str  # the person (JWT sub) and the CalDAV user name
+    password: str
+    calendar_url: str  # on Radicale itself
+    account_id: str
+    calendar_id: str
+    requests: list[str] = field(default_factory=list)  # "METHOD status" of every CalDAV request
+    dlq_url: str = ""
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.user, self.password
+
+    def put(self, name: str, text: str) -> None:
+        self.server.put(self.calendar_url, name, text, self.auth)
+
+    def delete(self, name: str) -> None:
+        self.server.delete(self.calendar_url, name, self.auth)
+
+    def job(self, reason: str = "connect", full: bool = False) -> SyncJob:
+        return SyncJob(
+            calendar_id=self.calendar_id,
+            user_id=self.user,
+            account_id=self.account_id,
+            reason=reason,  # type: ignore[arg-type]
+            full=full,
+        )
+
+    def enqueue(self, reason: str = "connect") -> None:
+        enqueue_sync(self.sqs, self.queue_url, self.job(reason))
+
+    def drain(self, now: datetime) -> list[dict[str, Any]]:
+        """Run the sync function on what the queue holds until it is empty (or only delayed)."""
+        answers: list[dict[str, Any]] = []
+        sync_app.clock = lambda: now
+        for _ in range(20):
+            msgs = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not msgs:
+                break
+            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
+            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="caldav-sync"))
+            answers.append(answer)
+            for rec in to_delete(records, answer, report_failures=True):
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
+        return answers
+
+    def poll(self, now: datetime) -> dict[str, Any]:
+        poll_app.clock = lambda: now
+        event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
+        result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+        return result
+
+    def meetings(self, now: datetime) -> dict[str, Any]:
+        claims = apigw.claims(self.user, ["hq"])
+        with api_on(self.table, now) as api:
+            api.get("/v1/me/meetings", claims=claims)  # the first call remembers the locations
+            got = api.get("/v1/me/meetings", query={"explain": "true"}, claims=claims)
+        assert got.status == 200, got.body
+        body: dict[str, Any] = got.json()
+        return body
+
+    def listed(self, now: datetime) -> list[tuple[str, str]]:
+        return [(m["title"], m["start"]) for m in self.meetings(now)["meetings"]]
+
+
+def make_world(
+    table: Any,
+    server: RadicaleServer,
+    *,
+    base_url: str | None = None,
+    client_hook: Callable[[CalDAVClient], Any] | None = None,
+) -> World:
+    kms = boto3.client("kms", region_name=REGION)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = sqs.create_queue(
+        QueueName=f"dlq-{uuid.uuid4().hex[:6]}.fifo", Attributes={"FifoQueue": "true"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=f"sync-{uuid.uuid4().hex[:6]}.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": "false",
+            "VisibilityTimeout": "360",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+    user, password = f"u{uuid.uuid4().hex[:8]}", f"pw-{uuid.uuid4().hex}"
+    server.add_user(user, password)
+    calendar_url = server.make_calendar(user, password)
+    base = base_url or server.base_url
+    href = base + calendar_url.removeprefix(server.base_url)
+    account_id = account_id_for(user, Provider.CALDAV, f"{user}@127.0.0.1")
+    box = CredentialBox(kms, key_id)
+    accounts = AccountRepository(table)
+    accounts.connect(
+        Account(
+            account_id=account_id,
+            user_id=user,
+            provider=Provider.CALDAV,
+            external_id=f"{user}@127.0.0.1",
+            status="active",
+            server_url=base,
+            own_addresses=[f"{user}@example.com"],
+            credentials=seal_login(box, user, password, {"userId": user, "accountId": account_id}),
+        ),
+        "hq",
+    )
+    calendar_id = calendar_id_for(account_id, href)
+    accounts.put_calendar_listing(
+        CalendarListing(
+            calendar_id=calendar_id,
+            account_id=account_id,
+            provider=Provider.CALDAV,
+            name="calendar",
+            href=href,
+        )
+    )
+    repo = Repository(table)
+    repo.put_calendar(
+        Calendar(calendar_id=calendar_id, account_id=account_id, owner_user_id=user, provider=Provider.CALDAV)
+    )
+    repo.subscribe(calendar_id, f"USER#{user}", "primary")
+
+    world = World(
+        table,
+        sqs,
+        kms,
+        key_id,
+        queue_url,
+        queue_arn,
+        server,
+        user,
+        password,
+        calendar_url,
+        account_id,
+        calendar_id,
+    )
+
+    world.dlq_url = dlq_url
+
+    def client_factory(username: str, pw: str, base_url: str) -> CalDAVClient:
+        client = CalDAVClient(
+            username,
+            pw,
+            base_url=base_url,
+            on_response=lambda r: world.requests.append(f"{r.request.method} {r.status_code}"),
+        )
+        if client_hook is not None:
+            client_hook(client)
+        return client
+
+    sync_app.set_dependencies(
+        table=table,
+        kms=kms,
+        sqs=sqs,
+        key_id=key_id,
+        queue_url=queue_url,
+        client_factory=client_factory,
+        links=LINKS,
+    )
+    poll_app.set_dependencies(table=table, sqs=sqs, queue_url=queue_url)
+    return world
+
+
+@pytest.fixture
+def world(moto_table: Any, server: RadicaleServer) -> Iterator[World]:
+    yield make_world(moto_table, server)
+    sync_app.set_dependencies()
+    poll_app.set_dependencies()
+
+
+def at(hours: float, days: int = 0) -> datetime:
+    return NOW + timedelta(days=days, hours=hours)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def starts(listed: list[tuple[str, str]], title: str) -> list[str]:
+    return [s for t, s in listed if t == title]
+
+
+WEEKLY_LINK = "LOCATION:https://meet.calsync.test/daily"
+
+
+# ---------------------------------------------------------------------------------------------- tests
+
+
+def test_connect_first_sync_then_add_move_cancel_delete(world: World) -> None:
+    # rules S3, C10, U5, U7: after each change on the server and a poll, the API shows exactly it
+    world.put("standup", ics("standup", "Standup", at(2), at(2.5)))
+    world.put("daily", ics("daily", "Daily", at(1), at(1.25), rrule="FREQ=DAILY;COUNT=10", extra=WEEKLY_LINK))
+    world.put("series-nolink", ics("nolink", "No link series", at(3), at(4), rrule="FREQ=DAILY;COUNT=3"))
+    world.enqueue("connect")
+    answers = world.drain(NOW)
+    assert answers and all(a["batchItemFailures"] == [] for a in answers)
+    listed = world.listed(NOW)
+    assert starts(listed, "Daily") == [iso(at(1)), iso(at(1, 1)), iso(at(1, 2))]
+    assert starts(listed, "Standup") == [iso(at(2))]
+    excluded = {(e["title"], tuple(e["rules"])) for e in world.meetings(NOW)["excluded"]}
+    assert ("No link series", ("U5",)) in excluded  # recurring without a meeting link
+
+    # add
+    world.put("review", ics("review", "Review", at(5), at(6)))
+    t1 = NOW + timedelta(minutes=5)
+    assert world.poll(t1)["enqueued"] == 1
+    world.drain(t1)
+    assert starts(world.listed(t1), "Review") == [iso(at(5))]
+
+    # move
+    world.put("standup", ics("standup", "Standup", at(7), at(7.5)))
+    t2 = NOW + timedelta(minutes=10)
+    world.poll(t2)
+    world.drain(t2)
+    assert starts(world.listed(t2), "Standup") == [iso(at(7))]
+
+    # cancel one occurrence of the series (override with STATUS:CANCELLED) and move another
+    overrides = override("daily", at(1, 1), at(1, 1), at(1.25, 1), title="Daily", extra="STATUS:CANCELLED")
+    overrides += "\r\n" + override(
+        "daily", at(1, 2), at(4, 2), at(4.5, 2), title="Daily moved", extra=WEEKLY_LINK
+    )
+    world.put(
+        "daily",
+        ics(
+            "daily",
+            "Daily",
+            at(1),
+            at(1.25),
+            rrule="FREQ=DAILY;COUNT=10",
+            extra=WEEKLY_LINK,
+            overrides=overrides,
+        ),
+    )
+    t3 = NOW + timedelta(minutes=15)
+    world.poll(t3)
+    world.drain(t3)
+    body = world.meetings(t3)
+    listed = [(m["title"], m["start"]) for m in body["meetings"]]
+    assert starts(listed, "Daily") == [iso(at(1))]
+    assert starts(listed, "Daily moved") == [iso(at(4, 2))]
+    assert any(e["title"] == "Daily" and "U7" in e["rules"] for e in body["excluded"])
+
+    # delete
+    world.delete("review")
+    t4 = NOW + timedelta(minutes=20)
+    world.poll(t4)
+    world.drain(t4)
+    assert starts(world.listed(t4), "Review") == []
+    assert sorted({t for t, _ in world.listed(t4)}) == ["Daily", "Daily moved", "Standup"]
+
+
+def test_unchanged_ctag_costs_one_request_and_no_write(world: World) -> None:
+    # rule S3: a calendar whose ctag did not change costs one CalDAV request and no DynamoDB write
+    for i in range(5):
+        world.put(f"e{i}", ics(f"e{i}", f"Event {i}", at(i + 1), at(i + 2)))
+    world.enqueue()
+    world.drain(NOW)
+    t1 = NOW + timedelta(minutes=5)
+    if reconcile_slot(world.calendar_id) == run_number(t1) % RECONCILE_SLOTS:
+        t1 += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
+    assert world.poll(t1) == {"enqueued": 1, "reconciles": 0, "failed": 0}
+    world.requests.clear()
+    with dynamodb_calls(world.table) as calls:
+        answers = world.drain(t1)
+    assert answers and answers[0]["batchItemFailures"] == []
+    assert world.requests == ["PROPFIND 207"]
+    assert [c for c in calls.calls if c in WRITES] == []
+
+
+def test_rejected_sync_token_full_resync_loses_nothing(world: World) -> None:
+    # rule S3: a refused token (403 valid-sync-token) -> full comparison by ETag, nothing lost
+    for i in range(4):
+        world.put(f"e{i}", ics(f"e{i}", f"Event {i}", at(i + 1), at(i + 2)))
+    world.enqueue()
+    world.drain(NOW)
+    state = SyncStateStore(world.table)
+    stored = load_cursor(state.get(world.calendar_id).cursor)
+    assert stored is not None and stored[1]
+    world.table.update_item(
+        Key={"pk": f"CAL#{world.calendar_id}", "sk": "SYNC"},
+        UpdateExpression="SET #c = :c",
+        ExpressionAttributeNames={"#c": "cursor"},
+        ExpressionAttributeValues={":c": dump_cursor("stale-ctag", "http://radicale.org/ns/sync/forgotten")},
+    )
+    world.put("e4", ics("e4", "Event 4", at(6), at(7)))
+    world.delete("e0")
+    t1 = NOW + timedelta(minutes=5)
+    world.requests.clear()
+    world.enqueue("poll")
+    world.drain(t1)
+    assert "REPORT 403" in world.requests  # the refused token
+    titles = sorted(t for t, _ in world.listed(t1))
+    assert titles == ["Event 1", "Event 2", "Event 3", "Event 4"]
+    new_cursor = load_cursor(state.get(world.calendar_id).cursor)
+    assert new_cursor is not None and new_cursor[1] != "http://radicale.org/ns/sync/forgotten"
+    # only the new event was fetched: one multiget with one href after the calendar-query
+    assert world.requests.count("REPORT 207") == 2
+
+
+def test_same_calendar_enqueued_many_times_at_once(world: World) -> None:
+    # rule S6: concurrent runs of the same calendar yield one consistent state, no duplicates
+    for i in range(6):
+        world.put(f"e{i}", ics(f"e{i}", f"Event {i}", at(i + 1), at(i + 2)))
+    worker = sync_app.worker()
+    statuses: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            statuses.append(worker.run(world.job("config"), NOW).status)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert "synced" in statuses
+    worker.run(world.job("poll"), NOW + timedelta(minutes=1))  # settles what the dirty marks asked for
+    items = [
+        i
+        for i in world.table.scan()["Items"]
+        if i["pk"] == f"USER#{world.user}" and str(i["sk"]).startswith("EV#")
+    ]
+    assert len(items) == len({i["occId"] for i in items}) == 6
+    assert sorted(t for t, _ in world.listed(NOW)) == [f"Event {i}" for i in range(6)]
+
+
+def test_worker_failing_half_way_leaves_a_state_the_next_sync_completes(
+    moto_table: Any, server: RadicaleServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S6: an exception after the first page; the cursor did not move; the next sync completes
+    calls = {"n": 0, "fail": False}
+
+    def hook(client: CalDAVClient) -> None:
+        real = client.multiget
+
+        def multiget(url: str, keys: Any) -> Any:
+            calls["n"] += 1
+            if calls["fail"] and calls["n"] == 2:
+                raise RuntimeError("worker died")
+            return real(url, keys)
+
+        client.multiget = multiget  # type: ignore[method-assign]
+
+    # one resource per page (multiget), so that the failure comes after the first page is stored
+    monkeypatch.setattr(CalDAVSource.__init__, "__kwdefaults__", {"batch_size": 1})
+    w = make_world(moto_table, server, client_hook=hook)
+    try:
+        w.put("a", ics("a", "A", at(1), at(2)))
+        w.enqueue()
+        w.drain(NOW)
+        state = SyncStateStore(moto_table)
+        cursor = state.get(w.calendar_id).cursor
+        for name in "bcd":
+            w.put(name, ics(name, name.upper(), at(3), at(4)))
+        calls.update(n=0, fail=True)
+        worker: CalDAVSyncWorker = sync_app.worker()
+        with pytest.raises(RuntimeError, match="worker died"):
+            worker.run(w.job("poll"), NOW + timedelta(minutes=5))
+        assert state.get(w.calendar_id).cursor == cursor
+        assert len(w.listed(NOW)) == 2  # A and the first page
+        calls["fail"] = False
+        assert worker.run(w.job("poll"), NOW + timedelta(minutes=10)).status == "synced"
+        assert sorted(t for t, _ in w.listed(NOW)) == ["A", "B", "C", "D"]
+    finally:
+        sync_app.set_dependencies()
+        poll_app.set_dependencies()
+
+
+def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
+    # rule X5 / C10: a VEVENT that cannot be read does not stop the calendar
+    world.put("good", ics("good", "Good", at(1), at(2)))
+    world.put("broken", ics("broken", "Broken", at(3), at(2)))  # DTEND before DTSTART
+    world.enqueue()
+    answers = world.drain(NOW)
+    assert answers[0]["batchItemFailures"] == []
+    assert [t for t, _ in world.listed(NOW)] == ["Good"]
+
+
+@pytest.fixture
+def proxied(moto_table: Any, server: RadicaleServer) -> Iterator[tuple[World, FaultyProxy]]:
+    proxy = FaultyProxy(server.base_url)
+    w = make_world(moto_table, server, base_url=proxy.url)
+    try:
+        yield w, proxy
+    finally:
+        proxy.close()
+        sync_app.set_dependencies()
+        poll_app.set_dependencies()
+
+
+def test_garbage_xml_stores_nothing_and_crashes_nothing(proxied: tuple[World, FaultyProxy]) -> None:
+    # rule X5: a server answering garbage: a clear failure, nothing stored, the record not retried
+    w, proxy = proxied
+    w.put("a", ics("a", "A", at(1), at(2)))
+    proxy.fault = lambda method, path: (207, {"Content-Type": "application/xml"}, b"<multistatus><oops")
+    w.enqueue()
+    answers = w.drain(NOW)
+    assert answers[0]["batchItemFailures"] == []
+    assert w.listed(NOW) == []
+    assert SyncStateStore(w.table).get(w.calendar_id).cursor is None
+    proxy.fault = None
+    w.enqueue("poll")
+    w.drain(NOW)
+    assert [t for t, _ in w.listed(NOW)] == ["A"]
+
+
+def test_401_marks_the_account_reauth_required_and_skips_it_later(proxied: tuple[World, FaultyProxy]) -> None:
+    # rule S7: refused credentials -> reauth_required, visible in the account; no more requests
+    w, proxy = proxied
+    proxy.fault = lambda method, path: (401, {"WWW-Authenticate": 'Basic realm="x"'}, b"")
+    w.enqueue()
+    assert w.drain(NOW)[0]["batchItemFailures"] == []
+    account = AccountRepository(w.table).get_account(w.user, w.account_id)
+    assert account is not None and account.status == "reauth_required"
+    seen = proxy.requests
+    w.enqueue("poll")
+    w.drain(NOW)
+    assert proxy.requests == seen  # skipped without a request
+
+
+def test_503_with_retry_after_is_retried_then_succeeds(
+    proxied: tuple[World, FaultyProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S8: 503 + Retry-After -> the record fails and comes back after Retry-After; nothing lost
+    import moto.sqs.models as sqs_models
+
+    w, proxy = proxied
+    w.put("a", ics("a", "A", at(1), at(2)))
+    proxy.fault = lambda method, path: (503, {"Retry-After": "120"}, b"busy")
+    w.enqueue()
+    answers = w.drain(NOW)
+    assert len(answers[0]["batchItemFailures"]) == 1
+    assert w.listed(NOW) == []
+    # hidden for Retry-After seconds (not the queue's 360 s): nothing comes back 119 s later ...
+    real_ms = sqs_models.unix_time_millis
+    start = real_ms()
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: start + 119_000)
+    assert w.sqs.receive_message(QueueUrl=w.queue_url, MaxNumberOfMessages=10).get("Messages") is None
+    # ... and 121 s later it does; the server is fine again and the job completes
+    proxy.fault = None
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: start + 121_000)
+    answers = w.drain(NOW + timedelta(minutes=2))
+    assert answers and answers[0]["batchItemFailures"] == []
+    assert [t for t, _ in w.listed(NOW)] == ["A"]
+
+
+def test_failing_job_lands_in_the_dead_letter_queue(
+    proxied: tuple[World, FaultyProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S8: failures that keep failing land in the dead-letter queue (maxReceiveCount 5)
+    import moto.sqs.models as sqs_models
+
+    w, proxy = proxied
+    proxy.fault = lambda method, path: (503, {}, b"down")
+    w.enqueue()
+    clock = {"ms": sqs_models.unix_time_millis()}
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: clock["ms"])
+    delays = []
+    for attempt in range(1, 6):
+        answers = w.drain(NOW)
+        assert len(answers[0]["batchItemFailures"]) == 1, attempt
+        delays.append(sync_app.backoff(attempt))
+        clock["ms"] += (delays[-1] + 1) * 1000
+    assert delays == [30, 60, 120, 240, 480]  # exponential backoff without Retry-After
+    assert w.drain(NOW) == []  # gone from the queue ...
+    dead = w.sqs.receive_message(QueueUrl=w.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(dead) == 1 and json.loads(dead[0]["Body"])["calendarId"] == w.calendar_id  # ... into the DLQ
+
+
+def test_boto3_works_beside_caldav_1x() -> None:
+    # docs/adr/0003: caldav 1.x brings requests/urllib3, not niquests/urllib3-future
+    import caldav
+    import urllib3
+    from moto import mock_aws
+
+    assert caldav.__version__.startswith("1.")
+    assert importlib.util.find_spec("niquests") is None
+    assert "urllib3_future" not in (urllib3.__file__ or "")
+    assert int(urllib3.__version__.split(".")[0]) >= 1
+    assert "caldav" in sys.modules and requests.__version__
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="beside-caldav", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket="beside-caldav", Key="k", Body=b"v")
+        assert s3.get_object(Bucket="beside-caldav", Key="k")["Body"].read() == b"v"
