@@ -31,7 +31,7 @@ LINT_DIRS   := $(wildcard layers functions tests local bench)
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools ddb-local test lint build bench run clean
+.PHONY: help venv tools ddb-local test lint build bench openapi run clean
 
 help: ## list the targets
 	@echo "calsync — make targets:"
@@ -85,6 +85,9 @@ lint: venv tools ## ruff (lint + format check), mypy --strict, sam validate --li
 
 build: tools ## sam build (no Docker, no python3.13 needed: BuildMethod makefile)
 	$(SAM) build
+
+openapi: venv ## regenerate functions/api/openapi.json from every HTTP function's routes
+	$(VENV_PY) -m local.openapi
 
 bench: venv ## run the benchmarks (python -m bench)
 	$(VENV_PY) -m bench

@@ -203,16 +203,15 @@ def test_unexpected_failure_is_a_500_problem_that_leaks_nothing(
 
 # ---- OpenAPI and sample events ------------------------------------------------------------------
 def http_api_routes() -> set[str]:
-    events = resource("ApiFunction")["Properties"]["Events"]
-    return {
-        f"{e['Properties']['Method']} {e['Properties']['Path']}"
-        for e in events.values()
-        if e["Type"] == "HttpApi"
-    }
+    """Every HttpApi route of every function in template.yaml."""
+    from local.template import functions, load
+
+    return {r.route_key for fn in functions(load()).values() for r in fn.routes}
 
 
 def test_openapi_is_served_without_a_token_and_lists_every_route(api: Api) -> None:
-    # API.md: the OpenAPI document is generated from the code and served at /v1/openapi.json
+    # API.md: the OpenAPI document is generated from the code and served at /v1/openapi.json; it
+    # covers the whole HTTP API, whichever function serves a route
     got = api.get("/v1/openapi.json")
     assert got.status == 200
     assert got.content_type == "application/json"
@@ -226,6 +225,13 @@ def test_openapi_is_served_without_a_token_and_lists_every_route(api: Api) -> No
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             assert "422" not in operation["responses"], (method, path)  # bad input is a 400 problem
+
+
+def test_openapi_document_is_what_the_code_generates() -> None:
+    # the committed document is regenerated from every function's resolver: `make openapi`
+    from local.openapi import OUTPUT, render
+
+    assert OUTPUT.read_text() == render(), "functions/api/openapi.json is stale: run `make openapi`"
 
 
 SAMPLES = sorted((ROOT / "events").glob("api-*.json"))
@@ -242,10 +248,18 @@ EXPECTED = {
 
 
 def test_every_route_of_the_template_has_a_sample_event() -> None:
-    # LOCAL.md: sample events for every function (sam local invoke -e)
+    # LOCAL.md: sample events for every function and route (sam local invoke -e), whichever function
     keys = {json.loads(p.read_text())["routeKey"] for p in SAMPLES}
-    assert keys == http_api_routes()
+    api_routes = {
+        f"{e['Properties']['Method']} {e['Properties']['Path']}"
+        for e in resource("ApiFunction")["Properties"]["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    assert keys == api_routes
     assert {p.stem for p in SAMPLES} == set(EXPECTED)
+    every_sample = [json.loads(p.read_text()) for p in (ROOT / "events").glob("*.json")]
+    sampled = {e.get("routeKey") for e in every_sample if isinstance(e, dict)}
+    assert http_api_routes() <= sampled, sorted(http_api_routes() - sampled)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])

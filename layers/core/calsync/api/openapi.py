@@ -1,0 +1,73 @@
+"""One OpenAPI document for the whole HTTP API, merged from each HTTP function's own resolver.
+
+calsync's routes are served by several functions (each with its own least-privilege role), each with
+its own Powertools resolver. ``merge`` builds the single document API.md promises from their
+generated schemas; ``local/openapi.py`` writes it next to ApiFunction, which serves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from calsync.api.problems import PROBLEM_JSON
+
+TITLE = "calsync API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "calsync: people's and rooms' calendars from Google, Microsoft 365 and CalDAV, in sync. "
+    "Errors are RFC 9457 problem details."
+)
+_UNUSED = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+
+
+def schema_of(resolver: Any) -> dict[str, Any]:
+    """The OpenAPI document one Powertools resolver generates from its routes."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer  # noqa: PLC0415 - rare
+
+    document: dict[str, Any] = resolver.get_openapi_schema(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        security_schemes={"bearerAuth": HTTPBearer(bearerFormat="JWT")},
+        security=[{"bearerAuth": []}],
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return document
+
+
+def merge(documents: Iterable[Mapping[str, Any]], public_routes: Iterable[str] = ()) -> dict[str, Any]:
+    """Merge documents into one; ``public_routes`` ("POST /v1/webhooks/google") need no token."""
+    public = {r.upper() for r in public_routes}
+    merged: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
+    for document in documents:
+        if not merged:
+            merged = {k: v for k, v in document.items() if k not in ("paths", "components")}
+            merged["components"] = {k: v for k, v in document.get("components", {}).items() if k != "schemas"}
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                if method in paths.get(path, {}):
+                    raise ValueError(f"{method.upper()} {path} is served by two functions")
+                paths.setdefault(path, {})[method] = operation
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                raise ValueError(f"two different schemas are both named {name!r}: rename one")
+            schemas[name] = schema
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            answers = operation.setdefault("responses", {})
+            # bad input is a 400 problem, never Powertools' default 422 shape
+            answers.pop("422", None)
+            answers["500"] = {
+                "description": "Internal error",
+                "content": {PROBLEM_JSON: {"schema": problem_ref}},
+            }
+            if f"{method.upper()} {path}" in public:
+                operation["security"] = []  # authenticated by the provider's own means (X2)
+    for unused in _UNUSED:
+        schemas.pop(unused, None)
+    merged["paths"] = dict(sorted(paths.items()))
+    merged.setdefault("components", {})["schemas"] = dict(sorted(schemas.items()))
+    return merged
