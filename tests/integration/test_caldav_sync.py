@@ -572,3 +572,56 @@ def test_boto3_works_beside_caldav_1x() -> None:
         s3.create_bucket(Bucket="beside-caldav", CreateBucketConfiguration={"LocationConstraint": REGION})
         s3.put_object(Bucket="beside-caldav", Key="k", Body=b"v")
         assert s3.get_object(Bucket="beside-caldav", Key="k")["Body"].read() == b"v"
+
+
+def test_room_backed_by_a_caldav_calendar_gets_privacy_applied_when_stored(world: World) -> None:
+    # rule R4: a CalDAV calendar can back a room; a private event reaches the room's partition without
+    # its title, and without its link because calsync only reads that calendar — never written at all
+    from calsync.store.items import Room
+
+    repo = Repository(world.table)
+    repo.put_calendar(
+        Calendar(
+            calendar_id=world.calendar_id,
+            account_id=world.account_id,
+            owner_user_id=world.user,
+            provider=Provider.CALDAV,
+            access_role="reader",
+        )
+    )
+    repo.put_room(
+        Room(
+            room_id="hq-caldav-room",
+            location_id="hq",
+            name="CalDAV room",
+            time_zone="Europe/Berlin",
+            account_id=world.account_id,
+            calendar_id=world.calendar_id,
+        )
+    )
+    world.put(
+        "secret.ics",
+        ics(
+            "secret",
+            "Board: acquisition",
+            at(2),
+            at(3),
+            extra="CLASS:PRIVATE\nURL:https://meet.calsync.test/b",
+        ),
+    )
+    world.put("open.ics", ics("open", "Town hall", at(4), at(5), extra="URL:https://meet.calsync.test/t"))
+    world.enqueue()
+    world.drain(NOW)
+
+    stored = world.table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
+        ExpressionAttributeValues={":pk": "ROOM#hq-caldav-room", ":ev": "EV#"},
+    )["Items"]
+    assert len(stored) == 2
+    raw = json.dumps(stored, default=str)
+    assert "acquisition" not in raw and "meet.calsync.test/b" not in raw  # never written
+    with api_on(world.table, NOW) as api:
+        got = api.get("/v1/rooms/hq-caldav-room/meetings", claims=apigw.claims(world.user, ["hq"]))
+    assert got.status == 200, got.body
+    shown = {(m["title"], m["meetingLink"], m["private"]) for m in got.json()["meetings"]}
+    assert shown == {(None, None, True), ("Town hall", "https://meet.calsync.test/t", False)}
