@@ -96,7 +96,25 @@ def _service() -> AccountsService:
     enqueue = _overrides.get("enqueue") or _enqueue_via(
         _overrides.get("sqs") or _client("sqs"), _overrides.get("queue_url") or settings.caldav_sync_queue_url
     )
-    return AccountsService(Repository(table), AccountRepository(table), AccountsDeps(discover, box, enqueue))
+    deps = AccountsDeps(discover, box, enqueue, stop_push=_stop_push(table, box))
+    return AccountsService(Repository(table), AccountRepository(table), deps)
+
+
+def _stop_push(table: Any, box: Any) -> dict[Any, Any]:
+    """C9: disconnect stops the account's push channels (Google: calsync_google, GoogleLayer);
+    tests: ``stop_push``. Without the GoogleLayer nothing is stopped: the channels expire (<= 7 days)
+    and their notifications are dropped (unknown channel)."""
+    if "stop_push" in _overrides:
+        return dict(_overrides["stop_push"])
+    from calsync.domain.models import Provider  # noqa: PLC0415
+
+    try:
+        from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
+        from calsync_google.worker import channel_stopper, service_factory  # noqa: PLC0415
+    except ImportError:  # no GoogleLayer in this function
+        return {}
+    services = service_factory(client_secret, get_google_settings().endpoints)
+    return {Provider.GOOGLE: channel_stopper(table, box, services)}
 
 
 def service() -> AccountsService:

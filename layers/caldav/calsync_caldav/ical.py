@@ -305,6 +305,20 @@ class _Details:
     organizer_is_self: bool
     meeting_link: str | None
     legacy: bool
+    declined: bool = False  # C11: PARTSTAT=DECLINED on the account's own ATTENDEE
+
+
+def _declined(component: Component, own: set[str]) -> bool:
+    """Whether one of the account's own addresses is an ATTENDEE that declined (RFC 5545 PARTSTAT)."""
+    for prop in _values(component, "ATTENDEE"):
+        params = getattr(prop, "params", {})
+        if str(params.get("PARTSTAT", "")).strip().upper() != "DECLINED":
+            continue
+        email = params.get("EMAIL")
+        addresses = {str(prop).strip().lower(), _address(str(prop))}
+        if (addresses | ({_address(str(email))} if email else set())) & own:
+            return True
+    return False
 
 
 def _details(component: Component, ctx: ParseContext) -> _Details:
@@ -342,6 +356,7 @@ def _details(component: Component, ctx: ParseContext) -> _Details:
         organizer_is_self=organizer_is_self,
         meeting_link=link,
         legacy=is_legacy(link, organizer, ctx.links),
+        declined=_declined(component, {_address(a) for a in ctx.own_addresses}),
     )
 
 
@@ -385,6 +400,7 @@ def _occurrence(
         status=Status.CANCELLED if cancelled else details.status,
         recurring=recurring,
         transparency=details.transparency,
+        declined=details.declined,
         etag=ctx.etag,
         **times,
     )

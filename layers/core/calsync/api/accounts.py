@@ -7,7 +7,7 @@ principal and the validated input, and injects ``discover`` (calsync_caldav), th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from calsync.api.account_schemas import (
@@ -71,6 +71,7 @@ class Discovery(Protocol):
 
 Discover = Callable[[str, str, str], Discovery]  # (server URL, user name, password)
 Enqueue = Callable[[SyncJob], None]
+StopPush = Callable[[Account], int]  # C9: stops the account's push channels at the provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class AccountsDeps:
     discover: Discover
     box: CredentialBox
     enqueue: Enqueue
+    # per provider; called with the account while its credentials still exist (best effort)
+    stop_push: Mapping[Provider, StopPush] = field(default_factory=dict)
 
 
 def _account_out(account: Account) -> AccountOut:
@@ -165,8 +168,24 @@ class AccountsService:
             ),
             location_id,
         )
+        self.attach_calendars(principal, account, location_id, discovery.calendars)
+        return _account_out(account)
+
+    def attach_calendars(
+        self,
+        principal: Principal,
+        account: Account,
+        location_id: str,
+        found: Sequence[DiscoveredCalendar],
+        *,
+        enqueue: Enqueue | None = None,
+    ) -> list[CalendarListing]:
+        """After a connect (any provider): the account's calendars, C6's primary (the first
+        writable one when the location has none), the subscriptions of the configured calendars and
+        their first syncs (on ``enqueue``, default: this service's queue)."""
+        user_id, account_id = principal.user_id, account.account_id
         self._remember_member(principal)
-        listings = self._store_calendars(user_id, account_id, discovery.calendars)
+        listings = self._store_calendars(user_id, account_id, found, account.provider)
         first_writable = next((c for c in listings if c.writable), None)
         if first_writable is not None:
             self._accounts.set_primary_if_unset(user_id, location_id, first_writable.calendar_id)
@@ -174,22 +193,31 @@ class AccountsService:
         configured = desired_roles(self._accounts.list_configs(user_id))
         for listing in listings:
             if listing.calendar_id in configured:
-                self._enqueue(user_id, account_id, listing.calendar_id, "connect")
+                self._enqueue(user_id, account_id, listing.calendar_id, "connect", enqueue)
         logger.info(
-            "caldav account connected",
-            extra={"account_id": account_id, "location_id": location_id, "calendars": len(listings)},
+            "account connected",
+            extra={
+                "provider": account.provider.value,
+                "account_id": account_id,
+                "location_id": location_id,
+                "calendars": len(listings),
+            },
         )
-        return _account_out(account)
+        return listings
 
     def _store_calendars(
-        self, user_id: str, account_id: str, found: Sequence[DiscoveredCalendar]
+        self,
+        user_id: str,
+        account_id: str,
+        found: Sequence[DiscoveredCalendar],
+        provider: Provider = Provider.CALDAV,
     ) -> list[CalendarListing]:
         listings: list[CalendarListing] = []
         for cal in found:
             listing = CalendarListing(
                 calendar_id=calendar_id_for(account_id, cal.href),
                 account_id=account_id,
-                provider=Provider.CALDAV,
+                provider=provider,
                 name=cal.name,
                 access_role=cal.access_role,
                 time_zone=cal.time_zone,
@@ -200,7 +228,7 @@ class AccountsService:
                     calendar_id=listing.calendar_id,
                     account_id=account_id,
                     owner_user_id=user_id,
-                    provider=Provider.CALDAV,
+                    provider=provider,
                     name=listing.name,
                     access_role=listing.access_role,
                     time_zone=listing.time_zone,
@@ -211,12 +239,14 @@ class AccountsService:
         # calendars the server no longer has (a reconnect): gone from every configuration
         current = {listing.calendar_id for listing in listings}
         stale = [c.calendar_id for c in self._accounts.list_calendars_of_account(account_id)]
-        self._remove_calendars(user_id, account_id, [c for c in stale if c not in current])
+        self._remove_calendars(user_id, account_id, [c for c in stale if c not in current], provider)
         return listings
 
-    def _enqueue(self, user_id: str, account_id: str, calendar_id: str, reason: Reason) -> None:
+    def _enqueue(
+        self, user_id: str, account_id: str, calendar_id: str, reason: Reason, enqueue: Enqueue | None = None
+    ) -> None:
         # full: the calendar may be unchanged on the server (ctag) but new to this subscriber
-        self._deps.enqueue(
+        (enqueue or self._deps.enqueue)(
             SyncJob(calendar_id=calendar_id, user_id=user_id, account_id=account_id, reason=reason, full=True)
         )
 
@@ -310,13 +340,25 @@ class AccountsService:
         account = self._accounts.get_account(user_id, account_id)
         if account is None:
             raise NotFound("no such account")
+        stop_push = self._deps.stop_push.get(account.provider)
+        if stop_push is not None and account.credentials:
+            try:  # C9: before the credentials go (the provider's channels expire on their own anyway)
+                stop_push(account)
+            except Exception:  # best effort: a provider outage does not block a disconnect
+                logger.exception("push channels not stopped", extra={"account_id": account_id})
         self._accounts.forget_credentials(user_id, account_id)
         calendar_ids = [c.calendar_id for c in self._accounts.list_calendars_of_account(account_id)]
-        self._remove_calendars(user_id, account_id, calendar_ids)
+        self._remove_calendars(user_id, account_id, calendar_ids, account.provider)
         self._accounts.delete_account(account)
         logger.info("account disconnected", extra={"account_id": account_id, "calendars": len(calendar_ids)})
 
-    def _remove_calendars(self, user_id: str, account_id: str, calendar_ids: Sequence[str]) -> None:
+    def _remove_calendars(
+        self,
+        user_id: str,
+        account_id: str,
+        calendar_ids: Sequence[str],
+        provider: Provider = Provider.CALDAV,
+    ) -> None:
         if not calendar_ids:
             return
         gone = set(calendar_ids)
@@ -337,6 +379,6 @@ class AccountsService:
             subscribers: Mapping[str, SubscriberRole] = calendar.subscribers if calendar else {}
             for owner_pk in subscribers:  # the person and any room: every stored copy goes
                 self._repo.unsubscribe(calendar_id, owner_pk)
-            SyncStateStore(self._repo.table).forget_calendar(Provider.CALDAV.value, calendar_id)
+            SyncStateStore(self._repo.table).forget_calendar(provider.value, calendar_id)
             self._accounts.delete_partition(keys.calendar_pk(calendar_id))  # the calendar and the rest
             self._accounts.delete_calendar_listing(account_id, calendar_id)

@@ -87,6 +87,7 @@ class Occurrence:
     status: Status = Status.CONFIRMED
     recurring: bool = False
     transparency: Transparency = Transparency.OPAQUE
+    declined: bool = False  # C11: the person declined it (it does not block their time)
     etag: str | None = None
     id: str = field(default="")
 

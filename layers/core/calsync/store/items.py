@@ -121,6 +121,7 @@ def occurrence_to_item(occ: Occurrence, role: SubscriberRole) -> dict[str, Any]:
         "organizer": occ.organizer,
         "meetingLink": occ.meeting_link,
         "etag": occ.etag,
+        "declined": True if occ.declined else None,  # C11; absent when not declined
     }
     item.update({k: v for k, v in optional.items() if v is not None})
     return item
@@ -149,6 +150,7 @@ def item_to_occurrence(item: dict[str, Any]) -> Occurrence:
         status=Status(item.get("status", "confirmed")),
         recurring=bool(item.get("recurring", False)),
         transparency=Transparency(item.get("transparency", "opaque")),
+        declined=bool(item.get("declined", False)),
         etag=item.get("etag"),
         id=item["occId"],
     )

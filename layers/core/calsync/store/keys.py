@@ -176,3 +176,71 @@ def poll_pk(provider: str, shard: int) -> str:
 
 def poll_sk(calendar_id: str) -> str:
     return f"CAL#{calendar_id}"
+
+
+# ---- Microsoft (issue 6: calsync_microsoft.registry) -----------------------------------------------
+# OAUTH#microsoft#<state> / FLOW       a started sign-in: the sealed msal flow (PKCE verifier), TTL
+# MSSUB#<subscriptionId> / SUB         a Graph subscription: user, account, hash of its clientState
+# MSSUBS#<shard> / ACC#<accountId>     the mailbox's one subscription (id, expiry): renewal (S4) reads
+#                                      one shard per Query
+FLOW = "FLOW"
+SUB = "SUB"
+MS_SUB_SHARDS = 4
+
+
+def oauth_flow_pk(provider: str, state: str) -> str:
+    return f"OAUTH#{provider}#{state}"
+
+
+def ms_subscription_pk(subscription_id: str) -> str:
+    return f"MSSUB#{subscription_id}"
+
+
+def ms_subscription_shard(account_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(account_id.encode(), digest_size=2).digest(), "big") % MS_SUB_SHARDS
+
+
+def ms_mailbox_pk(shard: int) -> str:
+    return f"MSSUBS#{shard:02d}"
+
+
+def ms_mailbox_sk(account_id: str) -> str:
+    return f"ACC#{account_id}"
+
+
+# ---- Google push channels and OAuth state (issue 5; S1, S4, X2) ---------------------------------
+# CAL#<calendarId> / GCHAN#<channelId>     one push channel: token hash, resourceId, expiry, state.
+#   The channel id starts with the calendar id, so the webhook finds the item with ONE GetItem, and
+#   deleting a calendar's partition (C9) drops its channels too (the webhook then answers "unknown").
+# GCHANEXP#<shard> / <expiry>#<channelId>  the renewal schedule's index (Query sk <= now + margin).
+# OAUTH#<sha256(state)> / STATE            a pending authorization (PKCE verifier), TTL 15 min.
+GCHAN_PREFIX = "GCHAN#"
+CHANNEL_SHARDS = 4
+OAUTH_STATE = "STATE"
+
+
+def google_channel_sk(channel_id: str) -> str:
+    return f"{GCHAN_PREFIX}{channel_id}"
+
+
+def channel_expiry_pk(shard: int) -> str:
+    return f"GCHANEXP#{shard:02d}"
+
+
+def channel_expiry_sk(expires: datetime, channel_id: str) -> str:
+    return f"{iso(expires)}#{channel_id}"
+
+
+def channel_shard(channel_id: str) -> int:
+    digest = hashlib.blake2b(channel_id.encode(), digest_size=2).digest()
+    return int.from_bytes(digest, "big") % CHANNEL_SHARDS
+
+
+def oauth_state_pk(state: str) -> str:
+    return f"OAUTH#{hashlib.sha256(state.encode('utf-8')).hexdigest()}"
+
+
+# ---- scheduling (issue 7; C7): Powertools idempotency records of POST …/appointments -----------
+# IDEM#scheduling / <hash of (caller, userId, locationId, Idempotency-Key)>: status, the answer,
+# the body's hash, and expiresAt (the table's TTL attribute).
+IDEMPOTENCY_PK = "IDEM#scheduling"

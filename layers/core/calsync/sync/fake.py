@@ -86,6 +86,7 @@ class FakeSource:
         return self._next_cursor
 
     def changes(self, cursor: str | None, known: Mapping[str, str], horizon: Horizon) -> Iterator[Page]:
+        self._next_cursor = None  # a rejected or unfinished listing leaves no cursor behind
         with self._lock:  # a consistent snapshot, as one REPORT answer is
             version = self._version
             resources = dict(self._resources)

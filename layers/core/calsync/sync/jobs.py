@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Reason = Literal["poll", "reconcile", "config", "connect", "resync"]
+Reason = Literal["poll", "reconcile", "config", "connect", "resync", "push"]
 _GROUP_ID = r"^[\x21-\x7e]{1,128}$"  # what SQS accepts as MessageGroupId
 _ID = r"^[^\x00-\x1f\x7f]{1,256}$"
 

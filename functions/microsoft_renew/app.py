@@ -1,0 +1,74 @@
+"""Microsoft schedules (S4, S5, S7): renew subscriptions at half-life at the latest, reconcile.
+
+Each run lists the mailboxes (the subscription registry, one Query per shard) and queues mailbox
+jobs on the MicrosoftSyncQueue; the sync worker does the Graph calls:
+
+- ``renew`` (every hour): mailboxes whose subscription expires within half the configured lifetime
+  get a ``renew`` job (PATCH, or a new subscription when Graph removed it). Renewing uses the
+  refresh token every ~35 h at the latest, which also keeps rarely used refresh tokens alive (they
+  expire after 90 days unused).
+- ``reconcile`` (daily, event ``{"task": "reconcile"}``): every mailbox gets a full resync: push is
+  not fully reliable (S5), and the calendarView horizon moves forward (the delta link is re-based).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from calsync.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+_overrides: dict[str, Any] = {}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = utc_now
+
+
+def set_dependencies(**overrides: Any) -> None:
+    """Tests: ``table``, ``sqs``, ``queue_url``, ``settings``."""
+    _overrides.clear()
+    _overrides.update(overrides)
+    _wired.cache_clear()
+
+
+@functools.cache
+def _wired() -> tuple[Any, Any, str, Any]:
+    from calsync_microsoft import wiring  # noqa: PLC0415
+    from calsync_microsoft.registry import MicrosoftRegistry  # noqa: PLC0415
+
+    sqs, url = wiring.sqs_of(_overrides)
+    return MicrosoftRegistry(wiring.table_of(_overrides)), sqs, url, wiring.settings_of(_overrides)
+
+
+def run(task: str, now: datetime) -> int:
+    from calsync_microsoft.jobs import MailboxJob, enqueue_many  # noqa: PLC0415
+    from calsync_microsoft.subscriptions import renew_before  # noqa: PLC0415
+
+    registry, sqs, url, settings = _wired()
+    if task == "reconcile":
+        due = list(registry.mailboxes_due(datetime.max.replace(tzinfo=UTC)))
+        jobs = [
+            MailboxJob(user_id=u, account_id=a, action="renew", full=True, reason="reconcile")
+            for u, a, _ in due
+        ]
+    else:
+        due = list(registry.mailboxes_due(renew_before(now, settings.subscription_lifetime)))
+        jobs = [MailboxJob(user_id=u, account_id=a, action="renew", reason="renew") for u, a, _ in due]
+    failed = enqueue_many(sqs, url, jobs)
+    logger.info("microsoft schedule", extra={"task": task, "queued": len(jobs) - failed, "failed": failed})
+    return len(jobs) - failed
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = str((event or {}).get("task") or "renew")
+    return {"task": task, "queued": run(task, clock())}

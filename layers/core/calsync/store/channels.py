@@ -1,0 +1,161 @@
+"""Google push channels (S1, S4, X2): the channel -> calendar mapping, read by the webhook with one
+GetItem (``CAL#<calendarId> / GCHAN#<channelId>``) and listed for renewal by expiry
+(``GCHANEXP#<shard>``). Only a SHA-256 of each channel's token is stored; the webhook compares
+digests in constant time. No Google SDK here: the webhook function uses this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from boto3.dynamodb.conditions import Key
+from pydantic import BaseModel, ConfigDict
+
+from calsync.store import keys
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+ChannelState = Literal["active", "retiring", "stopped"]
+_CHANNEL_ID = re.compile(r"^([a-f0-9]{32})-([a-f0-9]{16})$")
+
+
+def new_channel_id(calendar_id: str) -> str:
+    return f"{calendar_id}-{secrets.token_hex(8)}"
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def calendar_of(channel_id: str) -> str | None:
+    """The calendar id a channel id starts with; None when it is not one of ours."""
+    m = _CHANNEL_ID.match(channel_id)
+    return m.group(1) if m else None
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: str
+    calendar_id: str
+    user_id: str
+    account_id: str
+    resource_id: str
+    token_sha256: str
+    expires_at: datetime
+    state: ChannelState = "active"
+    stop_after: datetime | None = None  # retiring: stopped at Google once the overlap is over
+
+    def token_matches(self, token: str) -> bool:
+        return hmac.compare_digest(token_digest(token), self.token_sha256)
+
+
+class ChannelStore:
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def put(self, channel: Channel) -> None:
+        item: dict[str, Any] = {
+            "pk": keys.calendar_pk(channel.calendar_id),
+            "sk": keys.google_channel_sk(channel.channel_id),
+            "type": "googleChannel",
+            "userId": channel.user_id,
+            "accountId": channel.account_id,
+            "resourceId": channel.resource_id,
+            "tokenSha256": channel.token_sha256,
+            "expiresAt": keys.iso(channel.expires_at),
+            "state": channel.state,
+        }
+        if channel.stop_after is not None:
+            item["stopAfter"] = keys.iso(channel.stop_after)
+        self._table.put_item(Item=item)
+        self._table.put_item(
+            Item={
+                "pk": keys.channel_expiry_pk(keys.channel_shard(channel.channel_id)),
+                "sk": keys.channel_expiry_sk(channel.expires_at, channel.channel_id),
+                "type": "googleChannelExpiry",
+                "calendarId": channel.calendar_id,
+                "channelId": channel.channel_id,
+            }
+        )
+
+    def get(self, channel_id: str) -> Channel | None:
+        calendar_id = calendar_of(channel_id)
+        if calendar_id is None:
+            return None
+        item = self._table.get_item(
+            Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.google_channel_sk(channel_id)},
+            ConsistentRead=True,
+        ).get("Item")
+        return _channel(calendar_id, channel_id, item) if item else None
+
+    def of_calendar(self, calendar_id: str) -> list[Channel]:
+        resp = self._table.query(
+            KeyConditionExpression=Key("pk").eq(keys.calendar_pk(calendar_id))
+            & Key("sk").begins_with(keys.GCHAN_PREFIX),
+            ConsistentRead=True,
+        )
+        return [_channel(calendar_id, str(i["sk"]).removeprefix(keys.GCHAN_PREFIX), i) for i in resp["Items"]]
+
+    def set_state(self, channel: Channel, state: ChannelState, stop_after: datetime | None = None) -> None:
+        self.put(channel.model_copy(update={"state": state, "stop_after": stop_after}))
+
+    def delete(self, channel: Channel) -> None:
+        self._table.delete_item(
+            Key={
+                "pk": keys.calendar_pk(channel.calendar_id),
+                "sk": keys.google_channel_sk(channel.channel_id),
+            }
+        )
+        self.forget_expiry(channel.channel_id, channel.expires_at)
+
+    def forget_expiry(self, channel_id: str, expires_at: datetime) -> None:
+        self._table.delete_item(
+            Key={
+                "pk": keys.channel_expiry_pk(keys.channel_shard(channel_id)),
+                "sk": keys.channel_expiry_sk(expires_at, channel_id),
+            }
+        )
+
+    def expiring(self, before: datetime) -> Iterator[tuple[str, datetime]]:
+        """(channel id, expiry) of every indexed channel that expires before ``before``: one Query
+        per shard."""
+        for shard in range(keys.CHANNEL_SHARDS):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": Key("pk").eq(keys.channel_expiry_pk(shard))
+                & Key("sk").lt(keys.iso(before) + "#"),
+            }
+            while True:
+                resp = self._table.query(**kwargs)
+                for item in resp["Items"]:
+                    expiry, _, channel_id = str(item["sk"]).partition("#")
+                    yield channel_id, keys.parse_iso(expiry)
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def _channel(calendar_id: str, channel_id: str, item: dict[str, Any]) -> Channel:
+    stop_after = item.get("stopAfter")
+    return Channel(
+        channel_id=channel_id,
+        calendar_id=calendar_id,
+        user_id=str(item["userId"]),
+        account_id=str(item["accountId"]),
+        resource_id=str(item["resourceId"]),
+        token_sha256=str(item["tokenSha256"]),
+        expires_at=keys.parse_iso(str(item["expiresAt"])),
+        state=item.get("state", "active"),
+        stop_after=keys.parse_iso(str(stop_after)) if stop_after else None,
+    )

@@ -1,0 +1,147 @@
+"""Connect a Google account (C1, C3, C4, C6, S7): authorize (state + PKCE), then the callback
+exchanges the code, reads the calendar list (with ``accessRole``), seals the refresh token with
+KMS, stores the account with the C3/C4 transaction (``AccountRepository.connect``) and hands the
+calendars to ``AccountsService.attach_calendars`` (primary, subscriptions, first syncs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from calsync.api.account_schemas import AccountOut
+from calsync.api.accounts import AccountsService, Enqueue
+from calsync.api.auth import Principal
+from calsync.api.schemas import Id, _Request, _Wire
+from calsync.crypto import CredentialBox
+from calsync.domain.errors import Forbidden, InvalidInput
+from calsync.domain.models import Provider
+from calsync.store.accounts import Account, AccountRepository, account_id_for
+from calsync.store.items import AccessRole
+from calsync.sync.source import SourceError
+from calsync_google.client import Caller
+from calsync_google.oauth import OAuthFlow
+from calsync_google.worker import seal_refresh_token
+
+ROLES: dict[str, AccessRole] = {
+    "owner": "owner",
+    "writer": "writer",
+    "reader": "reader",
+    "freeBusyReader": "freeBusyReader",
+}
+
+
+class AuthorizeIn(_Request):
+    location_id: Id = Field(description="the location to use the account in (you must be a member)")
+    redirect_uri: str = Field(
+        min_length=8, max_length=2048, pattern=r"^(https://|http://127\.0\.0\.1[:/]|[a-z][a-z0-9+.-]*:/)"
+    )
+
+
+class AuthorizeOut(_Wire):
+    authorization_url: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class FoundCalendar:
+    href: str
+    name: str
+    access_role: AccessRole
+    time_zone: str | None
+
+
+class GoogleConnect:
+    def __init__(
+        self,
+        flow: OAuthFlow,
+        *,
+        accounts: AccountRepository,
+        service: AccountsService,
+        box: CredentialBox,
+        services: Callable[[str], Any],
+        enqueue: Enqueue,
+    ) -> None:
+        self._flow = flow
+        self._accounts = accounts
+        self._service = service
+        self._box = box
+        self._services = services
+        self._enqueue = enqueue
+
+    def authorize(self, principal: Principal, body: AuthorizeIn, now: datetime) -> AuthorizeOut:
+        if not principal.is_member_of(body.location_id):
+            raise Forbidden("you can connect accounts only in the locations you are a member of")
+        url, state = self._flow.authorization_url(principal.user_id, body.location_id, body.redirect_uri, now)
+        return AuthorizeOut(authorization_url=url, state=state)
+
+    def callback(self, principal: Principal, code: str, state: str, now: datetime) -> AccountOut:
+        pending = self._flow.consume_state(state, principal.user_id, now)
+        if not principal.is_member_of(pending.location_id):
+            raise Forbidden("you can connect accounts only in the locations you are a member of")
+        tokens = self._flow.exchange(code, pending)
+        calendars, email = self._calendars(tokens.refresh_token)
+        user_id = principal.user_id
+        account_id = account_id_for(user_id, Provider.GOOGLE, email)
+        sealed = seal_refresh_token(
+            self._box, tokens.refresh_token, {"userId": user_id, "accountId": account_id}
+        )
+        account = self._accounts.connect(
+            Account(
+                account_id=account_id,
+                user_id=user_id,
+                provider=Provider.GOOGLE,
+                external_id=email,
+                email=email,
+                status="syncing",
+                own_addresses=[email],
+                credentials=sealed,
+            ),
+            pending.location_id,
+        )
+        self._service.attach_calendars(
+            principal, account, pending.location_id, calendars, enqueue=self._enqueue
+        )
+        return AccountOut(
+            id=account.account_id,
+            provider=account.provider.value,
+            email=account.email,
+            status=account.status,
+            locations=list(account.locations),
+            last_synced_at=account.last_synced_at,
+        )
+
+    def _calendars(self, refresh_token: str) -> tuple[list[FoundCalendar], str]:
+        service, caller = self._services(refresh_token), Caller(retries=2)
+        found: list[FoundCalendar] = []
+        email = ""
+        page: str | None = None
+        try:
+            while True:
+                body = caller(service.calendarList().list(**({"pageToken": page} if page else {})))
+                for item in body.get("items") or []:
+                    role = ROLES.get(str(item.get("accessRole")))
+                    if role is None:
+                        continue
+                    if item.get("primary"):
+                        email = str(item["id"]).lower()
+                    found.append(
+                        FoundCalendar(
+                            str(item["id"]),
+                            str(item.get("summary") or item["id"]),
+                            role,
+                            item.get("timeZone"),
+                        )
+                    )
+                page = body.get("nextPageToken")
+                if not page:
+                    break
+        except SourceError as exc:
+            raise InvalidInput(f"Google's calendar list could not be read: {exc}") from exc
+        if not email:
+            raise InvalidInput("the Google account has no primary calendar")
+        return found, email

@@ -1,0 +1,283 @@
+"""One Google sync job, start to end (what ``functions/google_sync`` runs per SQS record), and the
+renewal schedule's work. Same outcomes as the CalDAV worker (``RetryLater`` for S8 and outages,
+``reauth_required`` for S7, ``gone`` when nothing uses the calendar any more), plus: after a
+successful sync the calendar has a live push channel (S1), opened when missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from calsync.crypto import CredentialBox, SealedSecretError
+from calsync.domain.errors import StoreUnavailable
+from calsync.domain.links import LinkSettings
+from calsync.domain.models import Provider
+from calsync.observability import logger
+from calsync.store.accounts import Account, AccountRepository, CalendarListing
+from calsync.store.channels import ChannelStore
+from calsync.store.repository import Repository
+from calsync.store.sync_state import PollEntry, SyncStateStore
+from calsync.sync.engine import SyncEngine, SyncOutcome
+from calsync.sync.jobs import SyncJob
+from calsync.sync.source import (
+    CalendarGone,
+    SourceAuthError,
+    SourceError,
+    SourceProtocolError,
+    SourceThrottled,
+    SourceUnavailable,
+)
+from calsync_google import channels
+from calsync_google.client import Caller, ClientSecret, GoogleEndpoints, calendar_service, credentials
+from calsync_google.source import GoogleContext, GoogleSource
+
+PROVIDER = Provider.GOOGLE.value
+Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
+ServiceFactory = Callable[[str], Any]  # refresh token -> calendar service
+
+
+class RetryLater(Exception):
+    def __init__(self, reason: str, delay: int | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    status: Status
+    outcome: SyncOutcome | None = None
+    detail: str = ""
+
+
+def seal_refresh_token(box: CredentialBox, refresh_token: str, context: dict[str, str]) -> dict[str, str]:
+    return box.seal(json.dumps({"refresh_token": refresh_token}).encode(), context)
+
+
+def open_refresh_token(box: CredentialBox, sealed: dict[str, str], context: dict[str, str]) -> str:
+    try:
+        return str(json.loads(box.open(sealed, context))["refresh_token"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SealedSecretError("the stored credentials are damaged") from exc
+
+
+def service_factory(client: Callable[[], ClientSecret], endpoints: GoogleEndpoints) -> ServiceFactory:
+    def make(refresh_token: str) -> Any:
+        return calendar_service(credentials(refresh_token, client(), endpoints), endpoints)
+
+    return make
+
+
+def channel_stopper(table: Any, box: CredentialBox, services: ServiceFactory) -> Callable[[Account], int]:
+    """C9: what disconnect calls before the credentials go — every push channel of the account's
+    calendars is stopped at Google (``channels.stop``) and forgotten; the number stopped."""
+    store, accounts = ChannelStore(table), AccountRepository(table)
+
+    def stop(account: Account) -> int:
+        context = {"userId": account.user_id, "accountId": account.account_id}
+        service, caller, stopped = None, Caller(retries=1), 0
+        for listing in accounts.list_calendars_of_account(account.account_id):
+            for channel in store.of_calendar(listing.calendar_id):
+                if service is None:
+                    service = services(open_refresh_token(box, account.credentials, context))
+                channels.stop(service, caller, store, channel)
+                stopped += 1
+        return stopped
+
+    return stop
+
+
+@dataclass
+class GoogleSyncWorker:
+    table: Any
+    box: CredentialBox
+    services: ServiceFactory
+    webhook_url: str = ""  # empty: no push channels (polling by the reconcile schedule only)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    caller: Callable[[], Caller] = Caller
+
+    def __post_init__(self) -> None:
+        self.repository = Repository(self.table)
+        self.accounts = AccountRepository(self.table)
+        self.state = SyncStateStore(self.table)
+        self.channels = ChannelStore(self.table)
+        self.engine = SyncEngine(self.repository, self.state)
+
+    def run(self, job: SyncJob, now: datetime) -> JobResult:
+        try:
+            return self._run(job, now)
+        except StoreUnavailable as exc:
+            raise RetryLater(f"the store is busy: {exc.detail}") from exc
+
+    def _gone(self, job: SyncJob, why: str) -> JobResult:
+        logger.info("calendar not synced any more", extra={"calendar_id": job.calendar_id, "why": why})
+        self.state.forget_calendar(PROVIDER, job.calendar_id)
+        return JobResult("gone", detail=why)
+
+    def _listing(self, account: Account, calendar_id: str) -> CalendarListing | None:
+        return next(
+            (
+                c
+                for c in self.accounts.list_calendars_of_account(account.account_id)
+                if c.calendar_id == calendar_id
+            ),
+            None,
+        )
+
+    def service_of(self, account: Account) -> Any:
+        context = {"userId": account.user_id, "accountId": account.account_id}
+        return self.services(open_refresh_token(self.box, account.credentials, context))
+
+    def _run(self, job: SyncJob, now: datetime) -> JobResult:
+        calendar = self.repository.get_calendar(job.calendar_id)
+        if calendar is None:
+            return self._gone(job, "the calendar is not known")
+        if calendar.provider is not Provider.GOOGLE:
+            return JobResult("skipped", detail="not a Google calendar")
+        if not calendar.subscribers:
+            return self._gone(job, "no person or room uses the calendar")
+        account = self.accounts.get_account(calendar.owner_user_id, calendar.account_id)
+        if account is None or not account.credentials:
+            return self._gone(job, "the account is disconnected")
+        if account.status == "reauth_required":
+            return JobResult("reauth_required", detail="the account must be connected again")
+        listing = self._listing(account, calendar.calendar_id)
+        if listing is None or not listing.href:
+            return self._gone(job, "the account no longer lists the calendar")
+        if job.reason not in ("poll", "reconcile"):
+            self.state.register_poll(
+                PROVIDER,
+                PollEntry(
+                    calendar_id=calendar.calendar_id, user_id=account.user_id, account_id=account.account_id
+                ),
+            )
+        try:
+            service = self.service_of(account)
+        except SealedSecretError as exc:
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=exc.detail)
+        caller = self.caller()
+        source = GoogleSource(
+            service,
+            listing.href,
+            GoogleContext(
+                account_id=account.account_id,
+                calendar_id=calendar.calendar_id,
+                access_role=calendar.access_role or listing.access_role,
+                links=self.links,
+            ),
+            caller=caller,
+        )
+        extra = {"calendar_id": calendar.calendar_id, "account_id": account.account_id, "reason": job.reason}
+        try:
+            outcome = self.engine.sync(
+                calendar, source, now=now, full=job.full or job.reason in ("reconcile", "resync")
+            )
+            if self.webhook_url and outcome.status != "busy":
+                self._ensure_channel(service, caller, account, listing, now)
+        except SourceAuthError as exc:
+            logger.warning("grant refused: account needs reconnecting", extra={**extra, "error": str(exc)})
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=str(exc))
+        except SourceThrottled as exc:
+            raise RetryLater(str(exc), exc.retry_after) from exc
+        except SourceUnavailable as exc:
+            raise RetryLater(str(exc)) from exc
+        except (SourceProtocolError, CalendarGone) as exc:
+            logger.error("Google answered something unusable", extra={**extra, "error": str(exc)})
+            return JobResult("failed", detail=str(exc))
+        if outcome.status == "synced":
+            self.accounts.set_last_synced(account.user_id, account.account_id, now)
+            if account.status == "syncing":
+                self.accounts.set_status(account.user_id, account.account_id, "active")
+            logger.info(
+                "calendar synced",
+                extra={**extra, "full": outcome.full, "stored": outcome.stored, "deleted": outcome.deleted},
+            )
+        return JobResult(outcome.status, outcome)
+
+    def _ensure_channel(
+        self, service: Any, caller: Caller, account: Account, listing: CalendarListing, now: datetime
+    ) -> None:
+        if channels.needs_channel(self.channels.of_calendar(listing.calendar_id), now):
+            channels.watch(
+                service,
+                caller,
+                self.channels,
+                google_calendar_id=listing.href,
+                calendar_id=listing.calendar_id,
+                user_id=account.user_id,
+                account_id=account.account_id,
+                address=self.webhook_url,
+                now=now,
+            )
+
+    # ---- renewal (S4) --------------------------------------------------------------------------
+    def renew(self, now: datetime) -> dict[str, int]:
+        """Channels expiring within ``RENEW_BEFORE``: a new channel first, the old one kept
+        ``retiring`` for ``OVERLAP`` and then stopped at Google. Index entries of channels whose
+        calendar is gone are dropped."""
+        counts = {"renewed": 0, "stopped": 0, "dropped": 0, "failed": 0}
+        horizon = now + channels.RENEW_BEFORE
+        for channel_id, expiry in list(self.channels.expiring(horizon)):
+            channel = self.channels.get(channel_id)
+            if channel is None:
+                self.channels.forget_expiry(channel_id, expiry)
+                counts["dropped"] += 1
+                continue
+            account = self.accounts.get_account(channel.user_id, channel.account_id)
+            listing = self._listing(account, channel.calendar_id) if account and account.credentials else None
+            try:
+                if account is None or listing is None:
+                    self.channels.delete(channel)
+                    counts["dropped"] += 1
+                    continue
+                service, caller = self.service_of(account), self.caller()
+                if channel.state == "active":
+                    channels.watch(
+                        service,
+                        caller,
+                        self.channels,
+                        google_calendar_id=listing.href,
+                        calendar_id=channel.calendar_id,
+                        user_id=channel.user_id,
+                        account_id=channel.account_id,
+                        address=self.webhook_url,
+                        now=now,
+                    )
+                    self.channels.set_state(channel, "retiring", now + channels.OVERLAP)
+                    counts["renewed"] += 1
+                elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
+                    channels.stop(service, caller, self.channels, channel)
+                    counts["stopped"] += 1
+            except (SourceError, SealedSecretError) as exc:
+                logger.warning("channel renewal failed", extra={"channel_id": channel_id, "error": str(exc)})
+                counts["failed"] += 1
+        return counts
+
+
+def from_environment(**o: Any) -> GoogleSyncWorker:
+    """The worker of the sync and renewal functions; tests override ``table``, ``kms``,
+    ``key_id``, ``services``, ``client``, ``webhook_url``, ``links``, ``caller``."""
+    import boto3  # noqa: PLC0415
+
+    from calsync.config import get_settings  # noqa: PLC0415
+    from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
+
+    google = get_google_settings()
+    table = o.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
+    box = CredentialBox(
+        o.get("kms") or boto3.client("kms"), o.get("key_id") or get_settings().credentials_key_id
+    )
+    services = o.get("services") or service_factory(o.get("client") or client_secret, google.endpoints)
+    return GoogleSyncWorker(
+        table,
+        box,
+        services,
+        webhook_url=o.get("webhook_url", google.webhook_url),
+        links=o.get("links") or get_settings().links,
+        **({"caller": o["caller"]} if "caller" in o else {}),
+    )

@@ -1,0 +1,132 @@
+"""Microsoft sign-in with msal (C1, S7, X3).
+
+- ``MicrosoftIdentity.start``: ``initiate_auth_code_flow`` (state, PKCE S256, nonce) with the scopes
+  ``Calendars.ReadWrite User.Read offline_access``; the flow (it holds the PKCE verifier) is kept
+  sealed in the table for 10 minutes under its state (``calsync_microsoft.registry``).
+- ``MicrosoftIdentity.finish``: ``acquire_token_by_auth_code_flow`` (msal checks the state and sends
+  the verifier); the result's cache is the account's ``SerializableTokenCache``.
+- ``TokenCacheBox``: one cache per account, sealed with ``CredentialBox`` (KMS; context = user and
+  account), written back only when ``cache.has_state_changed``.
+- ``access_token``: ``acquire_token_silent`` (msal refreshes); a refused refresh (``invalid_grant``,
+  AADSTS700082 expired, AADSTS50173 revoked…) raises ``SourceAuthError``: the account becomes
+  ``reauth_required`` and nothing else is affected.
+
+The authority is ``https://login.microsoftonline.com/common`` (work/school and personal accounts),
+configurable by MICROSOFT_AUTHORITY; msal reads the authority's OpenID configuration when the app
+is created, through the ``http_client`` given (tests point it at a loopback fake). The client secret
+comes from Secrets Manager (Powertools parameters, cached), never from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msal  # type: ignore[import-untyped]
+
+from calsync.crypto import CredentialBox
+from calsync.sync.source import SourceAuthError
+
+DEFAULT_AUTHORITY: Final = "https://login.microsoftonline.com/common"
+SCOPES: Final = ("Calendars.ReadWrite", "User.Read")  # msal adds openid profile offline_access itself
+
+
+@dataclass(frozen=True, slots=True)
+class MicrosoftAppConfig:
+    client_id: str
+    client_secret: str
+    authority: str = DEFAULT_AUTHORITY
+    http_client: Any = None  # requests.Session-like; None: msal's own
+
+
+def client_secret_from(secret_name: str) -> str:
+    """The app's client secret (X3): Secrets Manager through Powertools parameters (cached 5 min)."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    value = parameters.get_secret(secret_name, max_age=300)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    text = str(value)
+    if text.startswith("{"):
+        data = json.loads(text)
+        text = str(data.get("clientSecret") or data.get("client_secret") or "")
+    return text
+
+
+class MicrosoftIdentity:
+    def __init__(self, config: MicrosoftAppConfig) -> None:
+        self.config = config
+
+    def app(self, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
+        kwargs: dict[str, Any] = {
+            "client_credential": self.config.client_secret,
+            "authority": self.config.authority,
+            "token_cache": cache,
+        }
+        if self.config.http_client is not None:
+            kwargs["http_client"] = self.config.http_client
+        if not self.config.authority.startswith("https://login.microsoftonline.com/"):
+            kwargs["instance_discovery"] = False
+        return msal.ConfidentialClientApplication(self.config.client_id, **kwargs)
+
+    def start(self, redirect_uri: str) -> dict[str, Any]:
+        """The auth-code flow: ``flow["auth_uri"]`` to send the person to, ``flow["state"]``."""
+        flow = self.app().initiate_auth_code_flow(list(SCOPES), redirect_uri=redirect_uri)
+        if "error" in flow:
+            raise SourceAuthError(f"cannot start the Microsoft sign-in: {flow['error']}")
+        return dict(flow)
+
+    def finish(
+        self, flow: Mapping[str, Any], params: Mapping[str, str]
+    ) -> tuple[msal.SerializableTokenCache, dict[str, Any]]:
+        """The token cache and the id token claims; ``SourceAuthError`` when Microsoft refused."""
+        cache = msal.SerializableTokenCache()
+        try:
+            result = self.app(cache).acquire_token_by_auth_code_flow(dict(flow), dict(params))
+        except (ValueError, RuntimeError) as exc:  # msal: state or nonce mismatch, a flow not ours
+            raise SourceAuthError("the sign-in does not match the one started (state)") from exc
+        if "error" in result:
+            raise SourceAuthError(f"Microsoft refused the sign-in: {result.get('error')}")
+        return cache, dict(result.get("id_token_claims") or {})
+
+    def access_token(self, cache: msal.SerializableTokenCache) -> str:
+        app = self.app(cache)
+        accounts = app.get_accounts()
+        if not accounts:
+            raise SourceAuthError("no Microsoft account in the token cache")
+        result = app.acquire_token_silent_with_error(list(SCOPES), account=accounts[0])
+        if not result or "access_token" not in result:
+            error = (result or {}).get("error", "no_token")
+            codes = (result or {}).get("error_codes") or []
+            raise SourceAuthError(f"the Microsoft grant was refused ({error} {codes})".strip())
+        return str(result["access_token"])
+
+
+class TokenCacheBox:
+    """One account's msal cache, sealed at rest; ``dirty`` after msal changed it (refresh, rotate)."""
+
+    def __init__(self, box: CredentialBox, context: Mapping[str, str]) -> None:
+        self.box = box
+        self.context = dict(context)
+
+    def open(self, sealed: Mapping[str, str]) -> msal.SerializableTokenCache:
+        cache = msal.SerializableTokenCache()
+        if sealed:
+            cache.deserialize(self.box.open(sealed, self.context).decode("utf-8"))
+        return cache
+
+    def seal(self, cache: msal.SerializableTokenCache) -> dict[str, str]:
+        return self.box.seal(cache.serialize().encode("utf-8"), self.context)
+
+
+def external_id_of(claims: Mapping[str, Any]) -> tuple[str, str]:
+    """(external id, email) of a signed-in mailbox: the tenant and object id (stable across renames)
+    and the preferred user name."""
+    oid = str(claims.get("oid") or claims.get("sub") or "")
+    tid = str(claims.get("tid") or "")
+    if not oid:
+        raise SourceAuthError("the id token names no account")
+    email = str(claims.get("preferred_username") or claims.get("email") or "")
+    return (f"{tid}.{oid}" if tid else oid).lower(), email

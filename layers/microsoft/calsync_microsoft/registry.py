@@ -1,0 +1,177 @@
+"""Where Microsoft sign-ins and Graph subscriptions are kept (keys from ``calsync.store.keys``).
+
+Free of msal and requests on purpose: the webhook function imports this module only.
+
+- Sign-in flows: ``OAUTH#microsoft#<state> / FLOW`` holds the msal flow sealed (it carries the PKCE
+  verifier), who started it and for which location; read once (deleted when read) and valid for
+  ``FLOW_TTL``; ``expiresAt`` lets DynamoDB's TTL drop abandoned ones.
+- Subscriptions (S2): ``MSSUB#<id> / SUB`` maps a subscription to its account and holds the SHA-256
+  of its ``clientState`` (the secret itself is never stored: a notification's ``clientState`` is
+  hashed and compared in constant time, X2). ``MSSUBS#<shard> / ACC#<accountId>`` is the mailbox's
+  one subscription and its expiry, which the renewal schedule reads (S4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from calsync.store import keys
+from calsync.store.repository import _mapped_errors
+
+FLOW_TTL = timedelta(minutes=10)
+PROVIDER = "microsoft"
+
+
+def client_state_hash(client_state: str) -> str:
+    return hashlib.sha256(client_state.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRecord:
+    subscription_id: str
+    user_id: str
+    account_id: str
+    state_hash: str
+    expires_at: datetime
+
+    def accepts(self, client_state: object) -> bool:
+        """X2: the notification's clientState, compared in constant time (as hashes)."""
+        if not isinstance(client_state, str) or len(client_state) > 256:
+            return False
+        return hmac.compare_digest(client_state_hash(client_state), self.state_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFlow:
+    user_id: str
+    location_id: str
+    sealed_flow: dict[str, str]
+
+
+class MicrosoftRegistry:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    # ---- sign-in flows ------------------------------------------------------------------------
+    def put_flow(self, state: str, flow: PendingFlow, now: datetime) -> None:
+        with _mapped_errors("store sign-in"):
+            self._table.put_item(
+                Item={
+                    "pk": keys.oauth_flow_pk(PROVIDER, state),
+                    "sk": keys.FLOW,
+                    "type": "oauthFlow",
+                    "userId": flow.user_id,
+                    "locationId": flow.location_id,
+                    "flow": flow.sealed_flow,
+                    "notAfter": keys.iso(now + FLOW_TTL),
+                    "expiresAt": int((now + FLOW_TTL).timestamp()),
+                }
+            )
+
+    def take_flow(self, state: str, now: datetime) -> PendingFlow | None:
+        """The flow of ``state``, once: it is deleted as it is read (a replayed callback finds none)."""
+        with _mapped_errors("read sign-in"):
+            item = self._table.delete_item(
+                Key={"pk": keys.oauth_flow_pk(PROVIDER, state), "sk": keys.FLOW}, ReturnValues="ALL_OLD"
+            ).get("Attributes")
+        if not item or keys.parse_iso(str(item["notAfter"])) < now:
+            return None
+        return PendingFlow(str(item["userId"]), str(item["locationId"]), dict(item["flow"]))
+
+    # ---- subscriptions ------------------------------------------------------------------------
+    def get_subscription(self, subscription_id: str) -> SubscriptionRecord | None:
+        if not subscription_id or len(subscription_id) > 200:
+            return None
+        with _mapped_errors("read subscription"):
+            item = self._table.get_item(
+                Key={"pk": keys.ms_subscription_pk(subscription_id), "sk": keys.SUB}
+            ).get("Item")
+        if item is None:
+            return None
+        return SubscriptionRecord(
+            subscription_id,
+            str(item["userId"]),
+            str(item["accountId"]),
+            str(item["stateHash"]),
+            keys.parse_iso(str(item["subExpiresAt"])),
+        )
+
+    def put_subscription(self, record: SubscriptionRecord) -> None:
+        """The subscription and the mailbox's pointer to it (replacing an older one's pointer)."""
+        with _mapped_errors("store subscription"):
+            self._table.put_item(
+                Item={
+                    "pk": keys.ms_subscription_pk(record.subscription_id),
+                    "sk": keys.SUB,
+                    "type": "msSubscription",
+                    "userId": record.user_id,
+                    "accountId": record.account_id,
+                    "stateHash": record.state_hash,
+                    "subExpiresAt": keys.iso(record.expires_at),
+                }
+            )
+            self._table.put_item(
+                Item={
+                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(record.account_id)),
+                    "sk": keys.ms_mailbox_sk(record.account_id),
+                    "type": "msMailbox",
+                    "userId": record.user_id,
+                    "accountId": record.account_id,
+                    "subscriptionId": record.subscription_id,
+                    "subExpiresAt": keys.iso(record.expires_at),
+                }
+            )
+
+    def set_expiry(self, record: SubscriptionRecord, expires_at: datetime) -> SubscriptionRecord:
+        renewed = SubscriptionRecord(
+            record.subscription_id, record.user_id, record.account_id, record.state_hash, expires_at
+        )
+        self.put_subscription(renewed)
+        return renewed
+
+    def mailbox_subscription(self, account_id: str) -> SubscriptionRecord | None:
+        with _mapped_errors("read subscription"):
+            item = self._table.get_item(
+                Key={
+                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+                    "sk": keys.ms_mailbox_sk(account_id),
+                }
+            ).get("Item")
+        return None if item is None else self.get_subscription(str(item["subscriptionId"]))
+
+    def forget_subscription(self, subscription_id: str, account_id: str | None = None) -> None:
+        with _mapped_errors("delete subscription"):
+            self._table.delete_item(Key={"pk": keys.ms_subscription_pk(subscription_id), "sk": keys.SUB})
+            if account_id is not None:
+                self._table.delete_item(
+                    Key={
+                        "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+                        "sk": keys.ms_mailbox_sk(account_id),
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR subscriptionId = :s",
+                    ExpressionAttributeValues={":s": subscription_id},
+                )
+
+    def mailboxes_due(self, before: datetime) -> Iterator[tuple[str, str, str]]:
+        """(user id, account id, subscription id) of every mailbox whose subscription expires before
+        ``before`` (S4: the schedule passes now + half the lifetime)."""
+        cutoff = keys.iso(before)
+        for shard in range(keys.MS_SUB_SHARDS):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": keys.ms_mailbox_pk(shard)},
+            }
+            while True:
+                with _mapped_errors("list subscriptions"):
+                    resp = self._table.query(**kwargs)
+                for item in resp.get("Items", []):
+                    if str(item["subExpiresAt"]) < cutoff:
+                        yield str(item["userId"]), str(item["accountId"]), str(item["subscriptionId"])
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]

@@ -1,0 +1,189 @@
+"""One Microsoft mailbox job, start to end: what ``functions/microsoft_sync`` runs per SQS record.
+
+account -> sealed msal cache (KMS) -> access token (msal refreshes) -> [subscription renew/recreate]
+-> per calendar: ``MicrosoftSource`` -> the sync engine; the cache is sealed and written back only
+when msal changed it (``has_state_changed``).
+
+- ``RetryLater``: Graph throttled (429/503 + Retry-After, S8), could not be reached, or the store was
+  busy; the record comes back after that delay; the cursor did not move, nothing is lost.
+- ``reauth_required`` (S7): the refresh was refused (invalid_grant, AADSTS700082…) or Graph refused
+  the token: the account is marked, its later jobs are skipped, other accounts are untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from calsync.crypto import CredentialBox, SealedSecretError
+from calsync.domain.errors import StoreUnavailable
+from calsync.domain.links import LinkSettings
+from calsync.domain.models import Provider
+from calsync.observability import logger
+from calsync.store import keys
+from calsync.store.accounts import Account, AccountRepository
+from calsync.store.repository import Repository, _mapped_errors
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync.engine import SyncEngine, SyncOutcome
+from calsync.sync.source import (
+    CalendarGone,
+    SourceAuthError,
+    SourceProtocolError,
+    SourceThrottled,
+    SourceUnavailable,
+)
+from calsync_microsoft.auth import MicrosoftIdentity, TokenCacheBox
+from calsync_microsoft.graph import DEFAULT_GRAPH_ENDPOINT, GraphClient, GraphError
+from calsync_microsoft.jobs import MailboxJob
+from calsync_microsoft.source import MicrosoftSource
+from calsync_microsoft.subscriptions import Subscriptions
+
+Status = Literal["synced", "reauth_required", "gone", "skipped", "failed"]
+
+
+class RetryLater(Exception):
+    def __init__(self, reason: str, delay: int | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(slots=True)
+class JobResult:
+    status: Status
+    outcomes: dict[str, SyncOutcome] = field(default_factory=dict)
+    graph_calls: int = 0
+    detail: str = ""
+
+
+def store_credentials(table: Any, account: Account, sealed: dict[str, str]) -> None:
+    """Write back a changed token cache (only if the account still exists: C9 wins)."""
+    with _mapped_errors("update account"):
+        table.update_item(
+            Key={"pk": keys.user_pk(account.user_id), "sk": keys.account_sk(account.account_id)},
+            UpdateExpression="SET #c = :c",
+            ConditionExpression="attribute_exists(#c)",
+            ExpressionAttributeNames={"#c": "credentials"},
+            ExpressionAttributeValues={":c": sealed},
+        )
+
+
+class MicrosoftSyncWorker:
+    def __init__(
+        self,
+        table: Any,
+        box: CredentialBox,
+        identity: MicrosoftIdentity,
+        subscriptions: Subscriptions,
+        *,
+        graph_endpoint: str = DEFAULT_GRAPH_ENDPOINT,
+        links: LinkSettings | None = None,
+        session_factory: Callable[[], Any] | None = None,
+        engine: SyncEngine | None = None,
+    ) -> None:
+        self.table = table
+        self.repository = Repository(table)
+        self.accounts = AccountRepository(table)
+        self.state = SyncStateStore(table)
+        self.engine = engine or SyncEngine(self.repository, self.state)
+        self.box = box
+        self.identity = identity
+        self.subscriptions = subscriptions
+        self.graph_endpoint = graph_endpoint
+        self.links = links or LinkSettings()
+        self.session_factory = session_factory
+
+    def graph_for(self, account: Account) -> tuple[GraphClient, Callable[[], None]]:
+        """A Graph client of the account, and the function that writes the msal cache back (only
+        when msal changed it)."""
+        cache_box = TokenCacheBox(self.box, {"userId": account.user_id, "accountId": account.account_id})
+        cache = cache_box.open(account.credentials)
+        token: list[str] = []
+
+        def access_token() -> str:
+            if not token:
+                token.append(self.identity.access_token(cache))
+            return token[0]
+
+        def write_back() -> None:
+            if cache.has_state_changed:
+                store_credentials(self.table, account, cache_box.seal(cache))
+                cache.has_state_changed = False
+
+        kwargs: dict[str, Any] = {
+            "token": access_token,
+            "mailbox": account.account_id,
+            "base_url": self.graph_endpoint,
+        }
+        if self.session_factory is not None:
+            kwargs["session"] = self.session_factory()
+        return GraphClient(**kwargs), write_back
+
+    def run(self, job: MailboxJob, now: datetime) -> JobResult:
+        try:
+            return self._run(job, now)
+        except StoreUnavailable as exc:
+            raise RetryLater(f"the store is busy: {exc.detail}") from exc
+
+    def _run(self, job: MailboxJob, now: datetime) -> JobResult:
+        account = self.accounts.get_account(job.user_id, job.account_id)
+        if account is None or not account.credentials or account.provider is not Provider.MICROSOFT:
+            return JobResult("gone", detail="the account is disconnected")
+        if account.status == "reauth_required":
+            return JobResult("reauth_required", detail="the account must be connected again")
+        try:
+            client, write_back = self.graph_for(account)
+        except SealedSecretError as exc:
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=exc.detail)
+        result = JobResult("synced")
+        extra = {"account_id": account.account_id, "reason": job.reason, "action": job.action}
+        try:
+            if job.action in ("renew", "recreate"):
+                self.subscriptions.ensure(
+                    client, account.user_id, account.account_id, now, recreate=job.action == "recreate"
+                )
+            listings = self.accounts.list_calendars_of_account(account.account_id)
+            wanted = set(job.calendar_ids) if job.calendar_ids is not None else None
+            for listing in listings:
+                if wanted is not None and listing.calendar_id not in wanted:
+                    continue
+                calendar = self.repository.get_calendar(listing.calendar_id)
+                if calendar is None or not calendar.subscribers:
+                    continue
+                source = MicrosoftSource(
+                    client,
+                    listing.href,
+                    account_id=account.account_id,
+                    calendar_id=calendar.calendar_id,
+                    can_edit=listing.writable,
+                    links=self.links,
+                )
+                try:
+                    result.outcomes[calendar.calendar_id] = self.engine.sync(
+                        calendar, source, now=now, full=job.full
+                    )
+                except CalendarGone as exc:
+                    logger.warning("calendar gone from the mailbox", extra={**extra, "error": str(exc)})
+        except SourceAuthError as exc:
+            logger.warning(
+                "Microsoft grant refused: account needs reconnecting", extra={**extra, "error": str(exc)}
+            )
+            self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
+            return JobResult("reauth_required", detail=str(exc), graph_calls=client.calls)
+        except SourceThrottled as exc:
+            write_back()
+            raise RetryLater(str(exc), exc.retry_after) from exc
+        except SourceUnavailable as exc:
+            write_back()
+            raise RetryLater(str(exc)) from exc
+        except (SourceProtocolError, GraphError) as exc:
+            logger.error("Graph answered something unexpected", extra={**extra, "error": str(exc)})
+            write_back()
+            return JobResult("failed", detail=str(exc), graph_calls=client.calls)
+        write_back()
+        result.graph_calls = client.calls
+        if any(o.status == "synced" for o in result.outcomes.values()):
+            self.accounts.set_last_synced(account.user_id, account.account_id, now)
+        return result

@@ -1,0 +1,348 @@
+"""Google Calendar end to end against the local fake Google server (tests/support/fake_google.py),
+which the REAL google-api-python-client and google-auth talk to on 127.0.0.1.
+
+Connect (authorize + callback through functions/google_accounts, PKCE checked by the fake's token
+endpoint), push (the fake POSTs notifications to the webhook function), the Google sync queue on
+moto SQS into functions/google_sync, and the meetings API (functions/api) shows the result. Clock
+frozen. Rules: C1, C3/C4 (through AccountRepository.connect), C10, S1, S4, S5, S6, S7, S8, U4, U7,
+R4, X2, X3.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+
+from calsync.domain.links import LinkSettings
+from calsync.domain.models import UTC
+from calsync.store.channels import ChannelStore
+from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
+from functions.google_accounts import app as accounts_app
+from functions.google_renew import app as renew_app
+from functions.google_sync import app as sync_app
+from functions.google_webhook import app as webhook_app
+from local.sources import sqs_record, to_delete
+from tests.support import apigw
+from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
+from tests.support.fake_google import FakeGoogle, fake_google
+
+REGION = "eu-west-1"
+NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+LINKS = LinkSettings.of(["meet.google.com", "meet.calsync.test"], [], [])
+WEBHOOK = "https://calsync.test/v1/webhooks/google"
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+def ev(event_id: str, title: str, start: datetime, minutes: int = 30, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "summary": title,
+        "start": {"dateTime": start.isoformat(), "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat(), "timeZone": "Europe/Berlin"},
+        "hangoutLink": f"https://meet.google.com/{event_id}",
+        **extra,
+    }
+
+
+@dataclass
+class World:
+    fake: FakeGoogle
+    table: Any
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    user: str
+    email: str
+    webhook_answers: list[int]
+
+    def drain(self, now: datetime = NOW) -> list[str]:
+        sync_app.clock = lambda: now
+        statuses: list[str] = []
+        for _ in range(20):
+            msgs = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not msgs:
+                break
+            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
+            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="google-sync"))
+            for rec in to_delete(records, answer, report_failures=True):
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
+            statuses.append(json.dumps(answer))
+        return statuses
+
+    def queued(self) -> int:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def listed(self, now: datetime = NOW) -> list[tuple[str | None, str]]:
+        claims = apigw.claims(self.user, ["hq"])
+        with api_on(self.table, now) as api:
+            api.get("/v1/me/meetings", claims=claims)
+            got = api.get("/v1/me/meetings", claims=claims)
+        assert got.status == 200, got.body
+        return [(m["title"], m["start"]) for m in got.json()["meetings"]]
+
+    def connect(self) -> apigw.Answer:
+        claims = apigw.claims(self.user, ["hq"])
+        api = apigw.Api(accounts_app)
+        got = api.call(
+            "POST",
+            "/v1/me/accounts/google/authorize",
+            body={"locationId": "hq", "redirectUri": "https://app.calsync.test/oauth"},
+            claims=claims,
+        )
+        assert got.status == 200, got.body
+        code, state = self.fake.authorize(got.json()["authorizationUrl"], self.email)
+        assert state == got.json()["state"]
+        return api.get("/v1/oauth/google/callback", query={"code": code, "state": state}, claims=claims)
+
+
+def post_webhook(headers: dict[str, str]) -> int:
+    event = apigw.event("POST", "/v1/webhooks/google", headers={k.lower(): v for k, v in headers.items()})
+    return int(webhook_app.lambda_handler(event, LambdaContext(function_name="google-webhook"))["statusCode"])
+
+
+@pytest.fixture
+def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    answers: list[int] = []
+
+    def deliver(address: str, headers: dict[str, str]) -> int:
+        assert address == WEBHOOK
+        status = post_webhook(headers)
+        answers.append(status)
+        return status
+
+    with fake_google(page_size=2, deliver=deliver) as fake:
+        user, email = f"u{uuid.uuid4().hex[:8]}", f"person{uuid.uuid4().hex[:4]}@example.com"
+        fake.add_calendar(email, email, "Work", "owner", primary=True)
+        fake.add_calendar(email, "team@group.calendar.google.com", "Team", "reader")
+        kms = boto3.client("kms", region_name=REGION)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.create_queue(
+            QueueName=f"google-{uuid.uuid4().hex[:6]}.fifo",
+            Attributes={"FifoQueue": "true", "VisibilityTimeout": "360"},
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
+        secret = ClientSecret(fake.client_id, fake.client_secret)
+        monkeypatch.setenv("TABLE_NAME", moto_table.name)
+        common = {"table": moto_table, "kms": kms, "key_id": key_id, "sqs": sqs, "queue_url": url}
+        accounts_app.set_dependencies(**common, client=lambda: secret, endpoints=endpoints)
+        accounts_app.clock = lambda: NOW
+        worker_deps = {
+            **common,
+            "client": lambda: secret,
+            "webhook_url": WEBHOOK,
+            "links": LINKS,
+            "caller": lambda: Caller(sleep=lambda _s: None),
+        }
+        monkeypatch.setenv("GOOGLE_API_ENDPOINT", fake.api_endpoint)
+        monkeypatch.setenv("GOOGLE_TOKEN_URI", fake.token_uri)
+        from calsync_google.settings import get_google_settings
+
+        get_google_settings.cache_clear()
+        sync_app.set_dependencies(**worker_deps)
+        renew_app.set_dependencies(**worker_deps)
+        webhook_app.set_dependencies(table=moto_table, sqs=sqs, queue_url=url)
+        try:
+            yield World(fake, moto_table, sqs, url, arn, user, email, answers)
+        finally:
+            accounts_app.set_dependencies()
+            sync_app.set_dependencies()
+            renew_app.set_dependencies()
+            webhook_app.set_dependencies()
+            get_google_settings.cache_clear()
+
+
+def connected(world: World) -> World:
+    got = world.connect()
+    assert got.status == 201, got.body
+    assert got.json()["provider"] == "google"
+    world.drain()
+    assert world.fake.deliver() == [200]  # the new channel's `sync` message: nothing enqueued
+    assert world.queued() == 0
+    return world
+
+
+def test_connect_push_sync_meetings(world: World) -> None:  # rules C1, S1, S7 (sealed), U4, U7
+    world.fake.put_event(world.email, ev("a1", "Standup", NOW + timedelta(hours=1)))
+    connected(world)
+    assert world.listed() == [("Standup", "2026-11-20T09:00:00Z")]
+    # the refresh token is only stored sealed (X3)
+    assert not [i for i in apigw.snapshot(world.table) if "rt-" in json.dumps(i, default=str)]
+    # S1: a change on Google -> push -> queue -> sync -> meetings API
+    world.fake.put_event(world.email, ev("a2", "Review", NOW + timedelta(hours=2)))
+    assert world.webhook_answers[-1] == 200 and world.queued() == 1
+    world.fake.requests.clear()
+    with dynamodb_calls(world.table) as calls:
+        world.drain()
+    # one list call with the sync token, nothing else (the channel exists)
+    assert len(world.fake.requests) == 1 and world.fake.requests[0].startswith("GET /calendar/v3/calendars/")
+    writes = sum(calls.count(op) for op in WRITES)
+    assert writes <= 8, calls.calls
+    assert world.listed() == [("Standup", "2026-11-20T09:00:00Z"), ("Review", "2026-11-20T10:00:00Z")]
+    # U7: a cancelled event goes; U4: someone else's locked event is never listed
+    world.fake.delete_event(world.email, "a1")
+    world.fake.put_event(
+        world.email,
+        ev("a3", "Theirs", NOW + timedelta(hours=3), organizer={"email": "x@example.com"}, locked=True),
+    )
+    world.fake.put_event(world.email, ev("a4", "Out", NOW + timedelta(hours=4), eventType="outOfOffice"))
+    world.drain()
+    assert world.listed() == [("Review", "2026-11-20T10:00:00Z")]
+
+
+def test_forged_notifications_change_nothing(world: World) -> None:  # rule X2
+    connected(world)
+    channel = world.fake.live_channels()[0]
+    before = apigw.snapshot(world.table)
+    base = {
+        "X-Goog-Channel-ID": channel.channel_id,
+        "X-Goog-Resource-ID": channel.resource_id,
+        "X-Goog-Resource-State": "exists",
+        "X-Goog-Message-Number": "7",
+    }
+    assert post_webhook({**base, "X-Goog-Channel-Token": "guess"}) == 401
+    assert post_webhook({**base, "X-Goog-Channel-ID": "nope"}) == 200  # unknown: dropped
+    assert world.queued() == 0
+    assert apigw.snapshot(world.table) == before
+    assert post_webhook({**base, "X-Goog-Channel-Token": channel.token}) == 200
+    assert world.queued() == 1
+
+
+def test_410_resyncs_without_loss_or_duplicates(world: World) -> None:  # rules S1, S6
+    for i in range(5):
+        world.fake.put_event(world.email, ev(f"e{i}", f"M{i}", NOW + timedelta(hours=1 + i)), deliver=False)
+    connected(world)
+    assert len(world.listed()) == 5
+    world.fake.expire_sync_tokens(world.email)
+    world.fake.put_event(world.email, ev("e9", "Late", NOW + timedelta(hours=9)), deliver=False)
+    world.fake.delete_event(world.email, "e0")
+    world.fake.requests.clear()
+    world.fake.deliver()
+    world.drain()
+    # two notifications, two jobs: the first one's token answered 410, then a full listing in pages
+    # of 2 (5 events: 3 pages); the second one's new token lists nothing new (1 call)
+    assert len([r for r in world.fake.requests if r.endswith("/events")]) == 1 + 3 + 1
+    titles = sorted(t for t, _ in world.listed())
+    assert titles == ["Late", "M1", "M2", "M3", "M4"]
+    store = {i["sk"] for i in apigw.snapshot(world.table) if str(i["sk"]).startswith("RES#")}
+    assert len(store) == 5  # e1..e4 and e9: nothing lost, nothing twice
+
+
+def test_throttling_is_retried_and_revoked_grant_marks_reauth(world: World) -> None:  # S8, S7
+    connected(world)
+    world.fake.throttle(10, 403, "userRateLimitExceeded")
+    world.fake.put_event(world.email, ev("t1", "Later", NOW + timedelta(hours=5)))
+    world.drain()
+    assert world.queued() == 1  # failed with a delay; nothing lost
+    world.fake._throttles.clear()
+    world.fake.revoke(world.email)
+    sync_app.set_dependencies(**{**sync_app._overrides})  # a fresh worker: no cached access token
+    world.sqs.purge_queue(QueueUrl=world.queue_url)
+    world.fake.put_event(world.email, ev("t2", "Other", NOW + timedelta(hours=6)))
+    world.drain()
+    claims = apigw.claims(world.user, ["hq"])
+    from functions.accounts import app as caldav_accounts
+
+    caldav_accounts.set_dependencies(table=world.table, enqueue=lambda job: None, kms=None, key_id="k")
+    try:
+        got = apigw.Api(caldav_accounts).get("/v1/me/accounts", claims=claims)
+    finally:
+        caldav_accounts.set_dependencies()
+    assert got.json()["accounts"][0]["status"] == "reauth_required"
+
+
+def test_channel_near_expiry_is_renewed(world: World) -> None:  # rule S4
+    connected(world)
+    [old] = world.fake.live_channels()
+    store = ChannelStore(world.table)
+    renew_app.clock = lambda: NOW + timedelta(days=6)
+    out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
+    assert out["renewed"] == 1
+    live = world.fake.live_channels()
+    assert len(live) == 2  # the overlap: both live
+    assert world.fake.deliver() == [200]  # the new channel's sync
+    renew_app.clock = lambda: NOW + timedelta(days=6, minutes=11)
+    out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
+    assert out["stopped"] == 1
+    [new] = world.fake.live_channels()
+    assert new.channel_id != old.channel_id
+    assert store.get(old.channel_id) is None
+    # Google keeps sending briefly after a stop: dropped with 200
+    assert post_webhook({"X-Goog-Channel-ID": old.channel_id, "X-Goog-Channel-Token": old.token}) == 200
+
+
+def test_pkce_and_state_are_checked(world: World) -> None:  # rules C1, X5
+    claims = apigw.claims(world.user, ["hq"])
+    api = apigw.Api(accounts_app)
+    got = api.call(
+        "POST",
+        "/v1/me/accounts/google/authorize",
+        body={"locationId": "hq", "redirectUri": "https://app.calsync.test/oauth"},
+        claims=claims,
+    )
+    url = got.json()["authorizationUrl"]
+    q = parse_qs(urlsplit(url).query)
+    assert q["code_challenge_method"] == ["S256"] and q["access_type"] == ["offline"]
+    code, state = world.fake.authorize(url, world.email)
+    other = apigw.claims("someone-else", ["hq"])
+    assert (
+        api.get("/v1/oauth/google/callback", query={"code": code, "state": state}, claims=other).status == 400
+    )
+    assert (
+        api.get("/v1/oauth/google/callback", query={"code": code, "state": state}, claims=claims).status
+        == 201
+    )
+    # single use
+    assert (
+        api.get("/v1/oauth/google/callback", query={"code": code, "state": state}, claims=claims).status
+        == 400
+    )
+
+
+def test_disconnect_stops_the_channels_at_google(world: World) -> None:  # rule C9
+    from calsync.crypto import CredentialBox
+    from calsync.domain.models import Provider
+    from calsync_google.worker import channel_stopper, service_factory
+    from functions.accounts import app as caldav_accounts
+
+    connected(world)
+    [channel] = world.fake.live_channels()
+    o = accounts_app._overrides
+    box = CredentialBox(o["kms"], o["key_id"])
+    endpoints = GoogleEndpoints(world.fake.auth_uri, world.fake.token_uri, world.fake.api_endpoint)
+    services = service_factory(o["client"], endpoints)
+    stop = {Provider.GOOGLE: channel_stopper(world.table, box, services)}
+    caldav_accounts.set_dependencies(
+        table=world.table, enqueue=lambda job: None, kms=o["kms"], key_id=o["key_id"], stop_push=stop
+    )
+    claims = apigw.claims(world.user, ["hq"])
+    try:
+        api = apigw.Api(caldav_accounts)
+        [account] = api.get("/v1/me/accounts", claims=claims).json()["accounts"]
+        got = api.call("DELETE", f"/v1/me/accounts/{account['id']}", claims=claims)
+    finally:
+        caldav_accounts.set_dependencies()
+    assert got.status == 204, got.body
+    assert world.fake.live_channels() == []  # stopped at Google (channels.stop)
+    assert ChannelStore(world.table).get(channel.channel_id) is None
+    # nothing of the account is left: no channel, expiry index, poll entry or sealed token
+    left = [
+        i for i in apigw.snapshot(world.table) if "CHAN" in json.dumps(i) or "POLL#google" in str(i["pk"])
+    ]
+    assert left == [], left
+    # Google keeps sending briefly after a stop: dropped with 200, nothing enqueued
+    headers = {"X-Goog-Channel-ID": channel.channel_id, "X-Goog-Channel-Token": channel.token}
+    assert post_webhook({**headers, "X-Goog-Resource-ID": channel.resource_id}) == 200
+    assert world.queued() == 0

@@ -1,0 +1,22 @@
+"""Pins what bench/google.py reports (rules S1, S6): one changed event, one push notification ->
+exactly one Google API call (events.list with the sync token) and exactly the DynamoDB writes of
+that one change. A regression (a second list, a channel re-opened, a rewrite of unchanged
+events) fails here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bench.google import per_notification
+from calsync.domain.models import UTC
+
+NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def test_one_changed_event_costs_one_list_call_and_seven_writes(moto_table: Any) -> None:  # S1, S6
+    calls, which, writes = per_notification(moto_table, NOW, events=20)
+    assert calls == 1 and which[0].startswith("GET /calendar/v3/calendars/") and which[0].endswith("/events")
+    # the sync lease + the copy of the changed occurrence (old index entry out, new one in) + the
+    # resource index + the cursor commit: nothing for the 19 unchanged events
+    assert writes == {"PutItem": 2, "UpdateItem": 3, "BatchWriteItem": 2}

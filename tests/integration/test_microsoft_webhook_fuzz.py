@@ -1,0 +1,133 @@
+"""Webhook fuzzing (X2, X5; hypothesis): whatever arrives, no 5xx, no enqueue without a valid
+clientState, and a validation token — markup included — is echoed only as text/plain (nosniff)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calsync.domain.models import UTC
+from calsync_microsoft.registry import MicrosoftRegistry, SubscriptionRecord, client_state_hash
+from functions.microsoft_webhook import app as webhook_app
+from tests.support.apigw import Api
+
+NOW = datetime(2026, 11, 20, 8, tzinfo=UTC)
+SECRET = "the-right-client-state-4c1f"
+SUB = "sub-1"
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[tuple[Api, Any, str]]:
+    from moto import mock_aws
+
+    from tests.conftest import _create
+
+    with mock_aws():
+        table = _create(boto3.resource("dynamodb", region_name="eu-west-1"), "calsync-fuzz")
+        MicrosoftRegistry(table).put_subscription(
+            SubscriptionRecord(SUB, "ann", "acc1", client_state_hash(SECRET), NOW + timedelta(days=2))
+        )
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="ms-fuzz.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        webhook_app.set_dependencies(table=table, sqs=sqs, queue_url=url)
+        try:
+            yield Api(webhook_app), sqs, url
+        finally:
+            webhook_app.set_dependencies()
+
+
+def queued(sqs: Any, url: str) -> int:
+    n = 0
+    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in msgs:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            n += 1
+    return n
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=10,
+)
+items = st.fixed_dictionaries(
+    {},
+    optional={
+        "subscriptionId": st.sampled_from([SUB, "sub-unknown", ""]) | st.text(max_size=30),
+        "clientState": st.sampled_from(["", "wrong", SECRET[:-1], SECRET + "x"]) | st.text(max_size=40),
+        "changeType": st.sampled_from(["created", "updated", "deleted"]),
+        "lifecycleEvent": st.sampled_from(["missed", "subscriptionRemoved", "reauthorizationRequired", "x"]),
+        "resource": st.text(max_size=30),
+    },
+)
+bodies = (
+    st.builds(lambda v: json.dumps({"value": v}), st.lists(items, max_size=5))
+    | st.builds(json.dumps, json_values)
+    | st.text(max_size=50)
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies, lifecycle=st.booleans())
+def test_no_5xx_and_no_enqueue_without_the_client_state(
+    env: tuple[Api, Any, str], body: str, lifecycle: bool
+) -> None:
+    # rule X2: only a notification carrying its subscription's clientState queues anything
+    api, sqs, url = env
+    path = "/v1/webhooks/microsoft/lifecycle" if lifecycle else "/v1/webhooks/microsoft"
+    got = api.call("POST", path, body=body)
+    assert got.status < 500
+    assert queued(sqs, url) == 0
+    assert got.status in (202, 400, 403)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    token=st.text(min_size=1, max_size=200).filter(lambda t: "\x00" not in t)
+    | st.just("<script>alert(1)</script>")
+)
+def test_validation_token_is_echoed_only_as_plain_text(env: tuple[Api, Any, str], token: str) -> None:
+    # rule X2: the handshake answers the decoded token as text/plain, nothing else reflected
+    api, sqs, url = env
+    got = api.call("POST", "/v1/webhooks/microsoft", query={"validationToken": token})
+    assert got.status == 200
+    assert got.body == token
+    assert got.headers["Content-Type"].startswith("text/plain")
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert queued(sqs, url) == 0
+
+
+def test_valid_client_state_enqueues_one_job_per_mailbox(env: tuple[Api, Any, str]) -> None:
+    # rule S2: many notifications of one mailbox in one POST → one mailbox job (group = mailbox)
+    api, sqs, url = env
+    item = {
+        "subscriptionId": SUB,
+        "clientState": SECRET,
+        "changeType": "updated",
+        "resource": "Users/x/Events/y",
+    }
+    got = api.call(
+        "POST", "/v1/webhooks/microsoft", body={"value": [item, item, {**item, "clientState": "bad"}]}
+    )
+    assert got.status == 202
+    assert queued(sqs, url) == 1
+
+
+def test_webhook_imports_no_msal() -> None:
+    # S2 / ARCHITECTURE: the webhook only authenticates, parses and enqueues; no provider SDK
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.path[:0] = ['layers/core', 'layers/microsoft', '.']; "
+        "import functions.microsoft_webhook.app; print('msal' in sys.modules, 'requests' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "False"
