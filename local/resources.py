@@ -77,9 +77,16 @@ def names(tpl: Mapping[str, Any], region: str, parameters: Mapping[str, str] | N
     return out
 
 
-def create_tables(tpl: Mapping[str, Any], ddb_endpoint: str, region: str, created: Created) -> None:
+def create_tables(
+    tpl: Mapping[str, Any],
+    ddb_endpoint: str,
+    region: str,
+    created: Created,
+    *,
+    parameters: Mapping[str, str] | None = None,
+) -> None:
     ddb = client("dynamodb", ddb_endpoint, region)
-    resolver = Resolver(tpl, region)
+    resolver = Resolver(tpl, region, parameters=dict(parameters or {}))
     existing = set(ddb.list_tables().get("TableNames", []))
     for t in table_defs(tpl, resolver):
         assert t.name is not None
@@ -96,9 +103,19 @@ def create_tables(tpl: Mapping[str, Any], ddb_endpoint: str, region: str, create
         created.summary.append(f"table {t.name}" + (f" (TTL {ttl})" if ttl else ""))
 
 
-def create_aws_resources(tpl: Mapping[str, Any], aws_endpoint: str, region: str, created: Created) -> None:
-    """Queues (dead-letter queues first), KMS keys and aliases, secrets and buckets on moto."""
-    resolver = Resolver(tpl, region, refs=created.refs, attrs=created.attrs)
+def create_aws_resources(
+    tpl: Mapping[str, Any],
+    aws_endpoint: str,
+    region: str,
+    created: Created,
+    *,
+    parameters: Mapping[str, str] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+) -> None:
+    """Queues (dead-letter queues first), KMS keys and aliases, secrets and buckets on moto.
+    ``secret_values``: a secret's value by logical id (``CALSYNC_SECRETS``) instead of a placeholder."""
+    params = dict(parameters or {})
+    resolver = Resolver(tpl, region, refs=created.refs, attrs=created.attrs, parameters=params)
     queues = queue_defs(tpl, resolver)
     if queues:
         sqs = client("sqs", aws_endpoint, region)
@@ -133,15 +150,20 @@ def create_aws_resources(tpl: Mapping[str, Any], aws_endpoint: str, region: str,
         for alias, target in key_alias_defs(tpl):
             if target in created.refs:
                 kms.create_alias(AliasName=alias, TargetKeyId=created.refs[target])
-    secrets = secret_defs(tpl, Resolver(tpl, region, refs=created.refs, attrs=created.attrs))
+    with_refs = Resolver(tpl, region, refs=created.refs, attrs=created.attrs, parameters=params)
+    secrets = secret_defs(tpl, with_refs)
     if secrets:
         sm = client("secretsmanager", aws_endpoint, region)
+        given = secret_values or {}
         for s in secrets:
             assert s.name is not None
-            arn = sm.create_secret(Name=s.name, SecretString=_placeholder(s.properties))["ARN"]
+            value = given.get(s.logical_id)
+            arn = sm.create_secret(Name=s.name, SecretString=value or _placeholder(s.properties))["ARN"]
             created.refs[s.logical_id] = arn
             created.attrs[f"{s.logical_id}.Id"] = arn
-            created.summary.append(f"secret {s.name} (placeholder value)")
+            created.summary.append(
+                f"secret {s.name} ({'value from CALSYNC_SECRETS' if value else 'placeholder value'})"
+            )
     buckets = bucket_defs(tpl, resolver)
     if buckets:
         s3 = client("s3", aws_endpoint, region)

@@ -56,6 +56,9 @@ def main(started: float | None = None) -> int:
 
         check_ports_free(ports)
         tpl = load(TEMPLATE)
+        from local.overrides import parameters_from_env, secrets_from_env
+
+        parameters, secret_values = parameters_from_env(tpl), secrets_from_env(tpl)
     except ConfigError as exc:
         return fail(str(exc))
     except (OSError, ValueError) as exc:
@@ -85,6 +88,8 @@ def main(started: float | None = None) -> int:
             running=running,
             threads=threads,
             started=started,
+            parameters=parameters,
+            secret_values=secret_values,
         )
         while not stop.wait(0.5):
             pass
@@ -145,6 +150,8 @@ def _run(
     running: list[Any],
     threads: list[threading.Thread],
     started: float,
+    parameters: dict[str, str] | None = None,
+    secret_values: dict[str, str] | None = None,
 ) -> None:
     from local import servers
     from local.auth import SigningKey
@@ -208,10 +215,15 @@ def _run(
 
     info = StackInfo(pid=os.getpid(), ports=ports, region=REGION, dynamodb_backend=backend)
     info.children = [s.proc.pid for s in running if isinstance(s, servers.Subprocess)]
-    created = names(tpl, REGION)
-    create_tables(tpl, info.dynamodb_endpoint, REGION, created)
-    create_aws_resources(tpl, info.aws_endpoint, REGION, created)
-    resolver = Resolver(tpl, REGION, refs=created.refs, attrs=created.attrs)
+    params = dict(parameters or {})  # CALSYNC_PARAMETERS (local/overrides.py)
+    if params:
+        log("template parameters from CALSYNC_PARAMETERS: " + " ".join(f"{k}={v}" for k, v in params.items()))
+    created = names(tpl, REGION, params)
+    create_tables(tpl, info.dynamodb_endpoint, REGION, created, parameters=params)
+    create_aws_resources(
+        tpl, info.aws_endpoint, REGION, created, parameters=params, secret_values=secret_values
+    )
+    resolver = Resolver(tpl, REGION, refs=created.refs, attrs=created.attrs, parameters=params)
     info.refs, info.attrs, info.parameters = created.refs, created.attrs, resolver.parameters
     info.write(state)
     phases.append(("resources", time.monotonic()))

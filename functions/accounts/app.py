@@ -47,7 +47,7 @@ _overrides: dict[str, Any] = {}
 
 def set_dependencies(**overrides: Any) -> None:
     """Tests: ``table``, ``kms``, ``sqs``, ``queue_url``, ``key_id``, ``allow_local``, ``resolve``,
-    ``enqueue``; no arguments restores the defaults."""
+    ``enqueue``, ``queue_urls``, ``stop_push``; no arguments restores the defaults."""
     _overrides.clear()
     _overrides.update(overrides)
     _service.cache_clear()
@@ -93,28 +93,71 @@ def _service() -> AccountsService:
     box = CredentialBox(
         _overrides.get("kms") or _client("kms"), _overrides.get("key_id") or settings.credentials_key_id
     )
+    sqs = _overrides.get("sqs") or _client("sqs")
     enqueue = _overrides.get("enqueue") or _enqueue_via(
-        _overrides.get("sqs") or _client("sqs"), _overrides.get("queue_url") or settings.caldav_sync_queue_url
+        sqs, _overrides.get("queue_url") or settings.caldav_sync_queue_url
     )
-    deps = AccountsDeps(discover, box, enqueue, stop_push=_stop_push(table, box))
+    deps = AccountsDeps(
+        discover, box, enqueue, stop_push=_stop_push(table, box), enqueue_for=_enqueue_for(sqs, enqueue)
+    )
     return AccountsService(Repository(table), AccountRepository(table), deps)
 
 
+def _enqueue_for(sqs: Any, caldav: Enqueue) -> dict[Any, Enqueue]:
+    """Each provider's calendars on its own sync queue (CALDAV_SYNC_QUEUE_URL, GOOGLE_SYNC_QUEUE_URL,
+    MICROSOFT_SYNC_QUEUE_URL; tests: ``queue_urls`` {provider value: url}). Google takes calendar
+    jobs like CalDAV; Microsoft takes mailbox jobs (calsync_microsoft.jobs, MicrosoftLayer: group =
+    the mailbox). A provider without a queue URL (or without its layer) is not routed."""
+    import os  # noqa: PLC0415
+
+    from calsync.domain.models import Provider  # noqa: PLC0415
+
+    urls = dict(_overrides.get("queue_urls") or {})
+    out: dict[Any, Enqueue] = {Provider.CALDAV: caldav}
+    google = urls.get("google", os.environ.get("GOOGLE_SYNC_QUEUE_URL", ""))
+    if google:
+        out[Provider.GOOGLE] = _enqueue_via(sqs, google)
+    microsoft = urls.get("microsoft", os.environ.get("MICROSOFT_SYNC_QUEUE_URL", ""))
+    if microsoft:
+        try:
+            from calsync_microsoft import jobs as ms_jobs  # noqa: PLC0415 - MicrosoftLayer
+        except ImportError:  # no MicrosoftLayer: its calendars sync on connect and on notifications
+            return out
+
+        def enqueue_mailbox(job: SyncJob) -> None:
+            ms_jobs.enqueue(sqs, microsoft, ms_jobs.from_sync_job(job))
+
+        out[Provider.MICROSOFT] = enqueue_mailbox
+    return out
+
+
 def _stop_push(table: Any, box: Any) -> dict[Any, Any]:
-    """C9: disconnect stops the account's push channels (Google: calsync_google, GoogleLayer);
-    tests: ``stop_push``. Without the GoogleLayer nothing is stopped: the channels expire (<= 7 days)
-    and their notifications are dropped (unknown channel)."""
+    """C9: disconnect stops the account's push channels (Google: calsync_google, GoogleLayer;
+    Microsoft: the mailbox's Graph subscription, MicrosoftLayer; docs/adr/0005); tests:
+    ``stop_push``, or ``microsoft`` (overrides of calsync_microsoft.wiring). Without a provider's
+    layer nothing is stopped there: Google channels expire (<= 7 days), Graph subscriptions (<= 3
+    days), and their notifications are dropped (unknown channel or subscription)."""
     if "stop_push" in _overrides:
         return dict(_overrides["stop_push"])
     from calsync.domain.models import Provider  # noqa: PLC0415
 
+    out: dict[Any, Any] = {}
     try:
         from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
         from calsync_google.worker import channel_stopper, service_factory  # noqa: PLC0415
     except ImportError:  # no GoogleLayer in this function
-        return {}
-    services = service_factory(client_secret, get_google_settings().endpoints)
-    return {Provider.GOOGLE: channel_stopper(table, box, services)}
+        pass
+    else:
+        services = service_factory(client_secret, get_google_settings().endpoints)
+        out[Provider.GOOGLE] = channel_stopper(table, box, services)
+    try:
+        from calsync_microsoft.wiring import subscription_stopper  # noqa: PLC0415
+    except ImportError:  # no MicrosoftLayer in this function
+        pass
+    else:
+        ms = {"table": table, "box": box, **(_overrides.get("microsoft") or {})}
+        out[Provider.MICROSOFT] = subscription_stopper(ms)
+    return out
 
 
 def service() -> AccountsService:

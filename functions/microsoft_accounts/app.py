@@ -43,14 +43,14 @@ def utc_now() -> datetime:
 clock: Callable[[], datetime] = utc_now  # tests freeze it
 
 
-class AuthorizeIn(_Request):
+class MicrosoftAuthorizeIn(_Request):
     location_id: Id = Field(description="the location to use the account in (you must be a member)")
     redirect_uri: str = Field(
         min_length=8, max_length=2048, pattern=r"^https://[^\s]+$|^http://(localhost|127\.0\.0\.1)[:/][^\s]*$"
     )
 
 
-class AuthorizeOut(_Wire):
+class MicrosoftAuthorizeOut(_Wire):
     authorization_url: str
     state: str
 
@@ -108,11 +108,13 @@ Connect = Annotated[MicrosoftConnect, Depends(connect)]
     tags=["accounts"],
     responses={200: {"description": "OK"}, **problems.responses(400, 401, 403, 503)},
 )
-def authorize(body: Annotated[AuthorizeIn, Body()], me: Caller, svc: Connect) -> AuthorizeOut:
+def authorize(
+    body: Annotated[MicrosoftAuthorizeIn, Body()], me: Caller, svc: Connect
+) -> MicrosoftAuthorizeOut:
     """Start the Microsoft sign-in (authority common: work/school and personal accounts): send the
     person to ``authorizationUrl``; the redirect URI gets ``code`` and ``state`` for the callback."""
     url, state = svc.authorize(me, body.location_id, body.redirect_uri, clock())
-    return AuthorizeOut(authorization_url=url, state=state)
+    return MicrosoftAuthorizeOut(authorization_url=url, state=state)
 
 
 @app.get(

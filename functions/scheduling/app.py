@@ -59,8 +59,8 @@ _overrides: dict[str, Any] = {}
 
 def set_dependencies(**overrides: Any) -> None:
     """Tests: ``table``, ``kms``, ``key_id``, ``allow_local``, ``resolve``, ``links``,
-    ``link_generator``, ``writers`` ({Provider: WriterFactory}), ``google_services``; no arguments
-    restores the defaults."""
+    ``link_generator``, ``writers`` ({Provider: WriterFactory}), ``google_services``, ``microsoft``;
+    no arguments restores the defaults."""
     _overrides.clear()
     _overrides.update(overrides)
     _service.cache_clear()
@@ -181,12 +181,44 @@ def _google_writer_factory() -> WriterFactory:
     return make
 
 
+def _microsoft_writer_factory() -> WriterFactory:
+    """Microsoft: the account's opened msal cache (written back after the write), the listed Graph
+    calendar id (MicrosoftLayer). Tests: ``microsoft`` (overrides of ``calsync_microsoft.wiring``:
+    ``http_client``, ``client_secret``, ``settings``…), on top of ``table``, ``kms``, ``key_id``."""
+    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
+    from calsync_microsoft.wiring import writer_factory  # noqa: PLC0415 - MicrosoftLayer
+
+    make_writer = writer_factory({**_overrides, "table": _table(), **(_overrides.get("microsoft") or {})})
+    accounts = AccountRepository(_table())
+
+    def make(account: Account, calendar: Calendar) -> CalendarWriter:
+        from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
+
+        listing = next(
+            (
+                c
+                for c in accounts.list_calendars_of_account(account.account_id)
+                if c.calendar_id == calendar.calendar_id
+            ),
+            None,
+        )
+        if listing is None or not listing.href:
+            raise ProviderWriteRejected("the account no longer lists this calendar")
+        return make_writer(account, calendar, listing.href)
+
+    return make
+
+
 def _writers() -> dict[Provider, WriterFactory]:
     from calsync.domain.models import Provider  # noqa: PLC0415
 
     if "writers" in _overrides:
         return dict(_overrides["writers"])
-    return {Provider.CALDAV: _caldav_writer_factory(), Provider.GOOGLE: _google_writer_factory()}
+    return {
+        Provider.CALDAV: _caldav_writer_factory(),
+        Provider.GOOGLE: _google_writer_factory(),
+        Provider.MICROSOFT: _microsoft_writer_factory(),
+    }
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """Microsoft 365 / Outlook end to end (issue 6) through the handlers: real msal against the local
-fake of Graph and the identity platform, the table fixture (moto), moto KMS and SQS.
+fake of Graph and the identity platform, the table fixture (moto and DynamoDB Local), moto KMS and SQS.
 
 connect (authorize → sign-in → callback) → subscription (validation handshake) → change on the
 fake → notification → webhook → queue → sync worker → meetings API."""
@@ -33,8 +33,8 @@ def fake() -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
-def world(moto_table: Any, fake: FakeGraph) -> Iterator[MsWorld]:
-    with ms_world(moto_table, fake, NOW) as w:
+def world(table: Any, fake: FakeGraph) -> Iterator[MsWorld]:
+    with ms_world(table, fake, NOW) as w:
         yield w
 
 

@@ -604,3 +604,82 @@ def test_appointment_on_a_google_primary_calendar_is_written_once_and_blocks_ava
         events = fake.calendars[email][email].events
         assert [e["summary"] for e in events.values()] == ["On Google"]  # one event, not two
         assert iv(world.availability(at(0), at(0, days=1))) == [(at(16), at(17))]  # no sync needed
+
+
+# ---- Microsoft primary calendar (issue 6: MicrosoftWriter through the scheduling function) -------
+@pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
+def test_appointment_on_a_microsoft_primary_is_written_once_and_merges_with_other_providers(
+    world: World,
+) -> None:
+    # rules C7 (primary only, Idempotency-Key), C11 + C5 (a Microsoft primary with a CalDAV and a
+    # Google conflict calendar at once); the fake Graph, real msal, the cache sealed with KMS
+    from calsync_microsoft.auth import MicrosoftAppConfig, MicrosoftIdentity, TokenCacheBox
+    from calsync_microsoft.settings import MicrosoftSettings
+    from tests.support.fake_graph import LoopbackHttp, fake_graph
+
+    with fake_graph(page_size=50) as fake:
+        upn = f"{world.person}@contoso.test"
+        fake.add_mailbox(upn, {"cal-main": ("Calendar", True)})
+        identity = MicrosoftIdentity(
+            MicrosoftAppConfig("calsync-client-id", "ms-secret", fake.authority, LoopbackHttp(fake.port))
+        )
+        flow = identity.start("https://app.calsync.test/oauth/microsoft")
+        cache, _ = identity.finish(flow, fake.sign_in(flow["auth_uri"], upn))
+        account_id = account_id_for(world.person, Provider.MICROSOFT, upn)
+        calendar_id = calendar_id_for(account_id, "cal-main")
+        context = {"userId": world.person, "accountId": account_id}
+        accounts = AccountRepository(world.table)
+        accounts.connect(
+            Account(
+                account_id=account_id, user_id=world.person, provider=Provider.MICROSOFT, external_id=upn,
+                email=upn, status="active", own_addresses=[upn],
+                credentials=TokenCacheBox(world.box, context).seal(cache),
+            ),
+            "hq",
+        )  # fmt: skip
+        accounts.put_calendar_listing(
+            CalendarListing(
+                calendar_id=calendar_id, account_id=account_id, provider=Provider.MICROSOFT, href="cal-main"
+            )
+        )
+        Repository(world.table).put_calendar(
+            Calendar(calendar_id=calendar_id, account_id=account_id, owner_user_id=world.person,
+                     provider=Provider.MICROSOFT)
+        )  # fmt: skip
+        accounts.put_config(
+            world.person,
+            CalendarConfig(
+                location_id="hq",
+                primary_calendar_id=calendar_id,
+                conflict_calendar_ids=[world.conflict.calendar_id, world.google_calendar_id],
+            ),
+        )
+        Repository(world.table).subscribe(calendar_id, f"USER#{world.person}", "primary")
+        Repository(world.table).unsubscribe(world.primary.calendar_id, f"USER#{world.person}")
+        microsoft = {
+            "http_client": LoopbackHttp(fake.port),
+            "client_secret": "ms-secret",
+            "settings": MicrosoftSettings(
+                client_id="calsync-client-id", authority=fake.authority, graph_endpoint=fake.graph_endpoint
+            ),
+        }
+        scheduling_app.set_dependencies(**{**scheduling_app._overrides, "microsoft": microsoft})
+        world.put(world.conflict, "b", ics("b", "B", at(9), at(10)))  # CalDAV conflict (account B)
+        world.sync(world.conflict)
+        google(world, "g1", at(10), at(10.5))  # Google conflict, touching B: merged
+
+        body = {"title": "On Outlook", "start": at(16).isoformat(), "end": at(17).isoformat()}
+        first = world.book(body, key="key-microsoft-0001")
+        second = world.book(body, key="key-microsoft-0001")
+        assert first.status == second.status == 201, (first.body, second.body)
+        assert first.json() == second.json()
+        assert first.json()["provider"] == "microsoft" and first.json()["calendarId"] == calendar_id
+        events = fake.mailboxes[upn].events["cal-main"]
+        assert [e["subject"] for e in events.values()] == ["On Outlook"]  # one event, not two
+        # C11 + C5: the Outlook appointment (stored at once, no sync) and both other providers
+        assert iv(world.availability(at(0), at(0, days=1))) == [(at(9), at(10.5)), (at(16), at(17))]
+        # a conflicting request is refused without a Graph write (C7)
+        calls = fake.calls
+        clash = world.book({"title": "Clash", "start": at(9.5).isoformat(), "end": at(10).isoformat()})
+        assert clash.status == 409, clash.body
+        assert fake.calls == calls and len(events) == 1

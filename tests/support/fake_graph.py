@@ -408,6 +408,8 @@ class FakeGraph:
             if len(seg) == 4 and seg[:2] == ["me", "calendars"] and seg[3] == "events" and method == "POST":
                 if seg[2] not in mbx.calendars:
                     return 404, {}, {"error": {"code": "ErrorItemNotFound"}}
+                if not mbx.calendars[seg[2]]["canEdit"]:  # a calendar shared read-only with the mailbox
+                    return 403, {}, {"error": {"code": "ErrorAccessDenied"}}
                 data = json.loads(body)
                 data.pop("id", None)
                 return 201, {}, self.put_event(upn, seg[2], data)
@@ -419,6 +421,8 @@ class FakeGraph:
                 if method == "GET":
                     return 200, {}, event
                 if method == "PATCH":
+                    if not mbx.calendars[cal]["canEdit"]:
+                        return 403, {}, {"error": {"code": "ErrorAccessDenied"}}
                     match = headers.get("If-Match") or headers.get("if-match")
                     if match and match not in (event["changeKey"], event["@odata.etag"]):
                         return 412, {}, {"error": {"code": "ErrorIrresolvableConflict"}}

@@ -3,6 +3,7 @@ KMS and SQS: the webhook, accounts, sync and renewal handlers as Lambda would ca
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from moto import mock_aws
 
 from calsync.domain.links import LinkSettings
 from calsync_microsoft.settings import MicrosoftSettings
@@ -137,7 +139,14 @@ class MsWorld:
 
 @contextmanager
 def ms_world(table: Any, fake: FakeGraph, now: datetime) -> Iterator[MsWorld]:
-    """KMS and SQS on moto (the table fixture's moto is active for a moto table)."""
+    """KMS and SQS on moto (the table fixture's moto is active for a moto table; for a table on
+    DynamoDB Local, moto is started here for KMS and SQS only)."""
+    on_moto = "amazonaws.com" in str(table.meta.client.meta.endpoint_url)
+    with contextlib.nullcontext() if on_moto else mock_aws():
+        yield from _ms_world(table, fake, now)
+
+
+def _ms_world(table: Any, fake: FakeGraph, now: datetime) -> Iterator[MsWorld]:
     sqs = boto3.client("sqs", region_name=REGION)
     name = f"calsync-microsoft-{uuid.uuid4().hex[:6]}.fifo"
     url = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", "VisibilityTimeout": "60"})[

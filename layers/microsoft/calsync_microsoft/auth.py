@@ -41,18 +41,30 @@ class MicrosoftAppConfig:
     http_client: Any = None  # requests.Session-like; None: msal's own
 
 
-def client_secret_from(secret_name: str) -> str:
-    """The app's client secret (X3): Secrets Manager through Powertools parameters (cached 5 min)."""
+def _app_secret(secret_name: str) -> str:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     value = parameters.get_secret(secret_name, max_age=300)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    text = str(value)
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def client_secret_from(secret_name: str) -> str:
+    """The app's client secret (X3): Secrets Manager through Powertools parameters (cached 5 min);
+    the secret is the bare value or JSON ``{"client_id", "client_secret"}`` (MicrosoftOAuthSecret)."""
+    text = _app_secret(secret_name)
     if text.startswith("{"):
         data = json.loads(text)
         text = str(data.get("clientSecret") or data.get("client_secret") or "")
     return text
+
+
+def client_id_from(secret_name: str) -> str:
+    """The app's (client) id from the same JSON secret; "" when the secret is a bare value."""
+    text = _app_secret(secret_name)
+    if not text.startswith("{"):
+        return ""
+    data = json.loads(text)
+    return str(data.get("clientId") or data.get("client_id") or "")
 
 
 class MicrosoftIdentity:

@@ -144,6 +144,17 @@ class MicrosoftRegistry:
             ).get("Item")
         return None if item is None else self.get_subscription(str(item["subscriptionId"]))
 
+    def mailbox_subscription_id(self, account_id: str) -> str | None:
+        """The id the mailbox's pointer names (also when the subscription item itself is gone)."""
+        with _mapped_errors("read subscription"):
+            item = self._table.get_item(
+                Key={
+                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+                    "sk": keys.ms_mailbox_sk(account_id),
+                }
+            ).get("Item")
+        return None if item is None else str(item["subscriptionId"])
+
     def forget_subscription(self, subscription_id: str, account_id: str | None = None) -> None:
         with _mapped_errors("delete subscription"):
             self._table.delete_item(Key={"pk": keys.ms_subscription_pk(subscription_id), "sk": keys.SUB})

@@ -1,21 +1,32 @@
 """Builds the Microsoft services from settings, with test overrides (``table``, ``kms``, ``key_id``,
 ``sqs``, ``queue_url``, ``http_client`` (msal), ``session_factory`` (Graph), ``client_secret``,
-``settings``, ``links``). Used by the accounts, sync and renewal functions (not by the webhook)."""
+``settings``, ``links``). Used by the accounts, sync, renewal and scheduling functions (not by the
+webhook)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
+from calsync.domain.models import Occurrence
+from calsync.store.accounts import Account
+from calsync.store.items import Calendar
 from calsync.sync.jobs import SyncJob
+from calsync.sync.writer import CalendarWriter, EventDraft, WrittenEvent
 from calsync_microsoft import jobs
-from calsync_microsoft.auth import MicrosoftAppConfig, MicrosoftIdentity, client_secret_from
+from calsync_microsoft.auth import (
+    MicrosoftAppConfig,
+    MicrosoftIdentity,
+    client_id_from,
+    client_secret_from,
+)
 from calsync_microsoft.registry import MicrosoftRegistry
 from calsync_microsoft.settings import MicrosoftSettings, get_microsoft_settings
 from calsync_microsoft.subscriptions import Subscriptions, SubscriptionSettings
 from calsync_microsoft.worker import MicrosoftSyncWorker
+from calsync_microsoft.writer import MicrosoftWriter
 
 
 def _client(name: str) -> Any:
@@ -38,6 +49,8 @@ def table_of(o: Mapping[str, Any]) -> Any:
 
 
 def box_of(o: Mapping[str, Any]) -> CredentialBox:
+    if isinstance(o.get("box"), CredentialBox):
+        return o["box"]  # type: ignore[no-any-return]
     return CredentialBox(o.get("kms") or _client("kms"), o.get("key_id") or get_settings().credentials_key_id)
 
 
@@ -48,7 +61,9 @@ def sqs_of(o: Mapping[str, Any]) -> tuple[Any, str]:
 def identity_of(o: Mapping[str, Any]) -> MicrosoftIdentity:
     s = settings_of(o)
     secret = o.get("client_secret") or client_secret_from(s.client_secret_name)
-    return MicrosoftIdentity(MicrosoftAppConfig(s.client_id, str(secret), s.authority, o.get("http_client")))
+    # the client id: MICROSOFT_CLIENT_ID, else the secret's client_id (MicrosoftOAuthSecret's JSON)
+    client_id = s.client_id or client_id_from(s.client_secret_name)
+    return MicrosoftIdentity(MicrosoftAppConfig(client_id, str(secret), s.authority, o.get("http_client")))
 
 
 def worker_of(o: Mapping[str, Any]) -> MicrosoftSyncWorker:
@@ -77,3 +92,66 @@ def enqueue_of(o: Mapping[str, Any]) -> Any:
         jobs.enqueue(sqs, url, jobs.from_sync_job(job))
 
     return enqueue
+
+
+class _SealingWriter:
+    """A ``MicrosoftWriter`` whose msal cache is written back after each write (msal may have
+    refreshed and rotated the refresh token while writing: S7), also when the write failed."""
+
+    def __init__(self, writer: MicrosoftWriter, write_back: Callable[[], None]) -> None:
+        self._writer = writer
+        self._write_back = write_back
+
+    def create_event(self, calendar: Calendar, draft: EventDraft) -> WrittenEvent:
+        try:
+            return self._writer.create_event(calendar, draft)
+        finally:
+            self._write_back()
+
+    def add_meeting_link(self, calendar: Calendar, occurrence: Occurrence, link: str) -> WrittenEvent:
+        try:
+            return self._writer.add_meeting_link(calendar, occurrence, link)
+        finally:
+            self._write_back()
+
+
+def writer_factory(o: Mapping[str, Any]) -> Callable[[Account, Calendar, str], CalendarWriter]:
+    """The scheduling function's writer for a Microsoft calendar: (account, calendar, the Graph
+    calendar id) -> a ``CalendarWriter``. The worker (secret, msal app) is built on first use."""
+    built: list[MicrosoftSyncWorker] = []
+
+    def make(account: Account, calendar: Calendar, remote_id: str) -> CalendarWriter:
+        if not built:
+            built.append(worker_of(o))
+        client, write_back = built[0].graph_for(account)
+        writer = MicrosoftWriter(
+            client, {calendar.calendar_id: remote_id}, o.get("links") or get_settings().links
+        )
+        return _SealingWriter(writer, write_back)
+
+    return make
+
+
+def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
+    """C9 (the accounts service's ``stop_push`` for Microsoft): DELETE the mailbox's Graph
+    subscription with the account's own token (before its credentials go), and forget the stored
+    subscription and the mailbox's pointer to it, whatever Graph answered (a subscription Graph
+    still holds expires on its own; its notifications then name an unknown subscription and are
+    dropped). Returns the number of subscriptions stopped at Graph."""
+    built: list[MicrosoftSyncWorker] = []
+
+    def stop(account: Account) -> int:
+        registry = MicrosoftRegistry(table_of(o))
+        subscription_id = registry.mailbox_subscription_id(account.account_id)
+        if subscription_id is None:
+            return 0
+        try:
+            if not built:
+                built.append(worker_of(o))
+            client, _ = built[0].graph_for(account)  # the cache is not written back: it is deleted next
+            resp = client.request("DELETE", f"subscriptions/{subscription_id}")
+            return 1 if resp.status in (200, 202, 204) else 0
+        finally:
+            registry.forget_subscription(subscription_id, account.account_id)
+
+    return stop

@@ -3,13 +3,20 @@
 - ``create_event``: ``POST /me/calendars/{id}/events``; Graph answers the created event, which is
   mapped like a synced one (same resource key = the Graph id, same etag = its changeKey), so the
   next delta writes nothing twice.
-- ``add_meeting_link``: ``PATCH /me/events/{id}`` with ``If-Match`` = the stored changeKey; 412 →
-  ``WriteConflict`` (the event changed since calsync read it). The link goes into the location and
-  the body (Graph's ``onlineMeeting`` is read-only for third-party links).
+- ``add_meeting_link``: ``GET`` the body (a changed changeKey or a deleted event → ``WriteConflict``),
+  then ``PATCH /me/events/{id}`` with ``If-Match`` = the stored changeKey; 412 → ``WriteConflict``
+  (the event changed since calsync read it). The link goes into the location and is appended to the
+  body, which is kept (Graph's ``onlineMeeting`` is read-only for third-party links).
+- Read-only calendars: Graph answers 403 → ``WriteRejected``.
+- Room mailboxes: Exchange room mailboxes (resource calendars) often rewrite the subject of the
+  meetings they accept to the organizer's name (``AddOrganizerToSubject`` / ``DeleteSubject``). The
+  writer writes the title as given and the sync stores whatever title Graph then answers; calsync
+  does not try to undo the rewrite (R4 decides what a room shows anyway).
 """
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from calsync.domain.links import LinkSettings
@@ -69,23 +76,44 @@ class MicrosoftWriter:
         return self._written(calendar, resp.body)
 
     def add_meeting_link(self, calendar: Calendar, occurrence: Occurrence, link: str) -> WrittenEvent:
+        """C12: read the event's body (to keep the organizer's text), then PATCH location and body
+        with ``If-Match`` = the changeKey calsync stored; a changed or deleted event is a conflict."""
         if occurrence.recurring:
             raise WriteRejected("a meeting link is added to non-recurring events only (U10)")
-        patch = {
-            "location": {"displayName": link},
-            "body": {"contentType": "text", "content": link},
-        }
+        if calendar.access_role not in ("owner", "writer"):
+            raise WriteRejected("calsync may not write to this calendar")
+        path = f"me/events/{occurrence.event_id}"
         headers = {"Prefer": 'outlook.timezone="UTC"'}
-        if occurrence.etag:
-            headers["If-Match"] = occurrence.etag
         try:
-            resp = self.client.request(
-                "PATCH", f"me/events/{occurrence.event_id}", json=patch, headers=headers
-            )
+            current = self.client.request("GET", path, params={"$select": "body,changeKey"}, headers=headers)
+            if current.status in (404, 410):
+                raise WriteConflict("the event was deleted on Outlook since calsync read it")
+            body = current.body if isinstance(current.body, dict) else {}
+            if occurrence.etag and body.get("changeKey") not in (None, occurrence.etag):
+                raise WriteConflict("the event changed on Outlook since calsync read it")
+            patch = {"location": {"displayName": link}, "body": _with_link(body.get("body"), link)}
+            if occurrence.etag:
+                headers["If-Match"] = occurrence.etag
+            resp = self.client.request("PATCH", path, json=patch, headers=headers)
         except GraphError as exc:
             raise WriteRejected(str(exc)) from exc
         if resp.status == 412:
             raise WriteConflict("the event changed on Outlook since calsync read it")
         if resp.status in (404, 410):
-            raise WriteRejected("the event is gone")
+            raise WriteConflict("the event was deleted on Outlook since calsync read it")
         return self._written(calendar, resp.body)
+
+
+def _with_link(body: Any, link: str) -> dict[str, str]:
+    """The event's body with the link appended (Graph replaces the body as a whole): plain text, or
+    an HTML paragraph with the link escaped."""
+    content = str(body.get("content") or "") if isinstance(body, dict) else ""
+    if isinstance(body, dict) and str(body.get("contentType") or "").lower() == "html" and content:
+        paragraph = f'<p>Join: <a href="{html.escape(link)}">{html.escape(link)}</a></p>'
+        closing = content.lower().rfind("</body>")
+        joined = content[:closing] + paragraph + content[closing:] if closing >= 0 else content + paragraph
+        return {"contentType": "html", "content": joined}
+    return {
+        "contentType": "text",
+        "content": f"{content}\n\nJoin: {link}" if content.strip() else f"Join: {link}",
+    }

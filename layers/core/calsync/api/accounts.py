@@ -81,6 +81,8 @@ class AccountsDeps:
     enqueue: Enqueue
     # per provider; called with the account while its credentials still exist (best effort)
     stop_push: Mapping[Provider, StopPush] = field(default_factory=dict)
+    # per provider: the provider's sync queue (CalDAV, Google, Microsoft); ``enqueue`` otherwise
+    enqueue_for: Mapping[Provider, Enqueue] = field(default_factory=dict)
 
 
 def _account_out(account: Account) -> AccountOut:
@@ -193,7 +195,7 @@ class AccountsService:
         configured = desired_roles(self._accounts.list_configs(user_id))
         for listing in listings:
             if listing.calendar_id in configured:
-                self._enqueue(user_id, account_id, listing.calendar_id, "connect", enqueue)
+                self._enqueue(user_id, account_id, listing.calendar_id, "connect", enqueue, account.provider)
         logger.info(
             "account connected",
             extra={
@@ -242,11 +244,19 @@ class AccountsService:
         self._remove_calendars(user_id, account_id, [c for c in stale if c not in current], provider)
         return listings
 
-    def _enqueue(
-        self, user_id: str, account_id: str, calendar_id: str, reason: Reason, enqueue: Enqueue | None = None
+    def _enqueue(  # noqa: PLR0917
+        self,
+        user_id: str,
+        account_id: str,
+        calendar_id: str,
+        reason: Reason,
+        enqueue: Enqueue | None = None,
+        provider: Provider | None = None,
     ) -> None:
+        """On ``enqueue``, else on the provider's own sync queue, else on this service's queue."""
+        routed = self._deps.enqueue_for.get(provider) if provider is not None else None
         # full: the calendar may be unchanged on the server (ctag) but new to this subscriber
-        (enqueue or self._deps.enqueue)(
+        (enqueue or routed or self._deps.enqueue)(
             SyncJob(calendar_id=calendar_id, user_id=user_id, account_id=account_id, reason=reason, full=True)
         )
 
@@ -308,7 +318,8 @@ class AccountsService:
         )
         self._accounts.put_config(user_id, config)
         for calendar_id in self._reconcile_subscriptions(user_id):
-            self._enqueue(user_id, calendars[calendar_id].account_id, calendar_id, "config")
+            listing = calendars[calendar_id]  # each provider's calendars go to its own sync queue
+            self._enqueue(user_id, listing.account_id, calendar_id, "config", provider=listing.provider)
         return _config_out(config)
 
     def _reconcile_subscriptions(self, user_id: str) -> list[str]:
