@@ -1,13 +1,8 @@
 """CalDAV sync worker: the CaldavSyncQueue (SQS FIFO, group = calendar) event source.
 
-Thin: Powertools' ``SqsFifoPartialProcessor`` runs each record through ``record_handler``, which
-parses the job and hands it to ``calsync_caldav.worker.CalDAVSyncWorker``; the answer lists the
-records that failed (``ReportBatchItemFailures``). With ``skip_group_on_error`` a failed record
-fails only the later records of its own calendar (FIFO order per calendar), not the batch.
-
-A record fails when the job must be retried (S8): before failing it, its visibility timeout is
-set to the server's Retry-After, or to an exponential backoff by receive count; after the queue's
-maxReceiveCount it goes to the dead-letter queue. A malformed message is logged and dropped.
+Thin: the shared ``calsync.sync.queue_worker.QueueWorker`` runs each record (partial batch failures,
+Retry-After / backoff, dead-letter queue after maxReceiveCount) through
+``calsync_caldav.worker.CalDAVSyncWorker``.
 """
 
 from __future__ import annotations
@@ -17,26 +12,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
-
 from calsync.observability import logger, metrics, tracer
 from calsync.sync.jobs import SyncJob
+from calsync.sync.queue_worker import QueueWorker, backoff
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from calsync_caldav.worker import CalDAVSyncWorker
 
-BACKOFF_BASE = 30  # seconds before the 2nd attempt; doubled each time
-BACKOFF_MAX = 900
-
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# report every failed record, also when all failed (instead of raising): each one carries the
-# visibility timeout set for it, and the answer says exactly which ones come back
-processor.raise_on_entire_batch_failure = False
+__all__ = ["backoff", "lambda_handler", "record_handler", "set_dependencies"]
 
 
 def utc_now() -> datetime:
@@ -86,63 +71,26 @@ def worker() -> CalDAVSyncWorker:
     )
 
 
-def backoff(receive_count: int) -> int:
-    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, receive_count - 1))
-
-
-def _queue_url(record: SQSRecord) -> str:
+def _queue_url() -> str | None:
     from calsync.config import get_settings  # noqa: PLC0415
 
-    url = _overrides.get("queue_url") or get_settings().caldav_sync_queue_url
-    if url:
-        return str(url)
-    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
-    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+    return _overrides.get("queue_url") or get_settings().caldav_sync_queue_url
 
 
-def _retry_after(record: SQSRecord, delay: int) -> None:
-    """Make the record come back after ``delay`` seconds (it fails right after)."""
-    try:
-        _sqs().change_message_visibility(
-            QueueUrl=_queue_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-        )
-    except Exception:  # the queue's own visibility timeout applies then
-        logger.exception("cannot delay the retry", extra={"message_id": record.message_id})
-
-
-def record_handler(record: SQSRecord) -> str:
-    from calsync_caldav.worker import RetryLater  # noqa: PLC0415
-
-    try:
-        job = SyncJob.model_validate_json(record.body)
-    except ValidationError as exc:
-        logger.error(
-            "malformed sync job dropped", extra={"message_id": record.message_id, "errors": exc.errors()}
-        )
-        metrics.add_metric(name="CaldavSyncMalformedJob", unit=MetricUnit.Count, value=1)
-        return "dropped"
-    logger.append_keys(calendar_id=job.calendar_id, reason=job.reason)
-    try:
-        result = worker().run(job, clock())
-    except RetryLater as exc:
-        count = int(record.attributes.approximate_receive_count or 1)
-        delay = exc.delay or backoff(count)
-        logger.warning("sync retried later", extra={"delay": delay, "attempt": count, "why": str(exc)})
-        metrics.add_metric(name="CaldavSyncRetried", unit=MetricUnit.Count, value=1)
-        _retry_after(record, delay)
-        raise
-    finally:
-        logger.remove_keys(["calendar_id", "reason"])
-    metrics.add_metric(name=f"CaldavSync_{result.status}", unit=MetricUnit.Count, value=1)
-    return result.status
+queue = QueueWorker(
+    name="CaldavSync",
+    job_model=SyncJob,
+    run=lambda job, now: worker().run(job, now),
+    clock=lambda: clock(),  # noqa: PLW0108 - looked up late: tests rebind the module's clock
+    sqs=_sqs,
+    queue_url=_queue_url,
+    log_keys=lambda job: {"calendar_id": job.calendar_id, "reason": job.reason},
+)
+record_handler = queue.record_handler
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    return queue.handle(event, context)

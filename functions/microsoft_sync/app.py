@@ -1,9 +1,9 @@
 """Microsoft sync worker: the MicrosoftSyncQueue (SQS FIFO, group = mailbox) event source.
 
-Thin: Powertools' ``SqsFifoPartialProcessor`` runs each record through ``record_handler``, which
-parses the mailbox job and hands it to ``calsync_microsoft.worker.MicrosoftSyncWorker``; the answer
-lists the records that failed (``ReportBatchItemFailures``). With ``skip_group_on_error`` a failed
-record fails only the later records of its own mailbox, not the batch. The group being the mailbox,
+Thin: the shared ``calsync.sync.queue_worker.QueueWorker`` runs each record: it parses the
+mailbox job and hands it to ``calsync_microsoft.worker.MicrosoftSyncWorker``; the answer lists
+the records that failed (``ReportBatchItemFailures``). With ``skip_group_on_error`` a failed record
+fails only the later records of its own mailbox, not the batch. The group being the mailbox,
 one worker at a time talks to a mailbox (S8: at most 4 concurrent Graph requests per mailbox; the
 worker's are sequential, and an in-process semaphore caps any client of the process at 4).
 
@@ -19,25 +19,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
-
 from calsync.observability import logger, metrics, tracer
+from calsync.sync.queue_worker import QueueWorker, backoff
+from calsync_microsoft.jobs import MailboxJob
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from calsync_microsoft.worker import MicrosoftSyncWorker
 
-BACKOFF_BASE = 30  # seconds before the 2nd attempt; doubled each time
-BACKOFF_MAX = 900
-
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# report every failed record, also when all failed (instead of raising): each one carries the
-# visibility timeout set for it, and the answer says exactly which ones come back
-processor.raise_on_entire_batch_failure = False
+__all__ = ["backoff", "lambda_handler", "record_handler", "set_dependencies"]
 
 
 def utc_now() -> datetime:
@@ -72,64 +63,26 @@ def worker() -> MicrosoftSyncWorker:
     return worker_of(_overrides)
 
 
-def backoff(receive_count: int) -> int:
-    return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, receive_count - 1))
-
-
-def _queue_url(record: SQSRecord) -> str:
+def _queue_url() -> str | None:
     from calsync_microsoft.settings import get_microsoft_settings  # noqa: PLC0415
 
-    url = _overrides.get("queue_url") or get_microsoft_settings().sync_queue_url
-    if url:
-        return str(url)
-    _, _, _, region, account, name = record.event_source_arn.split(":", 5)
-    return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+    return _overrides.get("queue_url") or get_microsoft_settings().sync_queue_url
 
 
-def _retry_after(record: SQSRecord, delay: int) -> None:
-    """Make the record come back after ``delay`` seconds (it fails right after)."""
-    try:
-        _sqs().change_message_visibility(
-            QueueUrl=_queue_url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
-        )
-    except Exception:  # the queue's own visibility timeout applies then
-        logger.exception("cannot delay the retry", extra={"message_id": record.message_id})
-
-
-def record_handler(record: SQSRecord) -> str:
-    from calsync_microsoft.jobs import MailboxJob  # noqa: PLC0415
-    from calsync_microsoft.worker import RetryLater  # noqa: PLC0415
-
-    try:
-        job = MailboxJob.model_validate_json(record.body)
-    except ValidationError as exc:
-        logger.error(
-            "malformed sync job dropped", extra={"message_id": record.message_id, "errors": exc.errors()}
-        )
-        metrics.add_metric(name="MicrosoftSyncMalformedJob", unit=MetricUnit.Count, value=1)
-        return "dropped"
-    logger.append_keys(account_id=job.account_id, reason=job.reason)
-    try:
-        result = worker().run(job, clock())
-    except RetryLater as exc:
-        count = int(record.attributes.approximate_receive_count or 1)
-        delay = exc.delay or backoff(count)
-        logger.warning("sync retried later", extra={"delay": delay, "attempt": count, "why": str(exc)})
-        metrics.add_metric(name="MicrosoftSyncRetried", unit=MetricUnit.Count, value=1)
-        _retry_after(record, delay)
-        raise
-    finally:
-        logger.remove_keys(["account_id", "reason"])
-    metrics.add_metric(name=f"MicrosoftSync_{result.status}", unit=MetricUnit.Count, value=1)
-    return result.status
+queue = QueueWorker(
+    name="MicrosoftSync",
+    job_model=MailboxJob,
+    run=lambda job, now: worker().run(job, now),
+    clock=lambda: clock(),  # noqa: PLW0108 - looked up late: tests rebind the module's clock
+    sqs=_sqs,
+    queue_url=_queue_url,
+    log_keys=lambda job: {"account_id": job.account_id, "reason": job.reason},
+)
+record_handler = queue.record_handler
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    )
+    return queue.handle(event, context)

@@ -134,6 +134,27 @@ class World:
     def delta_calls(self) -> list[str]:
         return [p for p in self.fake.calls_by_path if "calendarView/delta" in p]
 
+    def ticks(self) -> int:
+        return self.stack.err.read_text().count("cron MicrosoftRenewFunction")
+
+    def after_tick(self) -> None:
+        """Wait for the next run of the renewal schedule and for the work it started to finish, so
+        that a window measured now holds no scheduled work (the next run is TICK_S away)."""
+        seen = self.ticks()
+        until("a run of the renewal schedule", lambda: self.ticks() > seen, TICK_S + 10)
+        self.settle()
+
+    def settle(self, quiet: float = 1.5) -> None:
+        """Until the fake has had no Graph request for ``quiet`` seconds (earlier work is done)."""
+        last, since = len(self.fake.calls_by_path), time.monotonic()
+        deadline = since + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if len(self.fake.calls_by_path) != last:
+                last, since = len(self.fake.calls_by_path), time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
@@ -218,6 +239,7 @@ def test_notification_queue_sync_meetings(world: World) -> None:  # rules S2, U7
 
 
 def test_wrong_client_state_changes_nothing(world: World) -> None:  # rule X2
+    world.after_tick()  # neither scheduled work nor work left from earlier steps lands in the window
     (sub,) = world.fake.subscriptions_of(UPN)
     real = sub.client_state
     calls = len(world.delta_calls())

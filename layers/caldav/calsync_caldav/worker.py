@@ -33,6 +33,7 @@ from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
 from calsync.sync.jobs import SyncJob
+from calsync.sync.queue_worker import RetryLater as RetryLater  # one for every provider
 from calsync.sync.source import (
     CalendarGone,
     SourceAuthError,
@@ -47,14 +48,6 @@ from calsync_caldav.source import CalDAVSource
 PROVIDER = Provider.CALDAV.value
 ClientFactory = Callable[[str, str, str], CalDAVClient]  # (username, password, base url)
 Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
-
-
-class RetryLater(Exception):
-    """Fail the record; SQS hands it out again after ``delay`` seconds (None: the worker's backoff)."""
-
-    def __init__(self, reason: str, delay: int | None = None) -> None:
-        super().__init__(reason)
-        self.delay = delay
 
 
 @dataclass(frozen=True, slots=True)

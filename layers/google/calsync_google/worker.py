@@ -23,6 +23,7 @@ from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
 from calsync.sync.jobs import SyncJob
+from calsync.sync.queue_worker import RetryLater as RetryLater  # one for every provider
 from calsync.sync.source import (
     CalendarGone,
     SourceAuthError,
@@ -38,12 +39,6 @@ from calsync_google.source import GoogleContext, GoogleSource
 PROVIDER = Provider.GOOGLE.value
 Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
 ServiceFactory = Callable[[str], Any]  # refresh token -> calendar service
-
-
-class RetryLater(Exception):
-    def __init__(self, reason: str, delay: int | None = None) -> None:
-        super().__init__(reason)
-        self.delay = delay
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from calsync.store.accounts import Account, AccountRepository
 from calsync.store.repository import Repository, _mapped_errors
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
+from calsync.sync.queue_worker import RetryLater as RetryLater  # one for every provider
 from calsync.sync.source import (
     CalendarGone,
     SourceAuthError,
@@ -41,12 +42,6 @@ from calsync_microsoft.source import MicrosoftSource
 from calsync_microsoft.subscriptions import Subscriptions
 
 Status = Literal["synced", "reauth_required", "gone", "skipped", "failed"]
-
-
-class RetryLater(Exception):
-    def __init__(self, reason: str, delay: int | None = None) -> None:
-        super().__init__(reason)
-        self.delay = delay
 
 
 @dataclass(slots=True)

@@ -1,0 +1,124 @@
+"""The SQS plumbing every provider's sync function shares (S6, S8).
+
+Each sync function (CalDAV, Google, Microsoft) is an SQS FIFO event source: Powertools'
+``SqsFifoPartialProcessor`` runs each record through ``QueueWorker.record_handler``, which parses
+the job and hands it to the provider's worker; the answer lists the records that failed
+(``ReportBatchItemFailures``). With ``skip_group_on_error`` a failed record fails only the later
+records of its own message group (calendar or mailbox), not the batch.
+
+A record fails when its job must be retried: before it fails, its visibility timeout is set to the
+provider's Retry-After, or to an exponential backoff by receive count; after the queue's
+maxReceiveCount it goes to the dead-letter queue. A malformed message is logged and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import BaseModel, ValidationError
+
+from calsync.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+BACKOFF_BASE = 30  # seconds before the 2nd attempt; doubled each time
+BACKOFF_MAX = 900
+
+
+class RetryLater(Exception):
+    """Fail the record; SQS hands it out again after ``delay`` seconds (None: the backoff)."""
+
+    def __init__(self, reason: str, delay: int | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+def backoff(receive_count: int) -> int:
+    return int(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** max(0, receive_count - 1)))
+
+
+class _Result(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+JobT = TypeVar("JobT", bound=BaseModel)
+
+
+@dataclass
+class QueueWorker(Generic[JobT]):
+    """One provider's sync queue: how to read a job, run it, and where its queue is.
+
+    Every dependency is a callable, looked up at each record, so that a function module's own
+    ``clock`` and ``set_dependencies`` (what tests change) keep working.
+    """
+
+    name: str  # metric prefix: "CaldavSync", "GoogleSync", "MicrosoftSync"
+    job_model: type[JobT]
+    run: Callable[[JobT, datetime], _Result]
+    clock: Callable[[], datetime]
+    sqs: Callable[[], Any]
+    queue_url: Callable[[], str | None]
+    log_keys: Callable[[JobT], dict[str, str]]
+
+    def __post_init__(self) -> None:
+        self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        # report every failed record, also when all failed (instead of raising): each one carries
+        # the visibility timeout set for it, and the answer says exactly which ones come back
+        self.processor.raise_on_entire_batch_failure = False
+
+    def record_handler(self, record: SQSRecord) -> str:
+        try:
+            job = self.job_model.model_validate_json(record.body)
+        except ValidationError as exc:
+            logger.error(
+                "malformed sync job dropped",
+                extra={"message_id": record.message_id, "errors": exc.errors()},
+            )
+            metrics.add_metric(name=f"{self.name}MalformedJob", unit=MetricUnit.Count, value=1)
+            return "dropped"
+        keys = self.log_keys(job)
+        logger.append_keys(**keys)
+        try:
+            result = self.run(job, self.clock())
+        except RetryLater as exc:
+            count = int(record.attributes.approximate_receive_count or 1)
+            delay = exc.delay or backoff(count)
+            logger.warning("sync retried later", extra={"delay": delay, "attempt": count, "why": str(exc)})
+            metrics.add_metric(name=f"{self.name}Retried", unit=MetricUnit.Count, value=1)
+            self._retry_after(record, delay)
+            raise
+        finally:
+            logger.remove_keys(list(keys))
+        metrics.add_metric(name=f"{self.name}_{result.status}", unit=MetricUnit.Count, value=1)
+        return str(result.status)
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return dict(
+            process_partial_response(
+                event=event, record_handler=self.record_handler, processor=self.processor, context=context
+            )
+        )
+
+    def _url(self, record: SQSRecord) -> str:
+        url = self.queue_url()
+        if url:
+            return str(url)
+        _, _, _, region, account, name = record.event_source_arn.split(":", 5)
+        return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+
+    def _retry_after(self, record: SQSRecord, delay: int) -> None:
+        """Make the record come back after ``delay`` seconds (it fails right after)."""
+        try:
+            self.sqs().change_message_visibility(
+                QueueUrl=self._url(record), ReceiptHandle=record.receipt_handle, VisibilityTimeout=delay
+            )
+        except Exception:  # the queue's own visibility timeout applies then
+            logger.exception("cannot delay the retry", extra={"message_id": record.message_id})
