@@ -50,7 +50,14 @@ from functions.caldav_sync import app as sync_app
 from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
-from tests.support.caldav_server import FaultyProxy, RadicaleServer, ics, override, radicale
+from tests.support.caldav_server import (
+    FaultyProxy,
+    RadicaleServer,
+    XandikosServer,
+    ics,
+    override,
+    radicale,
+)
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # a Friday; the window is Nov 20 00:00 .. Nov 23 00:00 UTC
@@ -72,10 +79,10 @@ class World:
     key_id: str
     queue_url: str
     queue_arn: str
-    server: RadicaleServer
+    server: RadicaleServer | XandikosServer
     user: str  # the person (JWT sub) and the CalDAV user name
     password: str
-    calendar_url: str  # on Radicale itself
+    calendar_url: str  # on the server itself
     account_id: str
     calendar_id: str
     requests: list[str] = field(default_factory=list)  # "METHOD status" of every CalDAV request
@@ -141,7 +148,7 @@ class World:
 
 def make_world(
     table: Any,
-    server: RadicaleServer,
+    server: RadicaleServer | XandikosServer,
     *,
     base_url: str | None = None,
     client_hook: Callable[[CalDAVClient], Any] | None = None,

@@ -4,13 +4,19 @@ Started like the local stack starts it (``local.servers``): its own config, plai
 own process group. ``RadicaleServer`` also writes to it the way a person's calendar app would
 (MKCALENDAR, PUT, DELETE over HTTP), and can make it misbehave through a small proxy
 (``FaultyProxy``: 401, 503 with Retry-After, garbage XML).
+
+``XandikosServer`` (``xandikos()``) is a second real server with the same interface, for the core
+sync tests (issue 4). Xandikos has no authentication of its own here: the client's Basic auth is
+sent and ignored; ``add_user`` creates the user's home collection instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from local.servers import start_radicale, write_radicale_config
+from local.servers import Subprocess, port_open, start_radicale, write_radicale_config
 
 HOST = "127.0.0.1"
 
@@ -31,15 +37,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass
-class RadicaleServer:
-    base_url: str
-    users_file: Path
-    session: requests.Session = field(default_factory=requests.Session)
+class _DavWrites:
+    """What a calendar app does to a server: MKCALENDAR, PUT, DELETE (needs ``base_url``, ``session``)."""
 
-    def add_user(self, user: str, password: str) -> None:
-        with self.users_file.open("a") as f:
-            f.write(f"{user}:{password}\n")
+    base_url: str
+    session: requests.Session
 
     def make_calendar(self, user: str, password: str, name: str = "calendar") -> str:
         """MKCALENDAR /<user>/<name>/ (a VEVENT calendar); returns its absolute URL."""
@@ -71,6 +73,29 @@ class RadicaleServer:
         assert resp.status_code in (200, 204), (resp.status_code, resp.text)
 
 
+@dataclass
+class RadicaleServer(_DavWrites):
+    base_url: str
+    users_file: Path
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def add_user(self, user: str, password: str) -> None:
+        with self.users_file.open("a") as f:
+            f.write(f"{user}:{password}\n")
+
+
+@dataclass
+class XandikosServer(_DavWrites):
+    """Xandikos ignores credentials; MKCALENDAR needs the parent, so a user is a plain collection."""
+
+    base_url: str
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def add_user(self, user: str, password: str) -> None:
+        resp = self.session.request("MKCOL", f"{self.base_url}/{user}/", auth=(user, password), timeout=10)
+        assert resp.status_code == 201, (resp.status_code, resp.text)
+
+
 @contextlib.contextmanager
 def radicale(state_dir: Path) -> Iterator[RadicaleServer]:
     port = free_port()
@@ -81,6 +106,40 @@ def radicale(state_dir: Path) -> Iterator[RadicaleServer]:
         yield RadicaleServer(f"http://{HOST}:{port}", state_dir / "radicale" / "users")
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def xandikos(state_dir: Path) -> Iterator[XandikosServer]:
+    """``python -m xandikos.web`` on a free port, data and state under ``state_dir``; stopped, port closed."""
+    port = free_port()
+    server = Subprocess(
+        "Xandikos",
+        [
+            sys.executable,
+            "-m",
+            "xandikos.web",
+            "--directory",
+            str(state_dir / "data"),
+            "--state-dir",
+            str(state_dir / "state"),
+            "--autocreate",
+            "--no-detect-systemd",
+            "--listen-address",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        state_dir / "logs" / "xandikos.log",
+    )
+    try:
+        server.wait_ready(port, timeout=30)
+        yield XandikosServer(f"http://{HOST}:{port}")
+    finally:
+        server.stop()
+        deadline = time.monotonic() + 5
+        while port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not port_open(port), f"xandikos still listens on {HOST}:{port}"
 
 
 # ---------------------------------------------------------------------------- ics
