@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.test_local_stack import Stack, _alive, _port_open
 from tests.support.fake_google import FakeGoogle
-from tests.support.local_stack import running, stack_ports, start_stack, table_of, until
+from tests.support.local_stack import Stack, running, stack_ports, start_stack, table_of, until
+from tests.support.local_stack import alive as _alive
+from tests.support.local_stack import port_open as _port_open
 
 pytestmark = pytest.mark.e2e
 

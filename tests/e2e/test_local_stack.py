@@ -7,139 +7,21 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 import requests
 
+from tests.support.local_stack import ROOT, Stack
+from tests.support.local_stack import alive as _alive
+from tests.support.local_stack import port_open as _port_open
+
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-PORT_VARS = ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT")
-READY_TIMEOUT = 60.0
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.3):
-        return True
-    return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is not running anything
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    return True
-
-
-@dataclass
-class Stack:
-    proc: subprocess.Popen[bytes]
-    env: dict[str, str]
-    ports: dict[str, int]
-    state: Path
-    out: Path
-    err: Path
-    ready_s: float = 0.0
-
-    @classmethod
-    def start(cls, tmp: Path, **extra_env: str) -> Stack:
-        ports = dict(zip(PORT_VARS, _free_ports(4), strict=True))
-        state = tmp / "state"
-        env = {
-            **os.environ,
-            **{k: str(v) for k, v in ports.items()},
-            "CALSYNC_STATE_DIR": str(state),
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-        env.pop("AWS_PROFILE", None)
-        out, err = tmp / "stack.out", tmp / "stack.err"
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "local"],
-            cwd=ROOT,
-            env=env,
-            stdout=out.open("wb"),
-            stderr=err.open("wb"),
-            start_new_session=True,
-        )
-        stack = cls(proc, env, {k.split("_")[1].lower(): v for k, v in ports.items()}, state, out, err)
-        deadline = started + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"the stack exited with {proc.returncode}:\n{err.read_text()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{stack.api}/v1/openapi.json", timeout=1).status_code == 200:
-                    stack.ready_s = time.monotonic() - started
-                    # the banner comes right after the API answers
-                    while "TOKEN=" not in out.read_text() and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    return stack
-            time.sleep(0.1)
-        stack.stop()
-        raise AssertionError(f"the stack did not answer within {READY_TIMEOUT} s:\n{err.read_text()}")
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api']}"
-
-    def info(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.state / "stack.json").read_text())
-        return data
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "local.cli", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def token(self, *args: str) -> str:
-        done = self.cli("token", *args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-                raise
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")

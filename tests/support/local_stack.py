@@ -14,15 +14,89 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
-from tests.e2e.test_local_stack import PORT_VARS, ROOT, Stack
-
 READY_TIMEOUT = 60.0
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT_VARS = ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT")
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.3):
+        return True
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not running anything
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    return True
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    ports: dict[str, int]
+    state: Path
+    out: Path
+    err: Path
+    ready_s: float = 0.0
+
+    @classmethod
+    def start(cls, tmp: Path, **extra_env: str) -> Stack:
+        """The stack on free ports with ``extra_env``, once its API answers and its banner is out."""
+        stack = start_stack(tmp, stack_ports(), env=extra_env)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "TOKEN=" not in stack.out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the banner comes right after the API answers
+        return stack
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.state / "stack.json").read_text())
+        return data
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "local.cli", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def token(self, *args: str) -> str:
+        done = self.cli("token", *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise
+        return self.proc.returncode
 
 
 def free_ports(n: int) -> list[int]:
