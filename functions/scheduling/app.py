@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from calsync.api.scheduling import WriterFactory
     from calsync.domain.models import Provider
-    from calsync.store.accounts import Account
+    from calsync.store.accounts import Account, AccountRepository, CalendarListing
     from calsync.store.items import Calendar
     from calsync.sync.writer import CalendarWriter
 
@@ -78,6 +78,36 @@ def _table() -> Any:
     return table
 
 
+def _listing(accounts: AccountRepository, account: Account, calendar: Calendar) -> CalendarListing:
+    """The account's listing of ``calendar`` (its provider id / URL); refused once it is gone."""
+    from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
+
+    listing = next(
+        (
+            c
+            for c in accounts.list_calendars_of_account(account.account_id)
+            if c.calendar_id == calendar.calendar_id
+        ),
+        None,
+    )
+    if listing is None or not listing.href:
+        raise ProviderWriteRejected("the account no longer lists this calendar")
+    return listing
+
+
+def _on_first_write(build: Callable[[], WriterFactory]) -> WriterFactory:
+    """A provider's writer factory, built when a write first needs it: reads (availability) never
+    import a provider SDK nor create its clients."""
+    built: list[WriterFactory] = []
+
+    def make(account: Account, calendar: Calendar) -> CalendarWriter:
+        if not built:
+            built.append(build())
+        return built[0](account, calendar)
+
+    return make
+
+
 def _caldav_writer_factory() -> WriterFactory:
     """CalDAV: the account's opened login, the listed calendar URL, the X6-guarded session."""
     import boto3  # noqa: PLC0415
@@ -99,18 +129,7 @@ def _caldav_writer_factory() -> WriterFactory:
     def make(account: Account, calendar: Calendar) -> CalendarWriter:
         from urllib.parse import urljoin  # noqa: PLC0415
 
-        from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
-
-        listing = next(
-            (
-                c
-                for c in accounts.list_calendars_of_account(account.account_id)
-                if c.calendar_id == calendar.calendar_id
-            ),
-            None,
-        )
-        if listing is None or not listing.href:
-            raise ProviderWriteRejected("the account no longer lists this calendar")
+        listing = _listing(accounts, account, calendar)
         username, password = open_login(
             box, account.credentials, {"userId": account.user_id, "accountId": account.account_id}
         )
@@ -154,18 +173,7 @@ def _google_writer_factory() -> WriterFactory:
     accounts = AccountRepository(_table())
 
     def make(account: Account, calendar: Calendar) -> CalendarWriter:
-        from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
-
-        listing = next(
-            (
-                c
-                for c in accounts.list_calendars_of_account(account.account_id)
-                if c.calendar_id == calendar.calendar_id
-            ),
-            None,
-        )
-        if listing is None or not listing.href:
-            raise ProviderWriteRejected("the account no longer lists this calendar")
+        listing = _listing(accounts, account, calendar)
         context = {"userId": account.user_id, "accountId": account.account_id}
         return GoogleWriter(
             services(open_refresh_token(box, account.credentials, context)),
@@ -192,18 +200,7 @@ def _microsoft_writer_factory() -> WriterFactory:
     accounts = AccountRepository(_table())
 
     def make(account: Account, calendar: Calendar) -> CalendarWriter:
-        from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
-
-        listing = next(
-            (
-                c
-                for c in accounts.list_calendars_of_account(account.account_id)
-                if c.calendar_id == calendar.calendar_id
-            ),
-            None,
-        )
-        if listing is None or not listing.href:
-            raise ProviderWriteRejected("the account no longer lists this calendar")
+        listing = _listing(accounts, account, calendar)
         return make_writer(account, calendar, listing.href)
 
     return make
@@ -215,9 +212,9 @@ def _writers() -> dict[Provider, WriterFactory]:
     if "writers" in _overrides:
         return dict(_overrides["writers"])
     return {
-        Provider.CALDAV: _caldav_writer_factory(),
-        Provider.GOOGLE: _google_writer_factory(),
-        Provider.MICROSOFT: _microsoft_writer_factory(),
+        Provider.CALDAV: _on_first_write(_caldav_writer_factory),
+        Provider.GOOGLE: _on_first_write(_google_writer_factory),
+        Provider.MICROSOFT: _on_first_write(_microsoft_writer_factory),
     }
 
 
