@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import threading
 import uuid
@@ -257,6 +258,7 @@ class Scheduler(threading.Thread):
         super().__init__(name="scheduler", daemon=True)
         self.speedup, self.region, self.invoke, self.stop_event, self.log = speedup, region, invoke, stop, log
         self.clock, self.wall = clock, wall
+        self.manual = speedup == 0  # schedules fire only when invoked (calsync-local invoke)
         self.jobs: list[_Job] = []
         self.skipped: list[str] = []
         for fn, src in jobs:
@@ -269,12 +271,15 @@ class Scheduler(threading.Thread):
             self.jobs.append(_Job(fn, src, clock() + delay))
 
     def delay(self, src: ScheduleSource) -> float | None:
-        rate = rate_seconds(src.expression)
-        if rate is not None:
-            return rate / self.speedup
-        now = self.wall()
-        nxt = cron_next(src.expression, now)
-        return None if nxt is None else (nxt - now).total_seconds() / self.speedup
+        """Seconds until ``src`` fires next; None: its expression is not supported locally."""
+        every = rate_seconds(src.expression)
+        if every is None:
+            now = self.wall()
+            nxt = cron_next(src.expression, now)
+            if nxt is None:
+                return None
+            every = (nxt - now).total_seconds()
+        return math.inf if self.manual else every / self.speedup
 
     def fire_due(self) -> None:
         for job in self.jobs:

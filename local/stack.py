@@ -37,13 +37,15 @@ def fail(message: str, code: int = 2) -> int:
 
 
 def speedup_from_env() -> float:
+    """``CALSYNC_SCHEDULE_SPEEDUP``: how much faster than their rate schedules fire; 0 = never by
+    themselves (``calsync-local invoke <Function>`` runs one when you, or a test, say so)."""
     raw = os.environ.get("CALSYNC_SCHEDULE_SPEEDUP", "1").strip() or "1"
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"CALSYNC_SCHEDULE_SPEEDUP={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError("CALSYNC_SCHEDULE_SPEEDUP must be > 0")
+    if value < 0:
+        raise ConfigError("CALSYNC_SCHEDULE_SPEEDUP must be >= 0 (0: schedules run only when invoked)")
     return value
 
 
@@ -397,8 +399,13 @@ def _banner(
         f"{summary.occurrences} events around today ({summary.ended} ended > 61 min ago: "
         "`calsync-local invoke CleanupFunction` deletes them)",
         "               stored directly in the table; CalDAV sync (Radicale -> table) is a later issue",
-        f"  schedules:   {len(scheduler.jobs)} running"
-        + (f" at {speedup:g}x speed" if speedup != 1 else "")
+        (
+            f"  schedules:   {len(scheduler.jobs)}, manual (CALSYNC_SCHEDULE_SPEEDUP=0): "
+            "`calsync-local invoke <Function>` runs one"
+            if scheduler.manual
+            else f"  schedules:   {len(scheduler.jobs)} running"
+            + (f" at {speedup:g}x speed" if speedup != 1 else "")
+        )
         + (f"; skipped: {', '.join(scheduler.skipped)}" if scheduler.skipped else ""),
         "",
         "A token for alice (location hq, valid 12 h):",

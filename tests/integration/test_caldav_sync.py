@@ -58,6 +58,7 @@ from tests.support.caldav_server import (
     override,
     radicale,
 )
+from tests.support.template import table_create_kwargs
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # a Friday; the window is Nov 20 00:00 .. Nov 23 00:00 UTC
@@ -389,8 +390,28 @@ def test_rejected_sync_token_full_resync_loses_nothing(world: World) -> None:
     assert world.requests.count("REPORT 207") == 2
 
 
-def test_same_calendar_enqueued_many_times_at_once(world: World) -> None:
+@pytest.fixture
+def ddb_local_world(ddb_local_endpoint: str, server: RadicaleServer) -> Iterator[World]:
+    """As ``world``, with the table on Amazon DynamoDB Local (SQS and KMS stay on moto): moto's
+    conditional writes and transactions are not atomic across threads, so a test that runs syncs
+    concurrently is only meaningful on DynamoDB Local."""
+    from moto import mock_aws
+
+    with mock_aws():  # moto answers SQS and KMS; requests to DynamoDB Local's endpoint pass through
+        resource = boto3.resource("dynamodb", region_name=REGION, endpoint_url=ddb_local_endpoint)
+        table = resource.create_table(**table_create_kwargs(f"calsync-{uuid.uuid4().hex[:8]}"))
+        table.wait_until_exists()
+        try:
+            yield make_world(table, server)
+        finally:
+            sync_app.set_dependencies()
+            poll_app.set_dependencies()
+            table.delete()
+
+
+def test_same_calendar_enqueued_many_times_at_once(ddb_local_world: World) -> None:
     # rule S6: concurrent runs of the same calendar yield one consistent state, no duplicates
+    world = ddb_local_world
     for i in range(6):
         world.put(f"e{i}", ics(f"e{i}", f"Event {i}", at(i + 1), at(i + 2)))
     worker = sync_app.worker()

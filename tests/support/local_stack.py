@@ -87,6 +87,48 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
+    def invoke(self, function: str) -> None:
+        """Run ``function`` once against the stack, as its schedule would (``calsync-local invoke``);
+        with ``CALSYNC_SCHEDULE_SPEEDUP=0`` this is the only way a schedule runs."""
+        done = self.cli("invoke", function)
+        assert done.returncode == 0, done.stderr
+
+    def sqs(self) -> Any:
+        import boto3
+
+        info = self.info()
+        return boto3.client(
+            "sqs",
+            endpoint_url=f"http://127.0.0.1:{info['ports']['aws']}",
+            region_name=info["region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def busy_queues(self) -> dict[str, int]:
+        """Sync queues (those with a dead-letter queue) that still hold a job: waiting, in flight
+        (a function is running it) or delayed. Empty: every job sent so far has run to its end."""
+        sqs, busy = self.sqs(), {}
+        for url in sqs.list_queues().get("QueueUrls", []):
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            if "RedrivePolicy" not in attrs:
+                continue
+            held = sum(
+                int(attrs.get(a, 0))
+                for a in (
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                )
+            )
+            if held:
+                busy[url.rsplit("/", 1)[-1]] = held
+        return busy
+
+    def idle(self, timeout: float = 120.0) -> None:
+        """Until every job on the stack's sync queues has been run (a causal wait, not a quiet time)."""
+        until("the sync queues to be empty", lambda: not self.busy_queues() or None, timeout)
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)

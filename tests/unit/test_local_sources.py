@@ -108,6 +108,33 @@ def test_scheduler_fires_at_rate_over_speedup() -> None:
     ]
 
 
+def test_speedup_zero_means_schedules_run_only_when_invoked() -> None:
+    # CALSYNC_SCHEDULE_SPEEDUP=0: tests (and people) decide when a schedule runs, so nothing runs in
+    # between by itself; expressions the stack cannot run are still reported
+    clock = [0.0]
+    calls: list[str] = []
+    sched = Scheduler(
+        [
+            ("CleanupFunction", ScheduleSource("Every15", "rate(15 minutes)")),
+            ("Daily", ScheduleSource("Daily", "cron(0 12 * * ? *)")),
+            ("Odd", ScheduleSource("Odd", "cron(0 8 L * ? *)")),
+        ],
+        speedup=0,
+        region="eu-west-1",
+        invoke=lambda f, e: calls.append(f),
+        stop=threading.Event(),
+        log=lambda _l: None,
+        clock=lambda: clock[0],
+        wall=lambda: datetime(2026, 11, 20, 12, 0, tzinfo=UTC),
+    )
+    assert sched.manual and [j.function for j in sched.jobs] == ["CleanupFunction", "Daily"]
+    assert sched.skipped and "Odd" in sched.skipped[0]
+    for t in (0.0, 900.0, 86_400.0, 10**9):
+        clock[0] = t
+        sched.fire_due()
+    assert calls == []
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
