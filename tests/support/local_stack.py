@@ -219,7 +219,9 @@ def running(stack: Stack) -> Iterator[Stack]:
                     os.killpg(pid, signal.SIGKILL)
 
 
-def until(what: str, probe: Callable[[], T | None], timeout: float = 15.0, every: float = 0.2) -> T:
+def until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.2) -> T:
+    """Until ``probe`` answers something true. The timeout only bounds a broken run: it is generous,
+    since a loaded machine is slow, and no test relies on something NOT happening within it."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
