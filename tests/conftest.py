@@ -14,11 +14,22 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.dynamodb_local import dynamodb_local, find_jar
 from tests.support.template import table_create_kwargs
 
 REGION = "eu-west-1"
+
+# Property tests never fail for a slow machine: no per-example deadline and no "too slow" health
+# check (a loaded two-core CI runner is slow, not wrong). In CI the examples are derandomized, so a
+# run is repeatable: a red CI is a bug in the code, found again by the next run; locally they stay
+# random, to keep finding new ones.
+settings.register_profile(
+    "calsync", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.register_profile("calsync-ci", settings.get_profile("calsync"), derandomize=True, database=None)
+settings.load_profile("calsync-ci" if os.environ.get("CI") else "calsync")
 
 
 @pytest.fixture(autouse=True)
