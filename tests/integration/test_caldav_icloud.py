@@ -369,3 +369,43 @@ def test_discovery_redirected_to_a_blocked_address_is_refused(icloud: ICloud, ta
     got = icloud.connect()
     assert got.status == 400, got.body
     assert got.json()["type"].endswith("/caldav-url-refused")
+
+
+# ---- iCloud's answers (docs/providers/icloud.md) ----------------------------------------------------
+def test_a_wrong_app_specific_password_is_a_clear_400_naming_app_specific_passwords(icloud: ICloud) -> None:
+    # iCloud answers 401 with Basic realm="MMCalDav" (vdirsyncer#838); CalDAV clients need an
+    # app-specific password (Apple: support.apple.com/en-us/102654)
+    icloud.password = "my-apple-id-password"
+    got = icloud.connect()
+    assert got.status == 400, got.body
+    assert got.json()["type"].endswith("/caldav-credentials-refused")
+    assert "app-specific password" in got.json()["detail"]
+    assert AccountRepository(icloud.table).list_accounts(icloud.user) == []
+
+
+def test_a_revoked_app_specific_password_marks_the_account_reauth_required(icloud: ICloud) -> None:
+    # rule S7: a revoked app-specific password makes the partition answer 401 (as at discovery)
+    account_id = _connected(icloud)
+    challenge = {"WWW-Authenticate": 'Basic realm="MMCalDav"'}
+    icloud.partition.fault = lambda method, path: (401, challenge, b"")
+    assert icloud.drain() == [{"batchItemFailures": []}]
+    account = AccountRepository(icloud.table).get_account(icloud.user, account_id)
+    assert account is not None and account.status == "reauth_required"
+
+
+def test_a_503_without_retry_after_is_retried_later_with_backoff(
+    icloud: ICloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    # rule S8: iCloud's 503s are transient and carry no Retry-After (calcurse#408): the job stays
+    # on the queue and comes back after a backoff; nothing is lost, nothing is stored meanwhile
+    _connected(icloud)
+    icloud.put("standup", "Standup", NOW + timedelta(hours=2))
+    icloud.partition.fault = lambda method, path: (503, {}, b"")
+    caplog.clear()
+    failed = icloud.drain()
+    assert len(failed) == 1 and len(failed[0]["batchItemFailures"]) == 1  # not deleted: retried
+    attrs = icloud.sqs.get_queue_attributes(QueueUrl=icloud.queue_url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"
+    (retried,) = [r for r in caplog.records if r.getMessage() == "sync retried later"]
+    assert getattr(retried, "delay", 0) > 0
+    assert icloud.titles() == []
