@@ -206,6 +206,9 @@ def test_icloud_connect_sync_poll_write_disconnect_on_the_partition_host(icloud:
     listings = {c.name: c for c in icloud.listings(account_id)}
     assert listings["Home"].url == f"http://{PARTITION}:{port}/{icloud.user}/home/"
     assert listings["Home"].href == f"/{icloud.user}/home/"
+    account = AccountRepository(icloud.table).get_account(icloud.user, account_id)
+    assert account is not None and account.server_url == icloud.discovery.url  # what the person typed
+    assert f"mailto:{icloud.user}@icloud.test" in account.own_addresses  # calendar-user-address-set
 
     # first sync (connect job), then a change found by a poll: all on the partition host
     before = icloud.partition.requests
