@@ -11,7 +11,10 @@ X6, server-side request forgery: the URL a person gives is fetched by calsync, s
   resolves the host itself, checks the addresses and connects to the checked address (so a DNS
   answer that changes between the check and the connection, or a redirect, or a calendar home on
   another host, cannot reach an internal address). Proxies and ``.netrc`` from the environment are
-  ignored.
+  ignored. Discovery, poll, sync and write all use it (issue 11).
+
+Discovery keeps each calendar's ABSOLUTE collection URL (``DiscoveredCalendar.url``): iCloud's
+calendar home is on a partition host, not the host the person typed (docs/providers/icloud.md, I2).
 
 Nothing here logs or returns the password; errors carry our own messages, never a server's text.
 """
@@ -232,8 +235,8 @@ def make_client(
     timeout: float = DEFAULT_TIMEOUT,
     resolve: Resolver | None = None,
 ) -> Any:
-    """A ``caldav.DAVClient`` whose every request goes through ``guarded_session`` (also for the
-    sync function, with the stored server URL and the opened password)."""
+    """A ``caldav.DAVClient`` whose every request goes through ``guarded_session`` (discovery; the
+    sync's ``client.CalDAVClient`` and the writer use the same guarded session)."""
     import caldav  # noqa: PLC0415 - heavy; only the functions that talk CalDAV import it
 
     client = caldav.DAVClient(url=url, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]
