@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -43,7 +44,7 @@ class World:
     discovery: ICloudDiscovery
     token: str
     home_url: str  # on the partition itself
-    now: datetime
+    now: datetime  # the events are relative to it (see _base_time)
     account_id: str = ""
 
     @property
@@ -73,6 +74,16 @@ class World:
         return sorted(h.text or "" for h in hrefs if (h.text or "").endswith(".ics"))
 
 
+def _base_time(zone: str) -> datetime:
+    """Now, or 55 minutes ago when the next hour crosses midnight in the person's zone: the meetings
+    API shows today, with events ended less than 61 minutes ago (U2), so the events at base +
+    20..55 minutes are listed at any time of day."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    local = now.astimezone(ZoneInfo(zone))
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0)
+    return now if midnight - local > timedelta(minutes=75) else now - timedelta(minutes=55)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with radicale_server(Path(tmp_path_factory.mktemp("icloud-partition"))) as partition:
@@ -85,8 +96,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             print(f"\nlocal stack: API answered {stack.ready_s:.1f} s after start")
             with running(stack):
                 token = stack.token("--user", USER, "--location", "hq")
-                now = datetime.now(UTC).replace(second=0, microsecond=0)
-                yield World(stack, partition, discovery, token, home_url, now)
+                shown = requests.get(
+                    f"{stack.api}/v1/me/meetings", headers={"Authorization": f"Bearer {token}"}, timeout=10
+                )
+                zone = shown.json()["timeZone"]  # the window "today" is in this zone
+                yield World(stack, partition, discovery, token, home_url, _base_time(zone))
                 assert stack.stop() == 0
         finally:
             discovery.close()
