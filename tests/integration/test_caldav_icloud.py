@@ -32,6 +32,7 @@ from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.sync.jobs import SyncJob, enqueue_sync
+from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
 from calsync_caldav.worker import collection_url
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
@@ -220,6 +221,14 @@ def test_icloud_connect_sync_poll_write_disconnect_on_the_partition_host(icloud:
     icloud.drain(NOW + timedelta(minutes=5))
     assert icloud.titles(NOW + timedelta(minutes=5)) == ["Review", "Standup"]
     assert icloud.partition.requests > before
+    # nothing changed: the next poll costs one PROPFIND (ctag) on the partition host (I7)
+    t = NOW + timedelta(minutes=10)
+    if reconcile_slot(listings["Home"].calendar_id) == run_number(t) % RECONCILE_SLOTS:
+        t += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
+    quiet = icloud.partition.requests
+    assert icloud.poll(t) == {"enqueued": 1, "reconciles": 0, "failed": 0}
+    icloud.drain(t)
+    assert icloud.partition.requests - quiet == 1
     assert len(icloud.discovery.requests) == discovery_requests  # nothing after connect goes there
 
     # an appointment written to the primary calendar (C6: Home, the first writable one)
