@@ -173,18 +173,23 @@ class _Guard:
         if scheme != "https" and not self.allow_local:
             raise UrlRefused("the server (or a redirect) uses http: calsync connects over https only")
         host = conn._dns_host.rstrip(".")  # the name urllib3 would have resolved itself
-        address = _checked_addresses(host, conn.port, allow_local=self.allow_local, resolve=self.resolve)[0]
-        try:
-            return urllib3_connection.create_connection(
-                (address, conn.port),
-                conn.timeout,
-                source_address=conn.source_address,
-                socket_options=conn.socket_options,
-            )
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from exc
-        except OSError as exc:
-            raise NewConnectionError(conn, f"failed to connect to {conn.host}: {exc}") from exc
+        addresses = _checked_addresses(host, conn.port, allow_local=self.allow_local, resolve=self.resolve)
+        # every address was checked; try them in order, as urllib3 does (one may be unreachable,
+        # e.g. an IPv6 one from a Lambda without IPv6)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3_connection.create_connection(
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
+                )
+            except OSError as exc:
+                last = exc
+        if isinstance(last, TimeoutError):
+            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from last
+        raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last}") from last
 
 
 class _GuardedAdapter(HTTPAdapter):
