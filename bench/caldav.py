@@ -100,6 +100,7 @@ def bench_caldav() -> int:
                 user,
                 password,
                 base_url=server.base_url,
+                allow_local=True,  # X6: the bench's Radicale is on loopback
                 on_response=lambda r, seen=requests_seen: seen.append(r.request.method),
             )
             source = CalDAVSource(client, url, ParseContext(account_id="bench", calendar_id=cal.calendar_id))

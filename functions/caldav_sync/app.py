@@ -33,8 +33,9 @@ _overrides: dict[str, Any] = {}
 
 
 def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``kms``, ``sqs``, ``key_id``, ``queue_url``, ``client_factory``, ``links``;
-    no arguments restores the defaults."""
+    """Tests: ``table``, ``kms``, ``sqs``, ``key_id``, ``queue_url``, ``client_factory``, ``links``,
+    ``allow_local``, ``resolve`` (the X6 guard's, for the default client factory); no arguments
+    restores the defaults."""
     _overrides.clear()
     _overrides.update(overrides)
     worker.cache_clear()
@@ -56,19 +57,19 @@ def worker() -> CalDAVSyncWorker:
 
     from calsync.config import get_settings  # noqa: PLC0415
     from calsync.crypto import CredentialBox  # noqa: PLC0415
-    from calsync_caldav.worker import CalDAVSyncWorker, default_client  # noqa: PLC0415
+    from calsync_caldav.worker import CalDAVSyncWorker, guarded_client_factory  # noqa: PLC0415
 
     o = _overrides
     table = o.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     box = CredentialBox(
         o.get("kms") or boto3.client("kms"), o.get("key_id") or get_settings().credentials_key_id
     )
-    return CalDAVSyncWorker(
-        table,
-        box,
-        links=o.get("links") or get_settings().links,
-        client_factory=o.get("client_factory") or default_client,
+    # rule X6 on every connection of a poll or sync, as at connect (the local stack allows loopback)
+    clients = o.get("client_factory") or guarded_client_factory(
+        allow_local=bool(o["allow_local"] if "allow_local" in o else get_settings().local),
+        resolve=o.get("resolve"),
     )
+    return CalDAVSyncWorker(table, box, links=o.get("links") or get_settings().links, client_factory=clients)
 
 
 def _queue_url() -> str | None:

@@ -109,7 +109,7 @@ def _on_first_write(build: Callable[[], WriterFactory]) -> WriterFactory:
 
 
 def _caldav_writer_factory() -> WriterFactory:
-    """CalDAV: the account's opened login, the listed calendar URL, the X6-guarded session."""
+    """CalDAV: the account's opened login, the listed collection URL, the X6-guarded session."""
     import boto3  # noqa: PLC0415
 
     from calsync.config import get_settings  # noqa: PLC0415
@@ -117,7 +117,7 @@ def _caldav_writer_factory() -> WriterFactory:
     from calsync.store.accounts import AccountRepository  # noqa: PLC0415
     from calsync_caldav.connect import guarded_session  # noqa: PLC0415 - CaldavLayer
     from calsync_caldav.ical import ParseContext  # noqa: PLC0415
-    from calsync_caldav.worker import _zone  # noqa: PLC0415
+    from calsync_caldav.worker import _zone, collection_url  # noqa: PLC0415
     from calsync_caldav.writer import CalDAVWriter  # noqa: PLC0415
 
     o, settings = _overrides, get_settings()
@@ -127,17 +127,14 @@ def _caldav_writer_factory() -> WriterFactory:
     accounts = AccountRepository(_table())
 
     def make(account: Account, calendar: Calendar) -> CalendarWriter:
-        from urllib.parse import urljoin  # noqa: PLC0415
-
         listing = _listing(accounts, account, calendar)
         username, password = open_login(
             box, account.credentials, {"userId": account.user_id, "accountId": account.account_id}
         )
-        base_url = account.server_url or listing.href
         return CalDAVWriter(
             guarded_session(allow_local=allow_local, resolve=o.get("resolve")),
             (username, password),
-            urljoin(base_url, listing.href),
+            collection_url(account, listing),  # discovery's URL (iCloud: the partition host)
             ParseContext(
                 account_id=account.account_id,
                 calendar_id=calendar.calendar_id,

@@ -54,7 +54,7 @@ class CalDAVCalendar:
         self.user, self.password = f"c{uuid.uuid4().hex[:8]}", "secret"
         server.add_user(self.user, self.password)
         self.url = server.make_calendar(self.user, self.password)
-        client = CalDAVClient(self.user, self.password, base_url=server.base_url)
+        client = CalDAVClient(self.user, self.password, base_url=server.base_url, allow_local=True)
         self.source = CalDAVSource(client, self.url, ParseContext(account_id="acc", calendar_id="cal"))
 
     def put(self, name: str, title: str) -> str:

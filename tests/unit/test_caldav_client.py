@@ -116,3 +116,22 @@ def test_truncated_sync_collection_is_reported() -> None:
     report = client_answering(207, body).sync_collection("https://dav.example.com/cal/", "t1")
     assert report.changed == {"/cal/a.ics": '"1"'} and report.deleted == ["/cal/b.ics"]
     assert report.truncated and report.token == "t2"
+
+
+def test_icloud_listing_the_collection_itself_among_the_changes_is_not_a_member() -> None:
+    # iCloud reports the calendar collection itself, with an etag, in a sync-collection answer
+    # (Net-DAVTalk 0.26 changes; docs/providers/icloud.md), here with absolute partition-host hrefs
+    base = b"https://p07-caldav.icloud.com:443/123/calendars/home/"
+    body = (
+        b"<D:multistatus xmlns:D='DAV:'>"
+        b"<D:response><D:href>" + base + b'</D:href><D:propstat><D:prop><D:getetag>"c9"</D:getetag>'
+        b"</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+        b"<D:response><D:href>" + base + b'e1.ics</D:href><D:propstat><D:prop><D:getetag>"1"</D:getetag>'
+        b"</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+        b"<D:sync-token>HwoQEgwAAA</D:sync-token></D:multistatus>"
+    )
+    client = CalDAVClient("u", "p", base_url=base.decode(), clock=lambda: NOW)
+    client.session.mount("https://", _Canned(207, body))
+    report = client.sync_collection(base.decode(), "t1")
+    assert report.changed == {"/123/calendars/home/e1.ics": '"1"'}
+    assert report.deleted == [] and not report.truncated

@@ -208,6 +208,21 @@ def test_the_environments_proxy_is_ignored(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(session, requests.Session)
 
 
+def test_every_checked_address_is_tried_in_order(
+    redirector: tuple[str, type[_Redirect]],
+) -> None:
+    # a name with several (checked) addresses, the first one unreachable: the next one is used, as
+    # urllib3 does on its own (the sync path used to; X6 must not make it more fragile)
+    url, handler = redirector
+    handler.location = "/elsewhere"
+    port = url.rsplit(":", 1)[1].strip("/")
+    dns = fake_dns({"dav.test": ["127.0.0.9", "127.0.0.1"]})  # nothing listens on 127.0.0.9
+    answer = guarded_session(allow_local=True, resolve=dns).get(
+        f"http://dav.test:{port}/", timeout=5, allow_redirects=False
+    )
+    assert answer.status_code == 302
+
+
 # ---- access roles from current-user-privilege-set -----------------------------------------------
 def _privileges(*names: str) -> etree._Element:
     xml = "".join(f"<d:privilege><d:{n}/></d:privilege>" for n in names)

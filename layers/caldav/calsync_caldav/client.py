@@ -9,10 +9,13 @@
 - ``multiget``: REPORT ``calendar-multiget`` for the hrefs whose etag changed: their data.
 
 caldav builds the request bodies (its ``elements``) and holds the HTTP session with the account's
-credentials (Basic, sent with the first request: no 401 round trip per sync). Answers are checked
-here, status first, and parsed strictly: lxml without entity resolution or network access, and a
-multistatus is required. Redirects are not followed (the URL was checked at connect, rule X6; a
-redirect elsewhere now would be fetched unchecked). Errors map to ``calsync.sync.source``'s.
+credentials (Basic, sent with the first request: no 401 round trip per sync). That session is always
+``connect.guarded_session`` (rule X6): every connection of a poll or sync is checked after DNS
+resolution, like discovery's and the writer's, so a server that passed the check at connect time and
+now resolves to a private or metadata address is refused (``ServerRefused``) before anything is
+sent. Answers are checked here, status first, and parsed strictly: lxml without entity resolution
+or network access, and a multistatus is required. Redirects are not followed. Errors map to
+``calsync.sync.source``'s.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from calsync.sync.source import (
     SourceThrottled,
     SourceUnavailable,
 )
+from calsync_caldav.connect import Resolver, ServerUnreachable, UrlRefused, guarded_session
 
 DEFAULT_TIMEOUT: Final = 20.0
 MAX_RETRY_AFTER: Final = 12 * 3600  # SQS visibility timeout limit
@@ -54,6 +58,11 @@ class GetCTag(BaseElement):
     """``CS:getctag`` (calendarserver.org), which caldav 1.x does not define."""
 
     tag: ClassVar[str | None] = "{" + _CS + "}getctag"
+
+
+class ServerRefused(SourceProtocolError):
+    """Rule X6 refused a connection of a sync (the server now resolves to, or its URL names, an
+    address calsync must not reach): nothing was sent; retrying does not help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +137,8 @@ class CalDAVClient:
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], datetime] | None = None,
         on_response: Callable[[requests.Response], None] | None = None,
+        allow_local: bool = False,
+        resolve: Resolver | None = None,
     ) -> None:
         self._dav = DAVClient(
             url=base_url,
@@ -136,6 +147,8 @@ class CalDAVClient:
             auth=requests.auth.HTTPBasicAuth(username, password),
             timeout=int(timeout),
         )
+        self._dav.session.close()  # caldav's own plain session: never used (X6)
+        self._dav.session = guarded_session(allow_local=allow_local, resolve=resolve)
         self._timeout = timeout
         self._clock = clock or (lambda: datetime.now(UTC))
         if on_response is not None:  # tests and the bench count the requests
@@ -165,6 +178,10 @@ class CalDAVClient:
                 timeout=self._timeout,
                 allow_redirects=False,
             )
+        except UrlRefused as exc:
+            raise ServerRefused(f"{method} {url}: refused by rule X6: {exc.detail}") from exc
+        except ServerUnreachable as exc:  # the name does not resolve (now): try again later
+            raise SourceUnavailable(f"{method} {url}: {exc.detail}") from exc
         except requests.Timeout as exc:
             raise SourceUnavailable(f"{method} {url}: the server did not answer in time") from exc
         except requests.RequestException as exc:

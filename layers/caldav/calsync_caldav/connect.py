@@ -11,7 +11,10 @@ X6, server-side request forgery: the URL a person gives is fetched by calsync, s
   resolves the host itself, checks the addresses and connects to the checked address (so a DNS
   answer that changes between the check and the connection, or a redirect, or a calendar home on
   another host, cannot reach an internal address). Proxies and ``.netrc`` from the environment are
-  ignored.
+  ignored. Discovery, poll, sync and write all use it (issue 11).
+
+Discovery keeps each calendar's ABSOLUTE collection URL (``DiscoveredCalendar.url``): iCloud's
+calendar home is on a partition host, not the host the person typed (docs/providers/icloud.md, I2).
 
 Nothing here logs or returns the password; errors carry our own messages, never a server's text.
 """
@@ -170,18 +173,23 @@ class _Guard:
         if scheme != "https" and not self.allow_local:
             raise UrlRefused("the server (or a redirect) uses http: calsync connects over https only")
         host = conn._dns_host.rstrip(".")  # the name urllib3 would have resolved itself
-        address = _checked_addresses(host, conn.port, allow_local=self.allow_local, resolve=self.resolve)[0]
-        try:
-            return urllib3_connection.create_connection(
-                (address, conn.port),
-                conn.timeout,
-                source_address=conn.source_address,
-                socket_options=conn.socket_options,
-            )
-        except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from exc
-        except OSError as exc:
-            raise NewConnectionError(conn, f"failed to connect to {conn.host}: {exc}") from exc
+        addresses = _checked_addresses(host, conn.port, allow_local=self.allow_local, resolve=self.resolve)
+        # every address was checked; try them in order, as urllib3 does (one may be unreachable,
+        # e.g. an IPv6 one from a Lambda without IPv6)
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                return urllib3_connection.create_connection(
+                    (address, conn.port),
+                    conn.timeout,
+                    source_address=conn.source_address,
+                    socket_options=conn.socket_options,
+                )
+            except OSError as exc:
+                last = exc
+        if isinstance(last, TimeoutError):
+            raise ConnectTimeoutError(conn, f"connection to {conn.host} timed out") from last
+        raise NewConnectionError(conn, f"failed to connect to {conn.host}: {last}") from last
 
 
 class _GuardedAdapter(HTTPAdapter):
@@ -232,8 +240,8 @@ def make_client(
     timeout: float = DEFAULT_TIMEOUT,
     resolve: Resolver | None = None,
 ) -> Any:
-    """A ``caldav.DAVClient`` whose every request goes through ``guarded_session`` (also for the
-    sync function, with the stored server URL and the opened password)."""
+    """A ``caldav.DAVClient`` whose every request goes through ``guarded_session`` (discovery; the
+    sync's ``client.CalDAVClient`` and the writer use the same guarded session)."""
     import caldav  # noqa: PLC0415 - heavy; only the functions that talk CalDAV import it
 
     client = caldav.DAVClient(url=url, username=username, password=password, timeout=timeout)  # type: ignore[arg-type]

@@ -11,7 +11,13 @@ queue worker needs:
   of its calendars are skipped without a request, other accounts are untouched.
 - ``gone``: the calendar, its account or its last subscriber is gone: its sync state and poll
   entry are deleted (C9 leaves nothing to poll).
-- ``failed``: the server answered something unreadable; logged, not retried (the next poll tries).
+- ``failed``: the server answered something unreadable, or rule X6 refused to connect to it (it
+  now resolves to a private, loopback or metadata address): logged as an ERROR, counted, not
+  retried (the next poll tries).
+
+Every request goes to the calendar's absolute collection URL found by discovery
+(``collection_url``): iCloud serves calendars from a partition host, not the host the person typed.
+Listings stored before that URL was kept resolve their path against the account's server URL.
 """
 
 from __future__ import annotations
@@ -19,16 +25,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.crypto import CredentialBox, SealedSecretError, open_login
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
-from calsync.observability import logger
-from calsync.store.accounts import AccountRepository
+from calsync.observability import logger, metrics
+from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
@@ -41,7 +49,8 @@ from calsync.sync.source import (
     SourceThrottled,
     SourceUnavailable,
 )
-from calsync_caldav.client import CalDAVClient
+from calsync_caldav.client import CalDAVClient, ServerRefused
+from calsync_caldav.connect import Resolver
 from calsync_caldav.ical import ParseContext
 from calsync_caldav.source import CalDAVSource
 
@@ -57,8 +66,24 @@ class JobResult:
     detail: str = ""
 
 
-def default_client(username: str, password: str, base_url: str) -> CalDAVClient:
-    return CalDAVClient(username, password, base_url=base_url)
+def guarded_client_factory(*, allow_local: bool = False, resolve: Resolver | None = None) -> ClientFactory:
+    """CalDAV clients whose every connection is checked by rule X6 (``allow_local``: the local stack)."""
+
+    def make(username: str, password: str, base_url: str) -> CalDAVClient:
+        return CalDAVClient(username, password, base_url=base_url, allow_local=allow_local, resolve=resolve)
+
+    return make
+
+
+default_client: Final = guarded_client_factory()
+
+
+def collection_url(account: Account, listing: CalendarListing) -> str:
+    """The absolute URL of the calendar's collection: the one discovery found (on whatever host
+    serves it), or, for a listing stored before calsync kept it, its path on the account's server."""
+    if listing.url:
+        return listing.url
+    return urljoin(account.server_url or "", listing.href)
 
 
 class CalDAVSyncWorker:
@@ -129,11 +154,11 @@ class CalDAVSyncWorker:
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
             return JobResult("reauth_required", detail=exc.detail)
 
-        base_url = account.server_url or listing.href
-        client = self.client_factory(username, password, base_url)
+        url = collection_url(account, listing)
+        client = self.client_factory(username, password, url)
         source = CalDAVSource(
             client,
-            urljoin(base_url, listing.href),
+            url,
             ParseContext(
                 account_id=account.account_id,
                 calendar_id=calendar.calendar_id,
@@ -158,6 +183,13 @@ class CalDAVSyncWorker:
             raise RetryLater(str(exc), exc.retry_after) from exc
         except SourceUnavailable as exc:
             raise RetryLater(str(exc)) from exc
+        except ServerRefused as exc:
+            logger.error(
+                "the CalDAV server is refused by rule X6: nothing fetched",
+                extra={**extra, "error": str(exc)},
+            )
+            metrics.add_metric(name="CaldavServerRefused", unit=MetricUnit.Count, value=1)
+            return JobResult("failed", detail=str(exc))
         except SourceProtocolError as exc:
             logger.error(
                 "the CalDAV server answered something unreadable", extra={**extra, "error": str(exc)}

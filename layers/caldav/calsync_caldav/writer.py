@@ -37,6 +37,7 @@ from calsync.sync.engine import default_horizon
 from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync.sync.writer import EventDraft, WriteConflict, WriteRejected, WrittenEvent
 from calsync_caldav.client import _PARSER, href_key, retry_after_seconds
+from calsync_caldav.connect import ServerUnreachable, UrlRefused
 from calsync_caldav.ical import ParseContext, parse_resource
 
 DEFAULT_TIMEOUT: Final = 15.0
@@ -172,6 +173,10 @@ class CalDAVWriter:
                 timeout=self._timeout,
                 allow_redirects=False,
             )
+        except UrlRefused as exc:  # rule X6, checked on every connection of the guarded session
+            raise WriteRejected(f"{what}: the CalDAV server is refused by rule X6: {exc.detail}") from exc
+        except ServerUnreachable as exc:
+            raise SourceUnavailable(f"{what}: {exc.detail}") from exc
         except requests.Timeout as exc:
             raise SourceUnavailable(f"{what}: the CalDAV server did not answer in time") from exc
         except requests.RequestException as exc:

@@ -224,6 +224,9 @@ class AccountsService:
                 access_role=cal.access_role,
                 time_zone=cal.time_zone,
                 href=cal.href,
+                # CalDAV: the absolute URL discovery found it at (iCloud serves calendars from a
+                # partition host, not the one the person typed); other providers have none
+                url=getattr(cal, "url", "") if provider is Provider.CALDAV else "",
             )
             self._repo.put_calendar(
                 Calendar(

@@ -97,7 +97,10 @@ class CalendarListing(BaseModel):
     name: str = ""
     access_role: AccessRole = "owner"
     time_zone: str | None = None
-    href: str = ""  # the provider's id of the calendar (CalDAV: its URL)
+    href: str = ""  # the provider's id of the calendar (CalDAV: the collection's path)
+    # CalDAV: the absolute collection URL found by discovery, on the host that serves it (iCloud: a
+    # partition host, not the one typed); "" on listings stored before: href against the server URL
+    url: str = ""
 
     @property
     def writable(self) -> bool:
@@ -316,6 +319,8 @@ class AccountRepository:
         }
         if listing.time_zone:
             item["timeZone"] = listing.time_zone
+        if listing.url:
+            item["url"] = listing.url
         with _mapped_errors("store calendar listing"):
             self._table.put_item(Item=item)
 
@@ -335,6 +340,7 @@ class AccountRepository:
                 access_role=i.get("accessRole", "owner"),
                 time_zone=_str_or_none(i.get("timeZone")),
                 href=str(i.get("href", "")),
+                url=str(i.get("url", "")),
             )
             for i in self._query(keys.account_pk(account_id), keys.LISTING_CAL_PREFIX)
         ]
