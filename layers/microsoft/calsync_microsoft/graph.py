@@ -4,9 +4,13 @@
   bounded semaphore per mailbox, shared by every ``GraphClient`` of the process (sync worker, write
   back, subscription renewal). Across processes the sync queue's FIFO group is the mailbox, so one
   worker at a time syncs a mailbox (its requests are sequential): the per-mailbox total stays <= 4.
-- 429 and 503 raise ``SourceThrottled`` with the server's ``Retry-After`` (seconds); the worker makes
-  the SQS record come back after exactly that delay instead of sleeping in the Lambda.
-- 401 raises ``SourceAuthError`` (S7); other 5xx and network errors ``SourceUnavailable``.
+- 429, 503 and 504 raise ``SourceThrottled`` with the server's ``Retry-After`` (seconds) when it
+  sent one, else None (the queue's exponential backoff); the worker makes the SQS record come back
+  after that delay instead of sleeping in the Lambda (docs/providers/microsoft.md M3, M4).
+- Other 5xx and network errors raise ``SourceUnavailable`` (retried with backoff).
+- 401 raises ``SourceUnavailable`` too: an access token Graph refuses (expired during a long job,
+  or not yet valid at a replica) is not a revoked grant; the next attempt gets a fresh token from
+  msal, whose refresh is what tells a revoked grant (S7, M1).
 
 The access token comes from a callable (msal's cache, ``calsync_microsoft.auth``); it is never logged.
 """
@@ -20,11 +24,13 @@ from typing import Any, Final
 
 import requests
 
-from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
+from calsync.sync.source import SourceThrottled, SourceUnavailable
 
 DEFAULT_GRAPH_ENDPOINT: Final = "https://graph.microsoft.com/v1.0"
 MAX_CONCURRENT_PER_MAILBOX: Final = 4
 TIMEOUT: Final = (5.0, 20.0)
+THROTTLED: Final = (429, 503, 504)  # Graph's throttling answers, with or without Retry-After (M3, M4)
+MAX_RETRY_AFTER: Final = 43200  # SQS's longest visibility timeout (12 h)
 
 _semaphores: dict[str, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -57,7 +63,7 @@ def retry_after(headers: Mapping[str, str]) -> int | None:
     if value is None:
         return None
     try:
-        return max(0, min(int(value.strip()), 900))
+        return max(0, min(int(value.strip()), MAX_RETRY_AFTER))
     except ValueError:
         return None
 
@@ -110,10 +116,10 @@ class GraphClient:
         answer = GraphResponse(resp.status_code, dict(resp.headers), body)
         if resp.status_code in ok or resp.status_code in (404, 410, 412):
             return answer
-        if resp.status_code in (429, 503):
+        if resp.status_code in THROTTLED:
             raise SourceThrottled(f"Graph throttled ({resp.status_code})", retry_after(answer.headers))
         if resp.status_code == 401:
-            raise SourceAuthError(f"Graph refused the token ({answer.error_code() or 401})")
+            raise SourceUnavailable(f"Graph refused the access token ({answer.error_code() or 401})")
         if resp.status_code >= 500:
             raise SourceUnavailable(f"Graph answered {resp.status_code}")
         raise GraphError(resp.status_code, answer.error_code())

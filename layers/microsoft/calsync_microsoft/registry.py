@@ -9,6 +9,9 @@ Free of msal and requests on purpose: the webhook function imports this module o
   of its ``clientState`` (the secret itself is never stored: a notification's ``clientState`` is
   hashed and compared in constant time, X2). ``MSSUBS#<shard> / ACC#<accountId>`` is the mailbox's
   one subscription and its expiry, which the renewal schedule reads (S4).
+- Polled calendars: ``MSPOLL#<shard> / ACC#<accountId>`` lists the calendars of a mailbox that
+  Graph sends no change notification for (calendars other people shared with it:
+  docs/providers/microsoft.md M10); the poll schedule reads it and queues their syncs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from calsync.store.repository import _mapped_errors
 
 FLOW_TTL = timedelta(minutes=10)
 PROVIDER = "microsoft"
+POLL_PREFIX = "MSPOLL#"
 
 
 def client_state_hash(client_state: str) -> str:
@@ -167,6 +171,50 @@ class MicrosoftRegistry:
                     ConditionExpression="attribute_not_exists(pk) OR subscriptionId = :s",
                     ExpressionAttributeValues={":s": subscription_id},
                 )
+
+    # ---- calendars without push (polled) ----------------------------------------------------------
+    @staticmethod
+    def _poll_key(account_id: str) -> dict[str, str]:
+        return {
+            "pk": f"{POLL_PREFIX}{keys.ms_subscription_shard(account_id):02d}",
+            "sk": keys.ms_mailbox_sk(account_id),
+        }
+
+    def put_polled(self, user_id: str, account_id: str, calendar_ids: list[str]) -> None:
+        """The mailbox's calendars that get no change notification; none: the record goes."""
+        with _mapped_errors("store polled calendars"):
+            if not calendar_ids:
+                self._table.delete_item(Key=self._poll_key(account_id))
+                return
+            self._table.put_item(
+                Item={
+                    **self._poll_key(account_id),
+                    "type": "msPolled",
+                    "userId": user_id,
+                    "accountId": account_id,
+                    "calendarIds": sorted(calendar_ids),
+                }
+            )
+
+    def forget_polled(self, account_id: str) -> None:
+        with _mapped_errors("delete polled calendars"):
+            self._table.delete_item(Key=self._poll_key(account_id))
+
+    def polled_mailboxes(self) -> Iterator[tuple[str, str, list[str]]]:
+        """(user id, account id, calendar ids) of every mailbox with calendars to poll."""
+        for shard in range(keys.MS_SUB_SHARDS):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": f"{POLL_PREFIX}{shard:02d}"},
+            }
+            while True:
+                with _mapped_errors("list polled calendars"):
+                    resp = self._table.query(**kwargs)
+                for item in resp.get("Items", []):
+                    yield str(item["userId"]), str(item["accountId"]), [str(c) for c in item["calendarIds"]]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def mailboxes_due(self, before: datetime) -> Iterator[tuple[str, str, str]]:
         """(user id, account id, subscription id) of every mailbox whose subscription expires before
