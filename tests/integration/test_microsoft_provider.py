@@ -176,6 +176,22 @@ def test_throttled_job_comes_back_after_retry_after_or_backoff(
     assert account_status(world) == "active"
 
 
+def test_graph_refusing_an_access_token_is_retried_not_reauth(
+    world: MsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 11 point 3 [M1]: a 401 from Graph (a token that expired during a long job) is not a
+    # revoked grant: the job is retried with a fresh token and the account stays active
+    connected(world)
+    delays = Delays(world, monkeypatch)
+    world.fake.put_event(ANN, "cal-work", graph_event("After a 401", at(2), **TEAMS))
+    world.fake.throttle(1, retry_after=None, status=401)
+    world.fake.deliver_notifications()
+    answers = world.drain()
+    assert answers[0]["batchItemFailures"] and delays.seen == [backoff(1)]
+    assert account_status(world) == "active"
+    assert world.listed("ann") == [("After a 401", iso(at(2)))]
+
+
 def test_connect_while_graph_throttles_stores_nothing_and_can_be_retried(world: MsWorld) -> None:
     # issue 11 point 4 at connect time: me/calendars throttled → 503 with nothing stored (no
     # mailbox without calendars); the next sign-in connects
