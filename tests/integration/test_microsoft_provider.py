@@ -25,6 +25,7 @@ from calsync.store.accounts import AccountRepository
 from calsync.store.repository import Repository
 from calsync.sync.queue_worker import backoff
 from calsync.sync.source import SourceAuthError, SourceUnavailable
+from calsync_microsoft import auth
 from calsync_microsoft.auth import MicrosoftAppConfig, MicrosoftIdentity
 from calsync_microsoft.registry import MicrosoftRegistry
 from tests.support.apigw import snapshot
@@ -266,3 +267,30 @@ def test_a_mailbox_without_shared_calendars_is_not_polled(world: MsWorld) -> Non
     connected(world)
     assert list(MicrosoftRegistry(world.table).polled_mailboxes()) == []
     assert world.renew("poll")["queued"] == 0
+
+
+def test_an_account_connected_before_the_shared_scope_keeps_syncing(
+    world: MsWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # [M11]: a refresh may ask only for consented scopes; an account signed in before calsync asked
+    # for Calendars.ReadWrite.Shared keeps refreshing (not reauth_required), its own calendars
+    # sync, and the shared calendar it cannot read yet is skipped (403) without failing the job
+
+    world.fake.token_lifetime = 60  # every job refreshes
+    shared = world.fake.share_calendar(BOB, "cal-team", ANN)
+    monkeypatch.setattr(auth, "SCOPES", ("Calendars.ReadWrite", "User.Read"))
+    account = connected(world)
+    monkeypatch.undo()
+    listing = next(
+        c for c in AccountRepository(world.table).list_calendars_of_account(account["id"]) if c.href == shared
+    )
+    Repository(world.table).subscribe(listing.calendar_id, keys.user_pk("ann"), "conflict")
+    world.fake.put_event(BOB, "cal-team", graph_event("Team offsite", at(3), **TEAMS))
+    world.fake.put_event(ANN, "cal-work", graph_event("Own meeting", at(2), **TEAMS))
+    world.fake.deliver_notifications()
+    assert world.renew("reconcile")["queued"] == 1  # every calendar of the mailbox
+    answers = world.drain()
+    assert all(not a["batchItemFailures"] for a in answers)
+    assert account_status(world) == "active"
+    assert world.listed("ann") == [("Own meeting", iso(at(2)))]
+    assert "Team offsite" not in str(snapshot(world.table))

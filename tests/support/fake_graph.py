@@ -414,6 +414,20 @@ class FakeGraph:
                                 "error_codes": [700082],
                             },
                         )
+                    asked = {x.lower() for x in form.get("scope", "").split()} - _OIDC
+                    if not asked <= {x.lower() for x in granted[1].split()}:
+                        # [M11] a refresh asks for a subset of what the person consented to
+                        self.refresh_tokens[form["refresh_token"]] = granted
+                        return (
+                            400,
+                            {},
+                            {
+                                "error": "invalid_grant",
+                                "error_description": "AADSTS65001: The user or administrator has not "
+                                "consented to use the application",
+                                "error_codes": [65001],
+                            },
+                        )
                     return 200, {}, self._tokens(granted[0], granted[1])
             return 400, {}, {"error": "unsupported_grant_type"}
         return 404, {}, {"error": "not_found"}
@@ -422,7 +436,7 @@ class FakeGraph:
         """The tokens of a grant: the scopes granted are the resource scopes asked for at sign-in
         (the person consents to them), kept across refreshes [M11]."""
         mbx = self.mailboxes[upn]
-        scope = " ".join(s for s in requested.split() if s not in ("openid", "profile", "offline_access"))
+        scope = " ".join(s for s in requested.split() if s.lower() not in _OIDC)
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self.access_tokens[access] = (upn, scope)
         self.refresh_tokens[refresh] = (upn, scope)
@@ -677,6 +691,9 @@ def fake_graph(page_size: int = 2) -> Iterator[FakeGraph]:
         yield fake
     finally:
         fake.stop()
+
+
+_OIDC = frozenset({"openid", "profile", "offline_access", "email"})
 
 
 def _reads_shared(scope: str) -> bool:
