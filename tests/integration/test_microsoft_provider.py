@@ -27,6 +27,7 @@ from calsync.sync.queue_worker import backoff
 from calsync.sync.source import SourceAuthError, SourceUnavailable
 from calsync_microsoft import auth
 from calsync_microsoft.auth import MicrosoftAppConfig, MicrosoftIdentity
+from calsync_microsoft.graph import retry_after
 from calsync_microsoft.registry import MicrosoftRegistry
 from tests.support.apigw import snapshot
 from tests.support.fake_graph import FakeGraph, LoopbackHttp, fake_graph, graph_event
@@ -294,3 +295,20 @@ def test_an_account_connected_before_the_shared_scope_keeps_syncing(
     assert account_status(world) == "active"
     assert world.listed("ann") == [("Own meeting", iso(at(2)))]
     assert "Team offsite" not in str(snapshot(world.table))
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7),
+        ("0", 0),
+        ("Fri, 20 Nov 2026 08:02:00 GMT", 120),  # an HTTP date: seconds from now
+        ("Fri, 20 Nov 2026 07:00:00 GMT", 0),  # already past
+        ("999999", 43200),  # at most SQS's longest visibility timeout
+        ("soon", None),  # unreadable: the backoff
+        ("", None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(header: str, seconds: int | None) -> None:
+    # issue 11 point 4 [M4]: RFC 9110 Retry-After, both forms
+    assert retry_after({"Retry-After": header}, now=NOW) == seconds

@@ -20,6 +20,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import requests
@@ -58,14 +60,22 @@ class GraphResponse:
         return ""
 
 
-def retry_after(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if value is None:
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> int | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date; Microsoft's own Graph
+    client reads both, M4), at most SQS's 12 h; None when absent or unreadable (the backoff)."""
+    value = (headers.get("Retry-After") or headers.get("retry-after") or "").strip()
+    if not value:
         return None
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
     try:
-        return max(0, min(int(value.strip()), MAX_RETRY_AFTER))
-    except ValueError:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        return None
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0, min(int(seconds), MAX_RETRY_AFTER))
 
 
 @dataclass(slots=True)
