@@ -312,3 +312,28 @@ def test_an_account_connected_before_the_shared_scope_keeps_syncing(
 def test_retry_after_is_read_as_seconds_or_an_http_date(header: str, seconds: int | None) -> None:
     # issue 11 point 4 [M4]: RFC 9110 Retry-After, both forms
     assert retry_after({"Retry-After": header}, now=NOW) == seconds
+
+
+def test_a_refused_subscription_does_not_stop_the_sync_and_is_tried_again(world: MsWorld) -> None:
+    # [M12] Graph refuses a subscription whose notification URL fails the handshake (400): the
+    # connect still answers 201 and queues a recreate job; that job syncs the calendars and
+    # leaves the mailbox due for renewal, so the hourly schedule creates the subscription once
+    # the webhook answers again (before: the mailbox was in no schedule, never subscribed)
+    deliver = world.fake.transport
+
+    def broken(url: str, query: dict[str, str], body: bytes | None) -> tuple[int, dict[str, str], str]:
+        if "validationToken" in query:
+            return 500, {}, ""
+        return deliver(url, query, body)
+
+    world.fake.transport = broken
+    world.fake.put_event(ANN, "cal-work", graph_event("Before the webhook works", at(2), **TEAMS))
+    account = connected(world)
+    assert world.fake.subscriptions_of(ANN) == []
+    assert world.listed("ann") == [("Before the webhook works", iso(at(2)))]
+    world.fake.transport = deliver
+    assert world.renew()["queued"] == 1
+    world.drain()
+    [sub] = world.fake.subscriptions_of(ANN)
+    assert MicrosoftRegistry(world.table).mailbox_subscription_id(account["id"]) == sub.id
+    assert world.renew()["queued"] == 0

@@ -16,6 +16,7 @@ Free of msal and requests on purpose: the webhook function imports this module o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from calsync.domain.errors import Conflict
 from calsync.store import keys
 from calsync.store.repository import _mapped_errors
 
@@ -129,6 +131,24 @@ class MicrosoftRegistry:
                     "subscriptionId": record.subscription_id,
                     "subExpiresAt": keys.iso(record.expires_at),
                 }
+            )
+
+    def mark_unsubscribed(self, user_id: str, account_id: str, now: datetime) -> None:
+        """A mailbox whose subscription could not be created: a pointer to no subscription, due
+        now, so that the renewal schedule (and the reconcile) keep listing it. An existing pointer
+        is left as it is (its subscription may still deliver)."""
+        with contextlib.suppress(Conflict), _mapped_errors("store subscription"):
+            self._table.put_item(
+                Item={
+                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+                    "sk": keys.ms_mailbox_sk(account_id),
+                    "type": "msMailbox",
+                    "userId": user_id,
+                    "accountId": account_id,
+                    "subscriptionId": "",
+                    "subExpiresAt": keys.iso(now),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
             )
 
     def set_expiry(self, record: SubscriptionRecord, expires_at: datetime) -> SubscriptionRecord:

@@ -152,6 +152,9 @@ def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
         subscription_id = registry.mailbox_subscription_id(account.account_id)
         if subscription_id is None:
             return 0
+        if not subscription_id:  # a mailbox whose subscription Graph refused: nothing at Graph
+            registry.forget_subscription(subscription_id, account.account_id)
+            return 0
         try:
             if not built:
                 built.append(worker_of(o))

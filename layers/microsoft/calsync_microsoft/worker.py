@@ -10,6 +10,9 @@ when msal changed it (``has_state_changed``).
 - ``reauth_required`` (S7): only a revoked grant (the refresh answered invalid_grant or
   interaction_required: docs/providers/microsoft.md M1): the account is marked, its later jobs are
   skipped, other accounts are untouched.
+- A subscription Graph refuses (4xx) does not stop the job: the calendars sync, and the mailbox
+  is recorded as due for renewal now, so the hourly schedule tries again (it would otherwise be
+  in no schedule at all: the renewal and reconcile lists are the subscription records).
 - A calendar Graph refuses to read (403: a calendar shared with the mailbox, read without the
   ``.Shared`` consent of an older sign-in) is logged and skipped; the mailbox's other calendars
   sync.
@@ -143,9 +146,13 @@ class MicrosoftSyncWorker:
         extra = {"account_id": account.account_id, "reason": job.reason, "action": job.action}
         try:
             if job.action in ("renew", "recreate"):
-                self.subscriptions.ensure(
-                    client, account.user_id, account.account_id, now, recreate=job.action == "recreate"
-                )
+                try:
+                    self.subscriptions.ensure(
+                        client, account.user_id, account.account_id, now, recreate=job.action == "recreate"
+                    )
+                except GraphError as exc:  # refused (the webhook's handshake failed…): sync anyway
+                    logger.error("Graph subscription refused", extra={**extra, "error": str(exc)})
+                    self.subscriptions.registry.mark_unsubscribed(account.user_id, account.account_id, now)
             listings = self.accounts.list_calendars_of_account(account.account_id)
             wanted = set(job.calendar_ids) if job.calendar_ids is not None else None
             for listing in listings:
