@@ -88,6 +88,7 @@ def _connect() -> MicrosoftConnect:
         box,
         wiring.worker_of(_overrides),
         enqueue,
+        wiring.mailbox_enqueue_of(_overrides),
     )
 
 
@@ -131,7 +132,8 @@ def callback(
     me: Caller,
     svc: Connect,
 ) -> Response[AccountOut]:
-    """Finish the sign-in (state and PKCE checked): 201 with the account; 409 for C3 and C4."""
+    """Finish the sign-in (state and PKCE checked): 201 with the account; 409 for C3 and C4; 503
+    when Microsoft could not be reached or throttled (nothing stored: sign in again)."""
     from calsync.api.accounts import _account_out  # noqa: PLC0415
 
     account = svc.callback(me, {"code": code, "state": state}, clock())

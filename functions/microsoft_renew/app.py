@@ -9,6 +9,9 @@ jobs on the MicrosoftSyncQueue; the sync worker does the Graph calls:
   expire after 90 days unused).
 - ``reconcile`` (daily, event ``{"task": "reconcile"}``): every mailbox gets a full resync: push is
   not fully reliable (S5), and the calendarView horizon moves forward (the delta link is re-based).
+- ``poll`` (every 5 minutes, event ``{"task": "poll"}``): the calendars shared with a mailbox by
+  someone else get no change notification from Graph (docs/providers/microsoft.md M10): each
+  mailbox with such calendars gets a ``sync`` job for them (one delta request when nothing changed).
 """
 
 from __future__ import annotations
@@ -54,7 +57,12 @@ def run(task: str, now: datetime) -> int:
     from calsync_microsoft.subscriptions import renew_before  # noqa: PLC0415
 
     registry, sqs, url, settings = _wired()
-    if task == "reconcile":
+    if task == "poll":
+        jobs = [
+            MailboxJob(user_id=u, account_id=a, calendar_ids=cals, reason="poll")
+            for u, a, cals in registry.polled_mailboxes()
+        ]
+    elif task == "reconcile":
         due = list(registry.mailboxes_due(datetime.max.replace(tzinfo=UTC)))
         jobs = [
             MailboxJob(user_id=u, account_id=a, action="renew", full=True, reason="reconcile")

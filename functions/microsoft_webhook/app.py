@@ -7,11 +7,15 @@ notification is authenticated by its subscription's ``clientState``.
   rendered as HTML).
 - A notification collection: per item, the subscription is looked up (once per id) and its
   ``clientState`` compared in constant time (hashes, ``hmac.compare_digest``); a wrong or missing one
-  drops the item and is counted. One mailbox job per affected mailbox is queued (FIFO group = the
-  mailbox) and 202 is answered at once; nothing is fetched from Graph here.
+  drops the item and is counted. An item of a subscription calsync does not know (one left at Graph
+  by a disconnect whose DELETE failed) is dropped and answered 2xx: Graph retries every non-2xx
+  delivery for up to 4 hours (docs/providers/microsoft.md M13). One mailbox job per affected
+  mailbox is queued (FIFO group = the mailbox) and 202 is answered at once; nothing is fetched from
+  Graph here.
 - Lifecycle: ``reauthorizationRequired`` → renew, ``subscriptionRemoved`` → recreate and a full
   resync, ``missed`` → a full resync.
-- Malformed bodies: 400; nothing authenticated in the collection: 403; nothing queued either way.
+- Malformed bodies: 400; a wrong clientState on a known subscription (nothing else authenticated
+  in the collection): 403; only unknown subscriptions: 202; nothing queued in these cases.
 
 Imports no msal (nor requests): only the core layer and ``calsync_microsoft.registry``/``jobs``.
 """
@@ -121,30 +125,39 @@ def _handle(lifecycle: bool) -> Response[str]:
     registry = _registry()
     records: dict[str, SubscriptionRecord | None] = {}
     jobs: dict[tuple[str, str, bool], MailboxJob] = {}
-    dropped = 0
+    refused = unknown = 0
     for item in items:
         sub_id = item.get("subscriptionId") if isinstance(item, dict) else None
         if not isinstance(sub_id, str) or not sub_id:
-            dropped += 1
+            refused += 1
             continue
         if sub_id not in records:
             records[sub_id] = registry.get_subscription(sub_id)
         record = records[sub_id]
-        if record is None or not record.accepts(item.get("clientState")):
-            dropped += 1
+        if record is None:  # a subscription calsync no longer knows (a disconnect whose DELETE failed)
+            unknown += 1
+            continue
+        if not record.accepts(item.get("clientState")):
+            refused += 1
             continue
         job = _job_for(item, record, lifecycle)
         if job is not None:
             jobs.setdefault((job.account_id, job.action, job.full), job)
-    if dropped:
+    if unknown:
+        logger.info("notifications of unknown subscriptions dropped", extra={"unknown": unknown})
+        metrics.add_metric(name="MicrosoftNotificationsUnknown", unit=MetricUnit.Count, value=unknown)
+    if refused:
         logger.warning(
-            "notifications dropped: unknown subscription or wrong clientState", extra={"dropped": dropped}
+            "notifications refused: wrong clientState or no subscription", extra={"refused": refused}
         )
-        metrics.add_metric(name="MicrosoftNotificationsDropped", unit=MetricUnit.Count, value=dropped)
+        metrics.add_metric(name="MicrosoftNotificationsDropped", unit=MetricUnit.Count, value=refused)
     if not jobs:
+        # Graph retries every non-2xx delivery for up to 4 hours: a notification of an unknown
+        # subscription is answered 2xx and dropped (nothing queued); a wrong clientState on a
+        # subscription calsync knows stays refused (X2)
         return (
             _problem(403, "no notification of the collection could be authenticated")
-            if dropped
+            if refused
             else _plain(202, "")
         )
     from calsync_microsoft.jobs import enqueue_many  # noqa: PLC0415

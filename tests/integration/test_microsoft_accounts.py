@@ -169,6 +169,7 @@ def test_disconnect_deletes_the_graph_subscription_and_its_records(world: MsWorl
     [listing] = AccountRepository(world.table).list_calendars_of_account(account_id)
     assert _partition(world.table, keys.calendar_pk(listing.calendar_id))  # synced: state stored
     assert world.listed("ann") != []
+    registry.put_polled("ann", account_id, [listing.calendar_id])  # as for a shared calendar (M10)
 
     module = importlib.import_module("functions.accounts.app")
     module.set_dependencies(
@@ -194,6 +195,8 @@ def test_disconnect_deletes_the_graph_subscription_and_its_records(world: MsWorl
     assert "DELETE /v1.0/subscriptions/" + sub.id in world.fake.calls_by_path
     assert registry.get_subscription(sub.id) is None and registry.mailbox_subscription_id(account_id) is None
     assert list(registry.mailboxes_due(datetime.max.replace(tzinfo=UTC))) == []
+    assert list(registry.polled_mailboxes()) == []  # no more polls of its calendars
+    assert world.renew("poll")["queued"] == 0
     assert _partition(world.table, keys.calendar_pk(listing.calendar_id)) == []  # sync state, resources
     assert AccountRepository(world.table).get_account("ann", account_id) is None
     assert world.listed("ann") == []
@@ -230,8 +233,10 @@ def test_disconnect_forgets_the_subscription_even_when_graph_fails(world: MsWorl
     assert answer.status == 204, answer.body
     registry = MicrosoftRegistry(world.table)
     assert registry.get_subscription(sub.id) is None and registry.mailbox_subscription_id(account_id) is None
-    # the subscription Graph still holds: its notifications name an unknown subscription, dropped
+    # the subscription Graph still holds: its notifications name an unknown subscription: answered
+    # 2xx and dropped, so Graph does not retry them for 4 hours (issue 11 point 9, M13)
     world.fake.throttle(0)
     world.fake.put_event(ANN, "cal-work", graph_event("After", NOW + timedelta(hours=3)))
-    assert world.fake.deliver_notifications() == [403]
+    assert world.fake.deliver_notifications() == [202]
+    assert world.fake.redeliveries == []
     assert world.queued() == 0

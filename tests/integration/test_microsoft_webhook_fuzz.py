@@ -131,3 +131,26 @@ def test_webhook_imports_no_msal() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split()[0] == "False"
+
+
+@pytest.mark.parametrize("path", ["/v1/webhooks/microsoft", "/v1/webhooks/microsoft/lifecycle"])
+def test_unknown_subscription_is_answered_2xx_and_dropped(env: tuple[Api, Any, str], path: str) -> None:
+    # issue 11 point 9 [M13]: Graph retries every non-2xx delivery for up to 4 hours; a
+    # subscription calsync no longer knows (a disconnect whose DELETE failed) is answered 202,
+    # and nothing is queued
+    api, sqs, url = env
+    item = {"subscriptionId": "sub-forgotten", "clientState": "whatever", "changeType": "updated"}
+    got = api.call("POST", path, body={"value": [item, {**item, "lifecycleEvent": "missed"}]})
+    assert got.status == 202, got.body
+    assert queued(sqs, url) == 0
+
+
+def test_wrong_client_state_on_a_known_subscription_stays_refused(env: tuple[Api, Any, str]) -> None:
+    # X2, issue 11 point 9: a known subscription with a wrong clientState is refused, also when
+    # the collection carries unknown subscriptions too
+    api, sqs, url = env
+    forged = {"subscriptionId": SUB, "clientState": "forged", "changeType": "updated"}
+    unknown = {"subscriptionId": "sub-forgotten", "clientState": "whatever", "changeType": "updated"}
+    assert api.call("POST", "/v1/webhooks/microsoft", body={"value": [forged]}).status == 403
+    assert api.call("POST", "/v1/webhooks/microsoft", body={"value": [unknown, forged]}).status == 403
+    assert queued(sqs, url) == 0

@@ -1,15 +1,24 @@
 """Microsoft sign-in with msal (C1, S7, X3).
 
 - ``MicrosoftIdentity.start``: ``initiate_auth_code_flow`` (state, PKCE S256, nonce) with the scopes
-  ``Calendars.ReadWrite User.Read offline_access``; the flow (it holds the PKCE verifier) is kept
-  sealed in the table for 10 minutes under its state (``calsync_microsoft.registry``).
+  ``Calendars.ReadWrite Calendars.ReadWrite.Shared User.Read offline_access`` (the ``.Shared`` scope
+  reads the calendars other people shared with the mailbox: docs/providers/microsoft.md M9); the
+  flow (it holds the PKCE verifier) is kept sealed in the table for 10 minutes under its state
+  (``calsync_microsoft.registry``).
 - ``MicrosoftIdentity.finish``: ``acquire_token_by_auth_code_flow`` (msal checks the state and sends
   the verifier); the result's cache is the account's ``SerializableTokenCache``.
 - ``TokenCacheBox``: one cache per account, sealed with ``CredentialBox`` (KMS; context = user and
   account), written back only when ``cache.has_state_changed``.
-- ``access_token``: ``acquire_token_silent`` (msal refreshes); a refused refresh (``invalid_grant``,
-  AADSTS700082 expired, AADSTS50173 revoked…) raises ``SourceAuthError``: the account becomes
-  ``reauth_required`` and nothing else is affected.
+- ``access_token``: ``acquire_token_silent`` (msal refreshes). Only a revoked grant raises
+  ``SourceAuthError`` (the account becomes ``reauth_required``; nothing else is affected): the
+  ``error`` ``invalid_grant`` (AADSTS700082 expired, AADSTS50173 revoked, AADSTS65001 consent
+  withdrawn…) or ``interaction_required`` / ``consent_required`` / ``login_required``. Everything
+  else is transient and raises ``SourceUnavailable`` (the job is retried later): the token
+  endpoint's 5xx (msal raises ``MsalServiceError``), timeouts and network errors (``requests``),
+  ``temporarily_unavailable``, a body that is not JSON, and the errors of calsync's own app
+  registration (``invalid_client``: an expired client secret must not disconnect every person).
+  The identity platform's documentation says to react to ``error``, never to the AADSTS numbers
+  (docs/providers/microsoft.md M1, M2).
 
 The authority is ``https://login.microsoftonline.com/common`` (work/school and personal accounts),
 configurable by MICROSOFT_AUTHORITY; msal reads the authority's OpenID configuration when the app
@@ -25,12 +34,36 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msal  # type: ignore[import-untyped]
+import requests
 
 from calsync.crypto import CredentialBox
-from calsync.sync.source import SourceAuthError
+from calsync.sync.source import SourceAuthError, SourceUnavailable
 
 DEFAULT_AUTHORITY: Final = "https://login.microsoftonline.com/common"
-SCOPES: Final = ("Calendars.ReadWrite", "User.Read")  # msal adds openid profile offline_access itself
+# msal adds openid profile offline_access itself
+SCOPES: Final = ("Calendars.ReadWrite", "Calendars.ReadWrite.Shared", "User.Read")
+# what a refresh asks for: a subset of the consented scopes (a refresh that asks for a scope the
+# person never consented to is refused, which would disconnect every account connected before the
+# ``.Shared`` scope was added); the token Entra returns carries the scopes the person consented to
+REFRESH_SCOPES: Final = ("Calendars.ReadWrite", "User.Read")
+# the token endpoint's ``error`` values that mean the person must sign in again (M1); any other
+# answer is transient or calsync's own configuration, never a reason to disconnect the person (M2)
+REVOKED: Final = frozenset({"invalid_grant", "interaction_required", "consent_required", "login_required"})
+# what msal lets through from the token endpoint when it is down: its 5xx (MsalServiceError), the
+# transport's errors, a body that is not JSON (ValueError)
+_OUTAGE: Final = (msal.exceptions.MsalServiceError, requests.RequestException, ValueError)
+
+
+def token_error(result: Mapping[str, Any] | None) -> SourceAuthError | SourceUnavailable:
+    """The failure of a token request that gave no token: revoked (``SourceAuthError``) or
+    transient (``SourceUnavailable``)."""
+    if not result:  # msal found no refresh token in the cache: nothing to retry with
+        return SourceAuthError("no Microsoft refresh token: the account must be connected again")
+    error = str(result.get("error") or "")
+    codes = result.get("error_codes") or []
+    if error in REVOKED:
+        return SourceAuthError(f"the Microsoft grant was refused ({error} {codes})")
+    return SourceUnavailable(f"the Microsoft identity platform failed ({error} {codes}): retry later")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +128,17 @@ class MicrosoftIdentity:
     ) -> tuple[msal.SerializableTokenCache, dict[str, Any]]:
         """The token cache and the id token claims; ``SourceAuthError`` when Microsoft refused."""
         cache = msal.SerializableTokenCache()
+        app = self.app(cache)
         try:
-            result = self.app(cache).acquire_token_by_auth_code_flow(dict(flow), dict(params))
+            result = app.acquire_token_by_auth_code_flow(dict(flow), dict(params))
+        except (msal.exceptions.MsalServiceError, requests.RequestException) as exc:
+            raise SourceUnavailable(f"the Microsoft identity platform failed: {type(exc).__name__}") from exc
         except (ValueError, RuntimeError) as exc:  # msal: state or nonce mismatch, a flow not ours
             raise SourceAuthError("the sign-in does not match the one started (state)") from exc
         if "error" in result:
+            failure = token_error(result)
+            if isinstance(failure, SourceUnavailable):
+                raise failure
             raise SourceAuthError(f"Microsoft refused the sign-in: {result.get('error')}")
         return cache, dict(result.get("id_token_claims") or {})
 
@@ -108,11 +147,12 @@ class MicrosoftIdentity:
         accounts = app.get_accounts()
         if not accounts:
             raise SourceAuthError("no Microsoft account in the token cache")
-        result = app.acquire_token_silent_with_error(list(SCOPES), account=accounts[0])
+        try:
+            result = app.acquire_token_silent_with_error(list(REFRESH_SCOPES), account=accounts[0])
+        except _OUTAGE as exc:
+            raise SourceUnavailable(f"the Microsoft identity platform failed: {type(exc).__name__}") from exc
         if not result or "access_token" not in result:
-            error = (result or {}).get("error", "no_token")
-            codes = (result or {}).get("error_codes") or []
-            raise SourceAuthError(f"the Microsoft grant was refused ({error} {codes})".strip())
+            raise token_error(result)
         return str(result["access_token"])
 
 

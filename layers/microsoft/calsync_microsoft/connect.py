@@ -9,27 +9,49 @@ is then connected through ``AccountRepository.connect`` (C3/C4 in one conditiona
 mailbox connected by another person is the 409 that explains sharing instead), its calendars are
 stored by ``AccountsService.attach_calendars`` (C6's primary, subscriptions, first syncs), and the
 mailbox's Graph subscription is created (S2).
+
+- ``me/calendars`` is read page by page, following ``@odata.nextLink`` (docs/providers/microsoft.md
+  M6), before anything is stored: a Graph outage or throttling at that moment is a 503 and nothing
+  is connected (the person signs in again), never a mailbox stored without its calendars.
+- A calendar someone else shared with the mailbox (its ``owner`` is another address, or the mailbox
+  may not share it) gets no change notification from Graph (M10): it is recorded as polled, and
+  the poll schedule syncs it (``functions/microsoft_renew``, task ``poll``).
+- A subscription that cannot be created now (Graph throttled, the webhook's handshake failed) is
+  queued as a ``recreate`` job: the sync worker creates it with the queue's retries (S8).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from calsync.api.accounts import AccountsService, Enqueue
 from calsync.api.auth import Principal
 from calsync.crypto import CredentialBox, SealedSecretError
-from calsync.domain.errors import Forbidden, InvalidInput
+from calsync.domain.errors import CalsyncError, Forbidden, InvalidInput
 from calsync.domain.models import Provider
 from calsync.observability import logger
 from calsync.store.accounts import Account, AccountRepository, account_id_for
 from calsync.store.items import AccessRole
-from calsync.sync.source import SourceAuthError
+from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync_microsoft.auth import MicrosoftIdentity, TokenCacheBox, external_id_of
+from calsync_microsoft.graph import GraphClient, GraphError
+from calsync_microsoft.jobs import MailboxJob
 from calsync_microsoft.registry import MicrosoftRegistry, PendingFlow
 from calsync_microsoft.worker import MicrosoftSyncWorker
+
+MAX_CALENDAR_PAGES: Final = 50  # 50 pages of calendars (Graph's default page: 10): a hostile loop ends
+
+
+class ProviderUnavailable(CalsyncError):
+    """Microsoft could not be reached or throttled the sign-in: try again (nothing was stored)."""
+
+    status = 503
+    type_slug = "provider-unavailable"
+    title = "Provider unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +60,45 @@ class GraphCalendar:
     name: str
     access_role: AccessRole
     time_zone: str | None = None
+    default: bool = False
+    shared: bool = False  # shared with the mailbox by someone else: no change notifications (M10)
 
 
-def _calendars(body: Any) -> list[GraphCalendar]:
+def _calendar(item: Any, own_address: str) -> GraphCalendar | None:
+    if not isinstance(item, dict) or not item.get("id"):
+        return None
+    owner = item.get("owner")
+    owner_address = str(owner.get("address") or "").lower() if isinstance(owner, dict) else ""
+    return GraphCalendar(
+        href=str(item["id"]),
+        name=str(item.get("name") or "")[:256],
+        access_role="owner" if item.get("canEdit") else "reader",
+        default=bool(item.get("isDefaultCalendar")),
+        shared=bool(owner_address and own_address and owner_address != own_address)
+        or item.get("canShare") is False,
+    )
+
+
+def list_calendars(client: GraphClient, own_address: str) -> list[GraphCalendar]:
+    """Every calendar of ``me/calendars``, page after page (``@odata.nextLink``, M6), the default
+    calendar first (C6 makes the first writable calendar primary)."""
     out: list[GraphCalendar] = []
-    for item in (body or {}).get("value", []) if isinstance(body, dict) else []:
-        if isinstance(item, dict) and item.get("id"):
-            out.append(
-                GraphCalendar(
-                    href=str(item["id"]),
-                    name=str(item.get("name") or ""),
-                    access_role="owner" if item.get("canEdit") else "reader",
-                )
-            )
-    # the default calendar first: C6 makes the first writable calendar primary
-    default = [c for c, i in zip(out, body.get("value", []), strict=False) if i.get("isDefaultCalendar")]
-    return default + [c for c in out if c not in default]
+    url = "me/calendars"
+    for _ in range(MAX_CALENDAR_PAGES):
+        resp = client.get(url)
+        if resp.status != 200 or not isinstance(resp.body, dict):
+            raise GraphError(resp.status, resp.error_code() or "no calendar list")
+        for item in resp.body.get("value") or []:
+            found = _calendar(item, own_address.lower())
+            if found is not None and found.href not in {c.href for c in out}:
+                out.append(found)
+        next_link = resp.body.get("@odata.nextLink")
+        if not isinstance(next_link, str) or not next_link:
+            break
+        url = next_link
+    else:
+        logger.warning("me/calendars paged past the limit", extra={"pages": MAX_CALENDAR_PAGES})
+    return [c for c in out if c.default] + [c for c in out if not c.default]
 
 
 class MicrosoftConnect:
@@ -66,6 +111,7 @@ class MicrosoftConnect:
         box: CredentialBox,
         worker: MicrosoftSyncWorker,
         enqueue: Enqueue,
+        enqueue_mailbox: Callable[[MailboxJob], None] | None = None,
     ) -> None:
         self.service = accounts_service
         self.accounts = accounts
@@ -74,6 +120,7 @@ class MicrosoftConnect:
         self.box = box
         self.worker = worker
         self.enqueue = enqueue
+        self.enqueue_mailbox = enqueue_mailbox
 
     def authorize(
         self, principal: Principal, location_id: str, redirect_uri: str, now: datetime
@@ -98,31 +145,47 @@ class MicrosoftConnect:
         try:
             cache, claims = self.identity.finish(flow, params)
             external_id, email = external_id_of(claims)
+        except SourceUnavailable as exc:
+            raise ProviderUnavailable(f"Microsoft could not complete the sign-in now: {exc}") from exc
         except SourceAuthError as exc:
             raise InvalidInput(f"Microsoft did not complete the sign-in: {exc}") from exc
         user_id = principal.user_id
         account_id = account_id_for(user_id, Provider.MICROSOFT, external_id)
         sealed = TokenCacheBox(self.box, {"userId": user_id, "accountId": account_id}).seal(cache)
-        account = self.accounts.connect(  # C3, C4: 409 with the explaining detail
-            Account(
-                account_id=account_id,
-                user_id=user_id,
-                provider=Provider.MICROSOFT,
-                external_id=external_id,
-                email=email or None,
-                status="active",
-                own_addresses=[email.lower()] if email else [],
-                credentials=sealed,
-            ),
-            pending.location_id,
+        candidate = Account(
+            account_id=account_id,
+            user_id=user_id,
+            provider=Provider.MICROSOFT,
+            external_id=external_id,
+            email=email or None,
+            status="active",
+            own_addresses=[email.lower()] if email else [],
+            credentials=sealed,
         )
-        client, write_back = self.worker.graph_for(account)
-        found = _calendars(client.get("me/calendars").body)
-        self.service.attach_calendars(principal, account, pending.location_id, found, enqueue=self.enqueue)
+        client, write_back = self.worker.graph_for(candidate)  # written back once the account is stored
+        try:
+            found = list_calendars(client, email)
+        except (SourceThrottled, SourceUnavailable, GraphError) as exc:
+            logger.warning(
+                "Microsoft calendars not listed", extra={"account_id": account_id, "error": str(exc)}
+            )
+            raise ProviderUnavailable("Microsoft could not list the calendars now: sign in again") from exc
+        account = self.accounts.connect(candidate, pending.location_id)  # C3, C4: 409 explained
+        listings = self.service.attach_calendars(
+            principal, account, pending.location_id, found, enqueue=self.enqueue
+        )
+        shared = {c.href for c in found if c.shared}
+        self.registry.put_polled(user_id, account_id, [x.calendar_id for x in listings if x.href in shared])
         try:
             self.worker.subscriptions.ensure(client, user_id, account_id, now)
-        except Exception:  # the renewal schedule creates it; polling-free reconcile covers the gap (S5)
-            logger.exception("Graph subscription not created", extra={"account_id": account_id})
+        except Exception as exc:  # any failure: the sync worker creates it, with the queue's retries
+            logger.warning(
+                "Graph subscription not created: queued", extra={"account_id": account_id, "error": str(exc)}
+            )
+            if self.enqueue_mailbox is not None:
+                self.enqueue_mailbox(
+                    MailboxJob(user_id=user_id, account_id=account_id, action="recreate", reason="connect")
+                )
         write_back()
         logger.info("microsoft account connected", extra={"account_id": account_id})
         return account

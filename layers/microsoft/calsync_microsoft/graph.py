@@ -4,9 +4,13 @@
   bounded semaphore per mailbox, shared by every ``GraphClient`` of the process (sync worker, write
   back, subscription renewal). Across processes the sync queue's FIFO group is the mailbox, so one
   worker at a time syncs a mailbox (its requests are sequential): the per-mailbox total stays <= 4.
-- 429 and 503 raise ``SourceThrottled`` with the server's ``Retry-After`` (seconds); the worker makes
-  the SQS record come back after exactly that delay instead of sleeping in the Lambda.
-- 401 raises ``SourceAuthError`` (S7); other 5xx and network errors ``SourceUnavailable``.
+- 429, 503 and 504 raise ``SourceThrottled`` with the server's ``Retry-After`` (seconds) when it
+  sent one, else None (the queue's exponential backoff); the worker makes the SQS record come back
+  after that delay instead of sleeping in the Lambda (docs/providers/microsoft.md M3, M4).
+- Other 5xx and network errors raise ``SourceUnavailable`` (retried with backoff).
+- 401 raises ``SourceUnavailable`` too: an access token Graph refuses (expired during a long job,
+  or not yet valid at a replica) is not a revoked grant; the next attempt gets a fresh token from
+  msal, whose refresh is what tells a revoked grant (S7, M1).
 
 The access token comes from a callable (msal's cache, ``calsync_microsoft.auth``); it is never logged.
 """
@@ -16,15 +20,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import requests
 
-from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
+from calsync.sync.source import SourceThrottled, SourceUnavailable
 
 DEFAULT_GRAPH_ENDPOINT: Final = "https://graph.microsoft.com/v1.0"
 MAX_CONCURRENT_PER_MAILBOX: Final = 4
 TIMEOUT: Final = (5.0, 20.0)
+THROTTLED: Final = (429, 503, 504)  # Graph's throttling answers, with or without Retry-After (M3, M4)
+MAX_RETRY_AFTER: Final = 43200  # SQS's longest visibility timeout (12 h)
 
 _semaphores: dict[str, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -52,14 +60,22 @@ class GraphResponse:
         return ""
 
 
-def retry_after(headers: Mapping[str, str]) -> int | None:
-    value = headers.get("Retry-After") or headers.get("retry-after")
-    if value is None:
+def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> int | None:
+    """Retry-After in seconds (RFC 9110: delay-seconds or an HTTP date; Microsoft's own Graph
+    client reads both, M4), at most SQS's 12 h; None when absent or unreadable (the backoff)."""
+    value = (headers.get("Retry-After") or headers.get("retry-after") or "").strip()
+    if not value:
         return None
+    if value.isdigit():
+        return min(int(value), MAX_RETRY_AFTER)
     try:
-        return max(0, min(int(value.strip()), 900))
-    except ValueError:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        return None
+    seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0, min(int(seconds), MAX_RETRY_AFTER))
 
 
 @dataclass(slots=True)
@@ -110,10 +126,10 @@ class GraphClient:
         answer = GraphResponse(resp.status_code, dict(resp.headers), body)
         if resp.status_code in ok or resp.status_code in (404, 410, 412):
             return answer
-        if resp.status_code in (429, 503):
+        if resp.status_code in THROTTLED:
             raise SourceThrottled(f"Graph throttled ({resp.status_code})", retry_after(answer.headers))
         if resp.status_code == 401:
-            raise SourceAuthError(f"Graph refused the token ({answer.error_code() or 401})")
+            raise SourceUnavailable(f"Graph refused the access token ({answer.error_code() or 401})")
         if resp.status_code >= 500:
             raise SourceUnavailable(f"Graph answered {resp.status_code}")
         raise GraphError(resp.status_code, answer.error_code())

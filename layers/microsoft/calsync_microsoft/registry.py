@@ -9,10 +9,14 @@ Free of msal and requests on purpose: the webhook function imports this module o
   of its ``clientState`` (the secret itself is never stored: a notification's ``clientState`` is
   hashed and compared in constant time, X2). ``MSSUBS#<shard> / ACC#<accountId>`` is the mailbox's
   one subscription and its expiry, which the renewal schedule reads (S4).
+- Polled calendars: ``MSPOLL#<shard> / ACC#<accountId>`` lists the calendars of a mailbox that
+  Graph sends no change notification for (calendars other people shared with it:
+  docs/providers/microsoft.md M10); the poll schedule reads it and queues their syncs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 from collections.abc import Iterator
@@ -20,11 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from calsync.domain.errors import Conflict
 from calsync.store import keys
 from calsync.store.repository import _mapped_errors
 
 FLOW_TTL = timedelta(minutes=10)
 PROVIDER = "microsoft"
+POLL_PREFIX = "MSPOLL#"
 
 
 def client_state_hash(client_state: str) -> str:
@@ -127,6 +133,24 @@ class MicrosoftRegistry:
                 }
             )
 
+    def mark_unsubscribed(self, user_id: str, account_id: str, now: datetime) -> None:
+        """A mailbox whose subscription could not be created: a pointer to no subscription, due
+        now, so that the renewal schedule (and the reconcile) keep listing it. An existing pointer
+        is left as it is (its subscription may still deliver)."""
+        with contextlib.suppress(Conflict), _mapped_errors("store subscription"):
+            self._table.put_item(
+                Item={
+                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+                    "sk": keys.ms_mailbox_sk(account_id),
+                    "type": "msMailbox",
+                    "userId": user_id,
+                    "accountId": account_id,
+                    "subscriptionId": "",
+                    "subExpiresAt": keys.iso(now),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
     def set_expiry(self, record: SubscriptionRecord, expires_at: datetime) -> SubscriptionRecord:
         renewed = SubscriptionRecord(
             record.subscription_id, record.user_id, record.account_id, record.state_hash, expires_at
@@ -167,6 +191,50 @@ class MicrosoftRegistry:
                     ConditionExpression="attribute_not_exists(pk) OR subscriptionId = :s",
                     ExpressionAttributeValues={":s": subscription_id},
                 )
+
+    # ---- calendars without push (polled) ----------------------------------------------------------
+    @staticmethod
+    def _poll_key(account_id: str) -> dict[str, str]:
+        return {
+            "pk": f"{POLL_PREFIX}{keys.ms_subscription_shard(account_id):02d}",
+            "sk": keys.ms_mailbox_sk(account_id),
+        }
+
+    def put_polled(self, user_id: str, account_id: str, calendar_ids: list[str]) -> None:
+        """The mailbox's calendars that get no change notification; none: the record goes."""
+        with _mapped_errors("store polled calendars"):
+            if not calendar_ids:
+                self._table.delete_item(Key=self._poll_key(account_id))
+                return
+            self._table.put_item(
+                Item={
+                    **self._poll_key(account_id),
+                    "type": "msPolled",
+                    "userId": user_id,
+                    "accountId": account_id,
+                    "calendarIds": sorted(calendar_ids),
+                }
+            )
+
+    def forget_polled(self, account_id: str) -> None:
+        with _mapped_errors("delete polled calendars"):
+            self._table.delete_item(Key=self._poll_key(account_id))
+
+    def polled_mailboxes(self) -> Iterator[tuple[str, str, list[str]]]:
+        """(user id, account id, calendar ids) of every mailbox with calendars to poll."""
+        for shard in range(keys.MS_SUB_SHARDS):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": f"{POLL_PREFIX}{shard:02d}"},
+            }
+            while True:
+                with _mapped_errors("list polled calendars"):
+                    resp = self._table.query(**kwargs)
+                for item in resp.get("Items", []):
+                    yield str(item["userId"]), str(item["accountId"]), [str(c) for c in item["calendarIds"]]
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def mailboxes_due(self, before: datetime) -> Iterator[tuple[str, str, str]]:
         """(user id, account id, subscription id) of every mailbox whose subscription expires before

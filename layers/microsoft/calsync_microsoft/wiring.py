@@ -94,6 +94,12 @@ def enqueue_of(o: Mapping[str, Any]) -> Any:
     return enqueue
 
 
+def mailbox_enqueue_of(o: Mapping[str, Any]) -> Callable[[jobs.MailboxJob], None]:
+    """Queue one mailbox job (a ``recreate`` after a connect whose subscription failed)."""
+    sqs, url = sqs_of(o)
+    return lambda job: jobs.enqueue(sqs, url, job)
+
+
 class _SealingWriter:
     """A ``MicrosoftWriter`` whose msal cache is written back after each write (msal may have
     refreshed and rotated the refresh token while writing: S7), also when the write failed."""
@@ -142,8 +148,12 @@ def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
 
     def stop(account: Account) -> int:
         registry = MicrosoftRegistry(table_of(o))
+        registry.forget_polled(account.account_id)  # no more polls of its shared calendars
         subscription_id = registry.mailbox_subscription_id(account.account_id)
         if subscription_id is None:
+            return 0
+        if not subscription_id:  # a mailbox whose subscription Graph refused: nothing at Graph
+            registry.forget_subscription(subscription_id, account.account_id)
             return 0
         try:
             if not built:

@@ -4,10 +4,18 @@ account -> sealed msal cache (KMS) -> access token (msal refreshes) -> [subscrip
 -> per calendar: ``MicrosoftSource`` -> the sync engine; the cache is sealed and written back only
 when msal changed it (``has_state_changed``).
 
-- ``RetryLater``: Graph throttled (429/503 + Retry-After, S8), could not be reached, or the store was
-  busy; the record comes back after that delay; the cursor did not move, nothing is lost.
-- ``reauth_required`` (S7): the refresh was refused (invalid_grant, AADSTS700082…) or Graph refused
-  the token: the account is marked, its later jobs are skipped, other accounts are untouched.
+- ``RetryLater``: Graph throttled (429/503/504, with or without Retry-After, S8), Graph or the
+  identity platform could not be reached, or the store was busy; the record comes back after the
+  Retry-After or the queue's backoff; the cursor did not move, nothing is lost.
+- ``reauth_required`` (S7): only a revoked grant (the refresh answered invalid_grant or
+  interaction_required: docs/providers/microsoft.md M1): the account is marked, its later jobs are
+  skipped, other accounts are untouched.
+- A subscription Graph refuses (4xx) does not stop the job: the calendars sync, and the mailbox
+  is recorded as due for renewal now, so the hourly schedule tries again (it would otherwise be
+  in no schedule at all: the renewal and reconcile lists are the subscription records).
+- A calendar Graph refuses to read (403: a calendar shared with the mailbox, read without the
+  ``.Shared`` consent of an older sign-in) is logged and skipped; the mailbox's other calendars
+  sync.
 """
 
 from __future__ import annotations
@@ -124,6 +132,8 @@ class MicrosoftSyncWorker:
     def _run(self, job: MailboxJob, now: datetime) -> JobResult:
         account = self.accounts.get_account(job.user_id, job.account_id)
         if account is None or not account.credentials or account.provider is not Provider.MICROSOFT:
+            if job.reason == "poll":  # a poll record outlived its account (C9)
+                self.subscriptions.registry.forget_polled(job.account_id)
             return JobResult("gone", detail="the account is disconnected")
         if account.status == "reauth_required":
             return JobResult("reauth_required", detail="the account must be connected again")
@@ -136,9 +146,13 @@ class MicrosoftSyncWorker:
         extra = {"account_id": account.account_id, "reason": job.reason, "action": job.action}
         try:
             if job.action in ("renew", "recreate"):
-                self.subscriptions.ensure(
-                    client, account.user_id, account.account_id, now, recreate=job.action == "recreate"
-                )
+                try:
+                    self.subscriptions.ensure(
+                        client, account.user_id, account.account_id, now, recreate=job.action == "recreate"
+                    )
+                except GraphError as exc:  # refused (the webhook's handshake failed…): sync anyway
+                    logger.error("Graph subscription refused", extra={**extra, "error": str(exc)})
+                    self.subscriptions.registry.mark_unsubscribed(account.user_id, account.account_id, now)
             listings = self.accounts.list_calendars_of_account(account.account_id)
             wanted = set(job.calendar_ids) if job.calendar_ids is not None else None
             for listing in listings:
@@ -161,6 +175,13 @@ class MicrosoftSyncWorker:
                     )
                 except CalendarGone as exc:
                     logger.warning("calendar gone from the mailbox", extra={**extra, "error": str(exc)})
+                except GraphError as exc:
+                    if exc.status != 403:
+                        raise
+                    logger.warning(
+                        "calendar not readable: skipped",
+                        extra={**extra, "calendar_id": calendar.calendar_id, "error": str(exc)},
+                    )
         except SourceAuthError as exc:
             logger.warning(
                 "Microsoft grant refused: account needs reconnecting", extra={**extra, "error": str(exc)}
