@@ -114,7 +114,7 @@ class World:
     # ---- the schedule (run only when a test says so)
     def tick(self) -> None:
         """One run of the renewal schedule, and every sync job it started, to their end."""
-        self.stack.invoke("GoogleRenewFunction")
+        self.stack.invoke("GoogleRenewFunction", "google_renew-schedule.json")
         self.stack.idle()
 
     def sync_runs(self, since: int) -> int:

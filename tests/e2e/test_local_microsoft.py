@@ -150,7 +150,7 @@ class World:
 
     def tick(self) -> None:
         """One run of the renewal schedule, and every sync job it started, to their end."""
-        self.stack.invoke("MicrosoftRenewFunction")
+        self.stack.invoke("MicrosoftRenewFunction", "microsoft_renew-schedule.json")  # the hourly renewal
         self.stack.idle()
 
     def sync_runs(self, since: int) -> int:

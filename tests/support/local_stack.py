@@ -87,10 +87,11 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    def invoke(self, function: str) -> None:
-        """Run ``function`` once against the stack, as its schedule would (``calsync-local invoke``);
-        with ``CALSYNC_SCHEDULE_SPEEDUP=0`` this is the only way a schedule runs."""
-        done = self.cli("invoke", function)
+    def invoke(self, function: str, event: str | None = None) -> None:
+        """Run ``function`` once against the stack, as its schedule would (``calsync-local invoke``,
+        with ``event``: a file under events/); with ``CALSYNC_SCHEDULE_SPEEDUP=0`` this is the only
+        way a schedule runs."""
+        done = self.cli("invoke", function, *(["-e", str(ROOT / "events" / event)] if event else []))
         assert done.returncode == 0, done.stderr
 
     def sqs(self) -> Any:
