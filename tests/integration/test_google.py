@@ -121,7 +121,7 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         answers.append(status)
         return status
 
-    with fake_google(page_size=2, deliver=deliver) as fake:
+    with fake_google(page_size=2, deliver=deliver, clock=lambda: NOW) as fake:
         user, email = f"u{uuid.uuid4().hex[:8]}", f"person{uuid.uuid4().hex[:4]}@example.com"
         fake.add_calendar(email, email, "Work", "owner", primary=True)
         fake.add_calendar(email, "team@group.calendar.google.com", "Team", "reader")

@@ -22,6 +22,23 @@ The REAL ``google-api-python-client`` talks to it through
 - Every API request needs ``Authorization: Bearer <an access token it issued>`` (else 401).
 
 ``requests`` logs "METHOD path" of every API call (for the bench and call-count assertions).
+
+Every behaviour cites the fact it models in docs/providers/google.md ("§ <section>"). Where the fake
+and that document disagree, the fake is wrong. Further facts modelled:
+
+- § Recurring events: an event with ``recurrence`` is a series; ``singleEvents=true`` listings
+  expand it into instances (id ``<seriesId>_<start in UTC basic format>``, ``recurringEventId``,
+  ``originalStartTime``); :meth:`put_instance` / :meth:`cancel_instance` make exceptions (a moved
+  or cancelled instance). An incremental listing after a series is edited or deleted names every
+  instance of it up to :attr:`recurrence_window` ahead (deleted: as cancelled instances).
+- § events.list: ``syncToken`` with ``timeMin``/``timeMax``/``orderBy``/``q``/``iCalUID``/
+  ``updatedMin``/extended properties, or with ``showDeleted=false``, answers 400; so does
+  ``orderBy=startTime`` without ``singleEvents=true``, and an empty time range.
+- § Push notifications: a channel expires at its ``expiration`` (:attr:`clock`): after that it
+  sends nothing and is not live.
+- § Errors: :meth:`throttle` answers any documented throttling error (403 usageLimits reasons, 429,
+  5xx ``backendError``), with a ``Retry-After`` when asked; :meth:`fail_token` makes the token
+  endpoint fail (5xx, ``temporarily_unavailable``, an HTML 502 page).
 """
 
 from __future__ import annotations
@@ -35,12 +52,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
+from dateutil.rrule import rrulestr
 
 Deliver = Callable[[str, dict[str, str]], int]  # (address, headers) -> HTTP status
 
@@ -53,7 +72,9 @@ class _Calendar:
     time_zone: str = "UTC"
     primary: bool = False
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    log: list[tuple[int, str]] = field(default_factory=list)  # (seq, event id) of every change
+    # exceptions of series: instance id -> the instance as changed (moved, edited or cancelled)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: list[tuple[int, str]] = field(default_factory=list)  # (seq, event or instance id)
     oldest_token: int = 0
 
 
@@ -82,9 +103,99 @@ def _parse_time(value: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(value["date"]).replace(tzinfo=UTC)
 
 
+# § events.list: parameters Google refuses together with syncToken ("cannot be specified together
+# with nextSyncToken to ensure consistency of the client state")
+SYNC_TOKEN_EXCLUSIVE = (
+    "iCalUID",
+    "orderBy",
+    "privateExtendedProperty",
+    "q",
+    "sharedExtendedProperty",
+    "timeMin",
+    "timeMax",
+    "updatedMin",
+)
+QUOTA_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "quotaExceeded")
+MAX_INSTANCES = 1000  # a bound on one series' expansion (the fake's own safety net)
+_PRIVATE = "_recurrence"  # a deleted series keeps its rule here, to list its instances cancelled
+
+
+def instance_id(series_id: str, original_start: datetime | date) -> str:
+    """§ Recurring events: ``<seriesId>_<YYYYMMDDTHHMMSSZ>`` (timed) or ``_<YYYYMMDD>`` (all day)."""
+    if isinstance(original_start, datetime):
+        return f"{series_id}_{original_start.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    return f"{series_id}_{original_start.strftime('%Y%m%d')}"
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if not k.startswith("_")}
+
+
+def _starts(series: dict[str, Any], until: datetime) -> list[datetime | date]:
+    """The original starts of a series' instances up to ``until`` (RRULE/EXDATE of ``recurrence``,
+    expanded in the series' own time zone, as Google does across DST)."""
+    rules = series.get("recurrence") or series.get(_PRIVATE) or []
+    start = series["start"]
+    if "dateTime" in start:
+        zone = ZoneInfo(start.get("timeZone") or "UTC")
+        first = datetime.fromisoformat(start["dateTime"]).astimezone(zone)
+        rule = rrulestr("\n".join(rules), dtstart=first, forceset=True)
+        out: list[datetime | date] = []
+        for when in rule.xafter(first - timedelta(seconds=1), count=MAX_INSTANCES, inc=True):
+            if when.astimezone(UTC) >= until:
+                break
+            out.append(when)
+        return out
+    day = date.fromisoformat(start["date"])
+    rule = rrulestr("\n".join(rules), dtstart=datetime.combine(day, datetime.min.time()), forceset=True)
+    days: list[datetime | date] = []
+    for when in rule.xafter(
+        datetime.combine(day, datetime.min.time()) - timedelta(seconds=1), count=MAX_INSTANCES, inc=True
+    ):
+        if when.replace(tzinfo=UTC) >= until:
+            break
+        days.append(when.date())
+    return days
+
+
+def _instance(series: dict[str, Any], original: datetime | date) -> dict[str, Any]:
+    """One instance of a series, as ``singleEvents=true`` lists it."""
+    start, end = series["start"], series["end"]
+    zone = start.get("timeZone")
+    body = {k: v for k, v in _public(series).items() if k not in ("recurrence", "id", "start", "end")}
+    if isinstance(original, datetime):
+        length = datetime.fromisoformat(end["dateTime"]) - datetime.fromisoformat(start["dateTime"])
+        when: dict[str, Any] = {"dateTime": original.isoformat(), **({"timeZone": zone} if zone else {})}
+        until = {"dateTime": (original + length).isoformat(), **({"timeZone": zone} if zone else {})}
+    else:
+        length = date.fromisoformat(end["date"]) - date.fromisoformat(start["date"])
+        when, until = {"date": original.isoformat()}, {"date": (original + length).isoformat()}
+    return {
+        **body,
+        "id": instance_id(series["id"], original),
+        "recurringEventId": series["id"],
+        "originalStartTime": dict(when),
+        "start": when,
+        "end": until,
+    }
+
+
 class FakeGoogle:
-    def __init__(self, *, page_size: int = 2, deliver: Deliver | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        page_size: int = 2,
+        deliver: Deliver | None = None,
+        clock: Callable[[], datetime] | None = None,
+        recurrence_window: timedelta = timedelta(days=183),
+    ) -> None:
         self.page_size = page_size
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        # § Recurring events: how far ahead an incremental listing names a changed series' instances
+        # (googleapis/google-api-ruby-client#860: about six months)
+        self.recurrence_window = recurrence_window
+        self.token_requests = 0  # refresh_token grants asked for (one per access-token lifetime)
+        self._token_failures: list[tuple[int, Any]] = []
         self.requests: list[str] = []
         self.calendars: dict[str, dict[str, _Calendar]] = {}  # email -> calendars
         self.channels: dict[str, _Channel] = {}
@@ -94,7 +205,7 @@ class FakeGoogle:
         self._deliver = deliver or _post
         self._seq = itertools.count(1)
         self._last_seq = 0
-        self._throttles: list[tuple[int, str]] = []
+        self._throttles: list[tuple[int, str, dict[str, str]]] = []
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (email, challenge, redirect)
         self._grants: dict[str, _Grant] = {}  # refresh token -> grant
         self._access: dict[str, str] = {}  # access token -> email
@@ -124,11 +235,22 @@ class FakeGoogle:
             def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                headers: dict[str, str] = {}
                 try:
-                    status, body = fake.handle(method, self.path, dict(self.headers.items()), raw)
+                    answer = fake.handle(method, self.path, dict(self.headers.items()), raw)
+                    status, body = answer[0], answer[1]
+                    headers = answer[2] if len(answer) > 2 else {}  # type: ignore[misc]
                 except Exception as exc:  # a bug in the fake: say so loudly
                     status, body = 500, {"error": {"code": 500, "message": repr(exc)}}
-                self._answer(status, body)
+                if isinstance(body, str):  # an HTML error page (a proxy's 502)
+                    data = body.encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                self._answer(status, body, headers)
 
             def do_GET(self) -> None:
                 self._handle("GET")
@@ -183,9 +305,8 @@ class FakeGoogle:
         event["updated"] = datetime.now(UTC).isoformat()
         cal.events[event["id"]] = event
         cal.log.append((seq, event["id"]))
-        for ch in self.channels.values():
-            if ch.cal_id == cal.cal_id and not ch.stopped:
-                self._queue(ch, "exists")
+        for ch in self.live_channels(cal.cal_id):  # § Push notifications: expired/stopped send nothing
+            self._queue(ch, "exists")
         return event
 
     def put_event(self, cal_id: str, event: dict[str, Any], *, deliver: bool = True) -> dict[str, Any]:
@@ -207,9 +328,90 @@ class FakeGoogle:
             assert cal is not None
             old = cal.events[event_id]
             tomb = {k: old[k] for k in ("id", "recurringEventId", "originalStartTime") if k in old}
+            if old.get("recurrence"):  # § Recurring events: its instances are listed cancelled
+                tomb.update({_PRIVATE: old["recurrence"], "start": old["start"], "end": old["end"]})
             self._touch(cal, {"kind": "calendar#event", **tomb, "status": "cancelled"})
         if deliver:
             self.deliver()
+
+    def put_instance(
+        self,
+        cal_id: str,
+        series_id: str,
+        original_start: datetime | date,
+        changes: dict[str, Any],
+        *,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """Change one instance of a series (an exception: moved when ``changes`` has start/end)."""
+        with self._lock:
+            cal = self._cal(cal_id)
+            assert cal is not None
+            iid = instance_id(series_id, original_start)
+            base = cal.overrides.get(iid) or self._expand_one(cal, series_id, iid)
+            assert base is not None, f"{series_id} has no instance at {original_start}"
+            stored = self._touch_instance(cal, {**base, **changes, "id": iid})
+        if deliver:
+            self.deliver()
+        return stored
+
+    def cancel_instance(
+        self, cal_id: str, series_id: str, original_start: datetime | date, *, deliver: bool = True
+    ) -> None:
+        """Delete one instance of a series: listed ``status: cancelled`` with its
+        ``recurringEventId`` and ``originalStartTime``."""
+        with self._lock:
+            cal = self._cal(cal_id)
+            assert cal is not None
+            iid = instance_id(series_id, original_start)
+            base = cal.overrides.get(iid) or self._expand_one(cal, series_id, iid)
+            assert base is not None
+            tomb = {k: base[k] for k in ("id", "recurringEventId", "originalStartTime")}
+            self._touch_instance(cal, {"kind": "calendar#event", **tomb, "status": "cancelled"})
+        if deliver:
+            self.deliver()
+
+    def _touch_instance(self, cal: _Calendar, instance: dict[str, Any]) -> dict[str, Any]:
+        seq = next(self._seq)
+        self._last_seq = seq
+        instance["etag"] = f'"{seq}"'
+        instance["updated"] = self.clock().isoformat()
+        cal.overrides[instance["id"]] = instance
+        cal.log.append((seq, instance["id"]))
+        for ch in self.live_channels(cal.cal_id):
+            self._queue(ch, "exists")
+        return instance
+
+    def _expand_one(self, cal: _Calendar, series_id: str, iid: str) -> dict[str, Any] | None:
+        series = cal.events.get(series_id)
+        if series is None:
+            return None
+        horizon = self.clock() + timedelta(days=3650)
+        return next((i for i in self._instances(cal, series, horizon) if i["id"] == iid), None)
+
+    def _instances(self, cal: _Calendar, series: dict[str, Any], until: datetime) -> list[dict[str, Any]]:
+        """Every instance of ``series`` starting before ``until``, exceptions applied; all of them
+        cancelled when the series is."""
+        out = []
+        for original in _starts(series, until):
+            inst = _instance(series, original)
+            if series.get("status") == "cancelled":
+                tomb = {k: inst[k] for k in ("id", "recurringEventId", "originalStartTime")}
+                out.append({"kind": "calendar#event", **tomb, "status": "cancelled", "etag": series["etag"]})
+                continue
+            override = cal.overrides.get(inst["id"])
+            out.append(override if override is not None else {**inst, "etag": series["etag"]})
+        return out
+
+    def _expanded(self, cal: _Calendar, items: list[dict[str, Any]], until: datetime) -> list[dict[str, Any]]:
+        """§ Recurring events, ``singleEvents=true``: a series is replaced by its instances."""
+        out: list[dict[str, Any]] = []
+        for item in items:
+            if item.get("recurrence") or item.get(_PRIVATE):
+                out.extend(self._instances(cal, item, until))
+            else:
+                out.append(item)
+        return out
 
     def expire_sync_tokens(self, cal_id: str) -> None:
         """Every sync token handed out so far for ``cal_id`` answers 410 from now on."""
@@ -218,15 +420,36 @@ class FakeGoogle:
             assert cal is not None
             cal.oldest_token = self._last_seq + 1
 
-    def throttle(self, n: int, status: int = 429, reason: str = "rateLimitExceeded") -> None:
+    def throttle(
+        self, n: int, status: int = 429, reason: str = "rateLimitExceeded", retry_after: str | None = None
+    ) -> None:
+        """§ Errors: the next ``n`` API requests answer ``status``/``reason`` (domain
+        ``usageLimits`` for the quota reasons, ``global`` otherwise), with ``Retry-After`` if given."""
         with self._lock:
-            self._throttles.extend([(status, reason)] * n)
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            self._throttles.extend([(status, reason, headers)] * n)
+
+    def fail_token(self, n: int, status: int = 503, error: str | None = "temporarily_unavailable") -> None:
+        """§ OAuth token endpoint: the next ``n`` token requests fail with ``status`` and the OAuth
+        ``error`` (None: an HTML error page, as a proxy's 502 is)."""
+        with self._lock:
+            body: Any = (
+                {"error": error} if error else "<html><title>Error 502 (Server Error)!!1</title></html>"
+            )
+            self._token_failures.extend([(status, body)] * n)
 
     def revoke(self, email: str) -> None:
         with self._lock:
             for grant in self._grants.values():
                 if grant.email == email:
                     grant.revoked = True
+            for token in [t for t, e in self._access.items() if e == email]:
+                del self._access[token]
+
+    def expire_access_tokens(self, email: str) -> None:
+        """Every access token of ``email`` has expired: the API answers 401 ``authError`` (§ Errors)
+        and the client must refresh at the token endpoint."""
+        with self._lock:
             for token in [t for t, e in self._access.items() if e == email]:
                 del self._access[token]
 
@@ -238,7 +461,13 @@ class FakeGoogle:
             return refresh
 
     def live_channels(self, cal_id: str | None = None) -> list[_Channel]:
-        return [c for c in self.channels.values() if not c.stopped and (cal_id is None or c.cal_id == cal_id)]
+        """Channels that still send: not stopped and not expired (§ Push notifications)."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        return [
+            c
+            for c in self.channels.values()
+            if not c.stopped and c.expiration > now_ms and (cal_id is None or c.cal_id == cal_id)
+        ]
 
     # ---- OAuth --------------------------------------------------------------------------------
     def authorize(self, authorization_url: str, email: str) -> tuple[str, str]:
@@ -253,6 +482,10 @@ class FakeGoogle:
         return code, query["state"]
 
     def _token(self, form: dict[str, str]) -> tuple[int, Any]:
+        if form.get("grant_type") == "refresh_token":
+            self.token_requests += 1
+        if self._token_failures:
+            return self._token_failures.pop(0)
         if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
             return 401, {"error": "invalid_client"}
         grant_type = form.get("grant_type")
@@ -287,7 +520,9 @@ class FakeGoogle:
         return 200, body
 
     # ---- the API ------------------------------------------------------------------------------
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
         parts = urlsplit(raw_path)
         path = parts.path
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -301,8 +536,8 @@ class FakeGoogle:
             if email is None:
                 return 401, _error(401, "authError", "Invalid Credentials")
             if self._throttles:
-                status, reason = self._throttles.pop(0)
-                return status, _error(status, reason, "Rate Limit Exceeded")
+                status, reason, extra = self._throttles.pop(0)
+                return status, _error(status, reason, "Rate Limit Exceeded"), extra
             body = json.loads(raw) if raw else {}
             segs = [unquote(s) for s in path.removeprefix("/calendar/v3/").split("/")]
             if segs == ["users", "me", "calendarList"]:
@@ -331,7 +566,16 @@ class FakeGoogle:
                 if rest == ["watch"] and method == "POST":
                     return 200, self._watch(cal, body)
                 if len(rest) == 1:
-                    event = cal.events.get(rest[0])
+                    event = cal.events.get(rest[0]) or cal.overrides.get(rest[0])
+                    if event is None and "_" in rest[0]:
+                        event = self._expand_one(cal, rest[0].rsplit("_", 1)[0], rest[0])
+                    if event is not None and rest[0] not in cal.events and method == "PATCH":
+                        if_match = lower.get("if-match")
+                        if if_match and if_match != event["etag"]:
+                            return 412, _error(412, "conditionNotMet", "Precondition Failed")
+                        return 200, self._touch_instance(cal, {**event, **body})
+                    if event is not None:
+                        event = _public(event)
                     if event is None or event.get("status") == "cancelled":
                         return 404, _error(404, "notFound", "Not Found")
                     if method == "GET":
@@ -366,9 +610,10 @@ class FakeGoogle:
             items, next_sync = snap
             offset = int(page_token.split(":")[1])
         else:
+            refused = _refused_list(query)
+            if refused:
+                return 400, _error(400, *refused)
             if "syncToken" in query:
-                if any(k in query for k in ("timeMin", "timeMax")):
-                    return 400, _error(400, "invalid", "syncToken with timeMin/timeMax")
                 token = query["syncToken"]
                 if not token.startswith(f"st:{cal.cal_id}:"):
                     return 410, _error(410, "fullSyncRequired", "Sync token is no longer valid")
@@ -376,13 +621,23 @@ class FakeGoogle:
                 if since < cal.oldest_token:
                     return 410, _error(410, "fullSyncRequired", "Sync token is no longer valid")
                 ids = list(dict.fromkeys(eid for seq, eid in cal.log if seq > since))
-                items = [cal.events[i] for i in ids]
+                until = self.clock() + self.recurrence_window
+                items = []
+                for i in ids:
+                    if i in cal.events:
+                        items.extend(self._expanded(cal, [cal.events[i]], until))
+                    elif i in cal.overrides:
+                        items.append(cal.overrides[i])
+                # an instance listed twice (its series and its own exception changed): once
+                items = list({item["id"]: item for item in items}.values())
             else:
                 low = datetime.fromisoformat(query["timeMin"]) if "timeMin" in query else None
                 high = datetime.fromisoformat(query["timeMax"]) if "timeMax" in query else None
+                until = high or self.clock() + self.recurrence_window
+                live = [e for e in cal.events.values() if e.get("status") != "cancelled"]
                 items = [
                     e
-                    for e in cal.events.values()
+                    for e in self._expanded(cal, live, until)
                     if e.get("status") != "cancelled"
                     and (low is None or _parse_time(e["end"]) > low)
                     and (high is None or _parse_time(e["start"]) < high)
@@ -390,7 +645,7 @@ class FakeGoogle:
             assert query.get("singleEvents") == "true", "calsync lists single events"
             snap_id = secrets.token_hex(6)
             next_sync = f"st:{cal.cal_id}:{self._last_seq}"
-            self._snapshots[snap_id] = ([dict(i) for i in items], next_sync)
+            self._snapshots[snap_id] = ([_public(i) for i in items], next_sync)
             page_token, offset = snap_id, 0
         size = min(int(query.get("maxResults", self.page_size)), self.page_size)
         page = items[offset : offset + size]
@@ -402,7 +657,7 @@ class FakeGoogle:
         return 200, body
 
     def _watch(self, cal: _Calendar, body: dict[str, Any]) -> dict[str, Any]:
-        expiration = int(body.get("expiration") or (datetime.now(UTC).timestamp() + 7 * 86400) * 1000)
+        expiration = int(body.get("expiration") or (self.clock().timestamp() + 7 * 86400) * 1000)
         ch = _Channel(
             channel_id=body["id"],
             resource_id="res-" + secrets.token_hex(6),
@@ -450,13 +705,35 @@ def _post(address: str, headers: dict[str, str]) -> int:
 
 
 def _error(code: int, reason: str, message: str) -> dict[str, Any]:
+    """§ Errors: Google's error body; quota reasons come from the ``usageLimits`` domain."""
+    domain = "usageLimits" if reason in QUOTA_REASONS else "global"
     return {
         "error": {
             "code": code,
             "message": message,
-            "errors": [{"domain": "usageLimits" if code in (403, 429) else "global", "reason": reason}],
+            "errors": [{"domain": domain, "reason": reason, "message": message}],
         }
     }
+
+
+def _refused_list(query: dict[str, str]) -> tuple[str, str] | None:
+    """§ events.list: the parameter combinations Google answers 400 to (reason, message)."""
+    if "syncToken" in query and (
+        any(k in query for k in SYNC_TOKEN_EXCLUSIVE) or query.get("showDeleted") == "false"
+    ):
+        return (
+            "syncTokenWithRequestRestrictions",
+            "Sync token cannot be used with other request restrictions.",
+        )
+    if query.get("orderBy") == "startTime" and query.get("singleEvents") != "true":
+        return "invalid", "The requested ordering is not available for the particular query."
+    if (
+        "timeMin" in query
+        and "timeMax" in query
+        and datetime.fromisoformat(query["timeMax"]) <= datetime.fromisoformat(query["timeMin"])
+    ):
+        return "timeRangeEmpty", "The specified time range is empty."
+    return None
 
 
 @contextmanager

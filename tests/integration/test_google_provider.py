@@ -1,0 +1,143 @@
+"""Google as documented (issue 11; docs/providers/google.md): what calsync does with each throttling
+or transient answer of the Calendar API and of Google's OAuth token endpoint, push channels over
+weeks, recurring series, and the access token kept between jobs. The world (fake Google with the
+REAL google-api-python-client and google-auth, moto SQS/DynamoDB/KMS, the Lambda handlers) is the
+one of ``test_google``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+import httplib2
+import pytest
+from googleapiclient.errors import HttpError
+
+from calsync.store.accounts import AccountRepository
+from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
+from calsync_google import client
+from tests.integration.test_google import NOW, World, connected, ev, world  # noqa: F401
+
+
+def account_status(w: World) -> str:
+    [account] = AccountRepository(w.table).list_accounts(w.user)
+    return account.status
+
+
+@pytest.fixture
+def no_auth_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """google-auth retries a retryable token answer 3 times with real sleeps: no sleeping here."""
+    monkeypatch.setattr("google.auth._exponential_backoff.time", SimpleNamespace(sleep=lambda _s: None))
+
+
+# ---- point 4: every documented throttling / transient answer is retried, never dropped ------------
+THROTTLING = [
+    (403, "rateLimitExceeded"),
+    (403, "userRateLimitExceeded"),
+    (403, "dailyLimitExceeded"),
+    (403, "quotaExceeded"),
+    (429, "rateLimitExceeded"),
+    (500, "backendError"),
+    (502, "badGateway"),
+    (503, "backendError"),
+    (504, "backendError"),
+]
+
+
+@pytest.mark.parametrize(("status", "reason"), THROTTLING)
+def test_throttling_answers_keep_the_job(world: World, status: int, reason: str) -> None:  # noqa: F811
+    connected(world)
+    world.fake.throttle(10, status, reason)  # more than the client's own in-call retries
+    world.fake.put_event(world.email, ev("t1", "Later", NOW + timedelta(hours=5)))
+    world.drain()
+    assert world.queued() == 1  # failed with a delay, still queued: nothing lost
+    assert account_status(world) == "active"
+
+
+def _http_error(status: int, reason: str, retry_after: str | None = None) -> HttpError:
+    headers = {"status": str(status), **({"retry-after": retry_after} if retry_after else {})}
+    body = json.dumps({"error": {"code": status, "errors": [{"domain": "usageLimits", "reason": reason}]}})
+    return HttpError(httplib2.Response(headers), body.encode())
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retry_after", "low", "high"),
+    [
+        (429, "rateLimitExceeded", "120", 120, 150),  # Retry-After honoured (plus jitter)
+        (403, "userRateLimitExceeded", None, 60, 90),
+        (403, "dailyLimitExceeded", None, 3600, 3630),  # the daily quota: not back within minutes
+        (403, "quotaExceeded", None, 60, 90),
+        (503, "backendError", "30", 30, 30),  # a 5xx with Retry-After: when Google says
+        (429, "rateLimitExceeded", "Sun, 29 Nov 2099 00:00:00 GMT", 12 * 3600, 12 * 3600 + 30),
+    ],
+)
+def test_retry_after_is_honoured(
+    status: int, reason: str, retry_after: str | None, low: int, high: int
+) -> None:
+    err = client.map_http_error(_http_error(status, reason, retry_after))
+    assert isinstance(err, SourceThrottled)
+    assert err.retry_after is not None and low <= err.retry_after <= high
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_5xx_without_retry_after_backs_off(status: int) -> None:
+    assert isinstance(client.map_http_error(_http_error(status, "backendError")), SourceUnavailable)
+
+
+def test_forbidden_is_not_throttling() -> None:  # 403 requiredAccessLevel is permanent
+    err = client.map_http_error(_http_error(403, "requiredAccessLevel"))
+    assert not isinstance(err, SourceThrottled | SourceUnavailable)
+
+
+# ---- point 3: a sign-in outage is not a revoked grant ---------------------------------------------
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (503, "temporarily_unavailable"),  # google-auth: retryable
+        (500, "server_error"),  # google-auth: retryable
+        (502, None),  # an HTML 502 page: google-auth says not retryable, still Google's trouble
+        (400, "temporarily_unavailable"),  # RFC 6749 4.1.2.1 code on a 4xx: retryable
+        (401, "invalid_client"),  # our OAuth client, not the person's grant
+    ],
+)
+def test_token_endpoint_outage_is_retried_not_reauth(
+    world: World,  # noqa: F811
+    no_auth_backoff: None,
+    status: int,
+    error: str | None,
+) -> None:
+    connected(world)
+    world.fake.expire_access_tokens(world.email)  # the next request must refresh
+    world.fake.fail_token(10, status, error)
+    world.fake.put_event(world.email, ev("o1", "During the outage", NOW + timedelta(hours=5)))
+    world.drain()
+    assert account_status(world) == "active"
+    assert world.queued() == 1  # retried later
+    # the outage ends: the same job syncs
+    world.fake._token_failures.clear()
+    world.sqs.purge_queue(QueueUrl=world.queue_url)
+    world.fake.put_event(world.email, ev("o2", "After", NOW + timedelta(hours=6)))
+    world.drain()
+    assert {t for t, _ in world.listed()} >= {"During the outage", "After"}
+
+
+def test_revoked_grant_sets_reauth_required(world: World, no_auth_backoff: None) -> None:  # noqa: F811
+    connected(world)
+    world.fake.revoke(world.email)  # consent withdrawn: invalid_grant
+    world.fake.put_event(world.email, ev("r1", "Never", NOW + timedelta(hours=5)))
+    world.drain()
+    assert account_status(world) == "reauth_required"
+    assert world.queued() == 0
+
+
+def test_refresh_error_mapping() -> None:
+    from google.auth.exceptions import RefreshError
+
+    revoked = RefreshError("invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"})
+    assert isinstance(client.map_refresh_error(revoked), SourceAuthError)
+    outage = RefreshError("temporarily_unavailable: ", {"error": "temporarily_unavailable"}, retryable=True)
+    assert isinstance(client.map_refresh_error(outage), SourceUnavailable)
+    html = RefreshError("<html>Error 502</html>", retryable=False)
+    assert isinstance(client.map_refresh_error(html), SourceUnavailable)
