@@ -18,7 +18,9 @@ from googleapiclient.errors import HttpError
 from calsync.store.accounts import AccountRepository
 from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync_google import client
+from functions.google_renew import app as renew_app
 from tests.integration.test_google import NOW, World, connected, ev, world  # noqa: F401
+from tests.support.apigw import LambdaContext
 
 
 def account_status(w: World) -> str:
@@ -141,3 +143,37 @@ def test_refresh_error_mapping() -> None:
     assert isinstance(client.map_refresh_error(outage), SourceUnavailable)
     html = RefreshError("<html>Error 502</html>", retryable=False)
     assert isinstance(client.map_refresh_error(html), SourceUnavailable)
+
+
+# ---- point 5: at most one live push channel per calendar, over weeks ---------------------------------
+def test_one_live_channel_and_one_push_per_change_over_five_weeks(world: World) -> None:  # noqa: F811
+    """The schedule (renewal + reconcile) runs every 12 hours for five simulated weeks, a sync runs
+    after each, and each day one event changes: the calendar always has exactly one live channel at
+    Google, and each change is pushed exactly once."""
+    connected(world)
+    cal = world.email
+    ctx = LambdaContext(function_name="google-renew")
+    pushes: list[int] = []
+    live_seen: set[int] = set()
+    opened = set()
+    for day in range(35):
+        for hour in (0, 12):
+            t = NOW + timedelta(days=day, hours=hour, minutes=1)
+            world.fake.clock = lambda t=t: t
+            renew_app.clock = lambda t=t: t
+            renew_app.lambda_handler({}, ctx)
+            world.fake.deliver()  # a new channel's `sync` message
+            world.drain(t)
+            world.fake.deliver()
+            live = world.fake.live_channels(cal)
+            live_seen.add(len(live))
+            opened.update(c.channel_id for c in live)
+        before = len(world.webhook_answers)
+        world.fake.put_event(cal, ev(f"d{day}", f"Day {day}", t + timedelta(hours=2)), deliver=False)
+        world.fake.deliver()
+        pushes.append(len(world.webhook_answers) - before)
+        world.drain(t)
+    assert live_seen == {1}, live_seen
+    assert set(pushes) == {1}, pushes
+    assert 5 <= len(opened) <= 12  # renewed about every 3 days, not once per sync
+    assert len([c for c in world.fake.channels.values() if not c.stopped]) <= 2  # the rest stopped or expired

@@ -197,24 +197,31 @@ class GoogleSyncWorker:
     def _ensure_channel(
         self, service: Any, caller: Caller, account: Account, listing: CalendarListing, now: datetime
     ) -> None:
-        if channels.needs_channel(self.channels.of_calendar(listing.calendar_id), now):
-            channels.watch(
-                service,
-                caller,
-                self.channels,
-                google_calendar_id=listing.href,
-                calendar_id=listing.calendar_id,
-                user_id=account.user_id,
-                account_id=account.account_id,
-                address=self.webhook_url,
-                now=now,
+        """S1: the calendar has one live channel that lives past the renewal margin — opened when
+        missing, and then every other channel of the calendar is stopped (at most one live)."""
+        current = self.channels.of_calendar(listing.calendar_id)
+        if channels.needs_channel(current, now):
+            current.append(
+                channels.watch(
+                    service,
+                    caller,
+                    self.channels,
+                    google_calendar_id=listing.href,
+                    calendar_id=listing.calendar_id,
+                    user_id=account.user_id,
+                    account_id=account.account_id,
+                    address=self.webhook_url,
+                    now=now,
+                )
             )
+        if len(current) > 1:
+            channels.keep_one(service, caller, self.channels, current)
 
     # ---- renewal (S4) --------------------------------------------------------------------------
     def renew(self, now: datetime) -> dict[str, int]:
-        """Channels expiring within ``RENEW_BEFORE``: a new channel first, the old one kept
-        ``retiring`` for ``OVERLAP`` and then stopped at Google. Index entries of channels whose
-        calendar is gone are dropped."""
+        """Channels expiring within ``RENEW_BEFORE``: a new channel first (unless the calendar
+        already has a newer one that lives on), then the old one stopped at Google. Index entries
+        of channels whose calendar is gone are dropped."""
         counts = {"renewed": 0, "stopped": 0, "dropped": 0, "failed": 0}
         horizon = now + channels.RENEW_BEFORE
         for channel_id, expiry in list(self.channels.expiring(horizon)):
@@ -232,19 +239,23 @@ class GoogleSyncWorker:
                     continue
                 service, caller = self.service_of(account), self.caller()
                 if channel.state == "active":
-                    channels.watch(
-                        service,
-                        caller,
-                        self.channels,
-                        google_calendar_id=listing.href,
-                        calendar_id=channel.calendar_id,
-                        user_id=channel.user_id,
-                        account_id=channel.account_id,
-                        address=self.webhook_url,
-                        now=now,
-                    )
-                    self.channels.set_state(channel, "retiring", now + channels.OVERLAP)
-                    counts["renewed"] += 1
+                    current = self.channels.of_calendar(channel.calendar_id)
+                    if channels.needs_channel(current, now):
+                        current.append(
+                            channels.watch(
+                                service,
+                                caller,
+                                self.channels,
+                                google_calendar_id=listing.href,
+                                calendar_id=channel.calendar_id,
+                                user_id=channel.user_id,
+                                account_id=channel.account_id,
+                                address=self.webhook_url,
+                                now=now,
+                            )
+                        )
+                        counts["renewed"] += 1
+                    counts["stopped"] += channels.keep_one(service, caller, self.channels, current)
                 elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
                     channels.stop(service, caller, self.channels, channel)
                     counts["stopped"] += 1
