@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import httplib2
 import pytest
+from google.auth import _helpers
 from googleapiclient.errors import HttpError
 
 from calsync.store.accounts import AccountRepository
@@ -20,6 +21,7 @@ from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavaila
 from calsync_google import client
 from functions.google_renew import app as renew_app
 from tests.integration.test_google import NOW, World, connected, ev, world  # noqa: F401
+from tests.support import apigw
 from tests.support.apigw import LambdaContext
 
 
@@ -177,3 +179,33 @@ def test_one_live_channel_and_one_push_per_change_over_five_weeks(world: World) 
     assert set(pushes) == {1}, pushes
     assert 5 <= len(opened) <= 12  # renewed about every 3 days, not once per sync
     assert len([c for c in world.fake.channels.values() if not c.stopped]) <= 2  # the rest stopped or expired
+
+
+# ---- point 10: one token refresh per access-token lifetime, not one per job ------------------------
+def test_access_token_is_kept_sealed_until_it_nearly_expires(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connected(world)  # the first sync refreshed once and kept the access token
+    refreshed = world.fake.token_requests
+    for i in range(5):
+        world.fake.put_event(world.email, ev(f"k{i}", f"Kept {i}", NOW + timedelta(hours=1 + i)))
+        world.drain()
+    assert world.fake.token_requests == refreshed  # five jobs, no refresh
+    assert len(world.listed()) == 5
+    # kept sealed: no access or refresh token in the clear anywhere in the table (X3)
+    dump = json.dumps(apigw.snapshot(world.table), default=str)
+    assert "at-" not in dump and "rt-" not in dump
+    # google-auth's clock reaches the token's last minutes (3599 s lifetime, refreshed 3m45s early)
+    later = _helpers.utcnow() + timedelta(seconds=3599 - 200)
+    monkeypatch.setattr(_helpers, "utcnow", lambda: later)
+    for i in range(3):
+        world.fake.put_event(world.email, ev(f"n{i}", f"New {i}", NOW + timedelta(hours=7 + i)))
+        world.drain()
+    assert world.fake.token_requests == refreshed + 1  # one refresh for the next lifetime
+    # an access token Google refuses early (401) is refreshed once and the sync goes on
+    world.fake.expire_access_tokens(world.email)
+    world.fake.put_event(world.email, ev("x", "After 401", NOW + timedelta(hours=12)))
+    world.drain()
+    assert world.fake.token_requests == refreshed + 2
+    assert account_status(world) == "active" and len(world.listed()) == 9

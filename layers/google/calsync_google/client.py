@@ -78,15 +78,32 @@ class ClientSecret:
         return f"ClientSecret(client_id={self.client_id!r}, client_secret=***)"
 
 
-def credentials(refresh_token: str, client: ClientSecret, endpoints: GoogleEndpoints) -> Credentials:
+def credentials(
+    refresh_token: str,
+    client: ClientSecret,
+    endpoints: GoogleEndpoints,
+    *,
+    access_token: str | None = None,
+    expiry: datetime | None = None,
+) -> Credentials:
+    """google-auth credentials; with a kept ``access_token`` and its ``expiry`` google-auth uses it
+    until shortly before it expires (``REFRESH_THRESHOLD``) and refreshes only then (or on a 401)."""
     return Credentials(  # type: ignore[no-untyped-call]
-        token=None,
+        token=access_token,
+        expiry=expiry.astimezone(UTC).replace(tzinfo=None) if expiry and access_token else None,
         refresh_token=refresh_token,
         token_uri=endpoints.token_uri,
         client_id=client.client_id,
         client_secret=client.client_secret,
         scopes=list(SCOPES),
     )
+
+
+def credentials_of(service: Any) -> Credentials | None:
+    """The google-auth credentials a calendar service was built with (after its requests: the
+    refreshed access token)."""
+    creds = getattr(getattr(service, "_http", None), "credentials", None)
+    return creds if isinstance(creds, Credentials) else None
 
 
 def calendar_service(creds: Credentials, endpoints: GoogleEndpoints) -> Any:
