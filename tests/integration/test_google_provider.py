@@ -8,8 +8,9 @@ one of ``test_google``.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import httplib2
 import pytest
@@ -17,12 +18,13 @@ from google.auth import _helpers
 from googleapiclient.errors import HttpError
 
 from calsync.store.accounts import AccountRepository
+from calsync.sync.engine import default_horizon
 from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync_google import client
 from functions.google_renew import app as renew_app
-from tests.integration.test_google import NOW, World, connected, ev, world  # noqa: F401
+from tests.integration.test_google import NOW, WRITES, World, connected, ev, world  # noqa: F401
 from tests.support import apigw
-from tests.support.apigw import LambdaContext
+from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
 
 
 def account_status(w: World) -> str:
@@ -209,3 +211,81 @@ def test_access_token_is_kept_sealed_until_it_nearly_expires(
     world.drain()
     assert world.fake.token_requests == refreshed + 2
     assert account_status(world) == "active" and len(world.listed()) == 9
+
+
+# ---- point 6: recurring series as Google lists them with singleEvents=true -------------------------
+SERIES_START = datetime(2026, 11, 17, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))  # daily, no end
+
+
+def _daily(title: str) -> dict[str, object]:
+    return {
+        "id": "series1",
+        "summary": title,
+        "start": {"dateTime": SERIES_START.isoformat(), "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": (SERIES_START + timedelta(minutes=30)).isoformat(), "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=DAILY"],
+        "hangoutLink": "https://meet.google.com/series1",
+    }
+
+
+def _index_rows(w: World) -> list[dict[str, object]]:
+    return [i for i in apigw.snapshot(w.table) if str(i["sk"]).startswith("RES#")]
+
+
+def test_recurring_series_edits_moves_cancellations_and_deletion_stay_in_the_horizon(
+    world: World,  # noqa: F811
+) -> None:
+    horizon = default_horizon(NOW)
+    inside = [
+        d
+        for d in (SERIES_START + timedelta(days=i) for i in range(400))
+        if horizon.start <= d.astimezone(UTC) < horizon.end
+    ]
+    world.fake.put_event(world.email, _daily("Standup"), deliver=False)
+    connected(world)  # full listing, bounded by timeMin/timeMax: only the horizon's instances
+    assert len(_index_rows(world)) == len(inside) == 62
+    assert [t for t, _ in world.listed()] == ["Standup"] * 3  # the 3-day window of the API
+    # the series is edited: the incremental listing names every instance for ~6 months (and the
+    # ones before today) — only those inside the horizon are stored, no row for the others
+    world.fake.requests.clear()
+    world.fake.put_event(world.email, _daily("Daily"))
+    with dynamodb_calls(world.table) as calls:
+        world.drain()
+    listed_pages = len([r for r in world.fake.requests if r.endswith("/events")])
+    assert listed_pages > 80  # 186 instances in pages of 2
+    rows = _index_rows(world)
+    assert len(rows) == len(inside)
+    writes = sum(calls.count(op) for op in WRITES)
+    assert writes <= 2 * len(inside) + 10, calls.calls  # per stored instance: its occurrence + its row
+    assert [t for t, _ in world.listed()] == ["Daily"] * 3
+    # one instance moved (it keeps its meeting id: the instance id comes from originalStartTime)
+    claims = apigw.claims(world.user, ["hq"])
+    tomorrow = SERIES_START + timedelta(days=4)  # 2026-11-21
+    with api_on(world.table, NOW) as api:
+        before = {m["start"]: m["id"] for m in api.get("/v1/me/meetings", claims=claims).json()["meetings"]}
+    moved = tomorrow + timedelta(hours=3)
+    world.fake.put_instance(
+        world.email,
+        "series1",
+        tomorrow,
+        {
+            "start": {"dateTime": moved.isoformat(), "timeZone": "Europe/Berlin"},
+            "end": {"dateTime": (moved + timedelta(minutes=30)).isoformat(), "timeZone": "Europe/Berlin"},
+        },
+    )
+    world.drain()
+    with api_on(world.table, NOW) as api:
+        after = {m["start"]: m["id"] for m in api.get("/v1/me/meetings", claims=claims).json()["meetings"]}
+    assert after["2026-11-21T11:00:00Z"] == before["2026-11-21T08:00:00Z"]
+    assert "2026-11-21T08:00:00Z" not in after
+    # one instance cancelled: listed cancelled with its recurringEventId and originalStartTime
+    world.fake.cancel_instance(world.email, "series1", SERIES_START + timedelta(days=5))
+    world.drain()
+    assert [s for _, s in world.listed()] == ["2026-11-20T08:00:00Z", "2026-11-21T11:00:00Z"]
+    assert len(_index_rows(world)) == len(inside) - 1
+    # the series is deleted: its instances come as cancelled instances; nothing is left
+    world.fake.delete_event(world.email, "series1")
+    world.drain()
+    assert world.listed() == []
+    assert _index_rows(world) == []
+    assert not [i for i in apigw.snapshot(world.table) if str(i["sk"]).startswith("OCC#")]
