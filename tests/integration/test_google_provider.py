@@ -289,3 +289,63 @@ def test_recurring_series_edits_moves_cancellations_and_deletion_stay_in_the_hor
     assert world.listed() == []
     assert _index_rows(world) == []
     assert not [i for i in apigw.snapshot(world.table) if str(i["sk"]).startswith("OCC#")]
+
+
+# ---- further divergences: what the fake now refuses as Google does --------------------------------
+def test_a_calendar_google_refuses_to_watch_is_synced_and_polled(world: World) -> None:  # noqa: F811
+    """events.watch answers 400 pushNotSupportedForRequestedResource for Google-generated calendars
+    (holidays, birthdays): the sync itself succeeded, so the job is synced (not failed) and the
+    schedule polls the calendar."""
+    world.fake.calendars[world.email][world.email].push = False
+    world.fake.put_event(world.email, ev("h1", "Holiday", NOW + timedelta(hours=1)), deliver=False)
+    got = world.connect()
+    assert got.status == 201, got.body
+    world.drain()
+    assert world.fake.live_channels() == []
+    assert world.listed() == [("Holiday", "2026-11-20T09:00:00Z")]
+    assert account_status(world) == "active"  # the first sync finished: not stuck in "syncing"
+    assert world.queued() == 0
+
+
+def test_events_list_refuses_what_google_refuses(world: World) -> None:  # noqa: F811
+    """The fake answers 400 where Google does (a fake that accepts more would hide calsync bugs)."""
+    connected(world)
+    token = next(iter(world.fake._snapshots.values()))[1]
+    base = f"/calendar/v3/calendars/{world.email}/events?singleEvents=true"
+    access = world.fake.grant(world.email)
+    _status, body = world.fake._token(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": access,
+            "client_id": world.fake.client_id,
+            "client_secret": world.fake.client_secret,
+        }
+    )
+    auth = {"Authorization": f"Bearer {body['access_token']}"}
+    for extra in (
+        "&timeMin=2026-11-19T00:00:00Z",
+        "&timeMax=2027-01-20T00:00:00Z",
+        "&orderBy=updated",
+        "&q=standup",
+        "&updatedMin=2026-11-19T00:00:00Z",
+        "&iCalUID=x@example.com",
+        "&showDeleted=false",
+    ):
+        answer = world.fake.handle("GET", f"{base}&syncToken={token}{extra}", auth, b"")
+        assert answer[0] == 400, extra
+        assert answer[1]["error"]["errors"][0]["reason"] == "syncTokenWithRequestRestrictions"
+    assert world.fake.handle("GET", f"{base}&syncToken={token}", auth, b"")[0] == 200
+    empty = f"{base}&timeMin=2026-11-20T00:00:00Z&timeMax=2026-11-20T00:00:00Z"
+    assert world.fake.handle("GET", empty, auth, b"")[0] == 400
+    assert world.fake.handle("GET", base.replace("true", "false") + "&orderBy=startTime", auth, b"")[0] == 400
+
+
+def test_calendar_list_pages_and_every_calendar_is_found(world: World) -> None:  # noqa: F811
+    world.fake.add_calendar(world.email, "third@group.calendar.google.com", "Third", "writer")
+    got = world.connect()  # three calendars: two pages of calendarList at page size 2
+    assert got.status == 201, got.body
+    listed = [r for r in world.fake.requests if r.endswith("/calendarList")]
+    assert len(listed) == 2
+    [account] = AccountRepository(world.table).list_accounts(world.user)
+    hrefs = {c.href for c in AccountRepository(world.table).list_calendars_of_account(account.account_id)}
+    assert "third@group.calendar.google.com" in hrefs and len(hrefs) == 3

@@ -47,6 +47,7 @@ import base64
 import hashlib
 import itertools
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -71,6 +72,8 @@ class _Calendar:
     access_role: str
     time_zone: str = "UTC"
     primary: bool = False
+    # § Push notifications: Google-generated calendars (holidays, birthdays…) refuse events.watch
+    push: bool = True
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     # exceptions of series: instance id -> the instance as changed (moved, edited or cancelled)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -116,6 +119,10 @@ SYNC_TOKEN_EXCLUSIVE = (
     "updatedMin",
 )
 QUOTA_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "quotaExceeded")
+ACCESS_TOKEN_SECONDS = 3599  # § OAuth token endpoint: an access token lives about an hour
+CALENDAR_LIST_PAGE = 100  # § calendarList.list: maxResults defaults to 100 (at most 250)
+EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")  # § events.insert: base32hex, 5 to 1024 characters
+CHANNEL_ID = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")  # § Push notifications: at most 64 characters
 MAX_INSTANCES = 1000  # a bound on one series' expansion (the fake's own safety net)
 _PRIVATE = "_recurrence"  # a deleted series keeps its rule here, to list its instances cancelled
 
@@ -188,8 +195,12 @@ class FakeGoogle:
         deliver: Deliver | None = None,
         clock: Callable[[], datetime] | None = None,
         recurrence_window: timedelta = timedelta(days=183),
+        allow_http_address: bool = False,
     ) -> None:
         self.page_size = page_size
+        # § Push notifications: Google requires an HTTPS address; the local stack has no TLS, so
+        # its end-to-end test (only) allows http://127.0.0.1
+        self.allow_http_address = allow_http_address
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         # § Recurring events: how far ahead an incremental listing names a changed series' instances
         # (googleapis/google-api-ruby-client#860: about six months)
@@ -209,6 +220,7 @@ class FakeGoogle:
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (email, challenge, redirect)
         self._grants: dict[str, _Grant] = {}  # refresh token -> grant
         self._access: dict[str, str] = {}  # access token -> email
+        self._access_expiry: dict[str, datetime] = {}  # access token -> when it expires (fake clock)
         self._snapshots: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -285,11 +297,24 @@ class FakeGoogle:
 
     # ---- what tests do to the "account" -------------------------------------------------------
     def add_calendar(
-        self, email: str, cal_id: str, summary: str = "", access_role: str = "owner", primary: bool = False
+        self,
+        email: str,
+        cal_id: str,
+        summary: str = "",
+        access_role: str = "owner",
+        *,
+        primary: bool = False,
+        push: bool | None = None,
     ) -> None:
+        """``push=False`` (default for ``…#holiday@group.v.calendar.google.com`` ids): events.watch
+        answers 400 ``pushNotSupportedForRequestedResource``."""
         with self._lock:
             self.calendars.setdefault(email, {})[cal_id] = _Calendar(
-                cal_id, summary or cal_id, access_role, primary=primary
+                cal_id,
+                summary or cal_id,
+                access_role,
+                primary=primary,
+                push=push if push is not None else "#holiday@" not in cal_id,
             )
 
     def _cal(self, cal_id: str) -> _Calendar | None:
@@ -302,7 +327,7 @@ class FakeGoogle:
         seq = next(self._seq)
         self._last_seq = seq
         event["etag"] = f'"{seq}"'
-        event["updated"] = datetime.now(UTC).isoformat()
+        event["updated"] = self.clock().isoformat()
         cal.events[event["id"]] = event
         cal.log.append((seq, event["id"]))
         for ch in self.live_channels(cal.cal_id):  # § Push notifications: expired/stopped send nothing
@@ -509,9 +534,10 @@ class FakeGoogle:
             return 400, {"error": "unsupported_grant_type"}
         access = "at-" + secrets.token_urlsafe(16)
         self._access[access] = email
+        self._access_expiry[access] = self.clock() + timedelta(seconds=ACCESS_TOKEN_SECONDS)
         body: dict[str, Any] = {
             "access_token": access,
-            "expires_in": 3599,
+            "expires_in": ACCESS_TOKEN_SECONDS,
             "token_type": "Bearer",
             "scope": "https://www.googleapis.com/auth/calendar",
         }
@@ -532,8 +558,10 @@ class FakeGoogle:
                 return self._token(form)
             self.requests.append(f"{method} {path}")
             lower = {k.lower(): v for k, v in headers.items()}
-            email = self._access.get(lower.get("authorization", "").removeprefix("Bearer "))
-            if email is None:
+            bearer = lower.get("authorization", "").removeprefix("Bearer ")
+            email = self._access.get(bearer)
+            expires = self._access_expiry.get(bearer)
+            if email is None or (expires is not None and expires <= self.clock()):  # § Errors: 401
                 return 401, _error(401, "authError", "Invalid Credentials")
             if self._throttles:
                 status, reason, extra = self._throttles.pop(0)
@@ -541,7 +569,7 @@ class FakeGoogle:
             body = json.loads(raw) if raw else {}
             segs = [unquote(s) for s in path.removeprefix("/calendar/v3/").split("/")]
             if segs == ["users", "me", "calendarList"]:
-                return 200, self._calendar_list(email)
+                return 200, self._calendar_list(email, query)
             if segs == ["channels", "stop"] and method == "POST":
                 ch = self.channels.get(body.get("id", ""))
                 if ch is None or ch.resource_id != body.get("resourceId"):
@@ -558,12 +586,17 @@ class FakeGoogle:
                 if not rest and method == "POST":
                     if cal.access_role not in ("owner", "writer"):
                         return 403, _error(403, "requiredAccessLevel", "You need writer access")
+                    if "id" in body and not EVENT_ID.match(str(body["id"])):
+                        return 400, _error(400, "invalid", "Invalid resource id value.")
                     if body.get("id") in cal.events:
                         return 409, _error(409, "duplicate", "The requested identifier already exists.")
                     event = {**body, "id": body.get("id") or secrets.token_hex(10)}
                     event.setdefault("organizer", {"email": cal.cal_id, "self": True})
                     return 200, self._touch(cal, {"kind": "calendar#event", "status": "confirmed", **event})
                 if rest == ["watch"] and method == "POST":
+                    refused = self._refused_watch(cal, body)
+                    if refused:
+                        return 400, _error(400, *refused)
                     return 200, self._watch(cal, body)
                 if len(rest) == 1:
                     event = cal.events.get(rest[0]) or cal.overrides.get(rest[0])
@@ -587,7 +620,9 @@ class FakeGoogle:
                         return 200, self._touch(cal, {**event, **body})
             return 404, _error(404, "notFound", f"no such path {path}")
 
-    def _calendar_list(self, email: str) -> dict[str, Any]:
+    def _calendar_list(self, email: str, query: dict[str, str]) -> dict[str, Any]:
+        """§ calendarList.list: pages of ``maxResults`` (default 100, at most 250; never more than
+        the fake's ``page_size`` so that tests see the paging)."""
         items = [
             {
                 "kind": "calendar#calendarListEntry",
@@ -599,7 +634,14 @@ class FakeGoogle:
             }
             for c in self.calendars.get(email, {}).values()
         ]
-        return {"kind": "calendar#calendarList", "items": items}
+        size = min(int(query.get("maxResults", CALENDAR_LIST_PAGE)), 250, self.page_size)
+        offset = int(query.get("pageToken", "0") or 0)
+        body: dict[str, Any] = {"kind": "calendar#calendarList", "items": items[offset : offset + size]}
+        if offset + size < len(items):
+            body["nextPageToken"] = str(offset + size)
+        else:
+            body["nextSyncToken"] = f"cl:{self._last_seq}"
+        return body
 
     def _list(self, cal: _Calendar, query: dict[str, str]) -> tuple[int, Any]:
         page_token = query.get("pageToken")
@@ -655,6 +697,26 @@ class FakeGoogle:
         else:
             body["nextSyncToken"] = next_sync
         return 200, body
+
+    def _refused_watch(self, cal: _Calendar, body: dict[str, Any]) -> tuple[str, str] | None:
+        """§ Push notifications: what events.watch answers 400 to."""
+        address = str(body.get("address") or "")
+        if not cal.push:
+            return (
+                "pushNotSupportedForRequestedResource",
+                "Push notifications are not supported by this resource.",
+            )
+        if body.get("type") not in ("web_hook", "webhook"):
+            return "invalid", "Invalid channel type."
+        if not CHANNEL_ID.match(str(body.get("id") or "")):
+            return "invalid", "Invalid channel id."
+        if len(str(body.get("token") or "")) > 256:
+            return "invalid", "Channel token too long."
+        if not (
+            address.startswith("https://") or (self.allow_http_address and address.startswith("http://"))
+        ):
+            return "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: " + address
+        return None
 
     def _watch(self, cal: _Calendar, body: dict[str, Any]) -> dict[str, Any]:
         expiration = int(body.get("expiration") or (self.clock().timestamp() + 7 * 86400) * 1000)

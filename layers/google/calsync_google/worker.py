@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from calsync.crypto import CredentialBox, SealedSecretError
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
-from calsync.observability import logger
+from calsync.observability import logger, metrics
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.channels import ChannelStore
 from calsync.store.items import Calendar
@@ -256,7 +258,17 @@ class GoogleSyncWorker:
                 calendar, source, now=now, full=job.full or job.reason in ("reconcile", "resync")
             )
             if self.webhook_url and outcome.status != "busy":
-                self._ensure_channel(service, caller, account, listing, now)
+                try:
+                    self._ensure_channel(service, caller, account, listing, now)
+                except (SourceProtocolError, CalendarGone) as exc:
+                    # the calendar is synced; Google refuses it a channel (400
+                    # pushNotSupportedForRequestedResource: holidays, birthdays…): the schedule
+                    # polls it instead. Throttling and outages still retry the job (they raise).
+                    logger.warning(
+                        "no push channel for the calendar: it is polled by the schedule",
+                        extra={**extra, "error": str(exc)},
+                    )
+                    metrics.add_metric(name="GooglePushRefused", unit=MetricUnit.Count, value=1)
         except SourceAuthError as exc:
             logger.warning("grant refused: account needs reconnecting", extra={**extra, "error": str(exc)})
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
