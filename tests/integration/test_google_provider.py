@@ -188,8 +188,9 @@ def test_access_token_is_kept_sealed_until_it_nearly_expires(
     world: World,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    connected(world)  # the first sync refreshed once and kept the access token
+    connected(world)  # the exchange's access token served the calendar list and the first sync
     refreshed = world.fake.token_requests
+    assert refreshed == 0
     for i in range(5):
         world.fake.put_event(world.email, ev(f"k{i}", f"Kept {i}", NOW + timedelta(hours=1 + i)))
         world.drain()
