@@ -155,6 +155,7 @@ def test_one_live_channel_and_one_push_per_change_over_five_weeks(world: World) 
     after each, and each day one event changes: the calendar always has exactly one live channel at
     Google, and each change is pushed exactly once."""
     connected(world)
+    world.fake.page_size = 250  # the 12-hourly reconciles list everything: not in pages of 2 here
     cal = world.email
     ctx = LambdaContext(function_name="google-renew")
     pushes: list[int] = []
