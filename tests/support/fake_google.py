@@ -2,43 +2,47 @@
 
 The REAL ``google-api-python-client`` talks to it through
 ``client_options={"api_endpoint": fake.api_endpoint}`` and google-auth refreshes its tokens at
-``fake.token_uri``. What it does as Google does:
+``fake.token_uri``.
 
-- ``GET  /calendar/v3/users/me/calendarList``: the account's calendars with their ``accessRole``.
-- ``GET  /calendar/v3/calendars/{cal}/events``: a full listing (``timeMin``/``timeMax``, cancelled
-  items left out) or an incremental one (``syncToken``: every item changed since, cancelled ones
-  included), in pages of ``page_size`` (``nextPageToken``), ``nextSyncToken`` on the last page only.
-  A sync token older than :meth:`expire_sync_tokens` allows: 410 ``fullSyncRequired``.
-- ``POST /calendar/v3/calendars/{cal}/events`` (insert), ``GET``/``PATCH …/events/{id}`` (patch
-  honours ``If-Match``: 412 when the etag moved).
-- ``POST …/events/watch`` and ``POST /calendar/v3/channels/stop``: push channels. A new channel is
-  sent a ``sync`` message first (message number 1); every change of the calendar then sends
-  ``exists`` to every live channel, with Google's headers (``X-Goog-Channel-ID``,
-  ``X-Goog-Channel-Token``, ``X-Goog-Resource-ID``, ``X-Goog-Resource-State``,
-  ``X-Goog-Message-Number``…) and an empty body. Messages wait in an outbox until :meth:`deliver`.
-- ``throttle(n, status, reason)``: the next ``n`` API requests get 429 / 403 ``rateLimitExceeded``.
-- ``POST /token``: ``authorization_code`` (PKCE S256 checked against the authorization request)
-  and ``refresh_token`` grants; a revoked grant answers 400 ``invalid_grant``.
-- Every API request needs ``Authorization: Bearer <an access token it issued>`` (else 401).
+Every behaviour cites the fact it models in docs/providers/google.md ("§ <section>"); where the fake
+and that document disagree, the fake is wrong.
 
-``requests`` logs "METHOD path" of every API call (for the bench and call-count assertions).
-
-Every behaviour cites the fact it models in docs/providers/google.md ("§ <section>"). Where the fake
-and that document disagree, the fake is wrong. Further facts modelled:
-
+- § calendarList.list — ``GET /calendar/v3/users/me/calendarList``: the account's calendars with
+  their ``accessRole``, in pages (``nextPageToken``).
+- § events.list — ``GET /calendar/v3/calendars/{cal}/events``: a full listing (``timeMin``/
+  ``timeMax``, cancelled items left out) or an incremental one (``syncToken``: every item changed
+  since, cancelled ones included), in pages of ``page_size`` (``nextPageToken``),
+  ``nextSyncToken`` on the last page only. A sync token older than :meth:`expire_sync_tokens`
+  allows: 410 ``fullSyncRequired`` (§ Errors). ``syncToken`` with ``timeMin``/``timeMax``/
+  ``orderBy``/``q``/``iCalUID``/``updatedMin``/extended properties, or with
+  ``showDeleted=false``, answers 400; so does ``orderBy=startTime`` without
+  ``singleEvents=true``, and an empty time range.
 - § Recurring events: an event with ``recurrence`` is a series; ``singleEvents=true`` listings
   expand it into instances (id ``<seriesId>_<start in UTC basic format>``, ``recurringEventId``,
   ``originalStartTime``); :meth:`put_instance` / :meth:`cancel_instance` make exceptions (a moved
   or cancelled instance). An incremental listing after a series is edited or deleted names every
   instance of it up to :attr:`recurrence_window` ahead (deleted: as cancelled instances).
-- § events.list: ``syncToken`` with ``timeMin``/``timeMax``/``orderBy``/``q``/``iCalUID``/
-  ``updatedMin``/extended properties, or with ``showDeleted=false``, answers 400; so does
-  ``orderBy=startTime`` without ``singleEvents=true``, and an empty time range.
-- § Push notifications: a channel expires at its ``expiration`` (:attr:`clock`): after that it
-  sends nothing and is not live.
-- § Errors: :meth:`throttle` answers any documented throttling error (403 usageLimits reasons, 429,
-  5xx ``backendError``), with a ``Retry-After`` when asked; :meth:`fail_token` makes the token
-  endpoint fail (5xx, ``temporarily_unavailable``, an HTML 502 page).
+- § calendarList.list and events.insert — ``POST …/events`` (insert: base32hex ids, 409 for a
+  used one), ``GET``/``PATCH …/events/{id}`` (also of an instance; patch honours ``If-Match``:
+  412 when the etag moved, § Errors).
+- § Push notifications — ``POST …/events/watch`` and ``POST /calendar/v3/channels/stop``. A new
+  channel is sent a ``sync`` message first (message number 1); every change of the calendar then
+  sends ``exists`` to every live channel, with Google's headers (``X-Goog-Channel-ID``,
+  ``X-Goog-Channel-Token``, ``X-Goog-Resource-ID``, ``X-Goog-Resource-State``,
+  ``X-Goog-Message-Number``…) and an empty body. Messages wait in an outbox until :meth:`deliver`.
+  A channel expires at its ``expiration`` (on :attr:`clock`): after that it sends nothing and is
+  not live. watch answers 400 for a calendar without push (holidays), a non-HTTPS address, a bad
+  channel id/type or a too long token.
+- § Errors — :meth:`throttle` answers any documented throttling error (403 ``usageLimits``
+  reasons, 429, 5xx ``backendError``), with a ``Retry-After`` when asked.
+- § OAuth token endpoint — ``POST /token``: ``authorization_code`` (PKCE S256 checked against the
+  authorization request) and ``refresh_token`` grants; a revoked grant answers 400
+  ``invalid_grant``; :meth:`fail_token` makes it fail (5xx, ``temporarily_unavailable``, an HTML
+  502 page). Access tokens live 3599 s on the fake's clock; every API request needs
+  ``Authorization: Bearer <a live access token it issued>`` (else 401 ``authError``).
+
+``requests`` logs "METHOD path" of every API call (for the bench and call-count assertions);
+``token_requests`` counts refresh grants.
 """
 
 from __future__ import annotations
