@@ -21,6 +21,7 @@ from calsync.store.accounts import AccountRepository
 from calsync.sync.engine import default_horizon
 from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync_google import client
+from functions.google_accounts import app as accounts_app
 from functions.google_renew import app as renew_app
 from tests.integration.test_google import NOW, WRITES, World, connected, ev, world  # noqa: F401
 from tests.support import apigw
@@ -351,3 +352,26 @@ def test_calendar_list_pages_and_every_calendar_is_found(world: World) -> None: 
     [account] = AccountRepository(world.table).list_accounts(world.user)
     hrefs = {c.href for c in AccountRepository(world.table).list_calendars_of_account(account.account_id)}
     assert "third@group.calendar.google.com" in hrefs and len(hrefs) == 3
+
+
+def test_calendar_scope_not_granted_or_withdrawn(world: World) -> None:  # noqa: F811
+    """Granular consent: the person may leave the calendar permission unchecked (connect refuses,
+    nothing is stored) or take it back later (403 insufficientPermissions: reauth_required)."""
+    claims = apigw.claims(world.user, ["hq"])
+    api = apigw.Api(accounts_app)
+    got = api.call(
+        "POST",
+        "/v1/me/accounts/google/authorize",
+        body={"locationId": "hq", "redirectUri": "https://app.calsync.test/oauth"},
+        claims=claims,
+    )
+    code, state = world.fake.authorize(got.json()["authorizationUrl"], world.email, grant="")
+    got = api.get("/v1/oauth/google/callback", query={"code": code, "state": state}, claims=claims)
+    assert got.status == 400 and "calendar access" in got.body
+    assert AccountRepository(world.table).list_accounts(world.user) == []
+    connected(world)
+    world.fake.withdraw_calendar_scope(world.email)
+    world.fake.put_event(world.email, ev("s1", "Hidden", NOW + timedelta(hours=5)))
+    world.drain()
+    assert account_status(world) == "reauth_required"
+    assert world.queued() == 0

@@ -102,6 +102,7 @@ class _Grant:
     email: str
     refresh_token: str
     revoked: bool = False
+    scope: str = "https://www.googleapis.com/auth/calendar"
 
 
 def _parse_time(value: dict[str, Any]) -> datetime:
@@ -123,6 +124,7 @@ SYNC_TOKEN_EXCLUSIVE = (
     "updatedMin",
 )
 QUOTA_REASONS = ("rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "quotaExceeded")
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 ACCESS_TOKEN_SECONDS = 3599  # § OAuth token endpoint: an access token lives about an hour
 CALENDAR_LIST_PAGE = 100  # § calendarList.list: maxResults defaults to 100 (at most 250)
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")  # § events.insert: base32hex, 5 to 1024 characters
@@ -225,6 +227,8 @@ class FakeGoogle:
         self._grants: dict[str, _Grant] = {}  # refresh token -> grant
         self._access: dict[str, str] = {}  # access token -> email
         self._access_expiry: dict[str, datetime] = {}  # access token -> when it expires (fake clock)
+        self._access_scope: dict[str, str] = {}  # access token -> the scopes granted
+        self._code_scopes: dict[str, str] = {}
         self._snapshots: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -475,6 +479,16 @@ class FakeGoogle:
             for token in [t for t, e in self._access.items() if e == email]:
                 del self._access[token]
 
+    def withdraw_calendar_scope(self, email: str) -> None:
+        """The person takes the calendar permission back (granular consent) but not the whole
+        grant: refreshed tokens carry no calendar scope, the API answers 403."""
+        with self._lock:
+            for grant in self._grants.values():
+                if grant.email == email:
+                    grant.scope = ""
+            for token in [t for t, e in self._access.items() if e == email]:
+                self._access_scope[token] = ""
+
     def expire_access_tokens(self, email: str) -> None:
         """Every access token of ``email`` has expired: the API answers 401 ``authError`` (§ Errors)
         and the client must refresh at the token endpoint."""
@@ -499,8 +513,10 @@ class FakeGoogle:
         ]
 
     # ---- OAuth --------------------------------------------------------------------------------
-    def authorize(self, authorization_url: str, email: str) -> tuple[str, str]:
-        """The person signs in as ``email`` and consents: (code, state) sent to the redirect URI."""
+    def authorize(self, authorization_url: str, email: str, *, grant: str | None = None) -> tuple[str, str]:
+        """The person signs in as ``email`` and consents: (code, state) sent to the redirect URI.
+        ``grant``: the scopes the person leaves checked (§ OAuth token endpoint: with granular
+        consent a person may grant fewer scopes than asked); default: all asked for."""
         query = {k: v[0] for k, v in parse_qs(urlsplit(authorization_url).query).items()}
         assert query["client_id"] == self.client_id
         assert query["response_type"] == "code"
@@ -508,6 +524,7 @@ class FakeGoogle:
         assert query["access_type"] == "offline"
         code = "code-" + secrets.token_urlsafe(12)
         self._codes[code] = (email, query["code_challenge"], query["redirect_uri"])
+        self._code_scopes[code] = query.get("scope", "") if grant is None else grant
         return code, query["state"]
 
     def _token(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -523,27 +540,29 @@ class FakeGoogle:
             if found is None:
                 return 400, {"error": "invalid_grant", "error_description": "Bad code"}
             email, challenge, redirect = found
+            scope = self._code_scopes.pop(form.get("code", ""), "")
             verifier = form.get("code_verifier", "")
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
             if digest.decode() != challenge or form.get("redirect_uri") != redirect:
                 return 400, {"error": "invalid_grant", "error_description": "PKCE or redirect mismatch"}
             refresh = "rt-" + secrets.token_urlsafe(16)
-            self._grants[refresh] = _Grant(email, refresh)
+            self._grants[refresh] = _Grant(email, refresh, scope=scope)
         elif grant_type == "refresh_token":
             grant = self._grants.get(form.get("refresh_token", ""))
             if grant is None or grant.revoked:
                 return 400, {"error": "invalid_grant", "error_description": "Token has been revoked."}
-            email, refresh = grant.email, ""
+            email, refresh, scope = grant.email, "", grant.scope
         else:
             return 400, {"error": "unsupported_grant_type"}
         access = "at-" + secrets.token_urlsafe(16)
         self._access[access] = email
         self._access_expiry[access] = self.clock() + timedelta(seconds=ACCESS_TOKEN_SECONDS)
+        self._access_scope[access] = scope
         body: dict[str, Any] = {
             "access_token": access,
             "expires_in": ACCESS_TOKEN_SECONDS,
             "token_type": "Bearer",
-            "scope": "https://www.googleapis.com/auth/calendar",
+            "scope": scope,
         }
         if refresh:
             body["refresh_token"] = refresh
@@ -567,6 +586,11 @@ class FakeGoogle:
             expires = self._access_expiry.get(bearer)
             if email is None or (expires is not None and expires <= self.clock()):  # § Errors: 401
                 return 401, _error(401, "authError", "Invalid Credentials")
+            if CALENDAR_SCOPE not in self._access_scope.get(bearer, CALENDAR_SCOPE).split():
+                # § OAuth token endpoint: a token without the calendar scope
+                return 403, _error(
+                    403, "insufficientPermissions", "Request had insufficient authentication scopes."
+                )
             if self._throttles:
                 status, reason, extra = self._throttles.pop(0)
                 return status, _error(status, reason, "Rate Limit Exceeded"), extra

@@ -170,6 +170,9 @@ def map_http_error(exc: HttpError) -> Exception:
         return PreconditionFailed(reason)
     if status == 401:
         return SourceAuthError("Google refused the access token (401)")
+    if status == 403 and reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
+        # the calendar permission was taken back (granular consent): only the person can grant it
+        return SourceAuthError(f"Google refused the calendar scope (403 {reason})")
     retry_after = _retry_after(exc.resp.get("retry-after"))
     if status == 429 or (status == 403 and reason in QUOTA_REASONS):
         default = DAILY_LIMIT_RETRY_AFTER if reason == "dailyLimitExceeded" else THROTTLE_RETRY_AFTER

@@ -144,6 +144,10 @@ class OAuthFlow:
             raise InvalidInput(f"Google refused the authorization ({error}): start the connection again")
         if not data.get("refresh_token"):
             raise InvalidInput("Google granted no offline access: start the connection again")
+        granted = data.get("scope")
+        if isinstance(granted, str) and not set(SCOPES) <= set(granted.split()):
+            # granular consent: the person may uncheck the calendar permission
+            raise InvalidInput("Google granted no calendar access: allow it and start the connection again")
         try:
             expires_in = max(0, int(data.get("expires_in") or 0))
         except (TypeError, ValueError):
