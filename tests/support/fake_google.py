@@ -747,7 +747,10 @@ class FakeGoogle:
         return None
 
     def _watch(self, cal: _Calendar, body: dict[str, Any]) -> dict[str, Any]:
-        expiration = int(body.get("expiration") or (self.clock().timestamp() + 7 * 86400) * 1000)
+        # § Push notifications: the requested ``expiration`` (ms), else ``params.ttl`` seconds, else
+        # the default TTL of 604800 s (7 days)
+        ttl = int((body.get("params") or {}).get("ttl") or 604800)
+        expiration = int(body.get("expiration") or (self.clock().timestamp() + ttl) * 1000)
         ch = _Channel(
             channel_id=body["id"],
             resource_id="res-" + secrets.token_hex(6),
