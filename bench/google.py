@@ -58,7 +58,7 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
         answers.append(status)
         return status
 
-    with fake_google(page_size=50, deliver=deliver) as fake:
+    with fake_google(page_size=50, deliver=deliver, clock=lambda: now) as fake:
         user, email = f"u{uuid.uuid4().hex[:8]}", "bench@example.com"
         fake.add_calendar(email, email, "Work", "owner", primary=True)
         kms = boto3.client("kms", region_name=REGION)

@@ -48,12 +48,14 @@ class RecordingGoogle(FakeGoogle):
         super().__init__(**kwargs)
         self.answers: list[tuple[str, int]] = []
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        status, body = super().handle(method, raw_path, headers, raw)
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, Any] | tuple[int, Any, dict[str, str]]:
+        answer = super().handle(method, raw_path, headers, raw)
         if not raw_path.startswith("/token"):
             with self._lock:
-                self.answers.append((f"{method} {raw_path}", status))
-        return status, body
+                self.answers.append((f"{method} {raw_path}", answer[0]))
+        return answer
 
     def lists(self) -> list[tuple[str, int]]:
         return self.lists_since(0)
@@ -129,7 +131,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    fake = RecordingGoogle(page_size=2)  # delivers notifications by POSTing to the channel's address
+    # delivers notifications by POSTing to the channel's address; the local stack has no TLS, so
+    # this fake (only) accepts an http:// webhook address, which Google refuses
+    fake = RecordingGoogle(page_size=2, allow_http_address=True)
     fake.start()
     fake.add_calendar(EMAIL, CAL, "Work", "owner", primary=True)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -213,7 +217,7 @@ def test_push_queue_sync_meetings(world: World) -> None:  # rules S1, U7
 
 
 def test_forged_notification_changes_nothing(world: World) -> None:  # rules X2, S1
-    world.stack.idle()
+    world.stack.idle()  # the previous test's later jobs have run; no schedule runs by itself
     (channel,) = world.fake.live_channels(CAL)
     # a change at Google whose notification never arrives ...
     world.fake.put_event(CAL, _ev("ev5", "Secret plan", world.now + timedelta(hours=6)), deliver=False)
@@ -281,9 +285,7 @@ def test_channel_near_expiry_is_renewed_by_the_schedule(world: World) -> None:  
     assert world.fake.watches() == watches + 1
     new = [c for c in world.fake.live_channels(CAL) if c.channel_id != old.channel_id]
     assert len(new) == 1 and new[0].address == world.webhook
-    # ... and a run once the old one is past its time stops it (the overlap: no change falls between)
-    until("the old channel's time to pass", lambda: datetime.now(UTC) > soon, 30)
-    world.tick()
+    # ... and stops the old one in the same run (the new one exists first: no change falls between)
     assert world.fake.stops() == stops + 1
     assert world.fake.channels[old.channel_id].stopped
     assert [c.channel_id for c in world.fake.live_channels(CAL)] == [new[0].channel_id]

@@ -121,7 +121,7 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         answers.append(status)
         return status
 
-    with fake_google(page_size=2, deliver=deliver) as fake:
+    with fake_google(page_size=2, deliver=deliver, clock=lambda: NOW) as fake:
         user, email = f"u{uuid.uuid4().hex[:8]}", f"person{uuid.uuid4().hex[:4]}@example.com"
         fake.add_calendar(email, email, "Work", "owner", primary=True)
         fake.add_calendar(email, "team@group.calendar.google.com", "Team", "reader")
@@ -269,16 +269,12 @@ def test_channel_near_expiry_is_renewed(world: World) -> None:  # rule S4
     store = ChannelStore(world.table)
     renew_app.clock = lambda: NOW + timedelta(days=6)
     out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
-    assert out["renewed"] == 1
-    live = world.fake.live_channels()
-    assert len(live) == 2  # the overlap: both live
-    assert world.fake.deliver() == [200]  # the new channel's sync
-    renew_app.clock = lambda: NOW + timedelta(days=6, minutes=11)
-    out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
-    assert out["stopped"] == 1
+    assert out["renewed"] == 1 and out["stopped"] == 1
+    # the new channel exists before the old one is stopped: one live channel, never none
     [new] = world.fake.live_channels()
     assert new.channel_id != old.channel_id
-    assert store.get(old.channel_id) is None
+    assert world.fake.deliver() == [200]  # the new channel's sync
+    assert store.get(old.channel_id) is None and store.get(new.channel_id) is not None
     # Google keeps sending briefly after a stop: dropped with 200
     assert post_webhook({"X-Goog-Channel-ID": old.channel_id, "X-Goog-Channel-Token": old.token}) == 200
 

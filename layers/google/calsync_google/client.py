@@ -14,6 +14,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import google_auth_httplib2  # type: ignore[import-untyped]
@@ -32,9 +34,16 @@ from calsync.sync.source import (
 )
 
 SCOPES = ("https://www.googleapis.com/auth/calendar",)
-QUOTA_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
+# 403 reasons that mean "slow down / come back later", never "forbidden" (docs/providers/google.md,
+# "Errors"): the per-user and per-project rate limits, the daily project quota and the Calendar
+# usage limits. Every other 403 (requiredAccessLevel, forbiddenForNonOrganizer…) is permanent.
+QUOTA_REASONS = frozenset(
+    {"rateLimitExceeded", "userRateLimitExceeded", "dailyLimitExceeded", "quotaExceeded"}
+)
 RETRIES = 3  # in-call retries of 429/403-quota/5xx (exponential backoff with jitter, by the client)
 THROTTLE_RETRY_AFTER = 60  # then the job comes back after about a minute (S8)
+DAILY_LIMIT_RETRY_AFTER = 3600  # the daily quota does not come back within minutes
+MAX_RETRY_AFTER = 12 * 3600  # SQS's longest visibility timeout
 TIMEOUT = 20
 
 
@@ -69,15 +78,32 @@ class ClientSecret:
         return f"ClientSecret(client_id={self.client_id!r}, client_secret=***)"
 
 
-def credentials(refresh_token: str, client: ClientSecret, endpoints: GoogleEndpoints) -> Credentials:
+def credentials(
+    refresh_token: str,
+    client: ClientSecret,
+    endpoints: GoogleEndpoints,
+    *,
+    access_token: str | None = None,
+    expiry: datetime | None = None,
+) -> Credentials:
+    """google-auth credentials; with a kept ``access_token`` and its ``expiry`` google-auth uses it
+    until shortly before it expires (``REFRESH_THRESHOLD``) and refreshes only then (or on a 401)."""
     return Credentials(  # type: ignore[no-untyped-call]
-        token=None,
+        token=access_token,
+        expiry=expiry.astimezone(UTC).replace(tzinfo=None) if expiry and access_token else None,
         refresh_token=refresh_token,
         token_uri=endpoints.token_uri,
         client_id=client.client_id,
         client_secret=client.client_secret,
         scopes=list(SCOPES),
     )
+
+
+def credentials_of(service: Any) -> Credentials | None:
+    """The google-auth credentials a calendar service was built with (after its requests: the
+    refreshed access token)."""
+    creds = getattr(getattr(service, "_http", None), "credentials", None)
+    return creds if isinstance(creds, Credentials) else None
 
 
 def calendar_service(creds: Credentials, endpoints: GoogleEndpoints) -> Any:
@@ -114,7 +140,7 @@ class Caller:
         except HttpError as exc:
             raise map_http_error(exc) from exc
         except RefreshError as exc:
-            raise SourceAuthError(f"the grant was refused: {_refresh_reason(exc)}") from exc
+            raise map_refresh_error(exc) from exc
         except (TransportError, httplib2.HttpLib2Error, OSError, TimeoutError) as exc:
             raise SourceUnavailable(f"Google cannot be reached: {type(exc).__name__}") from exc
 
@@ -144,17 +170,56 @@ def map_http_error(exc: HttpError) -> Exception:
         return PreconditionFailed(reason)
     if status == 401:
         return SourceAuthError("Google refused the access token (401)")
+    if status == 403 and reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
+        # the calendar permission was taken back (granular consent): only the person can grant it
+        return SourceAuthError(f"Google refused the calendar scope (403 {reason})")
+    retry_after = _retry_after(exc.resp.get("retry-after"))
     if status == 429 or (status == 403 and reason in QUOTA_REASONS):
-        retry = exc.resp.get("retry-after")
-        delay = int(retry) if retry and str(retry).isdigit() else THROTTLE_RETRY_AFTER
+        default = DAILY_LIMIT_RETRY_AFTER if reason == "dailyLimitExceeded" else THROTTLE_RETRY_AFTER
+        delay = min(MAX_RETRY_AFTER, retry_after if retry_after is not None else default)
         return SourceThrottled(f"Google throttled us ({status} {reason})", delay + random.randint(0, 30))  # noqa: S311
     if status == 404:
         return CalendarGone(f"not found ({reason})")
     if status >= 500:
-        return SourceUnavailable(f"Google answered {status}")
+        if retry_after is not None:  # 503 with Retry-After: come back when Google says
+            return SourceThrottled(f"Google answered {status} {reason}", min(MAX_RETRY_AFTER, retry_after))
+        return SourceUnavailable(f"Google answered {status} {reason}".rstrip())
     return SourceProtocolError(f"Google answered {status} {reason}")
 
 
-def _refresh_reason(exc: RefreshError) -> str:
-    text = str(exc)
-    return "invalid_grant" if "invalid_grant" in text else "refused"
+def _retry_after(value: object) -> int | None:
+    """RFC 9110 Retry-After: delay-seconds or an HTTP-date; None when absent or unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0, int((when - datetime.now(UTC)).total_seconds()))
+
+
+def refresh_error_code(exc: RefreshError) -> str:
+    """The OAuth ``error`` of a refused token refresh ("" when the answer was not OAuth JSON, e.g.
+    an HTML 502 page)."""
+    for arg in exc.args[1:]:
+        if isinstance(arg, dict) and isinstance(arg.get("error"), str):
+            return str(arg["error"])
+    return "invalid_grant" if "invalid_grant" in str(exc.args[0] if exc.args else "") else ""
+
+
+def map_refresh_error(exc: RefreshError) -> Exception:
+    """Only a refused grant (``invalid_grant``: revoked, consent withdrawn, expired, password
+    change) needs the person (S7). Everything else — what google-auth marks ``retryable`` (5xx,
+    408, 429, ``temporarily_unavailable``/``server_error``/``internal_failure``) and any other
+    answer of the token endpoint (an HTML 502 page, ``invalid_client`` while the client secret is
+    rotated) — is Google's or our own trouble, never the person's: retried later (S8)."""
+    code = refresh_error_code(exc)
+    if code == "invalid_grant" and not getattr(exc, "retryable", False):
+        return SourceAuthError("the grant was refused: invalid_grant")
+    kind = "transient" if getattr(exc, "retryable", False) else "refused"
+    return SourceUnavailable(f"Google's token endpoint failed ({kind}: {code or 'no OAuth error'})")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -25,7 +25,7 @@ from calsync.store.items import AccessRole
 from calsync.sync.source import SourceError
 from calsync_google.client import Caller
 from calsync_google.oauth import OAuthFlow
-from calsync_google.worker import seal_refresh_token
+from calsync_google.worker import GoogleGrant, seal_grant
 
 ROLES: dict[str, AccessRole] = {
     "owner": "owner",
@@ -63,7 +63,7 @@ class GoogleConnect:
         accounts: AccountRepository,
         service: AccountsService,
         box: CredentialBox,
-        services: Callable[[str], Any],
+        services: Callable[[Any], Any],  # refresh token or GoogleGrant -> calendar service
         enqueue: Enqueue,
     ) -> None:
         self._flow = flow
@@ -84,12 +84,18 @@ class GoogleConnect:
         if not principal.is_member_of(pending.location_id):
             raise Forbidden("you can connect accounts only in the locations you are a member of")
         tokens = self._flow.exchange(code, pending)
-        calendars, email = self._calendars(tokens.refresh_token)
+        # the access token of the exchange is used and kept (sealed): no refresh until it nearly
+        # expires, neither for the calendar list nor for the first syncs
+        grant = GoogleGrant(
+            tokens.refresh_token,
+            tokens.access_token if tokens.expires_in else None,
+            # the token's own clock (google-auth compares it with the wall clock), not the request's
+            datetime.now(UTC) + timedelta(seconds=tokens.expires_in) if tokens.expires_in else None,
+        )
+        calendars, email = self._calendars(grant)
         user_id = principal.user_id
         account_id = account_id_for(user_id, Provider.GOOGLE, email)
-        sealed = seal_refresh_token(
-            self._box, tokens.refresh_token, {"userId": user_id, "accountId": account_id}
-        )
+        sealed = seal_grant(self._box, grant, {"userId": user_id, "accountId": account_id})
         account = self._accounts.connect(
             Account(
                 account_id=account_id,
@@ -115,8 +121,8 @@ class GoogleConnect:
             last_synced_at=account.last_synced_at,
         )
 
-    def _calendars(self, refresh_token: str) -> tuple[list[FoundCalendar], str]:
-        service, caller = self._services(refresh_token), Caller(retries=2)
+    def _calendars(self, grant: GoogleGrant) -> tuple[list[FoundCalendar], str]:
+        service, caller = self._services(grant), Caller(retries=2)
         found: list[FoundCalendar] = []
         email = ""
         page: str | None = None

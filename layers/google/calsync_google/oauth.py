@@ -44,6 +44,7 @@ class Pending:
 class Tokens:
     access_token: str
     refresh_token: str
+    expires_in: int = 0  # seconds the access token lives (Google: 3599)
 
     def __repr__(self) -> str:
         return "Tokens(***)"
@@ -143,4 +144,12 @@ class OAuthFlow:
             raise InvalidInput(f"Google refused the authorization ({error}): start the connection again")
         if not data.get("refresh_token"):
             raise InvalidInput("Google granted no offline access: start the connection again")
-        return Tokens(str(data["access_token"]), str(data["refresh_token"]))
+        granted = data.get("scope")
+        if isinstance(granted, str) and not set(SCOPES) <= set(granted.split()):
+            # granular consent: the person may uncheck the calendar permission
+            raise InvalidInput("Google granted no calendar access: allow it and start the connection again")
+        try:
+            expires_in = max(0, int(data.get("expires_in") or 0))
+        except (TypeError, ValueError):
+            expires_in = 0
+        return Tokens(str(data["access_token"]), str(data["refresh_token"]), expires_in)

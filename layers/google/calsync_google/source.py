@@ -12,8 +12,9 @@
   the series id and ``originalStartTime``, so a moved occurrence keeps its meeting id.
 - ``status: cancelled`` (a deleted event, or a cancelled occurrence of a live series): deleted.
 - Non-meeting event types (outOfOffice, focusTime, workingLocation, birthday, fromGmail… anything
-  but ``default``): the resource has no occurrences, so nothing is stored and any earlier copy is
-  removed — they are never listed as meetings, and no rule has to know of them.
+  but ``default``) and items outside the horizon (an incremental listing has no time bounds: after
+  a series is edited Google names every instance for months): reported deleted — nothing is
+  stored, no index row is written, and any earlier copy is removed.
 - ``may_have_changed``: always True without a request: a push notification (or the reconcile
   schedule) is the cheap check, and one ``events.list`` with the token costs the same as a check.
 """
@@ -177,7 +178,10 @@ class GoogleSource:
         except (ValueError, KeyError, TypeError) as exc:
             return ResourceChange(key, etag, errors=(f"unreadable event: {exc}",))
         if occ is None or not _inside(occ, horizon):
-            return ResourceChange(key, etag)  # nothing to store; an earlier copy goes
+            # nothing to store (outside the horizon, or not a meeting): reported deleted, so an
+            # earlier copy goes and no index row is written for it — an incremental listing after
+            # a series edit names months of instances, and only the horizon's are kept (S10)
+            return ResourceChange(key, deleted=True)
         return ResourceChange(key, etag, (occ,))
 
     def changes(self, cursor: str | None, known: Mapping[str, str], horizon: Horizon) -> Iterator[Page]:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.crypto import CredentialBox, SealedSecretError
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
-from calsync.observability import logger
+from calsync.observability import logger, metrics
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.channels import ChannelStore
+from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
@@ -33,12 +36,19 @@ from calsync.sync.source import (
     SourceUnavailable,
 )
 from calsync_google import channels
-from calsync_google.client import Caller, ClientSecret, GoogleEndpoints, calendar_service, credentials
+from calsync_google.client import (
+    Caller,
+    ClientSecret,
+    GoogleEndpoints,
+    calendar_service,
+    credentials,
+    credentials_of,
+)
 from calsync_google.source import GoogleContext, GoogleSource
 
 PROVIDER = Provider.GOOGLE.value
 Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
-ServiceFactory = Callable[[str], Any]  # refresh token -> calendar service
+ServiceFactory = Callable[[Any], Any]  # refresh token or GoogleGrant -> calendar service
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +58,58 @@ class JobResult:
     detail: str = ""
 
 
-def seal_refresh_token(box: CredentialBox, refresh_token: str, context: dict[str, str]) -> dict[str, str]:
-    return box.seal(json.dumps({"refresh_token": refresh_token}).encode(), context)
+@dataclass(frozen=True, slots=True)
+class GoogleGrant:
+    """What the account's sealed credentials hold: the refresh token and, once a job has refreshed
+    it, the access token with its expiry (X3: sealed together, never stored in the clear)."""
+
+    refresh_token: str
+    access_token: str | None = None
+    expiry: datetime | None = None
+
+    def __repr__(self) -> str:
+        return f"GoogleGrant(***, expiry={self.expiry})"
 
 
-def open_refresh_token(box: CredentialBox, sealed: dict[str, str], context: dict[str, str]) -> str:
+def seal_grant(box: CredentialBox, grant: GoogleGrant, context: dict[str, str]) -> dict[str, str]:
+    data: dict[str, str] = {"refresh_token": grant.refresh_token}
+    if grant.access_token and grant.expiry:
+        data["access_token"] = grant.access_token
+        data["expiry"] = grant.expiry.astimezone(UTC).isoformat()
+    return box.seal(json.dumps(data).encode(), context)
+
+
+def open_grant(box: CredentialBox, sealed: dict[str, str], context: dict[str, str]) -> GoogleGrant:
     try:
-        return str(json.loads(box.open(sealed, context))["refresh_token"])
-    except (ValueError, KeyError, TypeError) as exc:
+        data = json.loads(box.open(sealed, context))
+        expiry = data.get("expiry")
+        return GoogleGrant(
+            str(data["refresh_token"]),
+            data.get("access_token") or None,
+            datetime.fromisoformat(expiry) if expiry else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SealedSecretError("the stored credentials are damaged") from exc
 
 
+def seal_refresh_token(box: CredentialBox, refresh_token: str, context: dict[str, str]) -> dict[str, str]:
+    return seal_grant(box, GoogleGrant(refresh_token), context)
+
+
+def open_refresh_token(box: CredentialBox, sealed: dict[str, str], context: dict[str, str]) -> str:
+    return open_grant(box, sealed, context).refresh_token
+
+
 def service_factory(client: Callable[[], ClientSecret], endpoints: GoogleEndpoints) -> ServiceFactory:
-    def make(refresh_token: str) -> Any:
-        return calendar_service(credentials(refresh_token, client(), endpoints), endpoints)
+    """A calendar service of a refresh token, or of a whole ``GoogleGrant`` (its kept access token
+    is used until shortly before it expires)."""
+
+    def make(grant: str | GoogleGrant) -> Any:
+        g = grant if isinstance(grant, GoogleGrant) else GoogleGrant(grant)
+        creds = credentials(
+            g.refresh_token, client(), endpoints, access_token=g.access_token, expiry=g.expiry
+        )
+        return calendar_service(creds, endpoints)
 
     return make
 
@@ -122,9 +170,32 @@ class GoogleSyncWorker:
             None,
         )
 
-    def service_of(self, account: Account) -> Any:
+    def service_of(self, account: Account) -> tuple[Any, GoogleGrant]:
+        """The account's calendar service (its kept access token, when it has one) and the grant
+        it was built from (for ``keep_token``)."""
         context = {"userId": account.user_id, "accountId": account.account_id}
-        return self.services(open_refresh_token(self.box, account.credentials, context))
+        grant = open_grant(self.box, account.credentials, context)
+        return self.services(grant), grant
+
+    def keep_token(self, account: Account, grant: GoogleGrant, service: Any) -> None:
+        """After a job: when google-auth refreshed the access token, keep the new one (sealed with
+        the refresh token) so that the next jobs use it until it nearly expires — one refresh per
+        token lifetime, not one per job. Best effort: failing here costs one more refresh."""
+        creds = credentials_of(service)
+        if creds is None or not creds.token or creds.token == grant.access_token or creds.expiry is None:
+            return
+        new = GoogleGrant(
+            str(creds.refresh_token or grant.refresh_token),
+            str(creds.token),
+            creds.expiry.replace(tzinfo=UTC),
+        )
+        context = {"userId": account.user_id, "accountId": account.account_id}
+        try:
+            self.accounts.replace_credentials(
+                account.user_id, account.account_id, seal_grant(self.box, new, context)
+            )
+        except (SealedSecretError, StoreUnavailable) as exc:
+            logger.warning("the refreshed access token could not be kept", extra={"error": str(exc)})
 
     def _run(self, job: SyncJob, now: datetime) -> JobResult:
         calendar = self.repository.get_calendar(job.calendar_id)
@@ -150,10 +221,25 @@ class GoogleSyncWorker:
                 ),
             )
         try:
-            service = self.service_of(account)
+            service, grant = self.service_of(account)
         except SealedSecretError as exc:
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
             return JobResult("reauth_required", detail=exc.detail)
+        try:
+            return self._sync(job, now, calendar=calendar, account=account, listing=listing, service=service)
+        finally:
+            self.keep_token(account, grant, service)
+
+    def _sync(
+        self,
+        job: SyncJob,
+        now: datetime,
+        *,
+        calendar: Calendar,
+        account: Account,
+        listing: CalendarListing,
+        service: Any,
+    ) -> JobResult:
         caller = self.caller()
         source = GoogleSource(
             service,
@@ -172,7 +258,17 @@ class GoogleSyncWorker:
                 calendar, source, now=now, full=job.full or job.reason in ("reconcile", "resync")
             )
             if self.webhook_url and outcome.status != "busy":
-                self._ensure_channel(service, caller, account, listing, now)
+                try:
+                    self._ensure_channel(service, caller, account, listing, now)
+                except (SourceProtocolError, CalendarGone) as exc:
+                    # the calendar is synced; Google refuses it a channel (400
+                    # pushNotSupportedForRequestedResource: holidays, birthdays…): the schedule
+                    # polls it instead. Throttling and outages still retry the job (they raise).
+                    logger.warning(
+                        "no push channel for the calendar: it is polled by the schedule",
+                        extra={**extra, "error": str(exc)},
+                    )
+                    metrics.add_metric(name="GooglePushRefused", unit=MetricUnit.Count, value=1)
         except SourceAuthError as exc:
             logger.warning("grant refused: account needs reconnecting", extra={**extra, "error": str(exc)})
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
@@ -197,24 +293,31 @@ class GoogleSyncWorker:
     def _ensure_channel(
         self, service: Any, caller: Caller, account: Account, listing: CalendarListing, now: datetime
     ) -> None:
-        if channels.needs_channel(self.channels.of_calendar(listing.calendar_id), now):
-            channels.watch(
-                service,
-                caller,
-                self.channels,
-                google_calendar_id=listing.href,
-                calendar_id=listing.calendar_id,
-                user_id=account.user_id,
-                account_id=account.account_id,
-                address=self.webhook_url,
-                now=now,
+        """S1: the calendar has one live channel that lives past the renewal margin — opened when
+        missing, and then every other channel of the calendar is stopped (at most one live)."""
+        current = self.channels.of_calendar(listing.calendar_id)
+        if channels.needs_channel(current, now):
+            current.append(
+                channels.watch(
+                    service,
+                    caller,
+                    self.channels,
+                    google_calendar_id=listing.href,
+                    calendar_id=listing.calendar_id,
+                    user_id=account.user_id,
+                    account_id=account.account_id,
+                    address=self.webhook_url,
+                    now=now,
+                )
             )
+        if len(current) > 1:
+            channels.keep_one(service, caller, self.channels, current)
 
     # ---- renewal (S4) --------------------------------------------------------------------------
     def renew(self, now: datetime) -> dict[str, int]:
-        """Channels expiring within ``RENEW_BEFORE``: a new channel first, the old one kept
-        ``retiring`` for ``OVERLAP`` and then stopped at Google. Index entries of channels whose
-        calendar is gone are dropped."""
+        """Channels expiring within ``RENEW_BEFORE``: a new channel first (unless the calendar
+        already has a newer one that lives on), then the old one stopped at Google. Index entries
+        of channels whose calendar is gone are dropped."""
         counts = {"renewed": 0, "stopped": 0, "dropped": 0, "failed": 0}
         horizon = now + channels.RENEW_BEFORE
         for channel_id, expiry in list(self.channels.expiring(horizon)):
@@ -230,24 +333,31 @@ class GoogleSyncWorker:
                     self.channels.delete(channel)
                     counts["dropped"] += 1
                     continue
-                service, caller = self.service_of(account), self.caller()
-                if channel.state == "active":
-                    channels.watch(
-                        service,
-                        caller,
-                        self.channels,
-                        google_calendar_id=listing.href,
-                        calendar_id=channel.calendar_id,
-                        user_id=channel.user_id,
-                        account_id=channel.account_id,
-                        address=self.webhook_url,
-                        now=now,
-                    )
-                    self.channels.set_state(channel, "retiring", now + channels.OVERLAP)
-                    counts["renewed"] += 1
-                elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
-                    channels.stop(service, caller, self.channels, channel)
-                    counts["stopped"] += 1
+                (service, grant), caller = self.service_of(account), self.caller()
+                try:
+                    if channel.state == "active":
+                        current = self.channels.of_calendar(channel.calendar_id)
+                        if channels.needs_channel(current, now):
+                            current.append(
+                                channels.watch(
+                                    service,
+                                    caller,
+                                    self.channels,
+                                    google_calendar_id=listing.href,
+                                    calendar_id=channel.calendar_id,
+                                    user_id=channel.user_id,
+                                    account_id=channel.account_id,
+                                    address=self.webhook_url,
+                                    now=now,
+                                )
+                            )
+                            counts["renewed"] += 1
+                        counts["stopped"] += channels.keep_one(service, caller, self.channels, current)
+                    elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
+                        channels.stop(service, caller, self.channels, channel)
+                        counts["stopped"] += 1
+                finally:
+                    self.keep_token(account, grant, service)
             except (SourceError, SealedSecretError) as exc:
                 logger.warning("channel renewal failed", extra={"channel_id": channel_id, "error": str(exc)})
                 counts["failed"] += 1

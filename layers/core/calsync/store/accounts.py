@@ -264,6 +264,23 @@ class AccountRepository:
             return False
         return True
 
+    def replace_credentials(self, user_id: str, account_id: str, sealed: dict[str, str]) -> bool:
+        """New sealed credentials of a connected account (a provider's fresh access token kept
+        with the refresh token); ``False`` when the account is gone or a disconnect has already
+        forgotten its credentials — those are never brought back."""
+        try:
+            with _mapped_errors("update account"):
+                self._table.update_item(
+                    Key={"pk": keys.user_pk(user_id), "sk": keys.account_sk(account_id)},
+                    UpdateExpression="SET #c = :v",
+                    ConditionExpression="attribute_exists(#c)",
+                    ExpressionAttributeNames={"#c": "credentials"},
+                    ExpressionAttributeValues={":v": dict(sealed)},
+                )
+        except Conflict:
+            return False
+        return True
+
     def forget_credentials(self, user_id: str, account_id: str) -> None:
         """C9, first step of a disconnect: no sync can open the account's credentials any more."""
         with _mapped_errors("update account"):
