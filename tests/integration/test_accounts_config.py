@@ -82,6 +82,66 @@ def test_an_admin_sets_the_configuration_of_a_member(
     assert aws.jobs() == []  # nothing new to fill
 
 
+def _alice_items(table: Any) -> list[dict[str, Any]]:
+    return table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
+        ExpressionAttributeValues={":pk": keys.user_pk("alice"), ":ev": "EV#"},
+        ConsistentRead=True,
+    )["Items"]
+
+
+def test_a_calendar_added_again_is_fetched_again(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8 for a person: a calendar taken out of the configuration loses alice's copies but keeps its
+    # sync state while a room still uses it; put back, its events must come back. The store holds
+    # only the room's copies (R4: private titles never written), so every resource's etag is
+    # forgotten and a full sync is queued: the full pass fetches every resource again
+    from calsync.store.sync_state import ResourceEntry, SyncStateStore
+
+    _connect(accounts_api, radicale)
+    cals = _calendar_ids(accounts_api)
+    with_home = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
+    assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
+    repo, state = Repository(table), SyncStateStore(table)
+    repo.subscribe(cals["Home"], keys.room_pk("board"), "room")
+    home = repo.get_calendar(cals["Home"])
+    assert home is not None
+    start = NOW + timedelta(hours=1)
+    dentist = occurrence(home, "dentist", "Dentist", start, start + timedelta(hours=1))
+    repo.store_occurrences(home, [dentist])
+    state.put_resource(cals["Home"], ResourceEntry(key="dentist.ics", etag='"e1"', occ_ids=[dentist.id]))
+    assert accounts_api.put(CONFIG, body={**with_home, "conflictCalendarIds": []}, claims=ALICE).status == 200
+    assert _alice_items(table) == []
+    aws.jobs()
+
+    assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
+    assert [e.etag for e in state.list_resources(cals["Home"])] == [""]  # fetched again by the full pass
+    jobs = aws.jobs()
+    assert [(j["calendarId"], j["reason"], j["full"]) for j in jobs] == [(cals["Home"], "config", True)]
+
+
+def test_a_role_change_rewrites_the_persons_copies_at_once(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8 / C6: Home goes from conflict to primary; alice's copies say so at once (the rules read the
+    # role of each copy), without waiting for the events to change at the server
+    _connect(accounts_api, radicale)
+    cals = _calendar_ids(accounts_api)
+    body = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
+    assert accounts_api.put(CONFIG, body=body, claims=ALICE).status == 200
+    repo = Repository(table)
+    home = repo.get_calendar(cals["Home"])
+    assert home is not None
+    start = NOW + timedelta(hours=1)
+    repo.store_occurrences(home, [occurrence(home, "dentist", "Dentist", start, start + timedelta(hours=1))])
+    assert [i["role"] for i in _alice_items(table)] == ["conflict"]
+
+    swapped = {"primaryCalendarId": cals["Home"], "conflictCalendarIds": []}
+    assert accounts_api.put(CONFIG, body=swapped, claims=ALICE).status == 200
+    assert [(i["role"], i["title"]) for i in _alice_items(table)] == [("primary", "Dentist")]
+
+
 @pytest.mark.parametrize(
     ("who", "why"),
     [(BOB, "another member"), (OTHER_ADMIN, "an admin of another location")],

@@ -20,6 +20,7 @@ from calsync.api.account_schemas import (
     CalendarsOut,
 )
 from calsync.api.auth import Principal
+from calsync.api.calendar_sync import CalendarSync
 from calsync.crypto import CredentialBox, seal_login
 from calsync.domain.errors import Forbidden, InvalidInput, NotFound
 from calsync.domain.models import Provider
@@ -337,6 +338,8 @@ class AccountsService:
             want, have = desired.get(calendar_id), calendar.subscribers.get(owner)
             if want is not None and want != have:
                 self._repo.subscribe(calendar_id, owner, want)
+                # R8: what the store holds of it appears at once (a role change rewrites the copies)
+                CalendarSync(self._repo, {}).fill(calendar_id, owner, want, restamp=have is not None)
                 changed.append(calendar_id)
             elif want is None and have is not None:
                 self._repo.unsubscribe(calendar_id, owner)

@@ -27,10 +27,12 @@ from calsync.api.schemas import (
 from calsync.domain.errors import Conflict, Forbidden, NotFound, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
 from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room, window
+from calsync.store import keys
 from calsync.store.items import Profile, Room
 from calsync.store.presence import PresenceRepository
 
 if TYPE_CHECKING:
+    from calsync.api.calendar_sync import CalendarSync
     from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
@@ -137,9 +139,16 @@ def _room_out(room: Room) -> RoomOut:
 
 
 class ApiService:
-    def __init__(self, repository: Repository, photos: PhotoStore | None = None) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        photos: PhotoStore | None = None,
+        calendar_sync: CalendarSync | None = None,
+    ) -> None:
         self._repo = repository
         self._photos = photos  # P8: None where PHOTO_BUCKET is not set
+        # R8: rooms start and stop their calendar's sync (None: no sync queues, e.g. a read-only tool)
+        self._sync = calendar_sync
 
     # ---- the caller ----------------------------------------------------------------------------
     def _me(self, principal: Principal) -> Profile | None:
@@ -255,8 +264,17 @@ class ApiService:
                 calendar_id=body.calendar_id,
             )
         )
+        if self._sync is not None:
+            # R8: the room's events appear at once and its calendar syncs; on every PUT (idempotent),
+            # so that repeating a PUT whose sync could not be started starts it
+            if existing is not None and existing.calendar_id != room.calendar_id:
+                self._sync.unsubscribed(existing.calendar_id)
+            self._sync.subscribed(room.calendar_id, keys.room_pk(room_id), "room", "config")
         return _room_out(room), existing is None
 
     def delete_room(self, principal: Principal, location_id: str, room_id: str) -> None:
+        """R8: the room's copies go; its calendar stops syncing unless a person or room still uses it."""
         self._require_admin(principal, location_id)
-        self._repo.delete_room(location_id, room_id)
+        room = self._repo.delete_room(location_id, room_id)
+        if self._sync is not None:
+            self._sync.unsubscribed(room.calendar_id)
