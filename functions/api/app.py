@@ -144,11 +144,21 @@ def _sync_queues() -> Mapping[Provider, Enqueue]:
     return out
 
 
+RESERVE_MS = 3_000  # R8: a room's copy from the store stops this long before the function's timeout
+
+
+def _in_time() -> bool:
+    """Whether the request still has time for another page of a room's copy (the rest is then left
+    to the full sync that registering the room queues anyway)."""
+    context = getattr(app, "lambda_context", None)
+    return context is None or int(context.get_remaining_time_in_millis()) > RESERVE_MS
+
+
 def service() -> ApiService:
     from calsync.api.calendar_sync import CalendarSync  # noqa: PLC0415
 
     repository = _repository()
-    return ApiService(repository, _photos(), CalendarSync(repository, _sync_queues()))
+    return ApiService(repository, _photos(), CalendarSync(repository, _sync_queues(), in_time=_in_time))
 
 
 def caller() -> Principal:

@@ -311,3 +311,27 @@ def test_moving_a_room_to_another_calendar(table: Any, repo: Repository, api: Ap
     assert queues.calendars() == ["board@rooms", "board@rooms", "annex@rooms"]
     titles = [m["title"] for m in api.get("/v1/rooms/board/meetings", claims=ADMIN).json()["meetings"]]
     assert titles == ["Retro"]
+
+
+def test_a_room_whose_copy_runs_out_of_time_is_filled_by_the_full_sync(
+    table: Any, repo: Repository, api: Api, queues: Queues
+) -> None:
+    # R8 within Lambda's time budget: when the request has no time left for the copy, the store's
+    # etags of the calendar are forgotten so that the full sync queued for the room fetches it all
+    from calsync.store.sync_state import ResourceEntry, SyncStateStore
+
+    cal = calendar(repo, "board@rooms", "acc-hank", "hank", subscribers={"USER#hank": "primary"})
+    town = occurrence(cal, "town", "Town hall", at(20, 13), at(20, 14))
+    repo.store_occurrences(cal, [town])
+    state = SyncStateStore(table)
+    state.put_resource("board@rooms", ResourceEntry(key="town", etag='"1"', occ_ids=[town.id]))
+
+    class Late(apigw.LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 2_500  # under the API function's reserve
+
+    api.context = Late()
+    assert api.put("/v1/locations/hq/rooms/board", body=ROOM, claims=ADMIN).status == 201
+    assert _partition(table, keys.room_pk("board")) == []
+    assert [e.etag for e in state.list_resources("board@rooms")] == [""]
+    assert [(job.calendar_id, job.full) for _, job in queues.sent] == [("board@rooms", True)]

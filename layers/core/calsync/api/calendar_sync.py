@@ -37,9 +37,18 @@ Enqueue = Callable[[SyncJob], None]
 
 
 class CalendarSync:
-    def __init__(self, repository: Repository, enqueue_for: Mapping[Provider, Enqueue]) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        enqueue_for: Mapping[Provider, Enqueue],
+        *,
+        in_time: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._repo = repository
         self._enqueue_for = enqueue_for
+        # the caller's time budget (the API function: its Lambda context); a copy that runs out of
+        # time leaves the rest to the full sync it queues anyway
+        self._in_time = in_time
 
     def fill(
         self, calendar_id: str, owner_pk: str, role: SubscriberRole, *, restamp: bool = False
@@ -49,8 +58,8 @@ class CalendarSync:
         calendar = self._repo.get_calendar(calendar_id)
         if calendar is None:
             return Backfill()
-        done = self._repo.backfill(calendar, owner_pk, role, restamp=restamp)
-        if done.missing:
+        done = self._repo.backfill(calendar, owner_pk, role, restamp=restamp, in_time=self._in_time)
+        if not done.complete:
             SyncStateStore(self._repo.table).forget_etags(calendar_id)
         logger.info(
             "new subscriber filled from the store",
@@ -59,6 +68,7 @@ class CalendarSync:
                 "owner": owner_pk,
                 "copied": done.copied,
                 "missing": done.missing,
+                "incomplete": done.incomplete,
             },
         )
         return done

@@ -6,7 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,6 +73,11 @@ class Backfill:
 
     copied: int = 0
     missing: int = 0
+    incomplete: bool = False  # stopped by the time budget: the rest was not looked at
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0 and not self.incomplete
 
 
 def _chunk_number(sk: str) -> int:
@@ -339,7 +344,13 @@ class Repository:
                     )
 
     def backfill(
-        self, calendar: Calendar, owner_pk: str, role: SubscriberRole, *, restamp: bool = False
+        self,
+        calendar: Calendar,
+        owner_pk: str,
+        role: SubscriberRole,
+        *,
+        restamp: bool = False,
+        in_time: Callable[[], bool] = lambda: True,
     ) -> Backfill:
         """R8 (and a calendar added to a configuration): copy what the store already holds of
         ``calendar`` into the partition of a new subscriber, at once, R4 applied as on write.
@@ -350,14 +361,21 @@ class Repository:
         the provider can fill it (the caller asks the sync for one). Idempotent: an occurrence that
         already has a copy in ``owner_pk`` is left alone, unless ``restamp`` (a person's role
         changed): then that copy is written again with the new role. Reads and writes go in
-        batches."""
+        batches of 100 occurrences; before each, ``in_time()`` is asked (the caller's time budget):
+        when it says no, the rest is left out and the result is ``incomplete``."""
         result = Backfill()
         page: list[dict[str, Any]] = []
         for index in self._index_items(calendar.calendar_id):
             page.append(index)
             if len(page) == _BATCH_GET:
+                if not in_time():
+                    result.incomplete = True
+                    return result
                 self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
                 page = []
+        if page and not in_time():
+            result.incomplete = True
+            return result
         if page:
             self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
         return result
