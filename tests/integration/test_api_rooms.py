@@ -335,3 +335,48 @@ def test_a_room_whose_copy_runs_out_of_time_is_filled_by_the_full_sync(
     assert _partition(table, keys.room_pk("board")) == []
     assert [e.etag for e in state.list_resources("board@rooms")] == [""]
     assert [(job.calendar_id, job.full) for _, job in queues.sent] == [("board@rooms", True)]
+
+
+def test_the_api_function_sends_each_providers_job_to_its_queue(
+    moto_table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R8 wiring (functions/api/app.py, template.yaml): CalDAV and Google calendars get a calendar job
+    # on their provider's FIFO queue (group = the calendar), Microsoft a mailbox job (group = account)
+    import json
+
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="eu-west-1")
+    urls = {}
+    for provider in Provider:
+        urls[provider] = sqs.create_queue(
+            QueueName=f"{provider.value}-sync.fifo", Attributes={"FifoQueue": "true"}
+        )["QueueUrl"]
+        monkeypatch.setenv(f"{provider.value.upper()}_SYNC_QUEUE_URL", urls[provider])
+    repo = Repository(moto_table)
+    for provider in Provider:
+        calendar(repo, f"{provider.value}@rooms", f"acc-{provider.value}", "hank", provider=provider)
+    with api_on(moto_table, NOW) as api:
+        for provider in Provider:
+            body = {**ROOM, "accountId": f"acc-{provider.value}", "calendarId": f"{provider.value}@rooms"}
+            got = api.put(f"/v1/locations/hq/rooms/{provider.value}", body=body, claims=ADMIN)
+            assert got.status == 201, got.body
+
+    def received(provider: Provider) -> list[tuple[str, dict[str, Any]]]:
+        msgs = sqs.receive_message(
+            QueueUrl=urls[provider], MaxNumberOfMessages=10, AttributeNames=["MessageGroupId"]
+        ).get("Messages", [])
+        return [(m["Attributes"]["MessageGroupId"], json.loads(m["Body"])) for m in msgs]
+
+    for provider in (Provider.CALDAV, Provider.GOOGLE):
+        [(group, job)] = received(provider)
+        assert group == f"{provider.value}@rooms"
+        assert (job["calendarId"], job["accountId"], job["reason"], job["full"]) == (
+            f"{provider.value}@rooms",
+            f"acc-{provider.value}",
+            "config",
+            True,
+        )
+    [(group, mailbox)] = received(Provider.MICROSOFT)
+    assert group == "acc-microsoft"
+    assert (mailbox["calendarIds"], mailbox["action"], mailbox["full"]) == (["microsoft@rooms"], "sync", True)
