@@ -97,7 +97,7 @@ class Meetings(_Wire):
         description="in U9 order; at most 500 meetings and about 2 MiB of JSON (docs/limits-answers.md)"
     )
     truncated: bool = Field(
-        default=False, description="true when more meetings matched than the list holds (the first are kept)"
+        description="true when more meetings matched than the list holds (the first are kept)"
     )
 
 
@@ -108,7 +108,7 @@ class ExplainedMeetings(Meetings):
         description="in U9 order; at most 500 events and about 1 MiB of JSON (docs/limits-answers.md)"
     )
     excluded_truncated: bool = Field(
-        default=False, description="true when more events were left out than ``excluded`` holds"
+        description="true when more events were left out than ``excluded`` holds"
     )
 
 
