@@ -142,6 +142,57 @@ def test_a_role_change_rewrites_the_persons_copies_at_once(
     assert [(i["role"], i["title"]) for i in _alice_items(table)] == [("primary", "Dentist")]
 
 
+def test_a_calendar_created_later_at_the_server_becomes_selectable(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8: the listing is refreshed from the server (CalDAV discovery with the stored login): a
+    # calendar made after the connect is listed and can be configured
+    import uuid
+
+    from tests.support.accounts import USERS
+
+    carol = apigw.claims("carol", ["hq"])
+    _connect(accounts_api, radicale, "carol", carol)
+    name = f"Later {uuid.uuid4().hex[:6]}"
+    assert name not in _calendar_ids(accounts_api, carol)
+    radicale.make_calendar("carol", USERS["carol"], name.lower().replace(" ", "-"), name)
+    aws.jobs()
+
+    later = _calendar_ids(accounts_api, carol)[name]
+    body = {
+        "primaryCalendarId": _calendar_ids(accounts_api, carol)["Carol's"],
+        "conflictCalendarIds": [later],
+    }
+    got = accounts_api.put("/v1/locations/hq/users/carol/calendar-config", body=body, claims=carol)
+    assert got.status == 200, got.body
+    assert [(j["calendarId"], j["reason"]) for j in aws.jobs()] == [(later, "config")]
+
+
+def test_a_failing_server_keeps_the_stored_listing(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # best effort: the refresh never fails the listing
+    _connect(accounts_api, radicale)
+    before = _calendar_ids(accounts_api)
+
+    def down(*_: Any) -> Any:
+        raise ConnectionError("server down")
+
+    service = accounts_api.module.service()
+    monkeypatch.setattr(
+        service, "_deps", service._deps.__class__(**{**vars_of(service._deps), "discover": down})
+    )
+    got = accounts_api.get("/v1/me/calendars", claims=ALICE)
+    assert got.status == 200, got.body
+    assert {c["name"]: c["id"] for c in got.json()["calendars"]} == before
+
+
+def vars_of(deps: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(deps, f.name) for f in dataclasses.fields(deps)}
+
+
 @pytest.mark.parametrize(
     ("who", "why"),
     [(BOB, "another member"), (OTHER_ADMIN, "an admin of another location")],
