@@ -31,11 +31,16 @@ from calsync.api.service import ApiService
 from calsync.domain.errors import CalsyncError, Unauthorized
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from calsync.api.calendar_sync import Enqueue
+    from calsync.domain.models import Provider
     from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
+    from calsync.sync.jobs import SyncJob
 
 logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
@@ -52,12 +57,19 @@ def clock() -> datetime:
 _table: Any = None
 
 
-def set_table(table: Any | None) -> None:
-    """Use this DynamoDB ``Table`` resource (tests); ``None``: the one named by TABLE_NAME."""
-    global _table  # noqa: PLW0603 - the one injection point of the module
+_queues: Mapping[Provider, Enqueue] | None = None
+
+
+def set_table(table: Any | None, sync_queues: Mapping[Provider, Enqueue] | None = None) -> None:
+    """Use this DynamoDB ``Table`` resource (tests); ``None``: the one named by TABLE_NAME.
+    ``sync_queues``: what receives the sync jobs of room calendars, per provider (tests); ``None``:
+    the providers' SQS queues named by *_SYNC_QUEUE_URL."""
+    global _table, _queues  # noqa: PLW0603 - the one injection point of the module
     _table = table
+    _queues = sync_queues
     _repository.cache_clear()
     _photos.cache_clear()
+    _sync_queues.cache_clear()
 
 
 @functools.cache
@@ -88,8 +100,65 @@ def _photos() -> PhotoStore | None:
     return PhotoStore(s3_client(), bucket)
 
 
+@functools.cache
+def _sync_queues() -> Mapping[Provider, Enqueue]:
+    """R8: each provider's sync queue (CALDAV_SYNC_QUEUE_URL, GOOGLE_SYNC_QUEUE_URL,
+    MICROSOFT_SYNC_QUEUE_URL), reached on a room's first PUT or DELETE only. Microsoft takes
+    mailbox jobs (calsync_microsoft.jobs, MicrosoftLayer)."""
+    if _queues is not None:
+        return _queues
+    import os  # noqa: PLC0415
+
+    from calsync.domain.models import Provider  # noqa: PLC0415
+    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
+
+    @functools.cache
+    def sqs() -> Any:
+        import boto3  # noqa: PLC0415
+
+        return boto3.client("sqs")
+
+    def calendar_queue(url: str) -> Enqueue:
+        def enqueue(job: SyncJob) -> None:
+            enqueue_sync(sqs(), url, job)
+
+        return enqueue
+
+    out: dict[Provider, Enqueue] = {}
+    for provider in (Provider.CALDAV, Provider.GOOGLE):
+        url = os.environ.get(f"{provider.value.upper()}_SYNC_QUEUE_URL", "")
+        if url:
+            out[provider] = calendar_queue(url)
+    microsoft = os.environ.get("MICROSOFT_SYNC_QUEUE_URL", "")
+    if microsoft:
+        try:
+            from calsync_microsoft import jobs as ms_jobs  # noqa: PLC0415 - MicrosoftLayer
+        except ImportError:
+            logger.warning("no MicrosoftLayer: rooms on Microsoft calendars are not synced")
+        else:
+
+            def mailbox(job: SyncJob) -> None:
+                ms_jobs.enqueue(sqs(), microsoft, ms_jobs.from_sync_job(job))
+
+            out[Provider.MICROSOFT] = mailbox
+    return out
+
+
+RESERVE_MS = 3_000  # R8: a room's copy from the store stops this long before the function's timeout
+
+
+def _in_time() -> bool:
+    """Whether the request still has time for another page of a room's copy (the rest is then left
+    to the full sync that registering the room queues anyway)."""
+    context = getattr(app, "lambda_context", None)
+    return context is None or int(context.get_remaining_time_in_millis()) > RESERVE_MS
+
+
 def service() -> ApiService:
-    return ApiService(_repository(), _photos())
+    from calsync.api.calendar_sync import CalendarSync  # noqa: PLC0415
+
+    repository = _repository()
+    return ApiService(repository, _photos(), CalendarSync(repository, _sync_queues(), in_time=_in_time))
 
 
 def caller() -> Principal:

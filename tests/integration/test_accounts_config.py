@@ -82,6 +82,117 @@ def test_an_admin_sets_the_configuration_of_a_member(
     assert aws.jobs() == []  # nothing new to fill
 
 
+def _alice_items(table: Any) -> list[dict[str, Any]]:
+    return table.query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
+        ExpressionAttributeValues={":pk": keys.user_pk("alice"), ":ev": "EV#"},
+        ConsistentRead=True,
+    )["Items"]
+
+
+def test_a_calendar_added_again_is_fetched_again(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8 for a person: a calendar taken out of the configuration loses alice's copies but keeps its
+    # sync state while a room still uses it; put back, its events must come back. The store holds
+    # only the room's copies (R4: private titles never written), so every resource's etag is
+    # forgotten and a full sync is queued: the full pass fetches every resource again
+    from calsync.store.sync_state import ResourceEntry, SyncStateStore
+
+    _connect(accounts_api, radicale)
+    cals = _calendar_ids(accounts_api)
+    with_home = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
+    assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
+    repo, state = Repository(table), SyncStateStore(table)
+    repo.subscribe(cals["Home"], keys.room_pk("board"), "room")
+    home = repo.get_calendar(cals["Home"])
+    assert home is not None
+    start = NOW + timedelta(hours=1)
+    dentist = occurrence(home, "dentist", "Dentist", start, start + timedelta(hours=1))
+    repo.store_occurrences(home, [dentist])
+    state.put_resource(cals["Home"], ResourceEntry(key="dentist.ics", etag='"e1"', occ_ids=[dentist.id]))
+    assert accounts_api.put(CONFIG, body={**with_home, "conflictCalendarIds": []}, claims=ALICE).status == 200
+    assert _alice_items(table) == []
+    aws.jobs()
+
+    assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
+    assert [e.etag for e in state.list_resources(cals["Home"])] == [""]  # fetched again by the full pass
+    jobs = aws.jobs()
+    assert [(j["calendarId"], j["reason"], j["full"]) for j in jobs] == [(cals["Home"], "config", True)]
+
+
+def test_a_role_change_rewrites_the_persons_copies_at_once(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8 / C6: Home goes from conflict to primary; alice's copies say so at once (the rules read the
+    # role of each copy), without waiting for the events to change at the server
+    _connect(accounts_api, radicale)
+    cals = _calendar_ids(accounts_api)
+    body = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
+    assert accounts_api.put(CONFIG, body=body, claims=ALICE).status == 200
+    repo = Repository(table)
+    home = repo.get_calendar(cals["Home"])
+    assert home is not None
+    start = NOW + timedelta(hours=1)
+    repo.store_occurrences(home, [occurrence(home, "dentist", "Dentist", start, start + timedelta(hours=1))])
+    assert [i["role"] for i in _alice_items(table)] == ["conflict"]
+
+    swapped = {"primaryCalendarId": cals["Home"], "conflictCalendarIds": []}
+    assert accounts_api.put(CONFIG, body=swapped, claims=ALICE).status == 200
+    assert [(i["role"], i["title"]) for i in _alice_items(table)] == [("primary", "Dentist")]
+
+
+def test_a_calendar_created_later_at_the_server_becomes_selectable(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
+) -> None:
+    # R8: the listing is refreshed from the server (CalDAV discovery with the stored login): a
+    # calendar made after the connect is listed and can be configured
+    import uuid
+
+    from tests.support.accounts import USERS
+
+    carol = apigw.claims("carol", ["hq"])
+    _connect(accounts_api, radicale, "carol", carol)
+    name = f"Later {uuid.uuid4().hex[:6]}"
+    assert name not in _calendar_ids(accounts_api, carol)
+    radicale.make_calendar("carol", USERS["carol"], name.lower().replace(" ", "-"), name)
+    aws.jobs()
+
+    later = _calendar_ids(accounts_api, carol)[name]
+    body = {
+        "primaryCalendarId": _calendar_ids(accounts_api, carol)["Carol's"],
+        "conflictCalendarIds": [later],
+    }
+    got = accounts_api.put("/v1/locations/hq/users/carol/calendar-config", body=body, claims=carol)
+    assert got.status == 200, got.body
+    assert [(j["calendarId"], j["reason"]) for j in aws.jobs()] == [(later, "config")]
+
+
+def test_a_failing_server_keeps_the_stored_listing(
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # best effort: the refresh never fails the listing
+    _connect(accounts_api, radicale)
+    before = _calendar_ids(accounts_api)
+
+    def down(*_: Any) -> Any:
+        raise ConnectionError("server down")
+
+    service = accounts_api.module.service()
+    monkeypatch.setattr(
+        service, "_deps", service._deps.__class__(**{**vars_of(service._deps), "discover": down})
+    )
+    got = accounts_api.get("/v1/me/calendars", claims=ALICE)
+    assert got.status == 200, got.body
+    assert {c["name"]: c["id"] for c in got.json()["calendars"]} == before
+
+
+def vars_of(deps: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {f.name: getattr(deps, f.name) for f in dataclasses.fields(deps)}
+
+
 @pytest.mark.parametrize(
     ("who", "why"),
     [(BOB, "another member"), (OTHER_ADMIN, "an admin of another location")],

@@ -160,6 +160,7 @@ def test_default_time_zone_is_utc(repo: Repository, api: Api) -> None:
         "timeZone": "UTC",
         "window": {"start": "2026-11-20T00:00:00Z", "end": "2026-11-23T00:00:00Z"},
         "meetings": [],
+        "truncated": False,
     }
 
 
@@ -174,6 +175,49 @@ def test_one_query_whatever_the_number_of_calendars(table: Any, repo: Repository
         got = api.get("/v1/me/meetings", claims=erin)
     assert calls.count("Query") == 1
     assert len(got.json()["meetings"]) == 12
+
+
+# ---- the answer's caps (API.md "list cap"; docs/limits-answers.md) ---------------------------------
+def test_lists_are_capped_in_u9_order_and_say_so(
+    repo: Repository, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a person's list and `excluded` keep their first items in U9 order, each with its own flag
+    from calsync.api import service
+
+    seed_alice(repo)
+    full = api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE).json()
+    assert (full["truncated"], full["excludedTruncated"]) == (False, False)
+    assert len(full["meetings"]) == 4 and len(full["excluded"]) == 6
+
+    monkeypatch.setattr(service, "MEETINGS_LIMIT", 3)
+    monkeypatch.setattr(service, "EXCLUDED_LIMIT", 2)
+    capped = api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE).json()
+    assert capped["meetings"] == full["meetings"][:3]
+    assert capped["excluded"] == full["excluded"][:2]
+    assert (capped["truncated"], capped["excludedTruncated"]) == (True, True)
+    plain = api.get("/v1/me/meetings", claims=ALICE).json()
+    assert plain["truncated"] is True and "excludedTruncated" not in plain
+
+    monkeypatch.setattr(service, "MEETINGS_LIMIT", 4)  # exactly as many as there are: not truncated
+    assert api.get("/v1/me/meetings", claims=ALICE).json()["truncated"] is False
+
+
+def test_answer_stays_small_whatever_the_stored_titles(repo: Repository, api: Api) -> None:
+    # Lambda answers at most 6 MB: events whose titles fill a whole DynamoDB item (400 KB) with the
+    # characters that cost most in JSON (an emoji is 4 bytes stored, 12 bytes as "\ud83d\ude00")
+    repo.update_profile("alice", time_zone="Europe/Berlin")
+    cal = calendar(repo, "cal-big", "acc-a", "alice", subscribers={"USER#alice": "primary"})
+    huge = "\U0001f600" * 95_000  # 380,000 bytes of UTF-8
+    repo.store_occurrences(
+        cal, [occurrence(cal, f"big{n}", huge, at(20, 11, n), at(20, 12)) for n in range(6)]
+    )
+    got = api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE)
+    assert got.status == 200, got.body[:300]
+    body = got.json()
+    assert len(got.body.encode()) < 2.5 * 1024 * 1024  # the 2 MiB budget of `meetings` and the rest
+    assert body["truncated"] is True
+    assert [m["id"] for m in body["meetings"]] == [occurrence(cal, "big0", huge, at(20, 11), at(20, 12)).id]
+    assert body["meetings"][0]["title"] == huge  # what is listed is whole, never cut
 
 
 # ---- another person's meetings (X1) ---------------------------------------------------------------

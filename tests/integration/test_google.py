@@ -342,3 +342,49 @@ def test_disconnect_stops_the_channels_at_google(world: World) -> None:  # rule 
     headers = {"X-Goog-Channel-ID": channel.channel_id, "X-Goog-Channel-Token": channel.token}
     assert post_webhook({**headers, "X-Goog-Resource-ID": channel.resource_id}) == 200
     assert world.queued() == 0
+
+
+def test_a_room_on_a_calendar_nobody_uses_opens_and_stops_its_channel(world: World) -> None:  # rule R8
+    # registering a room on the Team calendar (connected, used by nobody) syncs it and opens its push
+    # channel as for a person's calendar; deleting the room stops that channel at Google
+    from calsync.domain.models import Provider
+    from calsync.store import keys
+    from calsync.store.sync_state import SyncStateStore
+    from calsync.sync.jobs import SyncJob, enqueue_sync
+
+    world.fake.put_event("team@group.calendar.google.com", ev("t1", "Team offsite", NOW + timedelta(hours=2)))
+    connected(world)
+    [work_channel] = world.fake.live_channels()
+    claims = apigw.claims(world.user, ["hq"])
+    from calsync.store.accounts import AccountRepository
+
+    accounts = AccountRepository(world.table)
+    [account] = accounts.list_accounts(world.user)
+    [listing] = [c for c in accounts.list_calendars_of_account(account.account_id) if c.name == "Team"]
+    team = {"id": listing.calendar_id, "accountId": account.account_id}
+
+    def to_queue(job: SyncJob) -> None:
+        enqueue_sync(world.sqs, world.queue_url, job)
+
+    admin = apigw.claims("hank", ["hq"], admin_of=["hq"])
+    room = {"name": "Team room", "timeZone": "UTC", "accountId": team["accountId"], "calendarId": team["id"]}
+    with api_on(world.table, NOW, {Provider.GOOGLE: to_queue}) as api:
+        api.get("/v1/me/profile", claims=claims)  # the owner is a member of hq
+        assert api.put("/v1/locations/hq/rooms/team", body=room, claims=admin).status == 201
+        world.drain()
+        assert world.fake.deliver() == [200]  # the new channel's `sync` message
+        shown = api.get("/v1/rooms/team/meetings", claims=admin).json()["meetings"]
+        assert [m["title"] for m in shown] == ["Team offsite"]
+        assert len(world.fake.live_channels("team@group.calendar.google.com")) == 1
+
+        assert api.delete("/v1/locations/hq/rooms/team", claims=admin).status == 204
+        world.drain()
+    assert world.fake.live_channels() == [work_channel]  # the Team channel was stopped at Google
+    assert ChannelStore(world.table).of_calendar(team["id"]) == []
+    assert SyncStateStore(world.table).get(team["id"]).cursor is None  # sync state forgotten
+    poll = [
+        e.calendar_id
+        for s in range(keys.POLL_SHARDS)
+        for e in SyncStateStore(world.table).list_poll("google", s)
+    ]
+    assert team["id"] not in poll

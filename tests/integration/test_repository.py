@@ -423,3 +423,71 @@ def test_validation_errors_are_not_hidden() -> None:
     # a ValidationException is a bug in calsync: it is not turned into a 503
     with pytest.raises(ClientError):
         Repository(_FailingTable("ValidationException")).get_profile("alice")  # type: ignore[arg-type]
+
+
+# ---- R8: a new subscriber is filled from the store (Repository.backfill) ----------------------------
+def test_backfill_copies_every_occurrence_and_index_chunk_in_pages(table: Any) -> None:
+    # more occurrences than one BatchGetItem holds (100), one of them spanning three index chunks;
+    # the room's copies are R4-filtered and listed in the index, so later updates replace them
+    repo = Repository(table)
+    cal = calendar({"USER#alice": "primary"}, access_role="reader")
+    repo.put_calendar(cal)
+    many = [occ(f"e{n:03d}", NOW + timedelta(minutes=n)) for n in range(230)]
+    many.append(occ("long", NOW, hours=50))
+    many.append(occ("secret", NOW, title="Merger", visibility=Visibility.PRIVATE, meeting_link=LINK))
+    repo.store_occurrences(cal, many)
+    repo.subscribe(CAL, "ROOM#r1", "room")
+    subscribed = repo.get_calendar(CAL)
+    assert subscribed is not None
+
+    done = repo.backfill(subscribed, "ROOM#r1", "room")
+
+    assert (done.copied, done.missing) == (232, 0)
+    person, room = events_of(table, "USER#alice"), events_of(table, "ROOM#r1")
+    assert [i["sk"] for i in room] == [i["sk"] for i in person]  # 234 items: "long" has three chunks
+    assert len(room) == 234
+    secret = [i for i in room if i["eventId"] == "secret"]
+    assert secret and all("title" not in i and "meetingLink" not in i for i in secret)  # R4 on write
+    assert all(i["role"] == "room" for i in room)
+    assert all(
+        i["gsi1pk"].startswith("END#") and "ROOM#r1" in i["gsi1sk"] for i in room
+    )  # cleanup finds them
+    # idempotent: nothing copied twice
+    assert repo.backfill(subscribed, "ROOM#r1", "room").copied == 0
+    # a time budget stops it between pages of 100 (the rest is left to a full sync)
+    repo.subscribe(CAL, "ROOM#r2", "room")
+    two = repo.get_calendar(CAL)
+    assert two is not None
+    budget = iter([True, False])
+    cut = repo.backfill(two, "ROOM#r2", "room", in_time=lambda: next(budget))
+    assert (cut.copied, cut.incomplete, cut.complete) == (100, True, False)
+    repo.unsubscribe(CAL, "ROOM#r2")
+    assert len(events_of(table, "ROOM#r1")) == 234
+    # the index knows the copies: a shorter "long" leaves no stale chunk in the room
+    repo.store_occurrences(subscribed, [occ("long", NOW, hours=1)])
+    assert len([i for i in events_of(table, "ROOM#r1") if i["eventId"] == "long"]) == 1
+    # and unsubscribing deletes every copy
+    repo.unsubscribe(CAL, "ROOM#r1")
+    assert events_of(table, "ROOM#r1") == []
+
+
+def test_backfill_never_gives_a_person_a_rooms_filtered_copy(table: Any) -> None:
+    # only a room uses the calendar: its copies lack private titles (R4), so a person joining later
+    # gets nothing from the store; each such occurrence is counted missing (a fetch must fill it)
+    repo = Repository(table)
+    cal = calendar({"ROOM#r1": "room"})
+    repo.put_calendar(cal)
+    repo.store_occurrences(cal, [occ("a"), occ("secret", title="Merger", visibility=Visibility.PRIVATE)])
+    repo.subscribe(CAL, "USER#alice", "conflict")
+    subscribed = repo.get_calendar(CAL)
+    assert subscribed is not None
+
+    done = repo.backfill(subscribed, "USER#alice", "conflict")
+
+    assert (done.copied, done.missing) == (0, 2)
+    assert events_of(table, "USER#alice") == []
+    # a second room may copy the first room's copies (already filtered with the same access role)
+    repo.subscribe(CAL, "ROOM#r2", "room")
+    again = repo.get_calendar(CAL)
+    assert again is not None
+    assert repo.backfill(again, "ROOM#r2", "room").copied == 2

@@ -208,11 +208,12 @@ class Api:
 
 
 @contextmanager
-def api_on(table: Any, now: datetime) -> Iterator[Api]:
-    """The API function using ``table`` and a clock frozen at ``now``; restored afterwards."""
+def api_on(table: Any, now: datetime, sync_queues: Any = None) -> Iterator[Api]:
+    """The API function using ``table`` and a clock frozen at ``now``; restored afterwards.
+    ``sync_queues``: {provider: enqueue} receiving the sync jobs of room calendars (R8)."""
     module = app_module()
     saved_clock = module.clock
-    module.set_table(table)
+    module.set_table(table, sync_queues)
     module.clock = lambda: now
     try:
         yield Api(module)

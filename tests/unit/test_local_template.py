@@ -116,7 +116,8 @@ def test_real_template_routes_and_auth() -> None:
     assert routes["GET /v1/me/meetings"].auth is True
     assert routes["GET /v1/openapi.json"].auth is False
     assert fns["ApiFunction"].handler_file() == t.ROOT / "functions" / "api" / "app.py"
-    assert fns["ApiFunction"].layers == (t.ROOT / "layers" / "core",)
+    # R8: the room routes send Microsoft mailbox jobs (calsync_microsoft.jobs, imported on them only)
+    assert fns["ApiFunction"].layers == (t.ROOT / "layers" / "core", t.ROOT / "layers" / "microsoft")
     assert "TABLE_NAME" in fns["ApiFunction"].environment  # from Globals
 
 

@@ -204,6 +204,7 @@ class GoogleSyncWorker:
         if calendar.provider is not Provider.GOOGLE:
             return JobResult("skipped", detail="not a Google calendar")
         if not calendar.subscribers:
+            self._stop_channels(calendar)
             return self._gone(job, "no person or room uses the calendar")
         account = self.accounts.get_account(calendar.owner_user_id, calendar.account_id)
         if account is None or not account.credentials:
@@ -289,6 +290,26 @@ class GoogleSyncWorker:
                 extra={**extra, "full": outcome.full, "stored": outcome.stored, "deleted": outcome.deleted},
             )
         return JobResult(outcome.status, outcome)
+
+    def _stop_channels(self, calendar: Calendar) -> None:
+        """R8: nobody uses the calendar any more (its last room was deleted): its push channels are
+        stopped at Google and forgotten. Best effort: a channel left open expires (<= 7 days) and its
+        notifications find no subscriber."""
+        open_channels = self.channels.of_calendar(calendar.calendar_id)
+        if not open_channels:
+            return
+        account = self.accounts.get_account(calendar.owner_user_id, calendar.account_id)
+        if account is None or not account.credentials:
+            return
+        try:
+            service, caller = self.service_of(account), self.caller()
+            for channel in open_channels:
+                channels.stop(service, caller, self.channels, channel)
+        except Exception as exc:  # never fails the job: the channel expires anyway
+            logger.warning(
+                "push channel of an unused calendar not stopped",
+                extra={"calendar_id": calendar.calendar_id, "error_type": type(exc).__name__},
+            )
 
     def _ensure_channel(
         self, service: Any, caller: Caller, account: Account, listing: CalendarListing, now: datetime

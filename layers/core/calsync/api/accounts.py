@@ -20,7 +20,8 @@ from calsync.api.account_schemas import (
     CalendarsOut,
 )
 from calsync.api.auth import Principal
-from calsync.crypto import CredentialBox, seal_login
+from calsync.api.calendar_sync import CalendarSync
+from calsync.crypto import CredentialBox, open_login, seal_login
 from calsync.domain.errors import Forbidden, InvalidInput, NotFound
 from calsync.domain.models import Provider
 from calsync.observability import logger
@@ -213,6 +214,8 @@ class AccountsService:
         account_id: str,
         found: Sequence[DiscoveredCalendar],
         provider: Provider = Provider.CALDAV,
+        *,
+        remove_missing: bool = True,
     ) -> list[CalendarListing]:
         listings: list[CalendarListing] = []
         for cal in found:
@@ -241,6 +244,8 @@ class AccountsService:
             )
             self._accounts.put_calendar_listing(listing)
             listings.append(listing)
+        if not remove_missing:
+            return listings
         # calendars the server no longer has (a reconnect): gone from every configuration
         current = {listing.calendar_id for listing in listings}
         stale = [c.calendar_id for c in self._accounts.list_calendars_of_account(account_id)]
@@ -276,10 +281,41 @@ class AccountsService:
         return out
 
     def list_calendars(self, principal: Principal) -> CalendarsOut:
+        self._add_new_caldav_calendars(principal.user_id)
         listings = sorted(
             self._calendars_of(principal.user_id).values(), key=lambda c: (c.account_id, c.name)
         )
         return CalendarsOut(calendars=[_calendar_out(c) for c in listings])
+
+    def _add_new_caldav_calendars(self, user_id: str) -> None:
+        """R8: a calendar created at the server after the connect becomes selectable. Each CalDAV
+        account is discovered again with its stored login and new calendars are added to its listing
+        (never removed here: a calendar the server stops listing goes on a reconnect). Best effort:
+        a server that fails keeps the listing as it was, with one WARNING line (no secret)."""
+        for account in self._accounts.list_accounts(user_id):
+            if account.provider is not Provider.CALDAV or not account.credentials or not account.server_url:
+                continue
+            if account.status == "reauth_required":
+                continue
+            known = {c.calendar_id for c in self._accounts.list_calendars_of_account(account.account_id)}
+            context = {"userId": user_id, "accountId": account.account_id}
+            try:
+                username, password = open_login(self._deps.box, account.credentials, context)
+                found = self._deps.discover(account.server_url, username, password).calendars
+            except Exception as exc:  # the stored listing is still a good answer
+                logger.warning(
+                    "calendar listing not refreshed",
+                    extra={"account_id": account.account_id, "error_type": type(exc).__name__},
+                )
+                continue
+            new = [c for c in found if calendar_id_for(account.account_id, c.href) not in known]
+            if new:
+                self._store_calendars(
+                    user_id, account.account_id, new, account.provider, remove_missing=False
+                )
+                logger.info(
+                    "new calendars listed", extra={"account_id": account.account_id, "calendars": len(new)}
+                )
 
     # ---- calendar configuration (C6, C8) -----------------------------------------------------
     def _authorize_config(self, principal: Principal, location_id: str, user_id: str) -> None:
@@ -340,6 +376,8 @@ class AccountsService:
             want, have = desired.get(calendar_id), calendar.subscribers.get(owner)
             if want is not None and want != have:
                 self._repo.subscribe(calendar_id, owner, want)
+                # R8: what the store holds of it appears at once (a role change rewrites the copies)
+                CalendarSync(self._repo, {}).fill(calendar_id, owner, want, restamp=have is not None)
                 changed.append(calendar_id)
             elif want is None and have is not None:
                 self._repo.unsubscribe(calendar_id, owner)

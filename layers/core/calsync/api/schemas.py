@@ -93,13 +93,23 @@ class ExcludedMeeting(_Wire):
 class Meetings(_Wire):
     time_zone: str = Field(examples=["Europe/Berlin"])
     window: Window
-    meetings: list[Meeting]
+    meetings: list[Meeting] = Field(
+        description="in U9 order; at most 500 meetings and about 2 MiB of JSON (docs/limits-answers.md)"
+    )
+    truncated: bool = Field(
+        description="true when more meetings matched than the list holds (the first are kept)"
+    )
 
 
 class ExplainedMeetings(Meetings):
     """With ``explain=true`` (U11): also the events left out in the window, and why."""
 
-    excluded: list[ExcludedMeeting]
+    excluded: list[ExcludedMeeting] = Field(
+        description="in U9 order; at most 500 events and about 1 MiB of JSON (docs/limits-answers.md)"
+    )
+    excluded_truncated: bool = Field(
+        description="true when more events were left out than ``excluded`` holds"
+    )
 
 
 # ---- profile ---------------------------------------------------------------------------------

@@ -4,9 +4,13 @@ validated input, and maps ``CalsyncError`` to problem answers."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
 
 from calsync.api.auth import Principal
 from calsync.api.schemas import (
@@ -22,49 +26,93 @@ from calsync.api.schemas import (
 )
 from calsync.domain.errors import Conflict, Forbidden, NotFound, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
-from calsync.domain.rules import Selection, select_for_person, select_for_room, window
+from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room, window
+from calsync.store import keys
 from calsync.store.items import Profile, Room
 from calsync.store.presence import PresenceRepository
 
 if TYPE_CHECKING:
+    from calsync.api.calendar_sync import CalendarSync
     from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
 
+# The answer's caps (docs/limits-answers.md): Lambda answers at most 6 MB. A list keeps its first
+# items in U9 order up to a count and a size of JSON (measured as Powertools writes it: ASCII with
+# \u escapes, the worst case), whatever the stored fields hold; ``truncated`` says it was cut.
+MEETINGS_LIMIT = 500
+MEETINGS_BUDGET = 2 * 1024 * 1024
+EXCLUDED_LIMIT = 500
+EXCLUDED_BUDGET = 1 * 1024 * 1024
+
+_M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
+
+
+def _capped(items: Sequence[_T], build: Callable[[_T], _M], limit: int, budget: int) -> tuple[list[_M], bool]:
+    """The answer models of the first ``items`` that fit in ``limit`` and ``budget`` bytes of JSON,
+    and whether some were left out. Only the kept items (and the first one left out) are built."""
+    kept: list[_M] = []
+    size = 0
+    for item in items:
+        if len(kept) == limit:
+            return kept, True
+        model = build(item)
+        size += len(json.dumps(model.model_dump(mode="json", by_alias=True))) + 1  # + the comma
+        if size > budget:
+            return kept, True
+        kept.append(model)
+    return kept, False
+
+
+def _meeting(item: Listed, zone: ZoneInfo) -> Meeting:
+    occ = item.occurrence
+    return Meeting(
+        id=occ.id,
+        title=occ.title,
+        start=item.start.astimezone(zone),
+        end=item.end.astimezone(zone),
+        all_day=occ.all_day,
+        start_date=occ.start_date,
+        end_date=occ.end_date,
+        meeting_link=occ.meeting_link,
+        recurring=occ.recurring,
+        private=occ.private,
+        can_add_meeting_link=item.can_add_meeting_link,
+        calendar_id=occ.calendar_id,
+        account_id=occ.account_id,
+        provider=occ.provider.value,
+    )
+
+
+def _excluded(item: Excluded, zone: ZoneInfo) -> ExcludedMeeting:
+    return ExcludedMeeting(
+        id=item.occurrence.id,
+        title=item.occurrence.title,
+        start=item.start.astimezone(zone),
+        end=item.end.astimezone(zone),
+        rules=list(item.rules),
+    )
+
+
 def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool) -> Meetings:
-    meetings = [
-        Meeting(
-            id=item.occurrence.id,
-            title=item.occurrence.title,
-            start=item.start.astimezone(zone),
-            end=item.end.astimezone(zone),
-            all_day=item.occurrence.all_day,
-            start_date=item.occurrence.start_date,
-            end_date=item.occurrence.end_date,
-            meeting_link=item.occurrence.meeting_link,
-            recurring=item.occurrence.recurring,
-            private=item.occurrence.private,
-            can_add_meeting_link=item.can_add_meeting_link,
-            calendar_id=item.occurrence.calendar_id,
-            account_id=item.occurrence.account_id,
-            provider=item.occurrence.provider.value,
-        )
-        for item in selection.listed
-    ]
+    meetings, truncated = _capped(
+        selection.listed, lambda i: _meeting(i, zone), MEETINGS_LIMIT, MEETINGS_BUDGET
+    )
     window_ = Window(start=selection.window_start, end=selection.window_end)
     if not explain:
-        return Meetings(time_zone=zone.key, window=window_, meetings=meetings)
-    excluded = [
-        ExcludedMeeting(
-            id=e.occurrence.id,
-            title=e.occurrence.title,
-            start=e.start.astimezone(zone),
-            end=e.end.astimezone(zone),
-            rules=list(e.rules),
-        )
-        for e in selection.excluded
-    ]
-    return ExplainedMeetings(time_zone=zone.key, window=window_, meetings=meetings, excluded=excluded)
+        return Meetings(time_zone=zone.key, window=window_, meetings=meetings, truncated=truncated)
+    excluded, excluded_truncated = _capped(
+        selection.excluded, lambda e: _excluded(e, zone), EXCLUDED_LIMIT, EXCLUDED_BUDGET
+    )
+    return ExplainedMeetings(
+        time_zone=zone.key,
+        window=window_,
+        meetings=meetings,
+        truncated=truncated,
+        excluded=excluded,
+        excluded_truncated=excluded_truncated,
+    )
 
 
 def _profile_out(user_id: str, profile: Profile | None, photo_url: str | None = None) -> ProfileOut:
@@ -91,9 +139,16 @@ def _room_out(room: Room) -> RoomOut:
 
 
 class ApiService:
-    def __init__(self, repository: Repository, photos: PhotoStore | None = None) -> None:
+    def __init__(
+        self,
+        repository: Repository,
+        photos: PhotoStore | None = None,
+        calendar_sync: CalendarSync | None = None,
+    ) -> None:
         self._repo = repository
         self._photos = photos  # P8: None where PHOTO_BUCKET is not set
+        # R8: rooms start and stop their calendar's sync (None: no sync queues, e.g. a read-only tool)
+        self._sync = calendar_sync
 
     # ---- the caller ----------------------------------------------------------------------------
     def _me(self, principal: Principal) -> Profile | None:
@@ -209,8 +264,17 @@ class ApiService:
                 calendar_id=body.calendar_id,
             )
         )
+        if self._sync is not None:
+            # R8: the room's events appear at once and its calendar syncs; on every PUT (idempotent),
+            # so that repeating a PUT whose sync could not be started starts it
+            if existing is not None and existing.calendar_id != room.calendar_id:
+                self._sync.unsubscribed(existing.calendar_id)
+            self._sync.subscribed(room.calendar_id, keys.room_pk(room_id), "room", "config")
         return _room_out(room), existing is None
 
     def delete_room(self, principal: Principal, location_id: str, room_id: str) -> None:
+        """R8: the room's copies go; its calendar stops syncing unless a person or room still uses it."""
         self._require_admin(principal, location_id)
-        self._repo.delete_room(location_id, room_id)
+        room = self._repo.delete_room(location_id, room_id)
+        if self._sync is not None:
+            self._sync.unsubscribed(room.calendar_id)

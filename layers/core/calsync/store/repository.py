@@ -6,7 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +61,27 @@ def _mapped_errors(what: str) -> Iterator[None]:
         if code in _RETRYABLE or code == "TransactionCanceledException":
             raise StoreUnavailable(f"{what}: the store is busy, try again") from exc
         raise StoreUnavailable(f"{what}: the store failed ({code or 'unknown error'})") from exc
+
+
+_BATCH_GET = 100  # BatchGetItem's limit of keys per call
+_BATCH_ATTEMPTS = 8
+
+
+@dataclass(slots=True)
+class Backfill:
+    """What ``Repository.backfill`` did: occurrences copied, and those it had no usable copy of."""
+
+    copied: int = 0
+    missing: int = 0
+    incomplete: bool = False  # stopped by the time budget: the rest was not looked at
+
+    @property
+    def complete(self) -> bool:
+        return self.missing == 0 and not self.incomplete
+
+
+def _chunk_number(sk: str) -> int:
+    return int(sk.rsplit("#", 1)[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +236,7 @@ class Repository:
         self.subscribe(room.calendar_id, keys.room_pk(room.room_id), "room")
         return room
 
-    def delete_room(self, location_id: str, room_id: str) -> None:
+    def delete_room(self, location_id: str, room_id: str) -> Room:
         room = self.get_room(room_id)
         if room is None or room.location_id != location_id:
             raise NotFound("no such room in this location")
@@ -223,6 +244,7 @@ class Repository:
         with _mapped_errors("delete room"), self._table.batch_writer() as batch:
             batch.delete_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM})
             batch.delete_item(Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)})
+        return room
 
     def list_rooms(self, location_id: str) -> list[str]:
         with _mapped_errors("list rooms"):
@@ -320,6 +342,118 @@ class Repository:
                         ExpressionAttributeNames={"#c": "copies"},
                         ExpressionAttributeValues={":c": remaining},
                     )
+
+    def backfill(
+        self,
+        calendar: Calendar,
+        owner_pk: str,
+        role: SubscriberRole,
+        *,
+        restamp: bool = False,
+        in_time: Callable[[], bool] = lambda: True,
+    ) -> Backfill:
+        """R8 (and a calendar added to a configuration): copy what the store already holds of
+        ``calendar`` into the partition of a new subscriber, at once, R4 applied as on write.
+
+        The source of each occurrence is a person's copy (whole); for a room, a room's copy will do
+        too (already R4-filtered with the calendar's one access role, and ``for_room`` of it is
+        itself). An occurrence without a usable copy is counted as ``missing``: only a fetch from
+        the provider can fill it (the caller asks the sync for one). Idempotent: an occurrence that
+        already has a copy in ``owner_pk`` is left alone, unless ``restamp`` (a person's role
+        changed): then that copy is written again with the new role. Reads and writes go in
+        batches of 100 occurrences; before each, ``in_time()`` is asked (the caller's time budget):
+        when it says no, the rest is left out and the result is ``incomplete``."""
+        result = Backfill()
+        page: list[dict[str, Any]] = []
+        for index in self._index_items(calendar.calendar_id):
+            page.append(index)
+            if len(page) == _BATCH_GET:
+                if not in_time():
+                    result.incomplete = True
+                    return result
+                self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
+                page = []
+        if page and not in_time():
+            result.incomplete = True
+            return result
+        if page:
+            self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
+        return result
+
+    def _backfill_page(
+        self,
+        calendar: Calendar,
+        owner_pk: str,
+        role: SubscriberRole,
+        indexes: Sequence[dict[str, Any]],
+        *,
+        result: Backfill,
+        restamp: bool,
+    ) -> None:
+        sources: dict[str, tuple[dict[str, Any], list[str], CopyRef]] = {}  # occId -> (index, sks, source)
+        for index in indexes:
+            copies = _copy_refs(index)
+            by_owner: dict[str, list[str]] = {}
+            for pk, sk in copies:
+                by_owner.setdefault(pk, []).append(sk)
+            if owner_pk in by_owner and not restamp:
+                continue
+            whole = [pk for pk in by_owner if calendar.subscribers.get(pk, "room") != "room"]
+            if owner_pk in by_owner and role != "room":
+                whole = [owner_pk]  # a person's own copy is whole: written again with the new role
+            usable = whole or (list(by_owner) if role == "room" else [])
+            if not usable:
+                result.missing += 1
+                continue
+            source = usable[0]
+            sks = sorted(by_owner[source], key=_chunk_number)
+            sources[str(index["occId"])] = (index, sks, (source, sks[0]))
+        if not sources:
+            return
+        found = self._batch_get([ref for _, _, ref in sources.values()])
+        with _mapped_errors("copy occurrences"), self._table.batch_writer() as batch:
+            for index, sks, ref in sources.values():
+                item = found.get(ref)
+                if item is None:  # deleted meanwhile (a sync or the cleanup): nothing to copy
+                    result.missing += 1
+                    continue
+                occ = item_to_occurrence(item)
+                body = occurrence_to_item(
+                    for_room(occ, calendar.access_role) if role == "room" else occ, role
+                )
+                end = keys.parse_iso(str(index["end"]))
+                for sk in sks:
+                    batch.put_item(
+                        Item={
+                            "pk": owner_pk,
+                            "sk": sk,
+                            **body,
+                            "gsi1pk": keys.end_bucket(end, keys.cleanup_shard(owner_pk)),
+                            "gsi1sk": keys.end_sort(end, owner_pk, sk),
+                            "expiresAt": index.get("expiresAt", int((end + TTL_MARGIN).timestamp())),
+                        }
+                    )
+                old = _copy_refs(index)
+                if not any(pk == owner_pk for pk, _ in old):
+                    refs = [list(c) for c in old] + [[owner_pk, sk] for sk in sks]
+                    batch.put_item(Item={**index, "copies": refs})
+                result.copied += 1
+
+    def _batch_get(self, refs: Sequence[CopyRef]) -> dict[CopyRef, dict[str, Any]]:
+        """The items at ``refs`` (at most 100), with BatchGetItem's unprocessed keys asked again."""
+        name = self._table.name
+        client = self._table.meta.client  # the resource's client: plain values in and out
+        request: Any = {name: {"Keys": [{"pk": pk, "sk": sk} for pk, sk in refs], "ConsistentRead": True}}
+        out: dict[CopyRef, dict[str, Any]] = {}
+        for _ in range(_BATCH_ATTEMPTS):
+            with _mapped_errors("read occurrences"):
+                resp = client.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(name, []):
+                out[(str(item["pk"]), str(item["sk"]))] = dict(item)
+            request = resp.get("UnprocessedKeys") or {}
+            if not request:
+                return out
+        raise StoreUnavailable("read occurrences: the store is busy, try again")
 
     # ---- occurrences ------------------------------------------------------------------------
     def store_occurrences(self, calendar: Calendar, occurrences: Sequence[Occurrence]) -> int:

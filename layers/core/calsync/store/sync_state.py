@@ -265,6 +265,15 @@ class SyncStateStore:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def forget_etags(self, calendar_id: str) -> int:
+        """Make the next full pass fetch every resource again (R8: a new subscriber whose copies the
+        store cannot make; a full pass skips the resources whose etag it knows). Returns the number
+        of resources."""
+        entries = [e for e in self.list_resources(calendar_id) if e.etag]
+        for entry in entries:
+            self.put_resource(calendar_id, entry.model_copy(update={"etag": ""}))
+        return len(entries)
+
     # ---- the poll registry --------------------------------------------------------------------
     def register_poll(self, provider: str, entry: PollEntry) -> None:
         """Put the calendar on the poll schedule (idempotent)."""
