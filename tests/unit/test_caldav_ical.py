@@ -13,6 +13,7 @@ import pytest
 
 from calsync.domain.models import UTC, Occurrence, Provider, Status, Transparency, Visibility
 from calsync_caldav import MAX_INSTANCES, ParseContext, ParseResult, localize, parse_resource
+from calsync_caldav.prescan import relevant_text
 from tests.support.builders import LEGACY_LINK, LINK_A, LINK_B, LINKS, at
 
 CTX = ParseContext(
@@ -973,3 +974,59 @@ def test_error_texts_are_ours_never_a_raw_exception_message() -> None:
         "VEVENT 'r': RRULE BYMONTHDAY value 40 is out of range; only its first occurrence is shown",
         "VEVENT 'overflow': a date, time or rule value cannot be read",
     ]
+
+
+# -- issue 12: the first pass (calsync_caldav.prescan) --------------------------------------------
+
+
+def test_prescan_leaves_out_only_what_cannot_reach_the_horizon() -> None:
+    past = [
+        vevent(f"DTSTART:2010{m:02d}01T090000Z", "DTEND:20100101T100000Z", uid=f"old-{m}")
+        for m in range(1, 13)
+    ]
+    kept = [
+        vevent("DTSTART:20260302T090000Z", "SUMMARY:in the horizon", uid="in"),
+        vevent("DTSTART:20260227T230000", "DTEND:20260228T230000", uid="floating-near"),  # within the margin
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=YEARLY", uid="recurs"),
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20260305T000000Z", uid="until-in"),
+        vevent("DTSTART:20100101T090000Z", "RDATE:20260310T090000Z", uid="rdate-in"),
+        vevent("DTSTART:20100101T090000Z", "DURATION:P10000D", uid="long"),
+        vevent("DTSTART:20100101T090000Z", uid="moved"),
+        vevent("RECURRENCE-ID:20100101T090000Z", "DTSTART:20260303T090000Z", uid="moved"),
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20100201T000000Z", uid="range"),
+        vevent("RECURRENCE-ID;RANGE=THISANDFUTURE:20100102T090000Z", "DTSTART:20100102T090000Z", uid="range"),
+        vevent("DTSTART:garbage", uid="unreadable"),
+    ]
+    ended = vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20100201T000000Z", uid="ended")
+    text = ics(*past, *kept, ended, "BEGIN:VTODO\nUID:todo\nEND:VTODO")
+    reduced = relevant_text(text, H0, H1)
+    assert reduced is not None
+    uids = {line[4:] for line in reduced.splitlines() if line.startswith("UID:")}
+    assert uids == {
+        "in",
+        "floating-near",
+        "recurs",
+        "until-in",
+        "rdate-in",
+        "long",
+        "moved",
+        "range",
+        "unreadable",
+    }
+    assert "DTSTAMP" not in reduced and "VTODO" not in reduced
+    assert parse_resource(text, CTX, H0, H1).occurrences == parse_resource(reduced, CTX, H0, H1).occurrences
+    # nothing may reach the horizon: nothing is parsed, nothing reported
+    assert relevant_text(ics(*past), H0, H1) == ""
+    assert parse(*past) == ParseResult()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:x\n",  # never closed
+        "BEGIN:VCALENDAR\nEND:VEVENT\nEND:VCALENDAR\n",  # END without BEGIN
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nBEGIN:VEVENT\nEND:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n",
+    ],
+)
+def test_prescan_gives_up_on_a_strange_structure(text: str) -> None:
+    assert relevant_text(text, H0, H1) is None

@@ -48,6 +48,7 @@ from calsync.domain.models import (
     Visibility,
     widest_instants,
 )
+from calsync_caldav.prescan import relevant_text
 from calsync_caldav.recurrence import Budget, RecurrenceError, Rule, expand, localize, parse_rule
 
 #: structured conference fields, looked at before any free text (PRODUCT.md "Meeting links")
@@ -774,6 +775,19 @@ def _floating_zone(calendar: Component, ctx: ParseContext) -> ParseContext:
     return replace(ctx, calendar_time_zone=zone)
 
 
+#: what names a VEVENT without UID (the properties that place it and its title)
+_IDENTITY: Final = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "SUMMARY")
+
+
+def _identity(component: Component) -> bytes:
+    parts = [
+        name.encode() + b"=" + (value.to_ical() if hasattr(value, "to_ical") else str(value).encode())
+        for name in _IDENTITY
+        if (value := component.get(name)) is not None and not isinstance(value, list)
+    ]
+    return b"\n".join(parts)
+
+
 def _events(calendars: Iterable[Component], ctx: ParseContext, errors: list[str]) -> dict[str, _Series]:
     groups: dict[str, _Series] = {}
     for calendar in calendars:
@@ -791,7 +805,7 @@ def _events(calendars: Iterable[Component], ctx: ParseContext, errors: list[str]
             if not uid or not uid.strip():
                 # leniency: a VEVENT without UID (RFC 5545 requires one) is an event of its own,
                 # named by its content so that the name stays the same while it does
-                digest = hashlib.sha256(component.to_ical()).hexdigest()[:24]
+                digest = hashlib.sha256(_identity(component)).hexdigest()[:24]
                 uid = f"no-uid-{digest}"
             series = groups.setdefault(uid, _Series(uid, calendar_ctx))
             if component.get("RECURRENCE-ID") is not None:
@@ -809,8 +823,11 @@ def parse_resource(
         raise ValueError("the horizon must be given as aware datetimes")
     horizon = (horizon_start.astimezone(UTC), horizon_end.astimezone(UTC))
     result = ParseResult()
+    reduced = relevant_text(text, *horizon)  # issue 12: only what may reach the horizon
+    if reduced == "":
+        return result
     try:
-        parsed = Calendar.from_ical(text, multiple=True)
+        parsed = Calendar.from_ical(text if reduced is None else reduced, multiple=True)
     except (ValueError, TypeError, KeyError, IndexError):
         result.errors.append("not an iCalendar resource: it cannot be parsed")
         return result
