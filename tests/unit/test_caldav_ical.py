@@ -935,12 +935,15 @@ def test_all_day_dtend_equal_to_dtstart_is_one_day() -> None:
     assert (occ.start_date, occ.end_date) == (date(2026, 3, 10), date(2026, 3, 11))
 
 
-def test_rrule_with_spaces_and_unreadable_rdates() -> None:
+def test_rrule_with_spaces_and_unreadable_rdates_and_exdates() -> None:
     spaced = parse(vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=3;BYDAY=MO, TU, WE"))
     assert spaced.errors == [] and len(spaced.occurrences) == 3
     rdate = parse(vevent("DTSTART:20260302T090000Z", "RDATE:199709T180000Z"))
     assert starts(rdate) == [at("2026-03-02T09:00:00Z")]
     assert len(rdate.errors) == 1 and "RDATEs are left out" in rdate.errors[0]
+    exdate = parse(vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2", "EXDATE:2026XX"))
+    assert starts(exdate) == [at("2026-03-02T09:00:00Z"), at("2026-03-03T09:00:00Z")]
+    assert len(exdate.errors) == 1 and "EXDATEs are left out" in exdate.errors[0]
 
 
 def test_floating_times_follow_x_wr_timezone() -> None:

@@ -510,7 +510,11 @@ def _expand_master(
     except EventError as exc:
         errors.append(f"VEVENT {uid!r}: {exc}; its RDATEs are left out")  # leniency: the rest stays
         rdates = []
-    exdates = [v for v in _date_values(master, "EXDATE") if not isinstance(v, time)]
+    try:
+        exdates = [v for v in _date_values(master, "EXDATE") if not isinstance(v, time)]
+    except EventError as exc:
+        errors.append(f"VEVENT {uid!r}: {exc}; its EXDATEs are left out")  # leniency: the rest stays
+        exdates = []
     recurring = bool(rules or rdates or unreadable)
     instances: dict[datetime | date, _Span] = {}
     start_key = timing.key_of_wall(timing.wall)
