@@ -1033,3 +1033,20 @@ def test_prescan_leaves_out_only_what_cannot_reach_the_horizon() -> None:
 )
 def test_prescan_gives_up_on_a_strange_structure(text: str) -> None:
     assert relevant_text(text, H0, H1) is None
+
+
+def test_range_thisandfuture_moves_by_wall_clock_time_across_dst() -> None:
+    # moved from Saturdays 09:00 to Sundays 09:00 Berlin: still 09:00 on 29 March (CEST)
+    result = parse(
+        vevent("DTSTART;TZID=Europe/Berlin:20260321T090000", "RRULE:FREQ=WEEKLY;COUNT=3"),
+        vevent(
+            "RECURRENCE-ID;TZID=Europe/Berlin;RANGE=THISANDFUTURE:20260321T090000",
+            "DTSTART;TZID=Europe/Berlin:20260322T090000",
+        ),
+    )
+    assert result.errors == []
+    assert starts(result) == [
+        at("2026-03-22T08:00:00Z"),
+        at("2026-03-29T07:00:00Z"),
+        at("2026-04-05T07:00:00Z"),
+    ]

@@ -612,14 +612,23 @@ def _read_override(
         errors.append(f"VEVENT {uid!r} (RECURRENCE-ID {_original_start(key)}): {_problem(exc)}")
         return None
     shift: timedelta | None = None
-    if (
-        _is_future_range(override.component)
-        and master_timing is not None
-        and timing.all_day == master_timing.all_day
-        and type(span.start) is type(key)
-    ):
-        shift = span.start - key
+    if _is_future_range(override.component) and master_timing is not None:
+        if isinstance(key, datetime) and not timing.all_day:
+            # in wall-clock time (like recurring-ical-events): "moved from 09:00 to 10:00" stays
+            # 10:00 across a daylight-saving change
+            shift = timing.wall - key.astimezone(timing.zone).replace(tzinfo=None)
+        elif not isinstance(key, datetime) and timing.all_day:
+            shift = timing.wall.date() - key
     return _Change(key, override.sequence, timing, details, span, shift)
+
+
+def _shifted(change: _Change, key: datetime | date) -> datetime | date:
+    """Where a RANGE=THISANDFUTURE override moves the instance ``key`` (see _read_override)."""
+    assert change.shift is not None
+    if isinstance(key, datetime):
+        zone = change.timing.zone
+        return localize(key.astimezone(zone).replace(tzinfo=None) + change.shift, zone)
+    return key + change.shift
 
 
 def _series_occurrences(
@@ -703,7 +712,7 @@ def _series_occurrences(
                 # RFC 5545 §3.8.4.4: this and all later instances are moved by the same
                 # difference and take the override's duration and other properties
                 timing, details = governing.timing, governing.details
-                span = timing.span_at(key + governing.shift)
+                span = timing.span_at(_shifted(governing, key))
             yield _occurrence(
                 ctx,
                 uid,
@@ -711,6 +720,7 @@ def _series_occurrences(
                 timing,
                 details,
                 original=key if recurring or overrides else None,
+                cancelled=master_cancelled,  # a cancelled series cancels range-moved instances too
             )
     for change in changes:
         yield _occurrence(
