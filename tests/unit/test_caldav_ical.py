@@ -1050,3 +1050,35 @@ def test_range_thisandfuture_moves_by_wall_clock_time_across_dst() -> None:
         at("2026-03-29T07:00:00Z"),
         at("2026-04-05T07:00:00Z"),
     ]
+
+
+def test_ambiguous_time_in_a_vtimezone_whose_daylight_offset_is_smaller() -> None:
+    # RFC 5545 §3.3.5: the first occurrence, also where dateutil's conversion from UTC fails
+    # (a change to a smaller offset that the VTIMEZONE calls DAYLIGHT; icalendar issue 722)
+    zone = "\n".join(
+        [
+            "BEGIN:VTIMEZONE",
+            "TZID:Custom Twelve To Ten",
+            "BEGIN:STANDARD",
+            "DTSTART:20260101T000000",
+            "TZOFFSETFROM:+1000",
+            "TZOFFSETTO:+1200",
+            "END:STANDARD",
+            "BEGIN:DAYLIGHT",
+            "DTSTART:20260503T080000",
+            "TZOFFSETFROM:+1200",
+            "TZOFFSETTO:+1000",
+            "END:DAYLIGHT",
+            "END:VTIMEZONE",
+        ]
+    )
+    result = parse(
+        zone,
+        vevent("DTSTART;TZID=Custom Twelve To Ten:20260503T073000", uid="ambiguous"),
+        vevent("DTSTART;TZID=Custom Twelve To Ten:20260503T090000", uid="after"),
+        end=at("2026-06-01T00:00:00Z"),
+    )
+    assert {o.event_id: o.start for o in result.occurrences} == {
+        "ambiguous": at("2026-05-02T19:30:00Z"),
+        "after": at("2026-05-02T23:00:00Z"),
+    }

@@ -123,10 +123,6 @@ DIFFERS: dict[str, str] = {
     "icalendar__src__icalendar__tests__calendars__issue_178_custom_component_contains_other.ics": (
         "a VEVENT inside an unknown X- component (see NOT_SHOWN): recurring-ical-events shows it"
     ),
-    "icalendar__src__icalendar__tests__calendars__issue_722_timezone_transition_ambiguity.ics": (
-        "KNOWN BUG, not a decision: an ambiguous local time in a custom VTIMEZONE (offset +12 -> "
-        "+10) is read with the later offset; RFC 5545 3.3.5 says the first"
-    ),
 }
 
 #: files where a VEVENT with a readable DTSTART has no occurrence in its horizon, and why
