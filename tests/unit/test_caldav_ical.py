@@ -1082,3 +1082,22 @@ def test_ambiguous_time_in_a_vtimezone_whose_daylight_offset_is_smaller() -> Non
         "ambiguous": at("2026-05-02T19:30:00Z"),
         "after": at("2026-05-02T23:00:00Z"),
     }
+
+
+def test_a_stale_range_override_moves_nothing() -> None:
+    # the master (SEQUENCE 2) excluded the instance a RANGE=THISANDFUTURE override (SEQUENCE 1)
+    # starts from: that override is a leftover, the later instances stay where the master has them
+    result = parse(
+        vevent(
+            "DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=4", "EXDATE:20260303T090000Z", "SEQUENCE:2"
+        ),
+        vevent(
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20260303T090000Z", "DTSTART:20260303T150000Z", "SEQUENCE:1"
+        ),
+    )
+    assert result.errors == []
+    assert starts(result) == [
+        at("2026-03-02T09:00:00Z"),
+        at("2026-03-04T09:00:00Z"),
+        at("2026-03-05T09:00:00Z"),
+    ]

@@ -668,11 +668,9 @@ def _series_occurrences(
         if known is None or _sequence(component) > known.sequence:
             overrides[key] = _Override(component, key, _sequence(component))
     changes = [c for o in overrides.values() if (c := _read_override(o, ctx, master_timing, uid, errors))]
-    ranges = sorted((c for c in changes if c.shift is not None), key=lambda c: _sort_key(c.key))
-    widen = max(
-        (abs(c.shift) + abs(c.span.end - c.span.start) for c in ranges if c.shift is not None),  # type: ignore[operator]
-        default=timedelta(0),
-    )
+    # instances a RANGE=THISANDFUTURE override may move into the horizon are expanded too
+    shifts = [abs(c.shift) + _length(c.span) for c in changes if c.shift is not None]
+    widen = max(shifts, default=timedelta(0))
 
     instances: dict[datetime | date, _Span] = {}
     recurring = False
@@ -691,7 +689,6 @@ def _series_occurrences(
             errors.append(f"VEVENT {uid!r}: {_problem(exc)}")
             master = master_timing = master_details = None
             instances = {}
-            ranges = []
 
     if master is not None and master_timing is not None:
         changes = [
@@ -699,6 +696,7 @@ def _series_occurrences(
             for c in changes
             if not _stale(c, master=master, timing=master_timing, instances=instances, budget=budget, uid=uid)
         ]
+    ranges = sorted((c for c in changes if c.shift is not None), key=lambda c: _sort_key(c.key))
 
     by_key = {c.key: c for c in changes}
     master_cancelled = master_details is not None and master_details.status is Status.CANCELLED
@@ -732,6 +730,12 @@ def _series_occurrences(
             original=change.key,
             cancelled=master_cancelled,
         )
+
+
+def _length(span: _Span) -> timedelta:
+    if isinstance(span.start, datetime) and isinstance(span.end, datetime):
+        return span.end - span.start
+    return _sort_key(span.end) - _sort_key(span.start)
 
 
 def _sort_key(key: datetime | date) -> datetime:
