@@ -268,7 +268,9 @@ def check_prescan(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 pytestmark = pytest.mark.skipif(
-    not FILES, reason=f"the iCalendar corpus is not there ({CORPUS}): see /work/shared/corpus/README"
+    not FILES,
+    reason=f"the iCalendar corpus is not there ({CORPUS}): it is expected beside the project as "
+    "../shared/corpus (see its README.md)",
 )
 
 
