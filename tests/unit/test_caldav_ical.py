@@ -7,6 +7,7 @@ Every test passes its horizon explicitly; nothing depends on the clock.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -1101,3 +1102,18 @@ def test_a_stale_range_override_moves_nothing() -> None:
         at("2026-03-04T09:00:00Z"),
         at("2026-03-05T09:00:00Z"),
     ]
+
+
+def test_the_first_pass_never_leaves_out_a_property_the_parser_reads() -> None:
+    # prescan.UNREAD must follow ical.py: no property name written in ical.py (or in the link
+    # settings it reads) is on the list
+    import inspect
+
+    from calsync_caldav import ical
+    from calsync_caldav.prescan import UNREAD
+
+    names = set(re.findall(r'"([A-Z][A-Z0-9-]+)"', inspect.getsource(ical)))
+    names |= {*ical.STRUCTURED_LINK_PROPERTIES, *ical.TEXT_LINK_PROPERTIES}
+    assert {"DTSTART", "ATTENDEE", "X-GOOGLE-CONFERENCE"} <= names
+    assert sorted(n for n in names if UNREAD.match(f"{n}:x")) == []
+    assert UNREAD.match("DTSTAMP:20260101T000000Z") and UNREAD.match("x-moz-generation:1")
