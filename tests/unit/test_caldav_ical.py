@@ -1117,3 +1117,11 @@ def test_the_first_pass_never_leaves_out_a_property_the_parser_reads() -> None:
     assert {"DTSTART", "ATTENDEE", "X-GOOGLE-CONFERENCE"} <= names
     assert sorted(n for n in names if UNREAD.match(f"{n}:x")) == []
     assert UNREAD.match("DTSTAMP:20260101T000000Z") and UNREAD.match("x-moz-generation:1")
+
+
+def test_a_negative_duration_is_read_like_dtend_before_dtstart() -> None:
+    # rule D1: the span before DTSTART, as DTEND before DTSTART is read
+    timed = only(parse(vevent("DTSTART:20260310T090000Z", "DURATION:-PT45M")))
+    assert (timed.start, timed.end) == (at("2026-03-10T08:15:00Z"), at("2026-03-10T09:00:00Z"))
+    days = only(parse(vevent("DTSTART;VALUE=DATE:20260312", "DURATION:-P2D")))
+    assert (days.start_date, days.end_date) == (date(2026, 3, 10), date(2026, 3, 12))

@@ -151,9 +151,7 @@ def _duration(component: Component) -> timedelta | None:
     if not isinstance(prop, vDDDTypes) or not isinstance(prop.dt, timedelta):
         raise EventError("DURATION is not a duration")
     value: timedelta = prop.dt
-    if value < timedelta(0):
-        raise EventError("DURATION is negative")
-    return value
+    return value  # negative: read like DTEND before DTSTART (docs/ical-leniency.md)
 
 
 def _date_values(component: Component, name: str) -> list[Any]:
@@ -229,6 +227,10 @@ class _Timing:
                 return _Span(min(key, key + self.exact), max(key, key + self.exact))
             assert self.nominal is not None
             local = key.astimezone(self.zone).replace(tzinfo=None)
+            if self.nominal < timedelta(0):  # leniency: the span before DTSTART, as swapped
+                back = -self.nominal
+                day_part = timedelta(days=back.days)
+                return _Span(localize(local - day_part, self.zone) - (back - day_part), key)
             day_part = timedelta(days=self.nominal.days)
             end = localize(local + day_part, self.zone) + (self.nominal - day_part)
             return _Span(key, max(end, key))
@@ -269,7 +271,10 @@ def _timing(component: Component, ctx: ParseContext, fallback_start: date | date
             if days < 0:  # leniency: DTEND before DTSTART -> the days between them
                 return _Timing(True, UTC, None, datetime.combine(start, time()), days=days)
         elif duration is not None:
-            days = duration.days + (1 if duration.seconds or duration.microseconds else 0)
+            length = abs(duration)
+            days = length.days + (1 if length.seconds or length.microseconds else 0)
+            if duration < timedelta(0):  # leniency: a negative DURATION, as DTEND before DTSTART
+                return _Timing(True, UTC, None, datetime.combine(start, time()), days=-max(days, 1))
         # leniency: DTEND equal to DTSTART on an all-day event -> one day
         return _Timing(True, UTC, None, datetime.combine(start, time()), days=max(days, 1))
     zone: tzinfo = start.tzinfo if start.tzinfo is not None else ctx.calendar_time_zone
@@ -524,7 +529,7 @@ def _expand_master(
         zone = UTC if timing.all_day else timing.zone
         longest = timedelta(days=abs(timing.days))
         if not timing.all_day:
-            longest = abs(timing.exact) if timing.exact is not None else timing.nominal or timedelta(0)
+            longest = abs(timing.exact if timing.exact is not None else timing.nominal or timedelta(0))
         window_start = horizon[0].astimezone(zone).replace(tzinfo=None) - longest - _SLACK - widen
         window_end = horizon[1].astimezone(zone).replace(tzinfo=None) + longest + _SLACK + widen
         for rule in rules:
