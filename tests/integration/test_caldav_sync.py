@@ -487,11 +487,15 @@ def test_worker_failing_half_way_leaves_a_state_the_next_sync_completes(
 def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
     # rule X5 / C10: a VEVENT that cannot be read does not stop the calendar
     world.put("good", ics("good", "Good", at(1), at(2)))
-    world.put("broken", ics("broken", "Broken", at(3), at(2)))  # DTEND before DTSTART
+    # a rule calsync refuses (reported; rule D1: its first occurrence stays, docs/ical-leniency.md)
+    world.put("broken", ics("broken", "Broken", at(3), at(4), rrule="FREQ=SECONDLY"))
     world.enqueue()
     answers = world.drain(NOW)
     assert answers[0]["batchItemFailures"] == []
-    assert [t for t, _ in world.listed(NOW)] == ["Good"]
+    body = world.meetings(NOW)
+    assert [m["title"] for m in body["meetings"]] == ["Good"]
+    # stored: its first occurrence, a series (excluded from the list by rule U5)
+    assert [(m["title"], m["rules"]) for m in body["excluded"]] == [("Broken", ["U5"])]
 
 
 @pytest.fixture

@@ -7,12 +7,14 @@ Every test passes its horizon explicitly; nothing depends on the clock.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from calsync.domain.models import UTC, Occurrence, Provider, Status, Transparency, Visibility
 from calsync_caldav import MAX_INSTANCES, ParseContext, ParseResult, localize, parse_resource
+from calsync_caldav.prescan import relevant_text
 from tests.support.builders import LEGACY_LINK, LINK_A, LINK_B, LINKS, at
 
 CTX = ParseContext(
@@ -147,11 +149,19 @@ def test_a_timed_event_without_dtend_has_no_length_and_duration_is_honoured() ->
     assert long.end == at("2026-03-10T09:45:00Z")
 
 
-def test_dtend_before_dtstart_is_an_error() -> None:
-    # rule X5: bad input is reported, not stored
-    result = parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T080000Z"))
-    assert result.occurrences == []
-    assert len(result.errors) == 1 and "DTEND is before DTSTART" in result.errors[0]
+def test_dtend_before_dtstart_spans_the_two_swapped() -> None:
+    # rule D1 (docs/ical-leniency.md): DTEND before DTSTART is read as the span between them
+    timed = only(parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T080000Z")))
+    assert (timed.start, timed.end) == (at("2026-03-10T08:00:00Z"), at("2026-03-10T09:00:00Z"))
+    days = only(parse(vevent("DTSTART;VALUE=DATE:20260312", "DTEND;VALUE=DATE:20260310")))
+    assert (days.start_date, days.end_date) == (date(2026, 3, 10), date(2026, 3, 12))
+    # every instance of a series, each keeping its identity (the rule's start)
+    series = parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T083000Z", "RRULE:FREQ=DAILY;COUNT=2"))
+    assert series.errors == []
+    assert [(o.start, o.end, o.original_start) for o in series.occurrences] == [
+        (at("2026-03-10T08:30:00Z"), at("2026-03-10T09:00:00Z"), "2026-03-10T09:00:00+00:00"),
+        (at("2026-03-11T08:30:00Z"), at("2026-03-11T09:00:00Z"), "2026-03-11T09:00:00+00:00"),
+    ]
 
 
 def test_all_day_dtend_is_exclusive_and_a_missing_dtend_is_one_day() -> None:
@@ -564,8 +574,10 @@ def test_rules_that_never_match_or_are_too_fine_end_with_an_error_not_a_hang() -
     assert len(counted.errors) == 1 and "too many periods" in counted.errors[0]
     uncounted = parse(vevent("DTSTART:16040101T090000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"))
     assert uncounted.errors == [] and uncounted.occurrences == []
+    # rule D1: a refused rule leaves the event's first occurrence (DTSTART), and says so
     secondly = parse(vevent("DTSTART:20260301T000000Z", "RRULE:FREQ=SECONDLY"))
-    assert secondly.occurrences == [] and "FREQ=SECONDLY is not supported" in secondly.errors[0]
+    assert [o.start for o in secondly.occurrences] == [at("2026-03-01T00:00:00Z")]
+    assert "FREQ=SECONDLY is not supported; only its first occurrence is shown" in secondly.errors[0]
 
 
 def test_the_expansion_budget_is_per_resource_and_pays_for_what_is_scanned() -> None:
@@ -734,14 +746,13 @@ def test_a_broken_vevent_is_reported_and_the_rest_still_parses() -> None:
         vevent("SUMMARY:no start", uid="no-start"),
         vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=FORTNIGHTLY", uid="bad-rule"),
         vevent("DTSTART:20260302T090000Z", "SUMMARY:fine", uid="fine"),
-        "BEGIN:VEVENT\nDTSTART:20260302T090000Z\nEND:VEVENT",
     )
-    assert [o.event_id for o in result.occurrences] == ["fine"]
-    assert len(result.errors) == 4
+    # rule D1: the unreadable rule leaves its event's first occurrence
+    assert [o.event_id for o in result.occurrences] == ["bad-rule", "fine"]
+    assert len(result.errors) == 3
     assert any("'broken'" in e for e in result.errors)
     assert any("'no-start'" in e and "DTSTART is missing" in e for e in result.errors)
     assert any("'bad-rule'" in e for e in result.errors)
-    assert any("without UID" in e for e in result.errors)
 
 
 def test_a_broken_override_leaves_the_series() -> None:
@@ -781,3 +792,336 @@ def test_parsing_is_deterministic() -> None:
     assert [o.id for o in first.occurrences] == [o.id for o in second.occurrences]
     assert len({o.id for o in first.occurrences}) == len(first.occurrences)
     assert all(o.start is not None and o.start.tzinfo is UTC for o in first.occurrences)
+
+
+# -- issue 12: overrides and real-world data (rule D1, docs/ical-leniency.md) -------------------
+
+
+def test_range_thisandfuture_moves_that_instance_and_all_later_ones() -> None:
+    # RFC 5545 §3.8.4.4 / §3.2.13: the instance and every later one move by the same difference
+    # and take the override's duration and properties; an override of one later instance still
+    # wins for that instance; a later THISANDFUTURE override takes over from its own instance
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "RRULE:FREQ=DAILY;COUNT=8", "SUMMARY:A"),
+        vevent(
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20260304T090000Z",
+            "DTSTART:20260304T113000Z",
+            "DTEND:20260304T120000Z",
+            "SUMMARY:B",
+        ),
+        vevent(
+            "RECURRENCE-ID:20260306T090000Z",
+            "DTSTART:20260306T150000Z",
+            "DTEND:20260306T160000Z",
+            "SUMMARY:C",
+        ),
+        vevent(
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20260308T090000Z",
+            "DTSTART:20260308T080000Z",
+            "DTEND:20260308T090000Z",
+            "SUMMARY:D",
+        ),
+    )
+    assert result.errors == []
+    got = [(o.start, o.end, o.title, o.original_start) for o in result.occurrences]
+    assert got == [
+        (at("2026-03-02T09:00:00Z"), at("2026-03-02T10:00:00Z"), "A", "2026-03-02T09:00:00+00:00"),
+        (at("2026-03-03T09:00:00Z"), at("2026-03-03T10:00:00Z"), "A", "2026-03-03T09:00:00+00:00"),
+        (at("2026-03-04T11:30:00Z"), at("2026-03-04T12:00:00Z"), "B", "2026-03-04T09:00:00+00:00"),
+        (at("2026-03-05T11:30:00Z"), at("2026-03-05T12:00:00Z"), "B", "2026-03-05T09:00:00+00:00"),
+        (at("2026-03-06T15:00:00Z"), at("2026-03-06T16:00:00Z"), "C", "2026-03-06T09:00:00+00:00"),
+        (at("2026-03-07T11:30:00Z"), at("2026-03-07T12:00:00Z"), "B", "2026-03-07T09:00:00+00:00"),
+        (at("2026-03-08T08:00:00Z"), at("2026-03-08T09:00:00Z"), "D", "2026-03-08T09:00:00+00:00"),
+        (at("2026-03-09T08:00:00Z"), at("2026-03-09T09:00:00Z"), "D", "2026-03-09T09:00:00+00:00"),
+    ]
+
+
+def test_range_thisandfuture_brings_instances_from_outside_the_horizon() -> None:
+    # an instance whose original start is after the horizon, moved into it by the range
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "RRULE:FREQ=WEEKLY"),
+        vevent(
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20260309T090000Z",
+            "DTSTART:20260302T120000Z",
+            "DTEND:20260302T130000Z",
+        ),
+        start=at("2026-03-02T11:00:00Z"),
+        end=at("2026-03-09T14:00:00Z"),
+    )
+    assert [(o.start, o.original_start) for o in result.occurrences] == [
+        (at("2026-03-02T12:00:00Z"), "2026-03-09T09:00:00+00:00"),
+        (at("2026-03-09T12:00:00Z"), "2026-03-16T09:00:00+00:00"),
+    ]
+
+
+def test_a_refused_override_leaves_the_masters_instance() -> None:
+    # D1: an override calsync cannot read is reported; the occurrence it would move stays
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "RRULE:FREQ=DAILY;COUNT=3"),
+        vevent("RECURRENCE-ID:20260303T090000Z", "DTSTART:20260303T120000Z", "DURATION:garbage"),
+    )
+    assert starts(result) == [
+        at("2026-03-02T09:00:00Z"),
+        at("2026-03-03T09:00:00Z"),
+        at("2026-03-04T09:00:00Z"),
+    ]
+    assert len(result.errors) == 1 and "RECURRENCE-ID 2026-03-03T09:00:00+00:00" in result.errors[0]
+
+
+def test_stale_overrides_of_instances_the_newer_master_no_longer_has_are_dropped() -> None:
+    # D1: a client excluded an instance (EXDATE, SEQUENCE 2) or shortened the series (UNTIL) but
+    # left the old override (SEQUENCE 1) in the resource: it no longer shows
+    master = ["DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "SEQUENCE:2"]
+    result = parse(
+        vevent(*master, "RRULE:FREQ=DAILY;UNTIL=20260305T090000Z", "EXDATE:20260303T090000Z"),
+        vevent("RECURRENCE-ID:20260303T090000Z", "DTSTART:20260303T120000Z", "SEQUENCE:1"),
+        vevent("RECURRENCE-ID:20260310T090000Z", "DTSTART:20260310T120000Z", "SEQUENCE:1"),
+        # not stale: the master still has 4 March; and an override as new as the master stays
+        vevent("RECURRENCE-ID:20260304T090000Z", "DTSTART:20260304T120000Z", "SEQUENCE:1"),
+        vevent("RECURRENCE-ID:20260312T090000Z", "DTSTART:20260312T120000Z", "SEQUENCE:2"),
+    )
+    assert result.errors == []
+    assert starts(result) == [
+        at("2026-03-02T09:00:00Z"),
+        at("2026-03-04T12:00:00Z"),
+        at("2026-03-05T09:00:00Z"),
+        at("2026-03-12T12:00:00Z"),
+    ]
+
+
+def test_dtend_and_duration_both_given_dtend_wins() -> None:
+    occ = only(parse(vevent("DTSTART:20260310T090000Z", "DTEND:20260310T100000Z", "DURATION:PT3H")))
+    assert occ.end == at("2026-03-10T10:00:00Z")
+    # on an override too: it is read, not refused
+    moved = parse(
+        vevent("DTSTART:20260302T090000Z", "DTEND:20260302T100000Z", "RRULE:FREQ=DAILY;COUNT=2"),
+        vevent(
+            "RECURRENCE-ID:20260303T090000Z",
+            "DTSTART:20260303T120000Z",
+            "DTEND:20260303T123000Z",
+            "DURATION:PT1H",
+        ),
+    )
+    assert moved.errors == []
+    assert [(o.start, o.end) for o in moved.occurrences][1] == (
+        at("2026-03-03T12:00:00Z"),
+        at("2026-03-03T12:30:00Z"),
+    )
+
+
+def test_an_empty_rrule_is_a_single_event() -> None:
+    occ = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "RRULE:")))
+    assert (occ.start_date, occ.recurring) == (date(2026, 3, 10), False)
+
+
+def test_date_dtstart_with_date_time_dtend_stays_all_day() -> None:
+    # like allenporter/ical's dtstart/dtend compat mode: the DTEND's day counts unless it is midnight
+    to_evening = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "DTEND:20260312T235959Z")))
+    assert (to_evening.start_date, to_evening.end_date) == (date(2026, 3, 10), date(2026, 3, 13))
+    to_midnight = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "DTEND:20260312T000000Z")))
+    assert (to_midnight.start_date, to_midnight.end_date) == (date(2026, 3, 10), date(2026, 3, 12))
+    # a timed DTSTART with a DATE DTEND on its own day ends at the next midnight
+    timed = only(parse(vevent("DTSTART:20260310T100000Z", "DTEND;VALUE=DATE:20260310")))
+    assert (timed.start, timed.end) == (at("2026-03-10T10:00:00Z"), at("2026-03-11T00:00:00Z"))
+
+
+def test_rdate_value_time_is_ignored() -> None:
+    result = parse(vevent("DTSTART:20260310T100000Z", "RDATE;VALUE=TIME:083000", "RDATE:20260311T100000Z"))
+    assert result.errors == []
+    assert starts(result) == [at("2026-03-10T10:00:00Z"), at("2026-03-11T10:00:00Z")]
+
+
+def test_all_day_dtend_equal_to_dtstart_is_one_day() -> None:
+    occ = only(parse(vevent("DTSTART;VALUE=DATE:20260310", "DTEND;VALUE=DATE:20260310")))
+    assert (occ.start_date, occ.end_date) == (date(2026, 3, 10), date(2026, 3, 11))
+
+
+def test_rrule_with_spaces_and_unreadable_rdates_and_exdates() -> None:
+    spaced = parse(vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=3;BYDAY=MO, TU, WE"))
+    assert spaced.errors == [] and len(spaced.occurrences) == 3
+    rdate = parse(vevent("DTSTART:20260302T090000Z", "RDATE:199709T180000Z"))
+    assert starts(rdate) == [at("2026-03-02T09:00:00Z")]
+    assert len(rdate.errors) == 1 and "RDATEs are left out" in rdate.errors[0]
+    exdate = parse(vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=2", "EXDATE:2026XX"))
+    assert starts(exdate) == [at("2026-03-02T09:00:00Z"), at("2026-03-03T09:00:00Z")]
+    assert len(exdate.errors) == 1 and "EXDATEs are left out" in exdate.errors[0]
+
+
+def test_floating_times_follow_x_wr_timezone() -> None:
+    text = ics(vevent("DTSTART:20260310T090000")).replace(
+        "VERSION:2.0", "VERSION:2.0\r\nX-WR-TIMEZONE:Europe/Berlin"
+    )
+    occ = only(parse_resource(text, CTX, H0, H1))
+    assert occ.start == at("2026-03-10T08:00:00Z")
+    unknown = ics(vevent("DTSTART:20260310T090000")).replace(
+        "VERSION:2.0", "VERSION:2.0\r\nX-WR-TIMEZONE:Mars/Base"
+    )
+    assert only(parse_resource(unknown, CTX, H0, H1)).start == at("2026-03-10T09:00:00Z")
+
+
+def test_vevents_without_uid_or_outside_a_vcalendar_are_read() -> None:
+    no_uid = "BEGIN:VEVENT\nDTSTART:20260302T090000Z\nSUMMARY:x\nEND:VEVENT"
+    first, again = parse(no_uid), parse(no_uid)
+    occ = only(first)
+    assert occ.event_id.startswith("no-uid-") and occ.event_id == only(again).event_id
+    bare = parse_resource(vevent("DTSTART:20260302T090000Z").replace("\n", "\r\n"), CTX, H0, H1)
+    assert only(bare).event_id == "evt-1"
+
+
+def test_error_texts_are_ours_never_a_raw_exception_message() -> None:
+    result = parse(
+        vevent("DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;BYMONTHDAY=40", uid="r"),
+        vevent("DTSTART:99991231T230000Z", "DURATION:P99999D", uid="overflow"),
+    )
+    # the overflow is Python's "date value out of range": never shown as such
+    assert result.errors == [
+        "VEVENT 'r': RRULE BYMONTHDAY value 40 is out of range; only its first occurrence is shown",
+        "VEVENT 'overflow': a date, time or rule value cannot be read",
+    ]
+
+
+# -- issue 12: the first pass (calsync_caldav.prescan) --------------------------------------------
+
+
+def test_prescan_leaves_out_only_what_cannot_reach_the_horizon() -> None:
+    past = [
+        vevent(f"DTSTART:2010{m:02d}01T090000Z", "DTEND:20100101T100000Z", uid=f"old-{m}")
+        for m in range(1, 13)
+    ]
+    kept = [
+        vevent("DTSTART:20260302T090000Z", "SUMMARY:in the horizon", uid="in"),
+        vevent("DTSTART:20260227T230000", "DTEND:20260228T230000", uid="floating-near"),  # within the margin
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=YEARLY", uid="recurs"),
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20260305T000000Z", uid="until-in"),
+        vevent("DTSTART:20100101T090000Z", "RDATE:20260310T090000Z", uid="rdate-in"),
+        vevent("DTSTART:20100101T090000Z", "DURATION:P10000D", uid="long"),
+        vevent("DTSTART:20100101T090000Z", uid="moved"),
+        vevent("RECURRENCE-ID:20100101T090000Z", "DTSTART:20260303T090000Z", uid="moved"),
+        vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20100201T000000Z", uid="range"),
+        vevent("RECURRENCE-ID;RANGE=THISANDFUTURE:20100102T090000Z", "DTSTART:20100102T090000Z", uid="range"),
+        vevent("DTSTART:garbage", uid="unreadable"),
+    ]
+    ended = vevent("DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20100201T000000Z", uid="ended")
+    text = ics(*past, *kept, ended, "BEGIN:VTODO\nUID:todo\nEND:VTODO")
+    reduced = relevant_text(text, H0, H1)
+    assert reduced is not None
+    uids = {line[4:] for line in reduced.splitlines() if line.startswith("UID:")}
+    assert uids == {
+        "in",
+        "floating-near",
+        "recurs",
+        "until-in",
+        "rdate-in",
+        "long",
+        "moved",
+        "range",
+        "unreadable",
+    }
+    assert "DTSTAMP" not in reduced and "VTODO" not in reduced
+    assert parse_resource(text, CTX, H0, H1).occurrences == parse_resource(reduced, CTX, H0, H1).occurrences
+    # nothing may reach the horizon: nothing is parsed, nothing reported
+    assert relevant_text(ics(*past), H0, H1) == ""
+    assert parse(*past) == ParseResult()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:x\n",  # never closed
+        "BEGIN:VCALENDAR\nEND:VEVENT\nEND:VCALENDAR\n",  # END without BEGIN
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nBEGIN:VEVENT\nEND:VEVENT\nEND:VEVENT\nEND:VCALENDAR\n",
+    ],
+)
+def test_prescan_gives_up_on_a_strange_structure(text: str) -> None:
+    assert relevant_text(text, H0, H1) is None
+
+
+def test_range_thisandfuture_moves_by_wall_clock_time_across_dst() -> None:
+    # moved from Saturdays 09:00 to Sundays 09:00 Berlin: still 09:00 on 29 March (CEST)
+    result = parse(
+        vevent("DTSTART;TZID=Europe/Berlin:20260321T090000", "RRULE:FREQ=WEEKLY;COUNT=3"),
+        vevent(
+            "RECURRENCE-ID;TZID=Europe/Berlin;RANGE=THISANDFUTURE:20260321T090000",
+            "DTSTART;TZID=Europe/Berlin:20260322T090000",
+        ),
+    )
+    assert result.errors == []
+    assert starts(result) == [
+        at("2026-03-22T08:00:00Z"),
+        at("2026-03-29T07:00:00Z"),
+        at("2026-04-05T07:00:00Z"),
+    ]
+
+
+def test_ambiguous_time_in_a_vtimezone_whose_daylight_offset_is_smaller() -> None:
+    # RFC 5545 §3.3.5: the first occurrence, also where dateutil's conversion from UTC fails
+    # (a change to a smaller offset that the VTIMEZONE calls DAYLIGHT; icalendar issue 722)
+    zone = "\n".join(
+        [
+            "BEGIN:VTIMEZONE",
+            "TZID:Custom Twelve To Ten",
+            "BEGIN:STANDARD",
+            "DTSTART:20260101T000000",
+            "TZOFFSETFROM:+1000",
+            "TZOFFSETTO:+1200",
+            "END:STANDARD",
+            "BEGIN:DAYLIGHT",
+            "DTSTART:20260503T080000",
+            "TZOFFSETFROM:+1200",
+            "TZOFFSETTO:+1000",
+            "END:DAYLIGHT",
+            "END:VTIMEZONE",
+        ]
+    )
+    result = parse(
+        zone,
+        vevent("DTSTART;TZID=Custom Twelve To Ten:20260503T073000", uid="ambiguous"),
+        vevent("DTSTART;TZID=Custom Twelve To Ten:20260503T090000", uid="after"),
+        end=at("2026-06-01T00:00:00Z"),
+    )
+    assert {o.event_id: o.start for o in result.occurrences} == {
+        "ambiguous": at("2026-05-02T19:30:00Z"),
+        "after": at("2026-05-02T23:00:00Z"),
+    }
+
+
+def test_a_stale_range_override_moves_nothing() -> None:
+    # the master (SEQUENCE 2) excluded the instance a RANGE=THISANDFUTURE override (SEQUENCE 1)
+    # starts from: that override is a leftover, the later instances stay where the master has them
+    result = parse(
+        vevent(
+            "DTSTART:20260302T090000Z", "RRULE:FREQ=DAILY;COUNT=4", "EXDATE:20260303T090000Z", "SEQUENCE:2"
+        ),
+        vevent(
+            "RECURRENCE-ID;RANGE=THISANDFUTURE:20260303T090000Z", "DTSTART:20260303T150000Z", "SEQUENCE:1"
+        ),
+    )
+    assert result.errors == []
+    assert starts(result) == [
+        at("2026-03-02T09:00:00Z"),
+        at("2026-03-04T09:00:00Z"),
+        at("2026-03-05T09:00:00Z"),
+    ]
+
+
+def test_the_first_pass_never_leaves_out_a_property_the_parser_reads() -> None:
+    # prescan.UNREAD must follow ical.py: no property name written in ical.py (or in the link
+    # settings it reads) is on the list
+    import inspect
+
+    from calsync_caldav import ical
+    from calsync_caldav.prescan import UNREAD
+
+    names = set(re.findall(r'"([A-Z][A-Z0-9-]+)"', inspect.getsource(ical)))
+    names |= {*ical.STRUCTURED_LINK_PROPERTIES, *ical.TEXT_LINK_PROPERTIES}
+    assert {"DTSTART", "ATTENDEE", "X-GOOGLE-CONFERENCE"} <= names
+    assert sorted(n for n in names if UNREAD.match(f"{n}:x")) == []
+    assert UNREAD.match("DTSTAMP:20260101T000000Z") and UNREAD.match("x-moz-generation:1")
+
+
+def test_a_negative_duration_is_read_like_dtend_before_dtstart() -> None:
+    # rule D1: the span before DTSTART, as DTEND before DTSTART is read
+    timed = only(parse(vevent("DTSTART:20260310T090000Z", "DURATION:-PT45M")))
+    assert (timed.start, timed.end) == (at("2026-03-10T08:15:00Z"), at("2026-03-10T09:00:00Z"))
+    days = only(parse(vevent("DTSTART;VALUE=DATE:20260312", "DURATION:-P2D")))
+    assert (days.start_date, days.end_date) == (date(2026, 3, 10), date(2026, 3, 12))

@@ -4,8 +4,9 @@ Rule C10 (every occurrence inside the horizon, moved and cancelled ones honoured
 horizon): for random recurring series (DAILY/WEEKLY/MONTHLY, INTERVAL 1-3, COUNT, UNTIL or
 neither, BYDAY, time zones with daylight-saving changes or far from UTC, all-day and timed, starts
 around 01:00-03:59 local so that DST gaps and overlaps are hit, EXDATEs, overrides that move or
-cancel instances, sometimes a cancelled master) our occurrences -- start, end and cancelled flag
--- equal those of ``recurring_ical_events.of(cal).between(...)``.
+cancel instances, some with ``RANGE=THISANDFUTURE`` (issue 12: that instance and all later ones
+move by the same wall-clock difference), sometimes a cancelled master) our occurrences -- start,
+end and cancelled flag -- equal those of ``recurring_ical_events.of(cal).between(...)``.
 
 Both sides are filtered with the same overlap predicate (``in_horizon`` below, which is what
 ``parse_resource`` promises); recurring-ical-events is asked for a wider span so that its own
@@ -20,13 +21,14 @@ Where the two legitimately differ, RFC 5545 decides, and the test says so:
    spans a DST change (e.g. 01:30-03:30 on the day New York springs forward) is an hour short or
    long there, and a master whose DTSTART or DTEND is itself in a gap or overlap gets a different
    duration. Where the ends differ, the test checks that a UTC-offset change explains it and that
-   ours is the exact duration of the master -- or zero, when DTSTART lies in a gap and DTEND
+   ours is the exact duration of the master (or of an override, which a RANGE=THISANDFUTURE
+   override gives to later instances) -- or zero, when DTSTART lies in a gap and DTEND
    shortly after it (02:30-03:00 on a spring-forward day: the start moves to 03:30, after the end;
    recurring-ical-events then returns an end before the start).
 2. **A cancelled master** (STATUS:CANCELLED on the series) cancels every occurrence in calsync,
-   overrides included (the whole event is cancelled); recurring-ical-events keeps the override's
-   own STATUS. (It does keep cancelled overrides as occurrences, as calsync does -- rule U7 needs
-   them for ``explain``.)
+   overrides and RANGE=THISANDFUTURE-moved instances included (the whole event is cancelled);
+   recurring-ical-events keeps the override's own STATUS. (It does keep cancelled overrides as
+   occurrences, as calsync does -- rule U7 needs them for ``explain``.)
 
 Starts agree exactly, gaps included: both read a nonexistent local time with the offset before
 the gap (RFC 5545 §3.3.5; PEP 495 ``fold=0``) and an ambiguous one as its first occurrence.
@@ -87,7 +89,10 @@ def _instant(wall: datetime, zone: str) -> datetime:
     return wall.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
-def _ics(series: Series, exdates: list[datetime], overrides: list[tuple[datetime, int, bool]]) -> str:
+Override = tuple[datetime, int, bool, bool]  # original start, shift, cancelled, RANGE=THISANDFUTURE
+
+
+def _ics(series: Series, exdates: list[datetime], overrides: list[Override]) -> str:
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calsync//differential//EN"]
     lines += [
         "BEGIN:VEVENT",
@@ -110,13 +115,14 @@ def _ics(series: Series, exdates: list[datetime], overrides: list[tuple[datetime
         else:
             lines.append(f"EXDATE;TZID={series.zone}:" + ",".join(f"{d:%Y%m%dT%H%M%S}" for d in chunk))
     lines.append("END:VEVENT")
-    for original, shift, cancelled in overrides:
-        moved = original + (timedelta(days=shift) if series.all_day else timedelta(hours=shift))
+    for original, shift, cancelled, future in overrides:
+        moved = _moved(series, original, shift)
+        rid = _wall(original, series.zone, series.all_day)
         lines += [
             "BEGIN:VEVENT",
             "UID:series-1",
             "DTSTAMP:20260101T000000Z",
-            f"RECURRENCE-ID{_wall(original, series.zone, series.all_day)}",
+            f"RECURRENCE-ID{';RANGE=THISANDFUTURE' if future else ''}{rid}",
             f"DTSTART{_wall(moved, series.zone, series.all_day)}",
             f"DTEND{_wall(moved + series.length, series.zone, series.all_day)}",
             "SUMMARY:Standup (moved)",
@@ -125,6 +131,10 @@ def _ics(series: Series, exdates: list[datetime], overrides: list[tuple[datetime
         ]
     lines.append("END:VCALENDAR")
     return "\r\n".join(lines) + "\r\n"
+
+
+def _moved(series: Series, original: datetime, shift: int) -> datetime:
+    return original + (timedelta(days=shift) if series.all_day else timedelta(hours=shift))
 
 
 def in_horizon(start: object, end: object, hs: datetime, he: datetime) -> bool:
@@ -141,7 +151,7 @@ def in_horizon(start: object, end: object, hs: datetime, he: datetime) -> bool:
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> tuple[Series, str, datetime, datetime, list[datetime]]:
+def cases(draw: st.DrawFn) -> tuple[Series, str, datetime, datetime, list[Override]]:
     zone = draw(st.sampled_from(ZONES))
     all_day = draw(st.booleans())
     if zone in TRANSITIONS and draw(st.booleans()):
@@ -195,10 +205,11 @@ def cases(draw: st.DrawFn) -> tuple[Series, str, datetime, datetime, list[dateti
             original,
             draw(st.integers(-2, 2)) if all_day else draw(st.integers(-48, 48)),
             draw(st.booleans()),
+            draw(st.integers(0, 3)) == 0,
         )
         for original in sorted(chosen[split:])
     ]
-    return series, _ics(series, exdates, overrides), hs, he, walls
+    return series, _ics(series, exdates, overrides), hs, he, overrides
 
 
 def _theirs(text: str, hs: datetime, he: datetime, master_cancelled: bool) -> list[tuple[Key, bool]]:
@@ -227,7 +238,7 @@ def _order(item: tuple[Key, bool]) -> tuple[datetime, bool, bool]:
 
 def _case(
     series: Series, hs: datetime, he: datetime
-) -> tuple[Series, str, datetime, datetime, list[datetime]]:
+) -> tuple[Series, str, datetime, datetime, list[Override]]:
     return series, _ics(series, [], []), hs, he, []
 
 
@@ -282,10 +293,10 @@ H = timedelta(hours=1)
     )
 )
 def test_expansion_matches_recurring_ical_events(
-    case: tuple[Series, str, datetime, datetime, list[datetime]],
+    case: tuple[Series, str, datetime, datetime, list[Override]],
 ) -> None:
     # rules C10, S10, U7 (cancelled occurrences are kept, flagged)
-    series, text, hs, he, _ = case
+    series, text, hs, he, overrides = case
     result = parse_resource(text, CTX, hs, he)
     assert result.errors == []
     ours = sorted(
@@ -301,8 +312,14 @@ def test_expansion_matches_recurring_ical_events(
         key=_order,
     )
     theirs = _theirs(text, hs, he, series.master_cancelled)
-    # the master's exact duration (RFC 5545 §3.8.5.3), computed independently
-    exact = _instant(series.start + series.length, series.zone) - _instant(series.start, series.zone)
+    # the exact duration (RFC 5545 §3.8.5.3) of the master and of each override (which a
+    # RANGE=THISANDFUTURE override gives to later instances), computed independently
+    exact = {
+        max(_instant(start + series.length, series.zone) - _instant(start, series.zone), timedelta(0))
+        for start in [series.start, *(_moved(series, o[0], o[1]) for o in overrides)]
+    }
+    if any(o[3] for o in overrides):
+        event("with RANGE=THISANDFUTURE")
 
     event("no occurrence" if not theirs else f"{len(theirs) // 10 * 10}+ occurrences")
     if any(cancelled for (_, _, cancelled), _ in theirs):
@@ -316,8 +333,9 @@ def test_expansion_matches_recurring_ical_events(
         if mine[1] == their[1]:
             continue
         # difference 1 (see the module docstring): only a DST change can explain it, and ours is
-        # the master's exact duration
-        assert not series.all_day and not my_override
+        # the exact duration of the master or of an override (RANGE=THISANDFUTURE)
+        assert not series.all_day
+        assert my_override or mine[1] - mine[0] in exact  # type: ignore[operator]
         zone = ZoneInfo(series.zone)
         start, end = their[0], their[1]
         assert isinstance(start, datetime) and isinstance(end, datetime)
@@ -329,7 +347,7 @@ def test_expansion_matches_recurring_ical_events(
         }
         assert len(offsets) > 1, f"ends differ without a DST change: {mine} vs {their}"
         event("ends differ across a DST change (RFC 5545 exact duration)")
-        assert mine[1] == mine[0] + max(exact, timedelta(0))  # type: ignore[operator]
+        assert mine[1] - mine[0] in exact  # type: ignore[operator]
 
 
 def test_the_generator_hits_dst_gaps() -> None:

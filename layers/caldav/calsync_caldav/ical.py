@@ -28,8 +28,9 @@ override therefore keeps the occurrence id of the instance it moves or cancels.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -47,6 +48,7 @@ from calsync.domain.models import (
     Visibility,
     widest_instants,
 )
+from calsync_caldav.prescan import relevant_text
 from calsync_caldav.recurrence import Budget, RecurrenceError, Rule, expand, localize, parse_rule
 
 #: structured conference fields, looked at before any free text (PRODUCT.md "Meeting links")
@@ -99,6 +101,11 @@ class ParseResult:
 # -- reading properties ---------------------------------------------------------------------------
 
 
+def _clip(value: str, limit: int = 60) -> str:
+    """Provider data quoted in an error text, bounded."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def _values(component: Component, name: str) -> list[Any]:
     """All values of a property (icalendar returns a list when it occurs more than once)."""
     value = component.get(name)
@@ -107,7 +114,7 @@ def _values(component: Component, name: str) -> list[Any]:
     values = value if isinstance(value, list) else [value]
     for item in values:
         if isinstance(item, vBroken):
-            raise EventError(f"{name} cannot be read: {item!s}")
+            raise EventError(f"{name} cannot be read: {_clip(str(item))}")
     return values
 
 
@@ -144,9 +151,7 @@ def _duration(component: Component) -> timedelta | None:
     if not isinstance(prop, vDDDTypes) or not isinstance(prop.dt, timedelta):
         raise EventError("DURATION is not a duration")
     value: timedelta = prop.dt
-    if value < timedelta(0):
-        raise EventError("DURATION is negative")
-    return value
+    return value  # negative: read like DTEND before DTSTART (docs/ical-leniency.md)
 
 
 def _date_values(component: Component, name: str) -> list[Any]:
@@ -218,13 +223,19 @@ class _Timing:
         """The instance whose original start is ``key`` (see :meth:`key`)."""
         if isinstance(key, datetime):
             if self.exact is not None:
-                return _Span(key, key + self.exact)
+                # DTEND before DTSTART (leniency): the instance spans the two, swapped
+                return _Span(min(key, key + self.exact), max(key, key + self.exact))
             assert self.nominal is not None
             local = key.astimezone(self.zone).replace(tzinfo=None)
+            if self.nominal < timedelta(0):  # leniency: the span before DTSTART, as swapped
+                back = -self.nominal
+                day_part = timedelta(days=back.days)
+                return _Span(localize(local - day_part, self.zone) - (back - day_part), key)
             day_part = timedelta(days=self.nominal.days)
             end = localize(local + day_part, self.zone) + (self.nominal - day_part)
             return _Span(key, max(end, key))
-        return _Span(key, key + timedelta(days=self.days))
+        other = key + timedelta(days=self.days)
+        return _Span(min(key, other), max(key, other))
 
     def key_of_wall(self, wall: datetime) -> datetime | date:
         return wall.date() if self.all_day else localize(wall, self.zone)
@@ -248,20 +259,23 @@ def _timing(component: Component, ctx: ParseContext, fallback_start: date | date
     if start is None:
         raise EventError("DTSTART is missing")
     end = _when(component, "DTEND")
-    duration = _duration(component)
-    if end is not None and duration is not None:
-        raise EventError("both DTEND and DURATION are given")
+    # leniency (docs/ical-leniency.md): DTEND and DURATION both given -> DTEND, DURATION ignored
+    duration = _duration(component) if end is None else None
     if not isinstance(start, datetime):
         days = 1
         if end is not None:
             end_day = end.date() if isinstance(end, datetime) else end
             if isinstance(end, datetime) and end.time() != time():
-                end_day += timedelta(days=1)
+                end_day += timedelta(days=1)  # leniency: a DATE-TIME DTEND covers its own day
             days = (end_day - start).days
-            if days < 0:
-                raise EventError("DTEND is before DTSTART")
+            if days < 0:  # leniency: DTEND before DTSTART -> the days between them
+                return _Timing(True, UTC, None, datetime.combine(start, time()), days=days)
         elif duration is not None:
-            days = duration.days + (1 if duration.seconds or duration.microseconds else 0)
+            length = abs(duration)
+            days = length.days + (1 if length.seconds or length.microseconds else 0)
+            if duration < timedelta(0):  # leniency: a negative DURATION, as DTEND before DTSTART
+                return _Timing(True, UTC, None, datetime.combine(start, time()), days=-max(days, 1))
+        # leniency: DTEND equal to DTSTART on an all-day event -> one day
         return _Timing(True, UTC, None, datetime.combine(start, time()), days=max(days, 1))
     zone: tzinfo = start.tzinfo if start.tzinfo is not None else ctx.calendar_time_zone
     wall = start.replace(tzinfo=None)
@@ -272,18 +286,21 @@ def _timing(component: Component, ctx: ParseContext, fallback_start: date | date
     if end is not None:
         if isinstance(end, datetime):
             end_instant = _instant(end, zone)
-        else:  # a DATE DTEND on a timed event (invalid, but seen): midnight
-            end_instant = localize(datetime.combine(end, time()), zone)
+        else:
+            # leniency: a DATE DTEND on a timed event is midnight of that day, or of the next
+            # day when that midnight is not after DTSTART (allenporter/ical's compat mode)
+            end_day = end if end > wall.date() else wall.date() + timedelta(days=1)
+            end_instant = localize(datetime.combine(end_day, time()), zone)
         exact = end_instant - localize(wall, zone)
         if exact < timedelta(0):
             in_order = (
                 isinstance(end, datetime) and end.tzinfo is start.tzinfo and end.replace(tzinfo=None) >= wall
             )
-            if not in_order:
-                raise EventError("DTEND is before DTSTART")
             # written in order, reversed only because DTSTART is in a DST gap and moved forward
-            # (02:30-03:00 on a spring-forward day starts at 03:30): an event of no length
-            exact = timedelta(0)
+            # (02:30-03:00 on a spring-forward day starts at 03:30): an event of no length.
+            # Otherwise (leniency) DTEND before DTSTART: the event spans DTEND..DTSTART.
+            if in_order:
+                exact = timedelta(0)
     return _Timing(False, zone, name, wall, exact=exact)
 
 
@@ -440,17 +457,33 @@ def _newest(components: list[Component]) -> Component:
 class _Series:
     """A UID: its master (maybe absent: an invitation to one occurrence) and its overrides."""
 
-    def __init__(self, uid: str) -> None:
+    def __init__(self, uid: str, ctx: ParseContext) -> None:
         self.uid = uid
+        self.ctx = ctx
         self.masters: list[Component] = []
         self.overrides: list[Component] = []
 
 
+def _recur(prop: Any) -> vRecur:
+    """An RRULE value; leniency: whitespace inside it (``BYDAY=MO, TU``) is ignored."""
+    if isinstance(prop, vRecur):
+        return prop
+    if isinstance(prop, vBroken):
+        try:
+            recur: vRecur = vRecur.from_ical("".join(str(prop).split()))
+            return recur
+        except (ValueError, TypeError, KeyError, IndexError):
+            pass
+    raise EventError("RRULE cannot be read")
+
+
 def _rules(master: Component) -> list[Rule]:
     rules: list[Rule] = []
-    for prop in _values(master, "RRULE"):
-        if not isinstance(prop, vRecur):
-            raise EventError("RRULE cannot be read")
+    value = master.get("RRULE")
+    for raw in value if isinstance(value, list) else [] if value is None else [value]:
+        prop = _recur(raw)
+        if not prop:
+            continue  # leniency: an empty ``RRULE:`` adds nothing (a single event)
         rules.append(parse_rule(prop))
     return rules
 
@@ -463,23 +496,42 @@ def _expand_master(
     budget: Budget,
     errors: list[str],
     uid: str,
+    widen: timedelta = timedelta(0),
 ) -> tuple[dict[datetime | date, _Span], bool]:
-    """The instances of the master's recurrence set near the horizon, by original start."""
-    rules = _rules(master)
-    rdates = _date_values(master, "RDATE")
-    exdates = _date_values(master, "EXDATE")
-    recurring = bool(rules or rdates)
+    """The instances of the master's recurrence set near the horizon, by original start
+    (``widen``: also those that far before or after it, which a RANGE=THISANDFUTURE override
+    may move into it)."""
+    unreadable = False
+    try:
+        rules = _rules(master)
+    except (EventError, RecurrenceError) as exc:
+        # leniency: a rule that cannot be read (or is not supported) leaves the event's first
+        # instance, DTSTART, and is reported
+        errors.append(f"VEVENT {uid!r}: {exc}; only its first occurrence is shown")
+        rules, unreadable = [], True
+    try:
+        # leniency: RDATE;VALUE=TIME (a time without a day, invalid) adds nothing
+        rdates = [v for v in _date_values(master, "RDATE") if not isinstance(v, time)]
+    except EventError as exc:
+        errors.append(f"VEVENT {uid!r}: {exc}; its RDATEs are left out")  # leniency: the rest stays
+        rdates = []
+    try:
+        exdates = [v for v in _date_values(master, "EXDATE") if not isinstance(v, time)]
+    except EventError as exc:
+        errors.append(f"VEVENT {uid!r}: {exc}; its EXDATEs are left out")  # leniency: the rest stays
+        exdates = []
+    recurring = bool(rules or rdates or unreadable)
     instances: dict[datetime | date, _Span] = {}
     start_key = timing.key_of_wall(timing.wall)
     instances[start_key] = timing.span_at(start_key)
 
     if rules:
         zone = UTC if timing.all_day else timing.zone
-        longest = timedelta(days=timing.days)
+        longest = timedelta(days=abs(timing.days))
         if not timing.all_day:
-            longest = timing.exact if timing.exact is not None else timing.nominal or timedelta(0)
-        window_start = horizon[0].astimezone(zone).replace(tzinfo=None) - longest - _SLACK
-        window_end = horizon[1].astimezone(zone).replace(tzinfo=None) + _SLACK
+            longest = abs(timing.exact if timing.exact is not None else timing.nominal or timedelta(0))
+        window_start = horizon[0].astimezone(zone).replace(tzinfo=None) - longest - _SLACK - widen
+        window_end = horizon[1].astimezone(zone).replace(tzinfo=None) + longest + _SLACK + widen
         for rule in rules:
             until = rule.until
 
@@ -525,6 +577,65 @@ def _expand_master(
     return instances, recurring
 
 
+def _problem(exc: Exception) -> str:
+    """An error text for ``exc``: our own messages as they are, never a raw library message."""
+    if isinstance(exc, EventError | RecurrenceError):
+        return str(exc)
+    return "a date, time or rule value cannot be read"
+
+
+def _is_future_range(component: Component) -> bool:
+    """RFC 5545 §3.8.4.4: ``RECURRENCE-ID;RANGE=THISANDFUTURE`` (THISANDPRIOR is deprecated and
+    must not be created, RFC 5546: read as a single-instance override)."""
+    params = getattr(component.get("RECURRENCE-ID"), "params", None)
+    return str(params.get("RANGE", "") if params is not None else "").strip().upper() == "THISANDFUTURE"
+
+
+@dataclass(slots=True)
+class _Change:
+    """A readable override: its timing and details, and for RANGE=THISANDFUTURE the shift of
+    every later instance (its DTSTART minus its RECURRENCE-ID)."""
+
+    key: datetime | date
+    sequence: int
+    timing: _Timing
+    details: _Details
+    span: _Span
+    shift: timedelta | None = None  # None: this instance only
+
+
+def _read_override(
+    override: _Override, ctx: ParseContext, master_timing: _Timing | None, uid: str, errors: list[str]
+) -> _Change | None:
+    key = override.key
+    try:
+        timing = _timing(override.component, ctx, key)
+        details = _details(override.component, ctx)
+        span = timing.span_at(timing.key_of_wall(timing.wall))
+    except (EventError, ValueError, TypeError, OverflowError) as exc:
+        # the master's instance stays (the override is left out, not the occurrence)
+        errors.append(f"VEVENT {uid!r} (RECURRENCE-ID {_original_start(key)}): {_problem(exc)}")
+        return None
+    shift: timedelta | None = None
+    if _is_future_range(override.component) and master_timing is not None:
+        if isinstance(key, datetime) and not timing.all_day:
+            # in wall-clock time (like recurring-ical-events): "moved from 09:00 to 10:00" stays
+            # 10:00 across a daylight-saving change
+            shift = timing.wall - key.astimezone(timing.zone).replace(tzinfo=None)
+        elif not isinstance(key, datetime) and timing.all_day:
+            shift = timing.wall.date() - key
+    return _Change(key, override.sequence, timing, details, span, shift)
+
+
+def _shifted(change: _Change, key: datetime | date) -> datetime | date:
+    """Where a RANGE=THISANDFUTURE override moves the instance ``key`` (see _read_override)."""
+    assert change.shift is not None
+    if isinstance(key, datetime):
+        zone = change.timing.zone
+        return localize(key.astimezone(zone).replace(tzinfo=None) + change.shift, zone)
+    return key + change.shift
+
+
 def _series_occurrences(
     series: _Series,
     ctx: ParseContext,
@@ -539,19 +650,13 @@ def _series_occurrences(
 
     master_timing: _Timing | None = None
     master_details: _Details | None = None
-    instances: dict[datetime | date, _Span] = {}
-    recurring = False
     if master is not None:
         try:
             master_timing = _timing(master, ctx, None)
             master_details = _details(master, ctx)
-            instances, recurring = _expand_master(
-                master=master, timing=master_timing, horizon=horizon, budget=budget, errors=errors, uid=uid
-            )
-        except (EventError, RecurrenceError, ValueError, TypeError, OverflowError) as exc:
-            errors.append(f"VEVENT {uid!r}: {exc}")
+        except (EventError, ValueError, TypeError, OverflowError) as exc:
+            errors.append(f"VEVENT {uid!r}: {_problem(exc)}")
             master = master_timing = master_details = None
-            instances = {}
 
     # overrides, keyed like the master's instances; the highest SEQUENCE wins per RECURRENCE-ID
     overrides: dict[datetime | date, _Override] = {}
@@ -562,51 +667,170 @@ def _series_occurrences(
             key = (master_timing or _timing(component, ctx, rid)).key(rid)
             # an override of an all-day series given as a date-time, or the other way round
         except (EventError, ValueError, TypeError, OverflowError) as exc:
-            errors.append(f"VEVENT {uid!r} (RECURRENCE-ID): {exc}")
+            errors.append(f"VEVENT {uid!r} (RECURRENCE-ID): {_problem(exc)}")
             continue
         known = overrides.get(key)
         if known is None or _sequence(component) > known.sequence:
             overrides[key] = _Override(component, key, _sequence(component))
+    changes = [c for o in overrides.values() if (c := _read_override(o, ctx, master_timing, uid, errors))]
+    # instances a RANGE=THISANDFUTURE override may move into the horizon are expanded too
+    shifts = [abs(c.shift) + _length(c.span) for c in changes if c.shift is not None]
+    widen = max(shifts, default=timedelta(0))
 
+    instances: dict[datetime | date, _Span] = {}
+    recurring = False
+    if master is not None and master_timing is not None:
+        try:
+            instances, recurring = _expand_master(
+                master=master,
+                timing=master_timing,
+                horizon=horizon,
+                budget=budget,
+                errors=errors,
+                uid=uid,
+                widen=widen,
+            )
+        except (EventError, RecurrenceError, ValueError, TypeError, OverflowError) as exc:
+            errors.append(f"VEVENT {uid!r}: {_problem(exc)}")
+            master = master_timing = master_details = None
+            instances = {}
+
+    if master is not None and master_timing is not None:
+        changes = [
+            c
+            for c in changes
+            if not _stale(c, master=master, timing=master_timing, instances=instances, budget=budget, uid=uid)
+        ]
+    ranges = sorted((c for c in changes if c.shift is not None), key=lambda c: _sort_key(c.key))
+
+    by_key = {c.key: c for c in changes}
     master_cancelled = master_details is not None and master_details.status is Status.CANCELLED
     if master is not None and master_timing is not None and master_details is not None:
-        for key, span in instances.items():
-            if key in overrides:
+        for key, planned in instances.items():
+            if key in by_key:
                 continue
+            span, timing, details = planned, master_timing, master_details
+            governing = _governing_range(ranges, key)
+            if governing is not None and governing.shift is not None:
+                # RFC 5545 §3.8.4.4: this and all later instances are moved by the same
+                # difference and take the override's duration and other properties
+                timing, details = governing.timing, governing.details
+                span = timing.span_at(_shifted(governing, key))
             yield _occurrence(
                 ctx,
                 uid,
                 span,
-                master_timing,
-                master_details,
+                timing,
+                details,
                 original=key if recurring or overrides else None,
+                cancelled=master_cancelled,  # a cancelled series cancels range-moved instances too
             )
-    for key, override in overrides.items():
-        try:
-            timing = _timing(override.component, ctx, key)
-            details = _details(override.component, ctx)
-            span = timing.span_at(timing.key_of_wall(timing.wall))
-            yield _occurrence(ctx, uid, span, timing, details, original=key, cancelled=master_cancelled)
-        except (EventError, ValueError, TypeError, OverflowError) as exc:
-            errors.append(f"VEVENT {uid!r} (RECURRENCE-ID {_original_start(key)}): {exc}")
+    for change in changes:
+        yield _occurrence(
+            ctx,
+            uid,
+            change.span,
+            change.timing,
+            change.details,
+            original=change.key,
+            cancelled=master_cancelled,
+        )
 
 
-def _events(calendars: Iterable[Component], errors: list[str]) -> dict[str, _Series]:
+def _length(span: _Span) -> timedelta:
+    if isinstance(span.start, datetime) and isinstance(span.end, datetime):
+        return span.end - span.start
+    return _sort_key(span.end) - _sort_key(span.start)
+
+
+def _sort_key(key: datetime | date) -> datetime:
+    return key if isinstance(key, datetime) else datetime.combine(key, time(), UTC)
+
+
+def _governing_range(ranges: list[_Change], key: datetime | date) -> _Change | None:
+    """The RANGE=THISANDFUTURE override with the latest RECURRENCE-ID not after ``key``."""
+    found: _Change | None = None
+    for change in ranges:
+        if _sort_key(change.key) <= _sort_key(key):
+            found = change
+    return found
+
+
+def _stale(
+    change: _Change,
+    *,
+    master: Component,
+    timing: _Timing,
+    instances: dict[datetime | date, _Span],
+    budget: Budget,
+    uid: str,
+) -> bool:
+    """An override older than the master (lower SEQUENCE) for an instance that master no longer
+    has (EXDATE, or no longer generated, e.g. an earlier UNTIL): a leftover, not shown.
+
+    An override with the master's SEQUENCE or a higher one is kept even then (a client may add an
+    instance that way, like an RDATE)."""
+    if change.sequence >= _sequence(master) or change.key in instances:
+        return False
+    anchor = change.key if isinstance(change.key, datetime) else _sort_key(change.key)
+    around = (anchor - timedelta(seconds=1), anchor + timedelta(seconds=1))
+    try:
+        near, _ = _expand_master(
+            master=master, timing=timing, horizon=around, budget=budget, errors=[], uid=uid
+        )
+    except (EventError, RecurrenceError, ValueError, TypeError, OverflowError):
+        return False
+    return change.key not in near
+
+
+def _floating_zone(calendar: Component, ctx: ParseContext) -> ParseContext:
+    """Leniency: floating times are read in the calendar's ``X-WR-TIMEZONE`` (Google's and Apple's
+    exports), when it names a known zone; else in the CalDAV calendar's zone."""
+    if calendar.name != "VCALENDAR":
+        return ctx
+    name = str(calendar.get("X-WR-TIMEZONE") or "").strip()
+    if not name or name == ctx.calendar_time_zone.key:
+        return ctx
+    try:
+        zone = ZoneInfo(name)
+    except (ValueError, OSError, KeyError):  # unknown (ZoneInfoNotFoundError is a KeyError) or malformed
+        return ctx
+    return replace(ctx, calendar_time_zone=zone)
+
+
+#: what names a VEVENT without UID (the properties that place it and its title)
+_IDENTITY: Final = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "SUMMARY")
+
+
+def _identity(component: Component) -> bytes:
+    parts = [
+        name.encode() + b"=" + (value.to_ical() if hasattr(value, "to_ical") else str(value).encode())
+        for name in _IDENTITY
+        if (value := component.get(name)) is not None and not isinstance(value, list)
+    ]
+    return b"\n".join(parts)
+
+
+def _events(calendars: Iterable[Component], ctx: ParseContext, errors: list[str]) -> dict[str, _Series]:
     groups: dict[str, _Series] = {}
     for calendar in calendars:
-        for component in calendar.subcomponents:
+        calendar_ctx = _floating_zone(calendar, ctx)
+        # leniency: a VEVENT outside any VCALENDAR is read as if it were inside one
+        components = [calendar] if calendar.name == "VEVENT" else calendar.subcomponents
+        for component in components:
             if component.name != "VEVENT":
                 continue
             try:
                 uid = _text(component, "UID")
             except EventError as exc:
-                uid = None
                 errors.append(f"VEVENT: {exc}")
                 continue
             if not uid or not uid.strip():
-                errors.append("VEVENT without UID")
-                continue
-            series = groups.setdefault(uid, _Series(uid))
+                # leniency: a VEVENT without UID (RFC 5545 requires one) is an event of its own,
+                # named by its content so that the name stays the same while it does
+                digest = hashlib.sha256(_identity(component)).hexdigest()[:24]
+                uid = f"no-uid-{digest}"
+            series = groups.setdefault(uid, _Series(uid, calendar_ctx))
             if component.get("RECURRENCE-ID") is not None:
                 series.overrides.append(component)
             else:
@@ -622,19 +846,24 @@ def parse_resource(
         raise ValueError("the horizon must be given as aware datetimes")
     horizon = (horizon_start.astimezone(UTC), horizon_end.astimezone(UTC))
     result = ParseResult()
-    try:
-        parsed = Calendar.from_ical(text, multiple=True)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        result.errors.append(f"not an iCalendar resource: {exc}")
+    reduced = relevant_text(text, *horizon)  # issue 12: only what may reach the horizon
+    if reduced == "":
         return result
-    calendars = [c for c in (parsed if isinstance(parsed, list) else [parsed]) if c.name == "VCALENDAR"]
+    try:
+        parsed = Calendar.from_ical(text if reduced is None else reduced, multiple=True)
+    except (ValueError, TypeError, KeyError, IndexError):
+        result.errors.append("not an iCalendar resource: it cannot be parsed")
+        return result
+    calendars = [
+        c for c in (parsed if isinstance(parsed, list) else [parsed]) if c.name in ("VCALENDAR", "VEVENT")
+    ]
     if not calendars:
         result.errors.append("not an iCalendar resource: no VCALENDAR")
         return result
     budget = Budget()
-    for series in _events(calendars, result.errors).values():
+    for series in _events(calendars, ctx, result.errors).values():
         occurrences = sorted(
-            (o for o in _series_occurrences(series, ctx, horizon, budget, result.errors)),
+            (o for o in _series_occurrences(series, series.ctx, horizon, budget, result.errors)),
             key=lambda o: (widest_instants(o), o.original_start or ""),
         )
         result.occurrences.extend(o for o in occurrences if _overlaps(o, *horizon))

@@ -197,6 +197,12 @@ def localize(wall: datetime, zone: tzinfo) -> datetime:
     naive = wall.replace(tzinfo=None, fold=0)
     if isinstance(zone, ZoneInfo | timezone):
         return naive.replace(tzinfo=zone).astimezone(UTC)
+    first, second = naive.replace(tzinfo=zone).utcoffset(), naive.replace(fold=1, tzinfo=zone).utcoffset()
+    if first is not None and second is not None and first > second:
+        # an ambiguous time (clocks went back): its first occurrence, read with the offset before
+        # the change. Decided from the offsets alone: dateutil's conversion from UTC (used below)
+        # is wrong around a change to a smaller offset that its VTIMEZONE calls DAYLIGHT
+        return (naive - first).replace(tzinfo=UTC)
     offsets: set[timedelta] = set()
     for probe in (naive, naive.replace(fold=1), naive - timedelta(days=1), naive + timedelta(days=1)):
         offset = probe.replace(tzinfo=zone).utcoffset()
