@@ -87,7 +87,7 @@ build: tools ## sam build (no Docker, no python3.13 needed: BuildMethod makefile
 	$(SAM) build
 
 artifacts-check: venv tools ddb-local ## build the artifacts for this machine (.aws-sam/host) and run every function from them
-	$(VENV_PY) -m local.artifacts
+	$(VENV_PY) -m local.artifacts --shipped-build-dir .aws-sam/build
 
 openapi: venv ## regenerate functions/api/openapi.json from every HTTP function's routes
 	$(VENV_PY) -m local.openapi

@@ -1,13 +1,17 @@
 """``python -m local.artifacts`` (``make artifacts-check``): prove the built Lambda artifacts run.
 
-1. ``sam build --build-dir .aws-sam/host`` with the layer Makefiles' ``PLATFORM`` / ``PY_VERSION``
-   set to this machine's (same Makefiles, same requirements, wheels for the host instead of
-   arm64 / CPython 3.13), and ``local/lambda-runtime.txt`` (what the Lambda Python runtime ships:
-   boto3 and its dependencies) installed into ``.aws-sam/host/runtime``.
-2. Packaging rules, per function: no distribution (or top-level module) shipped by two of its layers,
-   nor by its code and a layer; none over a runtime-provided one (unless ``RUNTIME_SHADOW_ALLOWED``);
-   every installed distribution's requirements, and every layer's requirements.txt, met by what the
-   function has (its layers + the runtime).
+1. ``sam build --build-dir .aws-sam/host/build --cache-dir .aws-sam/host/cache`` with the layer
+   Makefiles' ``PLATFORM`` / ``PY_VERSION`` set to this machine's (same Makefiles, same requirements,
+   wheels for the host instead of arm64 / CPython 3.13; a cache of its own, see ``HOST_DIR``), and
+   ``local/lambda-runtime.txt`` (what the Lambda Python runtime ships: boto3 and its dependencies)
+   installed into ``.aws-sam/host/runtime``.
+2. Packaging rules, per function: no distribution (or top-level module, or file) shipped by two of
+   its layers, nor by its code and a layer; none over a runtime-provided one (unless
+   ``RUNTIME_SHADOW_ALLOWED``); every installed distribution's requirements, and every layer's
+   requirements.txt, met by what the function has (its layers + the runtime); no extension module
+   built for another machine or CPython. With ``--shipped-build-dir .aws-sam/build`` (what
+   ``make artifacts-check`` passes) the same rules run on the deployed build for the template's
+   target (arm64, python3.13): nothing of it runs here.
 3. Every function runs FROM ITS ARTIFACTS ONLY, in a fresh ``python -I -S`` with ``sys.path`` set to
    its code directory, its layers merged in template order into one ``python`` directory (a later
    layer overwrites an earlier one's files, as Lambda fills ``/opt/python``), the runtime directory
@@ -44,7 +48,10 @@ from typing import Any
 
 from local.template import ROOT, TEMPLATE, Resolver, function_environment, functions, load, logical_id_of
 
-BUILD_DIR = ROOT / ".aws-sam" / "host"
+# The host build, its own SAM cache and build.toml: samconfig.toml sets `cached = true`, and SAM keys
+# its cache on the sources, not on PLATFORM: a shared cache would hand host layers to `make build`.
+HOST_DIR = ROOT / ".aws-sam" / "host"
+BUILD_DIR = HOST_DIR / "build"
 RUNTIME_REQUIREMENTS = ROOT / "local" / "lambda-runtime.txt"
 EVENTS_DIR = ROOT / "events"
 SAM = ROOT / ".tools" / "venv" / "bin" / "sam"
@@ -90,7 +97,13 @@ def host_target() -> tuple[str, str]:
 def build(build_dir: Path, plat: str, py_version: str) -> None:
     env = {**os.environ, "PLATFORM": plat, "PY_VERSION": py_version, "SAM_CLI_TELEMETRY": "0"}
     log(f"sam build --build-dir {build_dir} (PLATFORM={plat} PY_VERSION={py_version})")
-    subprocess.run([str(SAM), "build", "--build-dir", str(build_dir)], cwd=ROOT, env=env, check=True)
+    cache = build_dir.parent / "cache"
+    subprocess.run(
+        [str(SAM), "build", "--build-dir", str(build_dir), "--cache-dir", str(cache)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
 
 
 def install_runtime(
@@ -195,12 +208,43 @@ def _requires(info: Path) -> list[str]:
     return [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Requires-Dist:")]
 
 
-def packaging_problems(art: Artifact, runtime: Path, py_version: str) -> list[str]:
-    """The packaging rules of one function (module docstring, point 2)."""
+ELF_MACHINES = {62: "x86_64", 183: "aarch64"}  # e_machine of the ELF header
+
+
+def foreign_binaries(root: Path, machine: str, py_version: str) -> list[str]:
+    """Extension modules built for another machine (ELF e_machine) or another CPython (file name tag):
+    what a build for the wrong target (or a SAM cache shared between targets) leaves behind."""
+    tag = "cpython-" + py_version.replace(".", "")
+    out = []
+    for rel in _files(root):
+        if not rel.endswith(".so") and ".so." not in rel:
+            continue
+        name = rel.rsplit("/", 1)[-1]
+        found = re.search(r"\.(cpython-\d+)-", name)
+        if found and found.group(1) != tag:
+            out.append(f"{rel} is built for {found.group(1)}, not {tag}")
+            continue
+        with (root / rel).open("rb") as f:
+            head = f.read(20)
+        if head[:4] == b"\x7fELF" and len(head) == 20:
+            built = ELF_MACHINES.get(int.from_bytes(head[18:20], "little"), "another machine")
+            if built != machine:
+                out.append(f"{rel} is built for {built}, not {machine}")
+    return out
+
+
+def packaging_problems(
+    art: Artifact, runtime: Path, py_version: str, machine: str | None = None
+) -> list[str]:
+    """The packaging rules of one function (module docstring, point 2); ``machine`` (x86_64, aarch64):
+    also no extension module built for another machine or Python."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
     problems = []
+    if machine is not None:
+        for layer, path in (("its code", art.code), *art.layers):
+            problems += [f"{layer}: {p}" for p in foreign_binaries(path, machine, py_version)]
     seen_files: dict[str, str] = {}
     seen_dists: dict[str, str] = {}
     seen_names: dict[str, str] = {name: "its code" for name in top_level(art.code)}
@@ -516,12 +560,13 @@ def lambda_environment(
 
 def check(build_dir: Path, py_version: str, only: Iterable[str] = ()) -> int:
     tpl = load(TEMPLATE)
-    runtime = build_dir / "runtime"
+    runtime = build_dir.parent / "runtime"
     arts = [a for a in artifacts(tpl, build_dir) if not only or a.logical_id in set(only)]
     fns = functions(tpl)
     failed = 0
-    problems: dict[str, list[str]] = {a.logical_id: packaging_problems(a, runtime, py_version) for a in arts}
-    workdir = build_dir / "check"
+    machine = platform.machine()
+    problems = {a.logical_id: packaging_problems(a, runtime, py_version, machine) for a in arts}
+    workdir = build_dir.parent / "check"
     workdir.mkdir(parents=True, exist_ok=True)
     with aws_side(tpl, workdir) as (endpoints, resolver):
         for art in arts:
@@ -543,18 +588,59 @@ def check(build_dir: Path, py_version: str, only: Iterable[str] = ()) -> int:
     return 1 if failed else 0
 
 
+def shipped_target(tpl: Mapping[str, Any]) -> tuple[str, str]:
+    """(pip --platform, --python-version) of the template's functions (Globals: python3.13, arm64)."""
+    glob = (tpl.get("Globals") or {}).get("Function") or {}
+    runtime = str(glob.get("Runtime", ""))
+    arch = (glob.get("Architectures") or ["x86_64"])[0]
+    if not runtime.startswith("python3."):
+        raise SystemExit(f"template.yaml: Globals.Function.Runtime {runtime!r} is not a Python runtime")
+    return f"manylinux2014_{'aarch64' if arch == 'arm64' else 'x86_64'}", runtime.removeprefix("python")
+
+
+def check_shipped(shipped_dir: Path, work_dir: Path) -> int:
+    """The packaging rules on the build that is deployed (make build: arm64 / CPython 3.13), with the
+    runtime's packages for that target; nothing runs there (other machine, other Python)."""
+    tpl = load(TEMPLATE)
+    if not (shipped_dir / "template.yaml").exists():
+        log(f"{shipped_dir} holds no build (make build): the deployed artifacts' packaging is not checked")
+        return 0
+    plat, py_version = shipped_target(tpl)
+    runtime = work_dir / f"runtime-{plat}-{py_version}"
+    install_runtime(runtime, plat, py_version)
+    failed = 0
+    for art in artifacts(tpl, shipped_dir):
+        problems = packaging_problems(art, runtime, py_version, plat.removeprefix("manylinux2014_"))
+        print(
+            f"{'FAIL' if problems else 'ok':4} {art.logical_id} as deployed ({plat}, {py_version})",
+            flush=True,
+        )
+        for problem in problems:
+            print(f"     - {problem}", flush=True)
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m local.artifacts", description=__doc__.split("\n\n")[0])
     p.add_argument("--build-dir", type=Path, default=BUILD_DIR, help="where sam build puts the host build")
     p.add_argument("--no-build", action="store_true", help="check what --build-dir holds (no sam build)")
+    p.add_argument(
+        "--shipped-build-dir",
+        type=Path,
+        help="also check the packaging rules on this build for the template's target (make build's)",
+    )
     p.add_argument("functions", nargs="*", metavar="LogicalId", help="only these functions")
     args = p.parse_args(argv)
     plat, py_version = host_target()
     build_dir = args.build_dir.resolve()
     if not args.no_build:
         build(build_dir, plat, py_version)
-        install_runtime(build_dir / "runtime", plat, py_version)
-    return check(build_dir, py_version, args.functions)
+        install_runtime(build_dir.parent / "runtime", plat, py_version)
+    shipped = (
+        check_shipped(args.shipped_build_dir.resolve(), build_dir.parent) if args.shipped_build_dir else 0
+    )
+    return check(build_dir, py_version, args.functions) or shipped
 
 
 if __name__ == "__main__":

@@ -248,3 +248,22 @@ def test_the_check_runs_with_the_interpreter_it_builds_for() -> None:
     plat, version = host_target()
     assert version == f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert plat.startswith("manylinux2014_")
+
+
+def _elf(path: Path, machine: int) -> None:
+    path.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(44))
+
+
+def test_an_extension_module_for_another_machine_or_python_is_a_problem(build: tuple[Artifact, Path]) -> None:
+    """What a SAM build cache shared between targets leaves: x86_64 / cp311 files in an arm64 / 3.13 build."""
+    art, tmp = build
+    layer_a = tmp / "LayerA" / "python"
+    _elf(layer_a / "_native.abi3.so", 183)  # aarch64
+    assert packaging_problems(art, tmp / "runtime", "3.13", "aarch64") == []
+    _elf(layer_a / "_cffi_backend.cpython-311-x86_64-linux-gnu.so", 62)
+    _elf(layer_a / "_rust.abi3.so", 62)
+    problems = packaging_problems(art, tmp / "runtime", "3.13", "aarch64")
+    assert problems == [
+        "LayerA: _cffi_backend.cpython-311-x86_64-linux-gnu.so is built for cpython-311, not cpython-313",
+        "LayerA: _rust.abi3.so is built for x86_64, not aarch64",
+    ]
