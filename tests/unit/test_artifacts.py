@@ -267,3 +267,9 @@ def test_an_extension_module_for_another_machine_or_python_is_a_problem(build: t
         "LayerA: _cffi_backend.cpython-311-x86_64-linux-gnu.so is built for cpython-311, not cpython-313",
         "LayerA: _rust.abi3.so is built for x86_64, not aarch64",
     ]
+
+
+def test_the_deployed_build_is_checked_for_the_templates_target() -> None:
+    from local.artifacts import shipped_target
+
+    assert shipped_target(template()) == ("manylinux2014_aarch64", "3.13")
