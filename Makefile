@@ -31,12 +31,12 @@ LINT_DIRS   := $(wildcard layers functions tests local bench)
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools ddb-local test lint build bench openapi run clean
+.PHONY: help venv tools ddb-local test lint build artifacts-check bench openapi run clean
 
 help: ## list the targets
 	@echo "calsync — make targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
-	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+	  | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
 	@echo "Variables: PYTEST_ARGS='...' (extra pytest args), PYTHON=python3, REGION=$(REGION)"
 
 # ---------------------------------------------------------------- environments
@@ -85,6 +85,9 @@ lint: venv tools ## ruff (lint + format check), mypy --strict, sam validate --li
 
 build: tools ## sam build (no Docker, no python3.13 needed: BuildMethod makefile)
 	$(SAM) build
+
+artifacts-check: venv tools ddb-local ## build the artifacts for this machine (.aws-sam/host) and run every function from them
+	$(VENV_PY) -m local.artifacts --shipped-build-dir .aws-sam/build
 
 openapi: venv ## regenerate functions/api/openapi.json from every HTTP function's routes
 	$(VENV_PY) -m local.openapi
