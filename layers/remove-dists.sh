@@ -5,7 +5,7 @@
 # packages, compiled extensions whatever their platform tag, data files), then the dist-info
 # itself; directories left empty go too. Names as pip normalises them in dist-info directories
 # (python_dateutil, typing_extensions, charset_normalizer). A name that is not installed is skipped.
-# Used by the layer Makefiles (docs/adr/0006-layer-package-owners.md); platform-independent.
+# Used by the layer Makefiles (docs/adr/0008-layer-package-owners.md); platform-independent.
 set -eu
 site=$1
 shift

@@ -25,7 +25,7 @@
 Fails (exit 1) on: an import that fails, an unhandled exception, an HTTP answer >= 500 (unless the
 function only failed to reach a provider, see ``UNREACHABLE``), SQS records reported failed, a log line
 naming ImportError / ModuleNotFoundError / FileNotFoundError, or a packaging rule broken. A 4xx
-(a sample naming something that does not exist) is fine. docs/adr/0006-layer-package-owners.md.
+(a sample naming something that does not exist) is fine. docs/adr/0008-layer-package-owners.md.
 """
 
 from __future__ import annotations
