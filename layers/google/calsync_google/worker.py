@@ -302,9 +302,13 @@ class GoogleSyncWorker:
         if account is None or not account.credentials:
             return
         try:
-            service, caller = self.service_of(account), self.caller()
-            for channel in open_channels:
-                channels.stop(service, caller, self.channels, channel)
+            service, grant = self.service_of(account)
+            try:
+                caller = self.caller()
+                for channel in open_channels:
+                    channels.stop(service, caller, self.channels, channel)
+            finally:
+                self.keep_token(account, grant, service)
         except Exception as exc:  # never fails the job: the channel expires anyway
             logger.warning(
                 "push channel of an unused calendar not stopped",
