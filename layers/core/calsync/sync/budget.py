@@ -33,7 +33,11 @@ class RemainingTime(Protocol):
 
 class OutOfTime(Exception):
     """The sync stopped before its function's time runs out; its progress is stored and the job
-    must run again (the queue worker hands it back to the queue)."""
+    must run again (the queue worker hands it back to the queue). ``outcome``: what it did."""
+
+    def __init__(self, message: str, outcome: object | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass(slots=True)

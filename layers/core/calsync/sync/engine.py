@@ -175,9 +175,11 @@ class SyncEngine:
                 state, full = self.state.get(cal_id), False
             self.state.release(cal_id, owner)  # still dirty: the next job syncs again
             return outcome
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.state.release(cal_id, owner)
+            if isinstance(exc, OutOfTime):
+                exc.outcome = outcome
             raise
 
     def _reconcile_due(self, state: SyncState, now: datetime) -> bool:

@@ -24,6 +24,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ValidationError
 
 from calsync.observability import logger, metrics
+from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget, OutOfTime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -69,12 +71,17 @@ class QueueWorker(Generic[JobT]):
     log_keys: Callable[[JobT], dict[str, str]]
 
     def __post_init__(self) -> None:
+        self._budget: LambdaBudget | None = None
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         # report every failed record, also when all failed (instead of raising): each one carries
         # the visibility timeout set for it, and the answer says exactly which ones come back
         self.processor.raise_on_entire_batch_failure = False
 
     def record_handler(self, record: SQSRecord) -> str:
+        budget = self._budget
+        if budget is not None and budget.exhausted():  # S12: not started, handed back as it is
+            self._hand_back(record, "no time left in this invocation")
+            return "handed_back"
         try:
             job = self.job_model.model_validate_json(record.body)
         except ValidationError as exc:
@@ -87,7 +94,11 @@ class QueueWorker(Generic[JobT]):
         keys = self.log_keys(job)
         logger.append_keys(**keys)
         try:
-            result = self.run(job, self.clock())
+            with budgets.running(budget):
+                result = self.run(job, self.clock())
+        except OutOfTime as exc:  # S12: its progress is stored; the next invocation continues
+            self._hand_back(record, str(exc))
+            return "handed_back"
         except RetryLater as exc:
             count = int(record.attributes.approximate_receive_count or 1)
             delay = exc.delay or backoff(count)
@@ -101,11 +112,28 @@ class QueueWorker(Generic[JobT]):
         return str(result.status)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=self.record_handler, processor=self.processor, context=context
+        self._budget = LambdaBudget.of(context) if context is not None else None
+        try:
+            return dict(
+                process_partial_response(
+                    event=event, record_handler=self.record_handler, processor=self.processor, context=context
+                )
             )
-        )
+        finally:
+            self._budget = None
+
+    def _hand_back(self, record: SQSRecord, why: str) -> None:
+        """S12 (docs/adr/0006-sync-time-budget.md): send the job again as a new message of the same
+        group, and let this record succeed. A new message, not a failed record: a calendar that
+        needs ten invocations must not reach the queue's maxReceiveCount and the dead-letter queue.
+        The deduplication id is derived from this record: a redelivery of it is not sent twice."""
+        group = record.attributes.message_group_id
+        extra = {} if group is None else {"MessageGroupId": group}
+        if group is not None:
+            extra["MessageDeduplicationId"] = f"more-{record.message_id}"
+        self.sqs().send_message(QueueUrl=self._url(record), MessageBody=record.body, **extra)
+        logger.info("job handed back to the queue", extra={"message_id": record.message_id, "why": why})
+        metrics.add_metric(name=f"{self.name}HandedBack", unit=MetricUnit.Count, value=1)
 
     def _url(self, record: SQSRecord) -> str:
         url = self.queue_url()
