@@ -46,6 +46,11 @@ class SyncState(BaseModel):
     lease_until: int | None = None  # epoch seconds
     last_synced_at: datetime | None = None
     last_full_at: datetime | None = None
+    # S13: the last sync's failure (cleared by a successful one) and S11's skipped events
+    last_error: str | None = None
+    last_error_class: str | None = None
+    last_error_at: datetime | None = None
+    skipped_events: int = 0
 
     def leased(self, now: datetime) -> bool:
         return self.lease_owner is not None and (self.lease_until or 0) > int(now.timestamp())
@@ -90,6 +95,10 @@ def _state(calendar_id: str, item: dict[str, Any] | None) -> SyncState:
         lease_until=int(item["leaseUntil"]) if item.get("leaseUntil") is not None else None,
         last_synced_at=keys.parse_iso(str(item["lastSyncedAt"])) if item.get("lastSyncedAt") else None,
         last_full_at=keys.parse_iso(str(item["lastFullAt"])) if item.get("lastFullAt") else None,
+        last_error=_opt_str(item.get("lastError")),
+        last_error_class=_opt_str(item.get("lastErrorClass")),
+        last_error_at=keys.parse_iso(str(item["lastErrorAt"])) if item.get("lastErrorAt") else None,
+        skipped_events=int(item.get("skippedEvents", 0)),
     )
 
 
@@ -165,15 +174,22 @@ class SyncStateStore:
         now: datetime,
         full: bool,
         seen_dirty: int,
+        skipped: int = 0,
     ) -> bool:
         """Move the cursor (every page is stored) and let go of the lease.
 
         True: done. False: a job marked the calendar dirty during the sync; the cursor is stored
         but the lease is kept, and the caller syncs again (S6).
         """
-        sets = ["lastSyncedAt = :now", "generation = :g", "fullPending = :f"]
-        values: dict[str, Any] = {":now": keys.iso(now), ":g": generation, ":f": False, ":me": owner}
-        remove: list[str] = []
+        sets = ["lastSyncedAt = :now", "generation = :g", "fullPending = :f", "skippedEvents = :k"]
+        values: dict[str, Any] = {
+            ":now": keys.iso(now),
+            ":g": generation,
+            ":f": False,
+            ":me": owner,
+            ":k": skipped,
+        }
+        remove: list[str] = ["lastError", "lastErrorClass", "lastErrorAt"]  # S13: a success clears it
         if cursor is None:
             remove.append("#cursor")
         else:
@@ -198,16 +214,43 @@ class SyncStateStore:
         except Conflict:
             pass
         # dirty moved (or the lease was lost): store the cursor under the lease only
-        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
+        update = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(remove)
         with mapped_errors("commit sync"):
             self._table.update_item(
                 Key=self._key(calendar_id),
                 UpdateExpression=update,
                 ConditionExpression="leaseOwner = :me",
-                ExpressionAttributeNames=names if (cursor is not None or remove) else {},
+                ExpressionAttributeNames=names,  # the cursor is always SET or REMOVEd
                 ExpressionAttributeValues=values,
             )
         return False
+
+    def record_failure(self, calendar_id: str, now: datetime, error_class: str, text: str) -> None:
+        """S13: the last sync failed (shown until a sync succeeds). ``text`` is short and safe
+        (``calsync.sync.failures.describe``), never a raw exception text."""
+        with mapped_errors("record sync failure"):
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression="SET #type = :type, lastError = :e, lastErrorClass = :c, lastErrorAt = :at",
+                ExpressionAttributeNames={"#type": "type"},
+                ExpressionAttributeValues={
+                    ":type": "syncState",
+                    ":e": text[:200],
+                    ":c": error_class[:100],
+                    ":at": keys.iso(now),
+                },
+            )
+
+    def get_many(self, calendar_ids: Iterable[str]) -> dict[str, SyncState]:
+        """The sync states of these calendars (those never synced are absent), batched."""
+        ids = list(dict.fromkeys(calendar_ids))
+        found = batch_get(self._table, [self._key(c) for c in ids], "read sync state")
+        out: dict[str, SyncState] = {}
+        for calendar_id in ids:
+            item = found.get((keys.calendar_pk(calendar_id), keys.SYNC))
+            if item is not None:
+                out[calendar_id] = _state(calendar_id, item)
+        return out
 
     def release(self, calendar_id: str, owner: str) -> None:
         """Let go of the lease without moving anything (a failed sync); a no-op if not ours."""

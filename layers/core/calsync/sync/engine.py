@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from calsync.domain.limits import MAX_OCCURRENCES_PER_RESOURCE, Unstorable, check_resource_key
 from calsync.domain.models import UTC, Occurrence, widest_instants
-from calsync.observability import logger
+from calsync.observability import logger, metrics
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import ResourceEntry, SyncState, SyncStateStore
 from calsync.sync import budget as budgets
 from calsync.sync.budget import LambdaBudget, OutOfTime
+from calsync.sync.failures import describe
 from calsync.sync.source import CalendarSource, CursorRejected, Horizon, Page, ResourceChange
 
 LEASE_TTL = timedelta(minutes=3)  # > the sync function's timeout; a crashed worker's lease expires
@@ -168,7 +171,12 @@ class SyncEngine:
                     now=now,
                     full=outcome.full,
                     seen_dirty=seen_dirty,
+                    skipped=len(outcome.unstorable),
                 ):
+                    if outcome.unstorable:
+                        metrics.add_metric(
+                            name="SyncEventsSkipped", unit=MetricUnit.Count, value=len(outcome.unstorable)
+                        )
                     return outcome
                 # a job arrived during the pass (S6): the cursor is stored, sync once more
                 logger.info("calendar changed during its sync: syncing again", extra={"calendar_id": cal_id})
@@ -180,6 +188,9 @@ class SyncEngine:
                 self.state.release(cal_id, owner)
             if isinstance(exc, OutOfTime):
                 exc.outcome = outcome
+            elif isinstance(exc, Exception):  # S13: shown on the calendar and its account
+                with contextlib.suppress(Exception):
+                    self.state.record_failure(cal_id, now, *describe(exc))
             raise
 
     def _reconcile_due(self, state: SyncState, now: datetime) -> bool:

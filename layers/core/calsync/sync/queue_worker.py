@@ -13,6 +13,7 @@ maxReceiveCount it goes to the dead-letter queue. A malformed message is logged 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from calsync.observability import logger, metrics
 from calsync.sync import budget as budgets
 from calsync.sync.budget import LambdaBudget, OutOfTime
+from calsync.sync.failures import describe
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -102,14 +104,41 @@ class QueueWorker(Generic[JobT]):
         except RetryLater as exc:
             count = int(record.attributes.approximate_receive_count or 1)
             delay = exc.delay or backoff(count)
-            logger.warning("sync retried later", extra={"delay": delay, "attempt": count, "why": str(exc)})
+            self._failed(job, exc, logging.WARNING, retry_in=delay, attempt=count)
             metrics.add_metric(name=f"{self.name}Retried", unit=MetricUnit.Count, value=1)
             self._retry_after(record, delay)
             raise
+        except Exception as exc:  # a store error, a parse error, a bug: the record fails, visibly
+            count = int(record.attributes.approximate_receive_count or 1)
+            self._failed(job, exc, logging.ERROR, attempt=count)
+            raise
         finally:
             logger.remove_keys(list(keys))
+        if result.status == "failed":  # the provider worker logged why; counted here
+            metrics.add_metric(name=f"{self.name}Failed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"{self.name}_{result.status}", unit=MetricUnit.Count, value=1)
         return str(result.status)
+
+    def _failed(self, job: JobT, exc: BaseException, level: int, **extra: int) -> None:
+        """S13: ONE structured line per failed sync (calendar or mailbox, account, provider, error
+        class, a short text) and a metric. Never the raw exception text (a provider's answer may
+        carry anything); the traceback only at DEBUG."""
+        error_class, text = describe(exc)
+        fields: dict[str, Any] = {
+            **self.log_keys(job),
+            "account_id": getattr(job, "account_id", None),
+            "provider": self.provider,
+            "error_class": error_class,
+            "error": text,
+            **extra,
+        }
+        (logger.error if level >= logging.ERROR else logger.warning)("sync failed", extra=fields)
+        logger.debug("sync failure details", exc_info=exc)
+        metrics.add_metric(name=f"{self.name}Failed", unit=MetricUnit.Count, value=1)
+
+    @property
+    def provider(self) -> str:
+        return self.name.removesuffix("Sync").lower()  # "CaldavSync" -> "caldav"
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         self._budget = LambdaBudget.of(context) if context is not None else None
