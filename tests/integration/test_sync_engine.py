@@ -350,3 +350,17 @@ def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, 
     assert out.stored == 100 and not out.full
     assert calls.calls.count("GetItem") == 1 and "PutItem" not in calls.calls  # the sync state only
     assert sorted(titles(world["repo"]).values()).count("changed") == 100
+
+
+def test_occurrence_moving_to_another_resource_in_the_same_page_is_kept(world: dict[str, Any]) -> None:
+    # the same event (same id) leaves resource "b" and appears under "a" (a CalDAV UID under a new
+    # href): storing a page in batches must not delete it as b's obsolete occurrence
+    src = FakeSource(page_size=10)
+    moving = occ("uid-1", NOW + timedelta(hours=1))
+    src.put("b", [moving, occ("other", NOW + timedelta(hours=2))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("a", [moving])
+    src.put("b", [occ("other", NOW + timedelta(hours=2))])
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.stored == 2
+    assert sorted(titles(world["repo"]).values()) == ["other", "uid-1"]

@@ -312,8 +312,11 @@ class SyncEngine:
         # first list what may be stored (etag unknown: a full pass fetches it again)
         self.state.write_resources(cal_id, [p.listing for p in plans if p.listing is not None])
         stored = self._store_plans(run, plans, outcome)
+        # an occurrence can move from one resource to another (the same UID under a new href): what
+        # another resource of the page stored is not obsolete
+        kept = {i for p in stored for i in p.entry.occ_ids}
         obsolete = [i for p in stored for i in p.obsolete] + [i for e in gone for i in e.occ_ids]
-        self.repository.delete_occurrences(cal_id, obsolete)
+        self.repository.delete_occurrences(cal_id, [i for i in obsolete if i not in kept])
         self.state.write_resources(cal_id, [p.entry for p in stored], delete=[e.key for e in gone])
         outcome.deleted += len(gone)
         outcome.stored += len(stored)
