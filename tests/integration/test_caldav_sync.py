@@ -473,6 +473,10 @@ def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
     answers = world.drain(NOW)
     assert answers[0]["batchItemFailures"] == []
     assert [t for t, _ in world.listed(NOW)] == ["Good"]
+    # S11: counted and reported on the calendar and its account
+    account, calendar = accounts_and_calendars(world, NOW)
+    assert calendar["sync"]["status"] == "ok" and calendar["sync"]["skippedEvents"] == 1
+    assert account["status"] == "active" and "1 event could not be stored" in account["lastError"]
 
 
 @pytest.fixture

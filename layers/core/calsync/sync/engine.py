@@ -71,6 +71,11 @@ class SyncOutcome:
     errors: list[str] = field(default_factory=list)  # VEVENTs that could not be read
     unstorable: list[str] = field(default_factory=list)  # events skipped: why (S11)
 
+    @property
+    def skipped_events(self) -> int:
+        """S11: events of this sync that could not be read or stored (reported on the calendar)."""
+        return len(self.errors) + len(self.unstorable)
+
 
 @dataclass(slots=True)
 class _Pass:
@@ -171,11 +176,11 @@ class SyncEngine:
                     now=now,
                     full=outcome.full,
                     seen_dirty=seen_dirty,
-                    skipped=len(outcome.unstorable),
+                    skipped=outcome.skipped_events,
                 ):
-                    if outcome.unstorable:
+                    if outcome.skipped_events:
                         metrics.add_metric(
-                            name="SyncEventsSkipped", unit=MetricUnit.Count, value=len(outcome.unstorable)
+                            name="SyncEventsSkipped", unit=MetricUnit.Count, value=outcome.skipped_events
                         )
                     return outcome
                 # a job arrived during the pass (S6): the cursor is stored, sync once more
@@ -266,7 +271,8 @@ class SyncEngine:
         cal_id = run.calendar.calendar_id
         todo: list[ResourceChange] = []
         for change in page:
-            for error in change.errors:
+            for raw in change.errors:
+                error = raw if len(raw) <= 300 else raw[:297] + "..."  # a provider's text
                 logger.warning(
                     "a VEVENT could not be read; the rest is synced",
                     extra={"calendar_id": cal_id, "resource": _short(change.key), "error": error},
@@ -327,9 +333,14 @@ class SyncEngine:
         by_id: dict[str, Occurrence] = {occ.id: occ for occ in change.occurrences}
         occurrences = sorted(by_id.values(), key=lambda o: (widest_instants(o)[0], o.id))
         if len(occurrences) > MAX_OCCURRENCES_PER_RESOURCE:
-            outcome.errors.append(
-                f"{_short(change.key)}: only the first {MAX_OCCURRENCES_PER_RESOURCE} of "
-                f"{len(occurrences)} occurrences are stored"
+            logger.warning(
+                "an event has too many occurrences in the horizon: the first ones are stored",
+                extra={
+                    "calendar_id": run.calendar.calendar_id,
+                    "resource": _short(change.key),
+                    "occurrences": len(occurrences),
+                    "stored": MAX_OCCURRENCES_PER_RESOURCE,
+                },
             )
             occurrences = occurrences[:MAX_OCCURRENCES_PER_RESOURCE]
         new_ids = sorted(o.id for o in occurrences)
