@@ -19,6 +19,7 @@ from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
+from calsync.sync import failures
 from calsync.sync.engine import SyncEngine, default_horizon
 from calsync.sync.fake import FakeSource
 from calsync.sync.source import CalendarSource
@@ -364,3 +365,24 @@ def test_occurrence_moving_to_another_resource_in_the_same_page_is_kept(world: d
     out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
     assert out.stored == 2
     assert sorted(titles(world["repo"]).values()) == ["other", "uid-1"]
+
+
+def test_failure_is_recorded_on_the_calendar_and_cleared_by_the_next_sync(world: dict[str, Any]) -> None:
+    # S13: a failed sync leaves a short, safe reason on the calendar's sync state; a successful one
+    # (also one that finds nothing changed) clears it
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    src.fail_after_pages = 0
+    with pytest.raises(RuntimeError):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=1))
+    state = world["state"].get(CAL)
+    assert state.last_error_class == "RuntimeError" and state.last_error == failures.UNEXPECTED
+    assert state.last_error_at == NOW + timedelta(minutes=1) and "injected" not in state.last_error
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=2))
+    assert out.status == "synced" and world["state"].get(CAL).last_error is None
+
+    world["state"].record_failure(CAL, NOW, "SourceUnavailable", "The provider could not be reached.")
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=3))
+    assert out.status == "unchanged" and world["state"].get(CAL).last_error is None

@@ -241,6 +241,13 @@ class SyncStateStore:
                 },
             )
 
+    def clear_failure(self, calendar_id: str) -> None:
+        """A sync that found nothing changed succeeded too: the last failure is over."""
+        with mapped_errors("clear sync failure"):
+            self._table.update_item(
+                Key=self._key(calendar_id), UpdateExpression="REMOVE lastError, lastErrorClass, lastErrorAt"
+            )
+
     def get_many(self, calendar_ids: Iterable[str]) -> dict[str, SyncState]:
         """The sync states of these calendars (those never synced are absent), batched."""
         ids = list(dict.fromkeys(calendar_ids))

@@ -127,7 +127,27 @@ class SyncEngine:
         budget: LambdaBudget | None = None,
     ) -> SyncOutcome:
         """One sync (see the module docstring). ``budget`` (default: the queue worker's current
-        one): ``OutOfTime`` when it runs out, between two pages, with the progress stored (S12)."""
+        one): ``OutOfTime`` when it runs out, between two pages, with the progress stored (S12).
+        A failure is recorded on the calendar's sync state (S13) before it goes up."""
+        try:
+            return self._sync(calendar, source, now=now, full=full, horizon=horizon, budget=budget)
+        except OutOfTime:
+            raise
+        except Exception as exc:  # S13: shown on the calendar and its account until a sync succeeds
+            with contextlib.suppress(Exception):
+                self.state.record_failure(calendar.calendar_id, now, *describe(exc))
+            raise
+
+    def _sync(
+        self,
+        calendar: Calendar,
+        source: CalendarSource,
+        *,
+        now: datetime,
+        full: bool,
+        horizon: Horizon | None,
+        budget: LambdaBudget | None,
+    ) -> SyncOutcome:
         cal_id = calendar.calendar_id
         horizon = horizon or default_horizon(now)
         budget = budget or budgets.current()
@@ -142,6 +162,8 @@ class SyncEngine:
             and state.cursor is not None
             and not source.may_have_changed(state.cursor)
         ):
+            if state.last_error:  # the provider answered: the last failure is over (S13)
+                self.state.clear_failure(cal_id)
             return SyncOutcome("unchanged")
 
         owner = uuid.uuid4().hex
@@ -193,9 +215,6 @@ class SyncEngine:
                 self.state.release(cal_id, owner)
             if isinstance(exc, OutOfTime):
                 exc.outcome = outcome
-            elif isinstance(exc, Exception):  # S13: shown on the calendar and its account
-                with contextlib.suppress(Exception):
-                    self.state.record_failure(cal_id, now, *describe(exc))
             raise
 
     def _reconcile_due(self, state: SyncState, now: datetime) -> bool:
