@@ -16,6 +16,13 @@ One call of :meth:`SyncEngine.sync`:
 4. Commit: the cursor moves only now, after every page is stored, and the lease is let go — unless
    ``dirty`` moved meanwhile: then the cursor is kept, and another pass runs.
 
+A page is stored in batches (S12): its index entries read with BatchGetItem, its occurrences and
+index entries written with BatchWriteItem. Every stored field is bounded (``calsync.domain.limits``);
+an event that still cannot be stored, or cannot be read, is skipped, counted and reported, and the
+rest syncs (S11). Before each page the time budget is checked (``calsync.sync.budget``): out of
+time, the sync stops with its progress in the index and raises ``OutOfTime`` (ADR 0006). A failed
+sync records a short reason on the sync state; a successful one clears it (S13).
+
 A sync that fails (an exception from the source or the store) lets go of the lease and leaves the
 cursor where it was: the next sync lists the same changes again and stores them again, which is
 harmless (upserts are idempotent, and the index lists every occurrence that may have been stored).
