@@ -322,6 +322,19 @@ def bench_ical_section(runs: int) -> int:
     return bench_ical(runs)
 
 
+# ------------------------------------------------------------------------------ (g) full sync
+
+
+def bench_fullsync_section() -> int:
+    """See bench/fullsync.py: events per second of the full sync of a large calendar."""
+    for path in (LAYER, ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from bench.fullsync import bench_fullsync
+
+    return bench_fullsync()
+
+
 def main(argv: list[str] | None = None) -> int:
     # the functions run in-process in sections (c)-(e): keep their logs and metrics out of the tables
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -331,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000, help="events for the rules benchmark")
     parser.add_argument(
         "--only",
-        choices=["imports", "rules", "caldav", "microsoft", "google", "ical"],
+        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync"],
         help="run one benchmark only",
     )
     args = parser.parse_args(argv)
@@ -356,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("-" * 100)
         missed += bench_ical_section(min(args.runs, 5))
+    if args.only in (None, "fullsync"):
+        print()
+        print("-" * 100)
+        missed += bench_fullsync_section()
     print()
     print("all targets met" if missed == 0 else f"{missed} target(s) not met (see above)")
     return 0  # informational: no pass/fail

@@ -44,7 +44,7 @@ def test_connect_stores_account_calendars_primary_and_queues_a_sync(
     got = accounts_api.post(PATH, body=connect_body(radicale, "alice"), claims=ALICE)
     assert got.status == 201, got.body
     account = got.json()
-    assert set(account) == {"id", "provider", "email", "status", "locations", "lastSyncedAt"}
+    assert set(account) == {"id", "provider", "email", "status", "locations", "lastSyncedAt", "lastError"}
     assert account["provider"] == "caldav"
     assert account["status"] == "active"
     assert account["locations"] == ["hq"]

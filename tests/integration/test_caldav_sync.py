@@ -12,6 +12,7 @@ Rules: S3 (ctag, sync-collection, ETag comparison), S5, S6, S7, S8, S10, C10, U5
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import sys
@@ -27,6 +28,7 @@ import boto3
 import pytest
 import requests
 
+from calsync.config import get_settings
 from calsync.crypto import CredentialBox, seal_login
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC, Provider
@@ -49,6 +51,7 @@ from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
 from local.sources import sqs_record, to_delete
 from tests.support import apigw
+from tests.support.accounts import AccountsApi
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
 from tests.support.caldav_server import (
     FaultyProxy,
@@ -496,6 +499,10 @@ def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
     assert [m["title"] for m in body["meetings"]] == ["Good"]
     # stored: its first occurrence, a series (excluded from the list by rule U5)
     assert [(m["title"], m["rules"]) for m in body["excluded"]] == [("Broken", ["U5"])]
+    # S11: counted and reported on the calendar and its account
+    account, calendar = accounts_and_calendars(world, NOW)
+    assert calendar["sync"]["status"] == "ok" and calendar["sync"]["skippedEvents"] == 1
+    assert account["status"] == "active" and "1 event could not be read or stored in full" in account["lastError"]
 
 
 @pytest.fixture
@@ -658,3 +665,124 @@ def test_room_backed_by_a_caldav_calendar_gets_privacy_applied_when_stored(world
     assert got.status == 200, got.body
     shown = {(m["title"], m["meetingLink"], m["private"]) for m in got.json()["meetings"]}
     assert shown == {(None, None, True), ("Town hall", "https://meet.calsync.test/t", False)}
+
+
+# ---- S11 and S13: hostile data and failures people can see ------------------------------------------
+def accounts_and_calendars(w: World, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """GET /v1/me/accounts and /v1/me/calendars of functions/accounts (this world's account and
+    calendar)."""
+    module = importlib.import_module("functions.accounts.app")
+    module.set_dependencies(table=w.table, kms=w.kms, key_id=w.key_id, sqs=w.sqs, queue_url=w.queue_url)
+    claims = apigw.claims(w.user, ["hq"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TABLE_NAME", w.table.name)
+        get_settings.cache_clear()
+        api = AccountsApi(module)
+        got = api.get("/v1/me/accounts", claims=claims)
+        assert got.status == 200, got.body
+        accounts = got.json()["accounts"]
+        got = api.get("/v1/me/calendars", claims=claims)
+        assert got.status == 200, got.body
+        calendars = got.json()["calendars"]
+        module.set_dependencies()
+    get_settings.cache_clear()
+    account = next(a for a in accounts if a["id"] == w.account_id)
+    calendar = next(c for c in calendars if c["id"] == w.calendar_id)
+    return account, calendar
+
+
+def json_lines(out: str) -> list[dict[str, Any]]:
+    docs = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                docs.append(json.loads(line))
+    return docs
+
+
+def emitted_metrics(docs: list[dict[str, Any]]) -> list[str]:
+    return [
+        m["Name"]
+        for doc in docs
+        if "_aws" in doc
+        for d in doc["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    ]
+
+
+def test_oversized_event_among_normal_ones(
+    world: World, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # S11 (issue 12's "must show"): a 410,000-character SUMMARY and a 450 KB meeting URL in a
+    # DESCRIPTION are stored within their bounds; an event that cannot be stored (a 2,000-character
+    # UID) is skipped, logged at WARNING, counted in a metric and shown on the account and calendar;
+    # every normal event is listed and the cursor moves
+    for i in range(4):
+        world.put(f"n{i}", ics(f"n{i}", f"Normal {i}", at(i + 1), at(i + 1.5)))
+    world.put("big-title", ics("big-title", "T" * 410_000, at(5), at(5.5), extra=WEEKLY_LINK))
+    url = "https://meet.calsync.test/" + "u" * 450_000
+    world.put("big-url", ics("big-url", "Big URL", at(6), at(6.5), extra=f"DESCRIPTION:join {url}"))
+    world.put("long-uid", ics("u" * 2000, "Long UID", at(7), at(7.5)))
+    world.enqueue()
+    answers = world.drain(NOW)
+    assert answers and all(a["batchItemFailures"] == [] for a in answers)
+    titles = [t for t, _ in world.listed(NOW)]
+    assert {f"Normal {i}" for i in range(4)} <= set(titles)
+    meetings = world.meetings(NOW)
+    every = [m["title"] for m in meetings["meetings"]] + [e["title"] for e in meetings["excluded"]]
+    assert "T" * 299 + "…" in every and "Big URL" in every and "Long UID" not in every
+    assert SyncStateStore(world.table).get(world.calendar_id).cursor is not None
+    warnings = [r for r in caplog.records if "cannot be stored" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert warnings[0].__dict__["calendar_id"] == world.calendar_id
+    assert all(len(repr(r.__dict__)) < 4000 for r in caplog.records)  # never the huge values
+    assert "SyncEventsSkipped" in emitted_metrics(json_lines(capfd.readouterr().out))
+    account, calendar = accounts_and_calendars(world, NOW)
+    assert account["status"] == "active" and account["lastSyncedAt"] is not None
+    assert "1 event could not be read or stored in full" in account["lastError"]
+    assert calendar["sync"]["status"] == "ok" and calendar["sync"]["skippedEvents"] == 1
+
+
+def test_failed_sync_is_logged_counted_and_shown_until_a_sync_succeeds(
+    proxied: tuple[World, FaultyProxy],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # S13: before, a failing sync logged nothing above INFO, counted nothing, and the account said
+    # "active"; now: one structured WARNING (calendar, account, provider, error class, no raw text),
+    # a metric, and status "error" with a short lastError, cleared by the next successful sync
+    import moto.sqs.models as sqs_models
+
+    w, proxy = proxied
+    w.put("a", ics("a", "A", at(1), at(2)))
+    proxy.fault = lambda method, path: (503, {"Retry-After": "60"}, b"secret-ish server text")
+    w.enqueue()
+    answers = w.drain(NOW)
+    assert len(answers[0]["batchItemFailures"]) == 1
+    failed = [r for r in caplog.records if r.getMessage() == "sync failed"]
+    assert len(failed) == 1 and failed[0].levelname == "WARNING"
+    line = failed[0].__dict__
+    assert line["provider"] == "caldav" and line["calendar_id"] == w.calendar_id
+    assert line["account_id"] == w.account_id and line["error_class"] == "SourceThrottled"
+    assert "secret-ish" not in repr(line)
+    assert "CaldavSyncFailed" in emitted_metrics(json_lines(capfd.readouterr().out))
+    account, calendar = accounts_and_calendars(w, NOW)
+    assert account["status"] == "error" and account["lastSyncedAt"] is None
+    assert "slow down" in account["lastError"] and "secret-ish" not in account["lastError"]
+    assert calendar["sync"]["status"] == "error" and "slow down" in calendar["sync"]["lastError"]
+
+    proxy.fault = None
+    start = sqs_models.unix_time_millis()
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda: start + 61_000)
+    answers = w.drain(NOW + timedelta(minutes=1))
+    assert answers and answers[0]["batchItemFailures"] == []
+    account, calendar = accounts_and_calendars(w, NOW + timedelta(minutes=1))
+    assert account["status"] == "active" and account["lastError"] is None
+    assert account["lastSyncedAt"] is not None
+    assert calendar["sync"] == {
+        "status": "ok",
+        "lastSyncedAt": "2026-11-20T08:01:00Z",
+        "lastError": None,
+        "skippedEvents": 0,
+    }

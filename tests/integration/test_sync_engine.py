@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from calsync.domain import limits
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
 from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
+from calsync.sync import failures
 from calsync.sync.engine import SyncEngine, default_horizon
 from calsync.sync.fake import FakeSource
 from calsync.sync.source import CalendarSource
@@ -271,3 +273,116 @@ def test_horizon_and_reexpansion_of_recurring_resources(world: dict[str, Any]) -
     stored = {i["occId"] for i in snapshot(world["table"]) if str(i["sk"]).startswith(keys.OCC_PREFIX)}
     # weeks 2..10 now: the new weeks 9 and 10 appear, those before the horizon's start are gone
     assert stored == {o.id for o in weekly[2:11]}
+
+
+# ---- S11: no poison pill ------------------------------------------------------------------------
+def test_oversized_fields_are_bounded_and_every_event_is_stored(world: dict[str, Any]) -> None:
+    # S11: a 410,000-character SUMMARY and a 450 KB meeting URL among normal events: before, the
+    # item exceeded 400 KB, the page's BatchWriteItem failed on every pass and nothing after it synced
+    src = FakeSource(page_size=10)
+    for i in range(25):
+        src.put(f"e{i:02}", [occ(f"e{i:02}", NOW + timedelta(hours=i))])
+    src.put("huge-title", [occ("huge-title", NOW + timedelta(hours=2), title="x" * 410_000)])
+    huge_url = "https://meet.example.com/" + "a" * 450_000
+    src.put("huge-link", [occ("huge-link", NOW + timedelta(hours=3), meeting_link=huge_url)])
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.status == "synced" and out.stored == 27 and out.unstorable == []
+    events = world["repo"].read_owner_events(
+        OwnerKind.USER, "alice", NOW - timedelta(days=1), NOW + timedelta(days=30)
+    )
+    by_event = {o.event_id: o for o in events.occurrences}
+    assert len(by_event) == 27
+    assert by_event["huge-title"].title == "x" * (limits.MAX_TITLE - 1) + "…"
+    assert by_event["huge-link"].meeting_link is None and by_event["huge-link"].title == "huge-link"
+    assert world["state"].get(CAL).last_synced_at == NOW  # the cursor moved
+
+
+def test_event_that_cannot_be_stored_is_skipped_counted_and_logged(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # S11: a hostile server's 450 KB href (its index entry cannot be stored) and a 2,000-character
+    # event id (a cut id would name another event) are skipped and reported; the rest syncs
+    src = FakeSource(page_size=10)
+    for i in range(12):
+        src.put(f"e{i:02}", [occ(f"e{i:02}", NOW + timedelta(hours=i))])
+    src.put("h" * 450_000, [occ("long-href", NOW + timedelta(hours=1))])
+    src.put("long-id", [occ("i" * 2000, NOW + timedelta(hours=1))])
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.status == "synced" and out.stored == 12 and len(out.unstorable) == 2
+    assert sorted(titles(world["repo"]).values()) == [f"e{i:02}" for i in range(12)]
+    warnings = [r for r in caplog.records if "cannot be stored" in r.getMessage()]
+    assert len(warnings) == 2 and {w.levelname for w in warnings} == {"WARNING"}
+    assert all(len(repr(w.__dict__)) < 4000 for w in warnings)  # never the 450 KB value itself
+    # the next full pass does not sweep the normal events, and does not fail either
+    again = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    assert again.status == "synced" and len(titles(world["repo"])) == 12
+
+
+def test_long_event_gets_index_entries_inside_the_horizon_only(world: dict[str, Any]) -> None:
+    # S11: a ten-year event: one entry per 24 h inside the horizon (before: 3,650 per owner, and an
+    # index item of 7,300 copy references, over 400 KB, so the event could never be stored)
+    src = FakeSource()
+    start = NOW - timedelta(days=5 * 365)
+    src.put("decade", [occ("decade", start, minutes=10 * 365 * 24 * 60)])
+    src.put("short", [occ("short", NOW + timedelta(hours=1))])
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.status == "synced" and out.unstorable == []
+    assert set(titles(world["repo"]).values()) == {"decade", "short"}
+    horizon = default_horizon(NOW)
+    days = (horizon.end - horizon.start).days
+    items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == "decade"]
+    assert days <= len(items) <= days + 1
+
+
+def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, Any]) -> None:
+    # S12: no GetItem / PutItem per resource any more; a page's worth in batches
+    src = FakeSource(page_size=100)
+    for i in range(200):
+        src.put(f"e{i:03}", [occ(f"e{i:03}", NOW + timedelta(hours=i % 50, minutes=i))])
+    with dynamodb_calls(world["table"]) as calls:
+        out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.stored == 200 and len(titles(world["repo"])) == 200
+    assert calls.count("GetItem") == 1 and "PutItem" not in calls.calls  # the sync state only
+    assert len(calls.calls) < 60, calls.calls  # 2 pages: ~50 BatchWriteItem of 25, 2 BatchGetItem
+    for i in range(0, 200, 2):  # half of them change: the incremental pass batches too
+        src.put(f"e{i:03}", [occ(f"e{i:03}", NOW + timedelta(hours=i % 50, minutes=i), title="changed")])
+    with dynamodb_calls(world["table"]) as calls:
+        out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.stored == 100 and not out.full
+    assert calls.calls.count("GetItem") == 1 and "PutItem" not in calls.calls  # the sync state only
+    assert sorted(titles(world["repo"]).values()).count("changed") == 100
+
+
+def test_occurrence_moving_to_another_resource_in_the_same_page_is_kept(world: dict[str, Any]) -> None:
+    # the same event (same id) leaves resource "b" and appears under "a" (a CalDAV UID under a new
+    # href): storing a page in batches must not delete it as b's obsolete occurrence
+    src = FakeSource(page_size=10)
+    moving = occ("uid-1", NOW + timedelta(hours=1))
+    src.put("b", [moving, occ("other", NOW + timedelta(hours=2))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("a", [moving])
+    src.put("b", [occ("other", NOW + timedelta(hours=2))])
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.stored == 2
+    assert sorted(titles(world["repo"]).values()) == ["other", "uid-1"]
+
+
+def test_failure_is_recorded_on_the_calendar_and_cleared_by_the_next_sync(world: dict[str, Any]) -> None:
+    # S13: a failed sync leaves a short, safe reason on the calendar's sync state; a successful one
+    # (also one that finds nothing changed) clears it
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    src.fail_after_pages = 0
+    with pytest.raises(RuntimeError):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=1))
+    state = world["state"].get(CAL)
+    assert state.last_error_class == "RuntimeError" and state.last_error == failures.UNEXPECTED
+    assert state.last_error_at == NOW + timedelta(minutes=1) and "injected" not in state.last_error
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=2))
+    assert out.status == "synced" and world["state"].get(CAL).last_error is None
+
+    world["state"].record_failure(CAL, NOW, "SourceUnavailable", "The provider could not be reached.")
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=3))
+    assert out.status == "unchanged" and world["state"].get(CAL).last_error is None

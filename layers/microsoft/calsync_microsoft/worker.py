@@ -34,6 +34,7 @@ from calsync.store import keys
 from calsync.store.accounts import Account, AccountRepository
 from calsync.store.repository import Repository, _mapped_errors
 from calsync.store.sync_state import SyncStateStore
+from calsync.sync.budget import OutOfTime
 from calsync.sync.engine import SyncEngine, SyncOutcome
 from calsync.sync.queue_worker import RetryLater as RetryLater  # one for every provider
 from calsync.sync.source import (
@@ -182,6 +183,9 @@ class MicrosoftSyncWorker:
                         "calendar not readable: skipped",
                         extra={**extra, "calendar_id": calendar.calendar_id, "error": str(exc)},
                     )
+        except OutOfTime:  # S12 (calsync.sync.budget): the queue worker hands the job back
+            write_back()
+            raise
         except SourceAuthError as exc:
             logger.warning(
                 "Microsoft grant refused: account needs reconnecting", extra={**extra, "error": str(exc)}

@@ -40,9 +40,27 @@ class AccountOut(_Wire):
     id: str
     provider: Literal["google", "microsoft", "caldav"]
     email: str | None
-    status: Literal["active", "reauth_required", "syncing"]
+    status: Literal["active", "reauth_required", "syncing", "error"] = Field(
+        description="error: the last sync of one of its calendars failed (see lastError)"
+    )
     locations: list[str]
     last_synced_at: AwareDatetime | None
+    last_error: str | None = Field(
+        default=None,
+        description="a short reason when the last sync of one of its calendars failed, or events of it "
+        "could not be read or stored in full; else null. Never a secret or a raw error text",
+    )
+
+
+class CalendarSyncOut(_Wire):
+    """How the calendar's last sync went (S11, S13)."""
+
+    status: Literal["never", "ok", "syncing", "error"]
+    last_synced_at: AwareDatetime | None
+    last_error: str | None = Field(description="a short reason when the last sync failed, else null")
+    skipped_events: int = Field(
+        description="events of the last sync that could not be read or stored in full (docs/limits.md)"
+    )
 
 
 class AccountsOut(_Wire):
@@ -56,6 +74,7 @@ class CalendarOut(_Wire):
     name: str
     access_role: Literal["owner", "writer", "reader", "freeBusyReader"]
     time_zone: str | None
+    sync: CalendarSyncOut = Field(description="the calendar's sync state (never: not synced yet)")
 
 
 class CalendarsOut(_Wire):

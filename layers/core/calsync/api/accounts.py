@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from calsync.api.account_schemas import (
     AccountOut,
@@ -18,11 +19,13 @@ from calsync.api.account_schemas import (
     CalendarConfigOut,
     CalendarOut,
     CalendarsOut,
+    CalendarSyncOut,
 )
 from calsync.api.auth import Principal
 from calsync.api.calendar_sync import CalendarSync
 from calsync.crypto import CredentialBox, open_login, seal_login
 from calsync.domain.errors import Forbidden, InvalidInput, NotFound
+from calsync.domain.limits import cut
 from calsync.domain.models import Provider
 from calsync.observability import logger
 from calsync.store import keys
@@ -35,7 +38,8 @@ from calsync.store.accounts import (
     calendar_id_for,
 )
 from calsync.store.items import AccessRole, Calendar, SubscriberRole
-from calsync.store.sync_state import SyncStateStore
+from calsync.store.sync_state import SyncState, SyncStateStore
+from calsync.sync.failures import skipped_text
 from calsync.sync.jobs import Reason, SyncJob
 
 if TYPE_CHECKING:
@@ -86,18 +90,56 @@ class AccountsDeps:
     enqueue_for: Mapping[Provider, Enqueue] = field(default_factory=dict)
 
 
-def _account_out(account: Account) -> AccountOut:
+def _account_out(account: Account, states: Sequence[tuple[str, SyncState]] = ()) -> AccountOut:
+    """S13: the stored status, or ``error`` when the last sync of one of its calendars failed;
+    ``lastError`` names the calendar and says why (or how many of its events were skipped, S11)."""
+    status: Literal["active", "reauth_required", "syncing", "error"] = account.status
+    failed = [(name, s) for name, s in states if s.last_error]
+    skipped = [(name, s) for name, s in states if s.skipped_events]
+    last_error = None
+    if failed:
+        name, state = failed[0]
+        last_error = f"{cut(name, 80)}: {state.last_error}" if name else state.last_error
+        if status != "reauth_required":
+            status = "error"
+    elif skipped:
+        name, state = skipped[0]
+        text = skipped_text(state.skipped_events)
+        last_error = f"{cut(name, 80)}: {text}" if name else text
     return AccountOut(
         id=account.account_id,
         provider=account.provider.value,
         email=account.email,
-        status=account.status,
+        status=status,
         locations=list(account.locations),
         last_synced_at=account.last_synced_at,
+        last_error=last_error,
     )
 
 
-def _calendar_out(listing: CalendarListing) -> CalendarOut:
+def _sync_out(state: SyncState | None, now: datetime) -> CalendarSyncOut:
+    if state is None:
+        return CalendarSyncOut(status="never", last_synced_at=None, last_error=None, skipped_events=0)
+    status: Literal["never", "ok", "syncing", "error"] = (
+        "error"
+        if state.last_error
+        else "syncing"
+        if state.leased(now)
+        else "ok"
+        if state.last_synced_at
+        else "never"
+    )
+    return CalendarSyncOut(
+        status=status,
+        last_synced_at=state.last_synced_at,
+        last_error=state.last_error,
+        skipped_events=state.skipped_events,
+    )
+
+
+def _calendar_out(
+    listing: CalendarListing, state: SyncState | None = None, now: datetime | None = None
+) -> CalendarOut:
     return CalendarOut(
         id=listing.calendar_id,
         account_id=listing.account_id,
@@ -105,6 +147,7 @@ def _calendar_out(listing: CalendarListing) -> CalendarOut:
         name=listing.name,
         access_role=listing.access_role,
         time_zone=listing.time_zone,
+        sync=_sync_out(state, now or datetime.now(UTC)),
     )
 
 
@@ -271,7 +314,24 @@ class AccountsService:
     # ---- listing -----------------------------------------------------------------------------
     def list_accounts(self, principal: Principal) -> AccountsOut:
         accounts = sorted(self._accounts.list_accounts(principal.user_id), key=lambda a: a.account_id)
-        return AccountsOut(accounts=[_account_out(a) for a in accounts])
+        listings = {a.account_id: self._accounts.list_calendars_of_account(a.account_id) for a in accounts}
+        states = self._sync_states([c.calendar_id for cs in listings.values() for c in cs])
+        return AccountsOut(
+            accounts=[
+                _account_out(
+                    a,
+                    [
+                        (c.name, states[c.calendar_id])
+                        for c in listings[a.account_id]
+                        if c.calendar_id in states
+                    ],
+                )
+                for a in accounts
+            ]
+        )
+
+    def _sync_states(self, calendar_ids: Sequence[str]) -> dict[str, SyncState]:
+        return SyncStateStore(self._repo.table).get_many(calendar_ids) if calendar_ids else {}
 
     def _calendars_of(self, user_id: str) -> dict[str, CalendarListing]:
         out: dict[str, CalendarListing] = {}
@@ -285,7 +345,9 @@ class AccountsService:
         listings = sorted(
             self._calendars_of(principal.user_id).values(), key=lambda c: (c.account_id, c.name)
         )
-        return CalendarsOut(calendars=[_calendar_out(c) for c in listings])
+        states = self._sync_states([c.calendar_id for c in listings])
+        now = datetime.now(UTC)
+        return CalendarsOut(calendars=[_calendar_out(c, states.get(c.calendar_id), now) for c in listings])
 
     def _add_new_caldav_calendars(self, user_id: str) -> None:
         """R8: a calendar created at the server after the connect becomes selectable. Each CalDAV

@@ -6,6 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
+from calsync.domain.limits import Unstorable, bounded, check_item
 from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
 from calsync.domain.privacy import for_room
 from calsync.store import keys
@@ -50,6 +52,9 @@ def _mapped_errors(what: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ValidationException" and "size" in str(exc.response.get("Error", {}).get("Message", "")):
+            # 400 KB per item: the bounds (calsync.domain.limits) should have prevented it (S11)
+            raise Unstorable(f"{what}: an item is too large to store") from exc
         if code == "ValidationException":
             raise  # a bug in calsync, not a state of the store
         if code == "ConditionalCheckFailedException":
@@ -456,73 +461,104 @@ class Repository:
         raise StoreUnavailable("read occurrences: the store is busy, try again")
 
     # ---- occurrences ------------------------------------------------------------------------
-    def store_occurrences(self, calendar: Calendar, occurrences: Sequence[Occurrence]) -> int:
+    def store_occurrences(
+        self,
+        calendar: Calendar,
+        occurrences: Sequence[Occurrence],
+        *,
+        span: tuple[datetime, datetime] | None = None,
+    ) -> int:
         """Upsert occurrences of one calendar into every subscriber's partition.
 
         Idempotent: storing the same occurrence twice writes the same items. A moved occurrence
-        replaces its old copies. Rooms get the R4-filtered copy. Returns the number of items written.
+        replaces its old copies. Rooms get the R4-filtered copy. Every field is bounded first
+        (``calsync.domain.limits``, S11). ``span`` (the sync's horizon): an occurrence longer than
+        it gets index entries inside it only (a ten-year event does not cost 3,650 items per owner).
+        Batched: one BatchGetItem per 100 occurrences for their old index entries, BatchWriteItem for
+        the rest. ``Unstorable`` (nothing written) when an occurrence cannot be stored.
+        Returns the number of items written.
         """
-        written = 0
-        for occ in occurrences:
-            if occ.calendar_id != calendar.calendar_id:
+        prepared: list[tuple[dict[str, str], list[dict[str, Any]], dict[str, Any]]] = []
+        for raw in occurrences:
+            if raw.calendar_id != calendar.calendar_id:
                 raise ValueError("occurrence of another calendar")
+            occ = bounded(raw)
             index_key = {"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.occurrence_index_sk(occ.id)}
-            with _mapped_errors("read occurrence index"):
-                old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
-            old_copies = _copy_refs(old)
-
             wide_start, wide_end = widest_instants(occ)
-            sks = keys.event_sks(wide_start, wide_end, occ.id)
-            end_for_cleanup = wide_end
-            expires = int((end_for_cleanup + TTL_MARGIN).timestamp())
-            new_copies: list[CopyRef] = []
-            with _mapped_errors("store occurrence"), self._table.batch_writer() as batch:
-                for owner_pk, role in calendar.subscribers.items():
-                    copy = for_room(occ, calendar.access_role) if role == "room" else occ
-                    body = occurrence_to_item(copy, role)
-                    for sk in sks:
-                        batch.put_item(
-                            Item={
-                                "pk": owner_pk,
-                                "sk": sk,
-                                **body,
-                                "gsi1pk": keys.end_bucket(end_for_cleanup, keys.cleanup_shard(owner_pk)),
-                                "gsi1sk": keys.end_sort(end_for_cleanup, owner_pk, sk),
-                                "expiresAt": expires,
-                            }
-                        )
-                        new_copies.append((owner_pk, sk))
-                        written += 1
-                index_pk = index_key["pk"]
-                batch.put_item(
-                    Item={
-                        **index_key,
-                        "type": "occurrenceIndex",
-                        "occId": occ.id,
-                        "etag": occ.etag or "",
-                        "end": keys.iso(end_for_cleanup),
-                        "copies": [list(ref) for ref in new_copies],
-                        "gsi1pk": keys.end_bucket(end_for_cleanup, keys.cleanup_shard(index_pk)),
-                        "gsi1sk": keys.end_sort(end_for_cleanup, index_pk, index_key["sk"]),
-                        "expiresAt": expires,
-                    }
-                )
-                written += 1
-            stale = sorted(set(old_copies) - set(new_copies))
-            if stale:
-                self._delete_copies(stale)
+            first, last = wide_start, wide_end
+            if span is not None and (wide_start < span[0] or wide_end > span[1]):
+                first, last = max(wide_start, span[0]), min(wide_end, span[1])
+                if last <= first:  # outside the span: one entry at its start, as before
+                    first, last = wide_start, wide_start
+            sks = keys.event_sks(first, last, occ.id)
+            expires = int((wide_end + TTL_MARGIN).timestamp())
+            copies: list[dict[str, Any]] = []
+            for owner_pk, role in calendar.subscribers.items():
+                copy = for_room(occ, calendar.access_role) if role == "room" else occ
+                body = occurrence_to_item(copy, role)
+                for sk in sks:
+                    copies.append(
+                        {
+                            "pk": owner_pk,
+                            "sk": sk,
+                            **body,
+                            "gsi1pk": keys.end_bucket(wide_end, keys.cleanup_shard(owner_pk)),
+                            "gsi1sk": keys.end_sort(wide_end, owner_pk, sk),
+                            "expiresAt": expires,
+                        }
+                    )
+            index_pk = index_key["pk"]
+            index = {
+                **index_key,
+                "type": "occurrenceIndex",
+                "occId": occ.id,
+                "etag": occ.etag or "",
+                "end": keys.iso(wide_end),
+                "copies": [[c["pk"], c["sk"]] for c in copies],
+                "gsi1pk": keys.end_bucket(wide_end, keys.cleanup_shard(index_pk)),
+                "gsi1sk": keys.end_sort(wide_end, index_pk, index_key["sk"]),
+                "expiresAt": expires,
+            }
+            check_item(index, "the event's index entry")
+            if copies:
+                check_item(copies[0], "the event")
+            prepared.append((index_key, copies, index))
+        old = self._get_many([p[0] for p in prepared], "read occurrence index")
+        stale: set[CopyRef] = set()
+        written = 0
+        with (
+            _mapped_errors("store occurrence"),
+            self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch,
+        ):
+            for index_key, copies, index in prepared:
+                for item in copies:
+                    batch.put_item(Item=item)
+                batch.put_item(Item=index)
+                written += len(copies) + 1
+                new = {(c["pk"], c["sk"]) for c in copies}
+                stale |= set(_copy_refs(old.get((index_key["pk"], index_key["sk"])))) - new
+        if stale:
+            self._delete_copies(sorted(stale))
         return written
 
+    def _get_many(self, item_keys: Sequence[Mapping[str, str]], what: str) -> dict[CopyRef, dict[str, Any]]:
+        return batch_get(self._table, item_keys, what)
+
     def delete_occurrence(self, calendar_id: str, occ_id: str) -> bool:
-        index_key = {"pk": keys.calendar_pk(calendar_id), "sk": keys.occurrence_index_sk(occ_id)}
-        with _mapped_errors("read occurrence index"):
-            old = self._table.get_item(Key=index_key, ConsistentRead=True).get("Item")
-        if old is None:
-            return False
-        self._delete_copies(_copy_refs(old))
-        with _mapped_errors("delete occurrence index"):
-            self._table.delete_item(Key=index_key)
-        return True
+        return self.delete_occurrences(calendar_id, [occ_id]) == 1
+
+    def delete_occurrences(self, calendar_id: str, occ_ids: Iterable[str]) -> int:
+        """Delete occurrences (every copy and their index entries), batched; how many existed."""
+        index_keys = [
+            {"pk": keys.calendar_pk(calendar_id), "sk": keys.occurrence_index_sk(occ_id)}
+            for occ_id in occ_ids
+        ]
+        if not index_keys:
+            return 0
+        old = self._get_many(index_keys, "read occurrence index")
+        doomed = [ref for item in old.values() for ref in _copy_refs(item)]
+        self._delete_copies([*doomed, *old])
+        return len(old)
 
     def _index_items(self, calendar_id: str) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -619,6 +655,31 @@ class Repository:
     def set_cleanup_cursor(self, until: datetime) -> None:
         with _mapped_errors("store cleanup cursor"):
             self._table.put_item(Item={**keys.CLEANUP_CURSOR, "until": keys.iso(until)})
+
+
+def batch_get(
+    table: Table, item_keys: Sequence[Mapping[str, str]], what: str
+) -> dict[CopyRef, dict[str, Any]]:
+    """Consistent BatchGetItem of up to any number of keys (100 per request; unprocessed keys
+    are asked again, with a short backoff). Items by (pk, sk)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    unique = list({(k["pk"], k["sk"]): k for k in item_keys}.values())
+    client = table.meta.client
+    for start in range(0, len(unique), 100):
+        request: Any = {table.name: {"Keys": unique[start : start + 100], "ConsistentRead": True}}
+        attempt = 0
+        while request:
+            with _mapped_errors(what):
+                resp = client.batch_get_item(RequestItems=request)
+            for item in resp.get("Responses", {}).get(table.name, []):
+                found[(str(item["pk"]), str(item["sk"]))] = dict(item)
+            request = resp.get("UnprocessedKeys") or None
+            if request:
+                attempt += 1
+                if attempt > 8:
+                    raise StoreUnavailable(f"{what}: the store is busy, try again")
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+    return found
 
 
 def _as_map(value: Any) -> dict[str, Any]:

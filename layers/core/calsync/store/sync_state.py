@@ -15,7 +15,7 @@ Conditional writes (the lease) are the only concurrency control: nothing is read
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,10 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from calsync.domain.errors import Conflict
+from calsync.domain.limits import check_item
 from calsync.store import keys
 from calsync.store.repository import _mapped_errors as mapped_errors
+from calsync.store.repository import batch_get
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -44,6 +46,11 @@ class SyncState(BaseModel):
     lease_until: int | None = None  # epoch seconds
     last_synced_at: datetime | None = None
     last_full_at: datetime | None = None
+    # S13: the last sync's failure (cleared by a successful one) and S11's skipped events
+    last_error: str | None = None
+    last_error_class: str | None = None
+    last_error_at: datetime | None = None
+    skipped_events: int = 0
 
     def leased(self, now: datetime) -> bool:
         return self.lease_owner is not None and (self.lease_until or 0) > int(now.timestamp())
@@ -88,6 +95,10 @@ def _state(calendar_id: str, item: dict[str, Any] | None) -> SyncState:
         lease_until=int(item["leaseUntil"]) if item.get("leaseUntil") is not None else None,
         last_synced_at=keys.parse_iso(str(item["lastSyncedAt"])) if item.get("lastSyncedAt") else None,
         last_full_at=keys.parse_iso(str(item["lastFullAt"])) if item.get("lastFullAt") else None,
+        last_error=_opt_str(item.get("lastError")),
+        last_error_class=_opt_str(item.get("lastErrorClass")),
+        last_error_at=keys.parse_iso(str(item["lastErrorAt"])) if item.get("lastErrorAt") else None,
+        skipped_events=int(item.get("skippedEvents", 0)),
     )
 
 
@@ -163,15 +174,22 @@ class SyncStateStore:
         now: datetime,
         full: bool,
         seen_dirty: int,
+        skipped: int = 0,
     ) -> bool:
         """Move the cursor (every page is stored) and let go of the lease.
 
         True: done. False: a job marked the calendar dirty during the sync; the cursor is stored
         but the lease is kept, and the caller syncs again (S6).
         """
-        sets = ["lastSyncedAt = :now", "generation = :g", "fullPending = :f"]
-        values: dict[str, Any] = {":now": keys.iso(now), ":g": generation, ":f": False, ":me": owner}
-        remove: list[str] = []
+        sets = ["lastSyncedAt = :now", "generation = :g", "fullPending = :f", "skippedEvents = :k"]
+        values: dict[str, Any] = {
+            ":now": keys.iso(now),
+            ":g": generation,
+            ":f": False,
+            ":me": owner,
+            ":k": skipped,
+        }
+        remove: list[str] = ["lastError", "lastErrorClass", "lastErrorAt"]  # S13: a success clears it
         if cursor is None:
             remove.append("#cursor")
         else:
@@ -196,16 +214,50 @@ class SyncStateStore:
         except Conflict:
             pass
         # dirty moved (or the lease was lost): store the cursor under the lease only
-        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(remove) if remove else "")
+        update = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(remove)
         with mapped_errors("commit sync"):
             self._table.update_item(
                 Key=self._key(calendar_id),
                 UpdateExpression=update,
                 ConditionExpression="leaseOwner = :me",
-                ExpressionAttributeNames=names if (cursor is not None or remove) else {},
+                ExpressionAttributeNames=names,  # the cursor is always SET or REMOVEd
                 ExpressionAttributeValues=values,
             )
         return False
+
+    def record_failure(self, calendar_id: str, now: datetime, error_class: str, text: str) -> None:
+        """S13: the last sync failed (shown until a sync succeeds). ``text`` is short and safe
+        (``calsync.sync.failures.describe``), never a raw exception text."""
+        with mapped_errors("record sync failure"):
+            self._table.update_item(
+                Key=self._key(calendar_id),
+                UpdateExpression="SET #type = :type, lastError = :e, lastErrorClass = :c, lastErrorAt = :at",
+                ExpressionAttributeNames={"#type": "type"},
+                ExpressionAttributeValues={
+                    ":type": "syncState",
+                    ":e": text[:200],
+                    ":c": error_class[:100],
+                    ":at": keys.iso(now),
+                },
+            )
+
+    def clear_failure(self, calendar_id: str) -> None:
+        """A sync that found nothing changed succeeded too: the last failure is over."""
+        with mapped_errors("clear sync failure"):
+            self._table.update_item(
+                Key=self._key(calendar_id), UpdateExpression="REMOVE lastError, lastErrorClass, lastErrorAt"
+            )
+
+    def get_many(self, calendar_ids: Iterable[str]) -> dict[str, SyncState]:
+        """The sync states of these calendars (those never synced are absent), batched."""
+        ids = list(dict.fromkeys(calendar_ids))
+        found = batch_get(self._table, [self._key(c) for c in ids], "read sync state")
+        out: dict[str, SyncState] = {}
+        for calendar_id in ids:
+            item = found.get((keys.calendar_pk(calendar_id), keys.SYNC))
+            if item is not None:
+                out[calendar_id] = _state(calendar_id, item)
+        return out
 
     def release(self, calendar_id: str, owner: str) -> None:
         """Let go of the lease without moving anything (a failed sync); a no-op if not ours."""
@@ -225,13 +277,40 @@ class SyncStateStore:
         return {"pk": keys.calendar_pk(calendar_id), "sk": keys.resource_sk(resource_key)}
 
     def get_resource(self, calendar_id: str, resource_key: str) -> ResourceEntry | None:
-        with mapped_errors("read resource index"):
-            item = self._table.get_item(
-                Key=self._resource_key(calendar_id, resource_key), ConsistentRead=True
-            ).get("Item")
-        return _resource(item) if item else None
+        return self.get_resources(calendar_id, [resource_key]).get(resource_key)
+
+    def get_resources(self, calendar_id: str, resource_keys: Iterable[str]) -> dict[str, ResourceEntry]:
+        """The index entries of these resources (those that have one), a page's worth at a time:
+        consistent BatchGetItem, 100 keys per request, unprocessed keys asked again."""
+        wanted = [self._resource_key(calendar_id, key) for key in dict.fromkeys(resource_keys)]
+        found = batch_get(self._table, wanted, "read resource index")
+        return {entry.key: entry for entry in map(_resource, found.values())}
 
     def put_resource(self, calendar_id: str, entry: ResourceEntry) -> None:
+        self.write_resources(calendar_id, [entry])
+
+    def delete_resource(self, calendar_id: str, resource_key: str) -> None:
+        self.write_resources(calendar_id, [], delete=[resource_key])
+
+    def write_resources(
+        self, calendar_id: str, entries: Iterable[ResourceEntry], *, delete: Iterable[str] = ()
+    ) -> None:
+        """Put and delete index entries in BatchWriteItem requests (25 each; boto3's batch writer
+        sends unprocessed items again)."""
+        items = [self._resource_item(calendar_id, entry) for entry in entries]
+        doomed = [self._resource_key(calendar_id, key) for key in delete]
+        if not items and not doomed:
+            return
+        with (
+            mapped_errors("store resource index"),
+            self._table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch,
+        ):
+            for item in items:
+                batch.put_item(Item=item)
+            for key in doomed:
+                batch.delete_item(Key=key)
+
+    def _resource_item(self, calendar_id: str, entry: ResourceEntry) -> dict[str, Any]:
         item: dict[str, Any] = {
             **self._resource_key(calendar_id, entry.key),
             "type": "resource",
@@ -243,12 +322,8 @@ class SyncStateStore:
         }
         if entry.horizon_end is not None:
             item["horizonEnd"] = keys.iso(entry.horizon_end)
-        with mapped_errors("store resource index"):
-            self._table.put_item(Item=item)
-
-    def delete_resource(self, calendar_id: str, resource_key: str) -> None:
-        with mapped_errors("delete resource index"):
-            self._table.delete_item(Key=self._resource_key(calendar_id, resource_key))
+        check_item(item, "the event's resource index entry")
+        return item
 
     def list_resources(self, calendar_id: str) -> Iterator[ResourceEntry]:
         kwargs: dict[str, Any] = {

@@ -16,6 +16,13 @@ One call of :meth:`SyncEngine.sync`:
 4. Commit: the cursor moves only now, after every page is stored, and the lease is let go — unless
    ``dirty`` moved meanwhile: then the cursor is kept, and another pass runs.
 
+A page is stored in batches (S12): its index entries read with BatchGetItem, its occurrences and
+index entries written with BatchWriteItem. Every stored field is bounded (``calsync.domain.limits``);
+an event that still cannot be stored, or cannot be read, is skipped, counted and reported, and the
+rest syncs (S11). Before each page the time budget is checked (``calsync.sync.budget``): out of
+time, the sync stops with its progress in the index and raises ``OutOfTime`` (ADR 0009). A failed
+sync records a short reason on the sync state; a successful one clears it (S13).
+
 A sync that fails (an exception from the source or the store) lets go of the lease and leaves the
 cursor where it was: the next sync lists the same changes again and stores them again, which is
 harmless (upserts are idempotent, and the index lists every occurrence that may have been stored).
@@ -30,11 +37,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal
 
-from calsync.domain.models import UTC, Occurrence
-from calsync.observability import logger
+from aws_lambda_powertools.metrics import MetricUnit
+
+from calsync.domain.limits import MAX_OCCURRENCES_PER_RESOURCE, Unstorable, check_resource_key
+from calsync.domain.models import UTC, Occurrence, widest_instants
+from calsync.observability import logger, metrics
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import ResourceEntry, SyncState, SyncStateStore
+from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget, OutOfTime
+from calsync.sync.failures import describe
 from calsync.sync.source import CalendarSource, CursorRejected, Horizon, Page, ResourceChange
 
 LEASE_TTL = timedelta(minutes=3)  # > the sync function's timeout; a crashed worker's lease expires
@@ -63,6 +76,12 @@ class SyncOutcome:
     skipped: int = 0  # resources listed unchanged by a full listing
     occurrences: int = 0  # occurrences written
     errors: list[str] = field(default_factory=list)  # VEVENTs that could not be read
+    unstorable: list[str] = field(default_factory=list)  # events skipped: why (S11)
+
+    @property
+    def skipped_events(self) -> int:
+        """S11: events of this sync that could not be read or stored (reported on the calendar)."""
+        return len(self.errors) + len(self.unstorable)
 
 
 @dataclass(slots=True)
@@ -73,6 +92,18 @@ class _Pass:
     full: bool
     entries: dict[str, ResourceEntry] = field(default_factory=dict)  # full passes: the index
     seen: set[str] = field(default_factory=set)
+    budget: LambdaBudget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What storing one changed resource writes."""
+
+    change: ResourceChange
+    occurrences: list[Occurrence]
+    listing: ResourceEntry | None  # the index entry written before the occurrences, if new ones
+    entry: ResourceEntry  # the index entry written after them
+    obsolete: list[str]  # occurrence ids the resource no longer has
 
 
 class SyncEngine:
@@ -100,9 +131,35 @@ class SyncEngine:
         now: datetime,
         full: bool = False,
         horizon: Horizon | None = None,
+        budget: LambdaBudget | None = None,
+    ) -> SyncOutcome:
+        """One sync (see the module docstring). ``budget`` (default: the queue worker's current
+        one): ``OutOfTime`` when it runs out, between two pages, with the progress stored (S12).
+        A failure is recorded on the calendar's sync state (S13) before it goes up."""
+        try:
+            return self._sync(calendar, source, now=now, full=full, horizon=horizon, budget=budget)
+        except OutOfTime:
+            raise
+        except Exception as exc:  # S13: shown on the calendar and its account until a sync succeeds
+            with contextlib.suppress(Exception):
+                self.state.record_failure(calendar.calendar_id, now, *describe(exc))
+            raise
+
+    def _sync(
+        self,
+        calendar: Calendar,
+        source: CalendarSource,
+        *,
+        now: datetime,
+        full: bool,
+        horizon: Horizon | None,
+        budget: LambdaBudget | None,
     ) -> SyncOutcome:
         cal_id = calendar.calendar_id
         horizon = horizon or default_horizon(now)
+        budget = budget or budgets.current()
+        if budget is not None and budget.exhausted():
+            raise OutOfTime("no time left to start")
         state = self.state.get(cal_id)
         if state.leased(now):
             self.state.mark_dirty(cal_id)
@@ -112,6 +169,8 @@ class SyncEngine:
             and state.cursor is not None
             and not source.may_have_changed(state.cursor)
         ):
+            if state.last_error:  # the provider answered: the last failure is over (S13)
+                self.state.clear_failure(cal_id)
             return SyncOutcome("unchanged")
 
         owner = uuid.uuid4().hex
@@ -136,6 +195,7 @@ class SyncEngine:
                     owner=owner,
                     horizon=horizon,
                     outcome=outcome,
+                    budget=budget,
                 )
                 if self.state.commit(
                     cal_id,
@@ -145,16 +205,23 @@ class SyncEngine:
                     now=now,
                     full=outcome.full,
                     seen_dirty=seen_dirty,
+                    skipped=outcome.skipped_events,
                 ):
+                    if outcome.skipped_events:
+                        metrics.add_metric(
+                            name="SyncEventsSkipped", unit=MetricUnit.Count, value=outcome.skipped_events
+                        )
                     return outcome
                 # a job arrived during the pass (S6): the cursor is stored, sync once more
                 logger.info("calendar changed during its sync: syncing again", extra={"calendar_id": cal_id})
                 state, full = self.state.get(cal_id), False
             self.state.release(cal_id, owner)  # still dirty: the next job syncs again
             return outcome
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.state.release(cal_id, owner)
+            if isinstance(exc, OutOfTime):
+                exc.outcome = outcome
             raise
 
     def _reconcile_due(self, state: SyncState, now: datetime) -> bool:
@@ -180,10 +247,11 @@ class SyncEngine:
         owner: str,
         horizon: Horizon,
         outcome: SyncOutcome,
+        budget: LambdaBudget | None,
     ) -> int:
         """Store every page of one pass; the generation the commit records."""
         if not full:
-            run = _Pass(calendar, state.generation, horizon, full=False)
+            run = _Pass(calendar, state.generation, horizon, full=False, budget=budget)
             try:
                 self._apply_all(run, source.changes(state.cursor, {}, horizon), outcome)
                 return run.generation
@@ -192,7 +260,7 @@ class SyncEngine:
         generation = state.generation + 1
         self.state.begin_full(calendar.calendar_id, owner, generation)
         outcome.full = True
-        run = _Pass(calendar, generation, horizon, full=True)
+        run = _Pass(calendar, generation, horizon, full=True, budget=budget)
         run.entries = {e.key: e for e in self.state.list_resources(calendar.calendar_id)}
         known = {k: e.etag for k, e in run.entries.items() if e.etag and not self._stale(e, horizon)}
         self._apply_all(run, source.changes(None, known, horizon), outcome)
@@ -206,79 +274,173 @@ class SyncEngine:
         return entry.horizon_end is None or entry.horizon_end <= horizon.end - self.reexpand_after
 
     def _apply_all(self, run: _Pass, pages: Iterable[Page], outcome: SyncOutcome) -> None:
-        for page in pages:
+        iterator = iter(pages)
+        while True:
+            if run.budget is not None and run.budget.exhausted():
+                # S12: stop between two pages; every stored resource's index entry has its etag, so
+                # the next invocation's listing skips them (and a full pass's generation is recorded)
+                logger.info(
+                    "time budget spent: the sync continues in the next invocation",
+                    extra={"calendar_id": run.calendar.calendar_id, "pages": outcome.pages},
+                )
+                raise OutOfTime(f"stopped after {outcome.pages} page(s)")
+            page = next(iterator, None)
+            if page is None:
+                return
             outcome.pages += 1
-            for change in page:
-                self._apply(run, change, outcome)
+            self._apply_page(run, page, outcome)
 
-    def _apply(self, run: _Pass, change: ResourceChange, outcome: SyncOutcome) -> None:
+    def _apply_page(self, run: _Pass, page: Page, outcome: SyncOutcome) -> None:
+        """One page: the index entries read in one batch, the occurrences written in batches, the
+        index entries written in one batch (the pre-listing first, so that a worker dying half-way
+        leaves no occurrence that no index entry knows of)."""
         cal_id = run.calendar.calendar_id
-        for error in change.errors:
-            logger.warning(
-                "a VEVENT could not be read; the rest is synced",
-                extra={"calendar_id": cal_id, "resource": change.key, "error": error},
-            )
-            outcome.errors.append(f"{change.key}: {error}")
-        if change.unchanged:
-            run.seen.add(change.key)
-            outcome.skipped += 1
+        todo: list[ResourceChange] = []
+        for change in page:
+            for raw in change.errors:
+                error = raw if len(raw) <= 300 else raw[:297] + "..."  # a provider's text
+                logger.warning(
+                    "a VEVENT could not be read; the rest is synced",
+                    extra={"calendar_id": cal_id, "resource": _short(change.key), "error": error},
+                )
+                outcome.errors.append(f"{_short(change.key)}: {error}")
+            if change.unchanged:
+                run.seen.add(change.key)
+                outcome.skipped += 1
+                continue
+            try:
+                check_resource_key(change.key)
+            except Unstorable as exc:
+                self._skip(run, change, exc, outcome)
+                continue
+            todo.append(change)
+        if not todo:
             return
-        old = run.entries.get(change.key) if run.full else self.state.get_resource(cal_id, change.key)
-        if change.deleted:
-            if old is not None:
-                self._delete_resource(cal_id, old)
-                outcome.deleted += 1
-            run.entries.pop(change.key, None)
-            return
-        run.seen.add(change.key)
-        outcome.occurrences += self._store_resource(run, change, old)
-        outcome.stored += 1
-
-    def _store_resource(self, run: _Pass, change: ResourceChange, old: ResourceEntry | None) -> int:
-        cal_id = run.calendar.calendar_id
-        by_id: dict[str, Occurrence] = {occ.id: occ for occ in change.occurrences}
-        new_ids = sorted(by_id)
-        old_ids = set(old.occ_ids) if old else set()
-        recurring = any(occ.recurring for occ in by_id.values())
-        if not set(new_ids) <= old_ids:
-            # first list what may be stored (etag unknown: a full pass fetches it again), so that a
-            # worker dying now leaves no occurrence that no index entry knows of
-            self.state.put_resource(
-                cal_id,
-                ResourceEntry(
-                    key=change.key,
-                    etag="",
-                    generation=old.generation if old else 0,
-                    occ_ids=sorted(old_ids | set(new_ids)),
-                    recurring=recurring or bool(old and old.recurring),
-                    horizon_end=old.horizon_end if old else None,
-                ),
-            )
-        written = self.repository.store_occurrences(run.calendar, list(by_id.values()))
-        for occ_id in sorted(old_ids - set(new_ids)):
-            self.repository.delete_occurrence(cal_id, occ_id)
-        self.state.put_resource(
-            cal_id,
-            ResourceEntry(
-                key=change.key,
-                etag=change.etag,
-                generation=run.generation,
-                occ_ids=new_ids,
-                recurring=recurring,
-                horizon_end=run.horizon.end,
-            ),
+        olds = (
+            {c.key: run.entries[c.key] for c in todo if c.key in run.entries}
+            if run.full
+            else self.state.get_resources(cal_id, [c.key for c in todo])
         )
-        return written
+        gone: list[ResourceEntry] = []
+        plans: list[_Plan] = []
+        for change in todo:
+            old = olds.get(change.key)
+            if change.deleted:
+                if old is not None:
+                    gone.append(old)
+                run.entries.pop(change.key, None)
+                continue
+            run.seen.add(change.key)
+            if (
+                not run.full
+                and old is not None
+                and old.etag
+                and old.etag == change.etag
+                and not self._stale(old, run.horizon)
+            ):
+                outcome.skipped += 1  # already stored (a pass that ran out of time lists it again)
+                continue
+            plans.append(self._plan(run, change, old, outcome))
+        # first list what may be stored (etag unknown: a full pass fetches it again)
+        self.state.write_resources(cal_id, [p.listing for p in plans if p.listing is not None])
+        stored = self._store_plans(run, plans, outcome)
+        # an occurrence can move from one resource to another (the same UID under a new href): what
+        # another resource of the page stored is not obsolete
+        kept = {i for p in stored for i in p.entry.occ_ids}
+        obsolete = [i for p in stored for i in p.obsolete] + [i for e in gone for i in e.occ_ids]
+        self.repository.delete_occurrences(cal_id, [i for i in obsolete if i not in kept])
+        self.state.write_resources(cal_id, [p.entry for p in stored], delete=[e.key for e in gone])
+        outcome.deleted += len(gone)
+        outcome.stored += len(stored)
 
-    def _delete_resource(self, calendar_id: str, entry: ResourceEntry) -> None:
-        for occ_id in entry.occ_ids:
-            self.repository.delete_occurrence(calendar_id, occ_id)
-        self.state.delete_resource(calendar_id, entry.key)
+    def _plan(
+        self, run: _Pass, change: ResourceChange, old: ResourceEntry | None, outcome: SyncOutcome
+    ) -> _Plan:
+        by_id: dict[str, Occurrence] = {occ.id: occ for occ in change.occurrences}
+        occurrences = sorted(by_id.values(), key=lambda o: (widest_instants(o)[0], o.id))
+        if len(occurrences) > MAX_OCCURRENCES_PER_RESOURCE:
+            logger.warning(
+                "an event has too many occurrences in the horizon: the first ones are stored",
+                extra={
+                    "calendar_id": run.calendar.calendar_id,
+                    "resource": _short(change.key),
+                    "occurrences": len(occurrences),
+                    "stored": MAX_OCCURRENCES_PER_RESOURCE,
+                },
+            )
+            occurrences = occurrences[:MAX_OCCURRENCES_PER_RESOURCE]
+        new_ids = sorted(o.id for o in occurrences)
+        old_ids = set(old.occ_ids) if old else set()
+        recurring = any(occ.recurring for occ in occurrences)
+        listing = None
+        if not set(new_ids) <= old_ids:
+            listing = ResourceEntry(
+                key=change.key,
+                etag="",
+                generation=old.generation if old else 0,
+                occ_ids=sorted(old_ids | set(new_ids)),
+                recurring=recurring or bool(old and old.recurring),
+                horizon_end=old.horizon_end if old else None,
+            )
+        entry = ResourceEntry(
+            key=change.key,
+            etag=change.etag,
+            generation=run.generation,
+            occ_ids=new_ids,
+            recurring=recurring,
+            horizon_end=run.horizon.end,
+        )
+        return _Plan(change, occurrences, listing, entry, sorted(old_ids - set(new_ids)))
+
+    def _store_plans(self, run: _Pass, plans: list[_Plan], outcome: SyncOutcome) -> list[_Plan]:
+        """Store the occurrences of a page in one batch; when one of them cannot be stored, each
+        resource on its own, skipping (and reporting) those that cannot (S11). The plans stored."""
+        span = (run.horizon.start, run.horizon.end)
+        try:
+            outcome.occurrences += self.repository.store_occurrences(
+                run.calendar, [o for p in plans for o in p.occurrences], span=span
+            )
+            return plans
+        except Unstorable:
+            pass
+        stored: list[_Plan] = []
+        for plan in plans:
+            try:
+                outcome.occurrences += self.repository.store_occurrences(
+                    run.calendar, plan.occurrences, span=span
+                )
+                stored.append(plan)
+            except Unstorable as exc:
+                self._skip(run, plan.change, exc, outcome)
+        return stored
+
+    def _skip(self, run: _Pass, change: ResourceChange, exc: Unstorable, outcome: SyncOutcome) -> None:
+        """S11: an event that cannot be stored is skipped, counted and reported; the rest syncs.
+        It counts as listed (a full pass does not sweep what it stored before)."""
+        run.seen.add(change.key)
+        outcome.unstorable.append(exc.reason)
+        logger.warning(
+            "an event cannot be stored: skipped, the rest of the calendar syncs",
+            extra={
+                "calendar_id": run.calendar.calendar_id,
+                "resource": _short(change.key),
+                "why": exc.reason,
+            },
+        )
 
     def _sweep(self, run: _Pass, outcome: SyncOutcome) -> None:
         """After a full listing: what is of an older generation and was not listed is gone."""
         cal_id = run.calendar.calendar_id
-        for entry in list(self.state.list_resources(cal_id)):
-            if entry.generation < run.generation and entry.key not in run.seen:
-                self._delete_resource(cal_id, entry)
-                outcome.deleted += 1
+        gone = [
+            e
+            for e in self.state.list_resources(cal_id)
+            if e.generation < run.generation and e.key not in run.seen
+        ]
+        self.repository.delete_occurrences(cal_id, [i for e in gone for i in e.occ_ids])
+        self.state.write_resources(cal_id, [], delete=[e.key for e in gone])
+        outcome.deleted += len(gone)
+
+
+def _short(key: str) -> str:
+    """A resource key for logs and reports (a hostile server may send a 450 KB href)."""
+    return key if len(key) <= 120 else key[:117] + "..."

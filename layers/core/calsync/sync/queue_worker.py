@@ -13,6 +13,7 @@ maxReceiveCount it goes to the dead-letter queue. A malformed message is logged 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel, ValidationError
 
 from calsync.observability import logger, metrics
+from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget, OutOfTime
+from calsync.sync.failures import describe
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -69,12 +73,17 @@ class QueueWorker(Generic[JobT]):
     log_keys: Callable[[JobT], dict[str, str]]
 
     def __post_init__(self) -> None:
+        self._budget: LambdaBudget | None = None
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         # report every failed record, also when all failed (instead of raising): each one carries
         # the visibility timeout set for it, and the answer says exactly which ones come back
         self.processor.raise_on_entire_batch_failure = False
 
     def record_handler(self, record: SQSRecord) -> str:
+        budget = self._budget
+        if budget is not None and budget.exhausted():  # S12: not started, handed back as it is
+            self._hand_back(record, "no time left in this invocation")
+            return "handed_back"
         try:
             job = self.job_model.model_validate_json(record.body)
         except ValidationError as exc:
@@ -87,25 +96,73 @@ class QueueWorker(Generic[JobT]):
         keys = self.log_keys(job)
         logger.append_keys(**keys)
         try:
-            result = self.run(job, self.clock())
+            with budgets.running(budget):
+                result = self.run(job, self.clock())
+        except OutOfTime as exc:  # S12: its progress is stored; the next invocation continues
+            self._hand_back(record, str(exc))
+            return "handed_back"
         except RetryLater as exc:
             count = int(record.attributes.approximate_receive_count or 1)
             delay = exc.delay or backoff(count)
-            logger.warning("sync retried later", extra={"delay": delay, "attempt": count, "why": str(exc)})
+            self._failed(job, exc, logging.WARNING, retry_in=delay, attempt=count)
             metrics.add_metric(name=f"{self.name}Retried", unit=MetricUnit.Count, value=1)
             self._retry_after(record, delay)
             raise
+        except Exception as exc:  # a store error, a parse error, a bug: the record fails, visibly
+            count = int(record.attributes.approximate_receive_count or 1)
+            self._failed(job, exc, logging.ERROR, attempt=count)
+            raise
         finally:
             logger.remove_keys(list(keys))
+        if result.status == "failed":  # the provider worker logged why; counted here
+            metrics.add_metric(name=f"{self.name}Failed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name=f"{self.name}_{result.status}", unit=MetricUnit.Count, value=1)
         return str(result.status)
 
+    def _failed(self, job: JobT, exc: BaseException, level: int, **extra: int) -> None:
+        """S13: ONE structured line per failed sync (calendar or mailbox, account, provider, error
+        class, a short text) and a metric. Never the raw exception text (a provider's answer may
+        carry anything); the traceback only at DEBUG."""
+        error_class, text = describe(exc)
+        fields: dict[str, Any] = {
+            **self.log_keys(job),
+            "account_id": getattr(job, "account_id", None),
+            "provider": self.provider,
+            "error_class": error_class,
+            "error": text,
+            **extra,
+        }
+        (logger.error if level >= logging.ERROR else logger.warning)("sync failed", extra=fields)
+        logger.debug("sync failure details", exc_info=exc)
+        metrics.add_metric(name=f"{self.name}Failed", unit=MetricUnit.Count, value=1)
+
+    @property
+    def provider(self) -> str:
+        return self.name.removesuffix("Sync").lower()  # "CaldavSync" -> "caldav"
+
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=self.record_handler, processor=self.processor, context=context
+        self._budget = LambdaBudget.of(context) if context is not None else None
+        try:
+            return dict(
+                process_partial_response(
+                    event=event, record_handler=self.record_handler, processor=self.processor, context=context
+                )
             )
-        )
+        finally:
+            self._budget = None
+
+    def _hand_back(self, record: SQSRecord, why: str) -> None:
+        """S12 (docs/adr/0009-sync-time-budget.md): send the job again as a new message of the same
+        group, and let this record succeed. A new message, not a failed record: a calendar that
+        needs ten invocations must not reach the queue's maxReceiveCount and the dead-letter queue.
+        The deduplication id is derived from this record: a redelivery of it is not sent twice."""
+        group = record.attributes.message_group_id
+        extra = {} if group is None else {"MessageGroupId": group}
+        if group is not None:
+            extra["MessageDeduplicationId"] = f"more-{record.message_id}"
+        self.sqs().send_message(QueueUrl=self._url(record), MessageBody=record.body, **extra)
+        logger.info("job handed back to the queue", extra={"message_id": record.message_id, "why": why})
+        metrics.add_metric(name=f"{self.name}HandedBack", unit=MetricUnit.Count, value=1)
 
     def _url(self, record: SQSRecord) -> str:
         url = self.queue_url()
