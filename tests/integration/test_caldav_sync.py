@@ -547,6 +547,29 @@ def test_401_marks_the_account_reauth_required_and_skips_it_later(proxied: tuple
     assert proxy.requests == seen  # skipped without a request
 
 
+def test_403_on_a_read_is_the_calendars_error_not_a_revoked_account(
+    proxied: tuple[World, FaultyProxy],
+) -> None:
+    # rules S13, S7: a 403 refuses this calendar, the credentials work (iCloud answers 403 for what an
+    # account may not do: docs/providers/icloud.md I5): never reauth_required; the calendar and the
+    # account show the error until a sync succeeds
+    w, proxy = proxied
+    w.put("a", ics("a", "A", at(1), at(2)))
+    proxy.fault = lambda method, path: (403, {}, b"")
+    w.enqueue()
+    assert w.drain(NOW)[0]["batchItemFailures"] == []  # not retried at once: the next poll tries
+    account, calendar = accounts_and_calendars(w, NOW)
+    assert account["status"] == "error" and "refuses calsync access" in account["lastError"]
+    assert calendar["sync"]["status"] == "error"
+    proxy.fault = None
+    w.enqueue("poll")
+    w.drain(NOW)
+    account, calendar = accounts_and_calendars(w, NOW)
+    assert account["status"] == "active" and account["lastError"] is None
+    assert calendar["sync"]["status"] == "ok"
+    assert [t for t, _ in w.listed(NOW)] == ["A"]
+
+
 def test_503_with_retry_after_is_retried_then_succeeds(
     proxied: tuple[World, FaultyProxy], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,6 +38,7 @@ from calsync.sync.source import (
     CalendarGone,
     CursorRejected,
     SourceAuthError,
+    SourceForbidden,
     SourceProtocolError,
     SourceThrottled,
     SourceUnavailable,
@@ -196,7 +197,7 @@ class CalDAVClient:
         if status == 401:
             raise SourceAuthError(f"{what}: the server refused the credentials (401)")
         if status == 403:
-            raise SourceAuthError(f"{what}: the server refused access to the calendar (403)")
+            raise SourceForbidden(f"{what}: the server refused access to the calendar (403)")
         if status in (404, 410):
             raise CalendarGone(f"{what}: the calendar no longer exists ({status})")
         if status in (429, 503):

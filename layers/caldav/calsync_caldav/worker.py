@@ -45,6 +45,7 @@ from calsync.sync.queue_worker import RetryLater as RetryLater  # one for every 
 from calsync.sync.source import (
     CalendarGone,
     SourceAuthError,
+    SourceForbidden,
     SourceProtocolError,
     SourceThrottled,
     SourceUnavailable,
@@ -179,6 +180,9 @@ class CalDAVSyncWorker:
             )
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
             return JobResult("reauth_required", detail=str(exc))
+        except SourceForbidden as exc:  # one calendar, not the account (S13)
+            logger.warning("the CalDAV server refuses access to the calendar", extra=extra)
+            return JobResult("failed", detail=str(exc))
         except SourceThrottled as exc:
             raise RetryLater(str(exc), exc.retry_after) from exc
         except SourceUnavailable as exc:

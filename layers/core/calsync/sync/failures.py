@@ -12,6 +12,7 @@ from calsync.domain.limits import Unstorable
 from calsync.sync.source import (
     CalendarGone,
     SourceAuthError,
+    SourceForbidden,
     SourceProtocolError,
     SourceThrottled,
     SourceUnavailable,
@@ -19,6 +20,7 @@ from calsync.sync.source import (
 
 _TEXTS: tuple[tuple[type[BaseException], str], ...] = (
     (SourceAuthError, "The provider refused calsync's access: connect the account again."),
+    (SourceForbidden, "The provider refuses calsync access to this calendar (check how it is shared)."),
     (SourceThrottled, "The provider asked calsync to slow down; the sync is retried shortly."),
     (SourceUnavailable, "The provider could not be reached; the sync is retried shortly."),
     (SourceProtocolError, "The provider answered something calsync cannot read; the next sync retries."),

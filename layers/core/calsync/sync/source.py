@@ -59,6 +59,13 @@ class SourceAuthError(SourceError):
     """The credentials were refused (401): the account needs to be connected again (S7)."""
 
 
+class SourceForbidden(SourceError):
+    """403 on a read: the server refuses access to this one calendar while the credentials work
+    (iCloud answers 403 for what an account may not do; docs/providers/icloud.md I5). Not a
+    revoked grant, so never ``reauth_required`` (S13): the calendar shows the error, the next
+    sync tries again."""
+
+
 class SourceThrottled(SourceError):
     """429 / 503: try again after ``retry_after`` seconds (S8)."""
 
