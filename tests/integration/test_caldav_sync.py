@@ -394,6 +394,31 @@ def test_rejected_sync_token_full_resync_loses_nothing(world: World) -> None:
     assert world.requests.count("REPORT 207") == 2
 
 
+def test_meeting_planned_beyond_the_horizon_appears_once_the_horizon_reaches_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rules S10, S5: an event 62 days ahead is outside the stored horizon today; its etag never
+    # changes, yet the reconcile after the horizon moved reads it again and stores it. A long-past
+    # event is not read again (it can never come back).
+    world.put("far", ics("far", "Far ahead", at(10, days=62), at(11, days=62)))
+    world.put("past", ics("past", "Long ago", at(10, days=-400), at(11, days=-400)))
+    worker = sync_app.worker()
+    assert worker.run(world.job("connect"), NOW).status == "synced"
+    assert [t for t, _ in world.listed(NOW)] == []
+    later = NOW + timedelta(days=61)
+    fetched: list[str] = []
+    real = CalDAVClient.multiget
+
+    def multiget(self: CalDAVClient, url: str, keys: Any) -> Any:
+        fetched.extend(k.rsplit("/", 1)[-1] for k in keys)
+        return real(self, url, keys)
+
+    monkeypatch.setattr(CalDAVClient, "multiget", multiget)
+    assert worker.run(world.job("reconcile"), later).status == "synced"
+    assert [t for t, _ in world.listed(later)] == ["Far ahead"]
+    assert fetched == ["far.ics"]  # "past" is skipped by its etag: it can never come back
+
+
 @pytest.fixture
 def ddb_local_world(ddb_local_endpoint: str, server: RadicaleServer) -> Iterator[World]:
     """As ``world``, with the table on Amazon DynamoDB Local (SQS and KMS stay on moto): moto's
@@ -502,7 +527,10 @@ def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
     # S11: counted and reported on the calendar and its account
     account, calendar = accounts_and_calendars(world, NOW)
     assert calendar["sync"]["status"] == "ok" and calendar["sync"]["skippedEvents"] == 1
-    assert account["status"] == "active" and "1 event could not be read or stored in full" in account["lastError"]
+    assert (
+        account["status"] == "active"
+        and "1 event could not be read or stored in full" in account["lastError"]
+    )
 
 
 @pytest.fixture

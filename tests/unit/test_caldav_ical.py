@@ -14,7 +14,7 @@ import pytest
 
 from calsync.domain.models import UTC, Occurrence, Provider, Status, Transparency, Visibility
 from calsync_caldav import MAX_INSTANCES, ParseContext, ParseResult, localize, parse_resource
-from calsync_caldav.prescan import relevant_text
+from calsync_caldav.prescan import may_reach_after, relevant_text
 from tests.support.builders import LEGACY_LINK, LINK_A, LINK_B, LINKS, at
 
 CTX = ParseContext(
@@ -1125,3 +1125,36 @@ def test_a_negative_duration_is_read_like_dtend_before_dtstart() -> None:
     assert (timed.start, timed.end) == (at("2026-03-10T08:15:00Z"), at("2026-03-10T09:00:00Z"))
     days = only(parse(vevent("DTSTART;VALUE=DATE:20260312", "DURATION:-P2D")))
     assert (days.start_date, days.end_date) == (date(2026, 3, 10), date(2026, 3, 12))
+
+
+@pytest.mark.parametrize(
+    ("lines", "later"),
+    [
+        (["DTSTART:20260601T090000Z", "DTEND:20260601T100000Z"], True),  # planned months ahead
+        (["DTSTART;VALUE=DATE:20260601"], True),
+        (["DTSTART:20100101T090000Z", "RRULE:FREQ=WEEKLY"], True),  # a series without end
+        (["DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20260601T000000Z"], True),
+        (["DTSTART:20100101T090000Z", "RDATE:20260601T090000Z"], True),
+        (["DTSTART:20100101T090000Z", "DURATION:P10000D"], True),
+        (["DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;COUNT=3"], True),  # COUNT is not counted: not sure
+        (["DTSTART:2010-01-01"], True),  # unreadable: not sure
+        (["DTSTART:20100101T090000Z", "DTEND:20100101T100000Z"], False),  # long past
+        (["DTSTART:20100101T090000Z", "RRULE:FREQ=DAILY;UNTIL=20100201T000000Z"], False),
+    ],
+)
+def test_may_reach_after_says_whether_an_instance_may_lie_after_a_day(lines: list[str], later: bool) -> None:
+    # S10/S3: a resource with no occurrence in the horizon is read again once the horizon moved
+    # only when an instance may lie after it (a past event never comes back: no request for it)
+    day = date(2026, 3, 1)
+    assert may_reach_after(ics(vevent(*lines)), day) is later
+    alarm = "BEGIN:VALARM\nTRIGGER;VALUE=DATE-TIME:20300101T000000Z\nACTION:DISPLAY\nEND:VALARM"
+    with_alarm = ics(vevent(*lines).replace("END:VEVENT", alarm + "\nEND:VEVENT"))
+    assert may_reach_after(with_alarm, day) is later  # a component inside the VEVENT is not the event
+
+
+def test_may_reach_after_with_several_vevents_and_broken_text() -> None:
+    past = vevent("DTSTART:20100101T090000Z", uid="old")
+    ahead = vevent("DTSTART:20260601T090000Z", uid="ahead")
+    assert may_reach_after(ics(past, ahead), date(2026, 3, 1))
+    assert not may_reach_after(ics(past), date(2026, 3, 1))
+    assert may_reach_after("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20100101T090000Z\n", date(2026, 3, 1))

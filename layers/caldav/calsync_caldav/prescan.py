@@ -216,3 +216,49 @@ def relevant_text(text: str, horizon_start: datetime, horizon_end: datetime) -> 
         else:
             kept.append(item)
     return "\r\n".join(kept) + "\r\n"
+
+
+def may_reach_after(text: str, day: date) -> bool:
+    """Whether an instance of some VEVENT of ``text`` may lie after ``day`` (when in doubt: True).
+
+    The sync engine stores only what overlaps the horizon, and a resource whose etag it knows is not
+    read again: a resource with no occurrence in today's horizon but one after it (a meeting planned
+    three months ahead, a series that starts later) must be read again once the horizon moved, or it
+    would never appear. A resource that lies wholly before the horizon never comes back: reading it
+    again every day would only cost requests."""
+    block: _Block | None = None
+    nested = 0  # depth of components inside the VEVENT (VALARM…): their lines are not the event's
+    for line in _FOLD.sub("", text).splitlines():
+        head = line[:14].upper()
+        if head.startswith("BEGIN:"):
+            if block is not None:
+                nested += 1
+            elif _value(line).upper() == "VEVENT":
+                block = _Block()
+            continue
+        if head.startswith("END:"):
+            if nested:
+                nested -= 1
+            elif block is not None and _value(line).upper() == "VEVENT":
+                if _reaches_after(block, day):
+                    return True
+                block = None
+            continue
+        if block is not None and not nested and (noted := _NOTED.match(head)) is not None:
+            _note(block, noted[1], line)
+    return block is not None  # a VEVENT never closed: not sure
+
+
+def _reaches_after(block: _Block, day: date) -> bool:
+    if block.unreadable or block.unbounded or block.future_range or block.start is None:
+        return True
+    end = block.end or block.start
+    try:
+        if block.duration is not None:
+            end = block.start + block.duration
+        high = max(block.start, end)
+        if block.last_start is not None and block.last_start > block.start:
+            high += block.last_start - block.start
+    except OverflowError:
+        return True
+    return high + MARGIN > day

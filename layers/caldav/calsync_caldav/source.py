@@ -25,6 +25,7 @@ from typing import Final
 from calsync.sync.source import CursorRejected, Horizon, Page, ResourceChange
 from calsync_caldav.client import CalDAVClient, CollectionState, href_key
 from calsync_caldav.ical import ParseContext, parse_resource
+from calsync_caldav.prescan import may_reach_after
 
 BATCH_SIZE: Final = 50
 
@@ -123,7 +124,10 @@ class CalDAVSource:
                 etag = res.etag or etags.get(res.href, "")
                 ctx = dataclasses.replace(self.context, etag=etag)
                 parsed = parse_resource(res.data, ctx, horizon.start, horizon.end)
+                later = not parsed.occurrences and may_reach_after(res.data, horizon.end.date())
                 page.append(
-                    ResourceChange(res.href, etag, tuple(parsed.occurrences), errors=tuple(parsed.errors))
+                    ResourceChange(
+                        res.href, etag, tuple(parsed.occurrences), errors=tuple(parsed.errors), later=later
+                    )
                 )
             yield page

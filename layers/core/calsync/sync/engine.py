@@ -371,7 +371,8 @@ class SyncEngine:
             occurrences = occurrences[:MAX_OCCURRENCES_PER_RESOURCE]
         new_ids = sorted(o.id for o in occurrences)
         old_ids = set(old.occ_ids) if old else set()
-        recurring = any(occ.recurring for occ in occurrences)
+        # re-read once the horizon moved: a series, or a resource whose occurrences lie after it
+        recurring = change.later or any(occ.recurring for occ in occurrences)
         listing = None
         if not set(new_ids) <= old_ids:
             listing = ResourceEntry(

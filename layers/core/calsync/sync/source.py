@@ -41,6 +41,9 @@ class ResourceChange:
     unchanged: bool = False
     # VEVENTs of this resource that could not be read (logged; the rest is stored)
     errors: Sequence[str] = field(default_factory=tuple)
+    # an occurrence may lie after the horizon's end: read the resource again once the horizon moved,
+    # even when its etag did not change (a meeting planned beyond the horizon appears in time)
+    later: bool = False
 
 
 Page = Sequence[ResourceChange]
