@@ -418,6 +418,6 @@ def test_a_503_without_retry_after_is_retried_later_with_backoff(
     assert len(failed) == 1 and len(failed[0]["batchItemFailures"]) == 1  # not deleted: retried
     attrs = icloud.sqs.get_queue_attributes(QueueUrl=icloud.queue_url, AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"
-    (retried,) = [r for r in caplog.records if r.getMessage() == "sync retried later"]
-    assert getattr(retried, "delay", 0) > 0
+    (retried,) = [r for r in caplog.records if r.getMessage() == "sync failed"]  # S13: one line
+    assert getattr(retried, "error_class", "") == "SourceThrottled" and getattr(retried, "retry_in", 0) > 0
     assert icloud.titles() == []
