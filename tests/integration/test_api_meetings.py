@@ -177,7 +177,7 @@ def test_one_query_whatever_the_number_of_calendars(table: Any, repo: Repository
     assert len(got.json()["meetings"]) == 12
 
 
-# ---- the answer's caps (API.md "list cap"; docs/limits-answers.md) ---------------------------------
+# ---- the answer's caps (API.md "list cap"; docs/limits.md) ---------------------------------
 def test_lists_are_capped_in_u9_order_and_say_so(
     repo: Repository, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,4 +1,4 @@
-"""The meetings answer's caps (API.md list cap, docs/limits-answers.md): the first 500 in U9 order,
+"""The meetings answer's caps (API.md list cap, docs/limits.md): the first 500 in U9 order,
 ``truncated``; ``excluded`` likewise with ``excludedTruncated``; and never more than its JSON budget."""
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class Meetings(_Wire):
     time_zone: str = Field(examples=["Europe/Berlin"])
     window: Window
     meetings: list[Meeting] = Field(
-        description="in U9 order; at most 500 meetings and about 2 MiB of JSON (docs/limits-answers.md)"
+        description="in U9 order; at most 500 meetings and about 2 MiB of JSON (docs/limits.md)"
     )
     truncated: bool = Field(
         description="true when more meetings matched than the list holds (the first are kept)"
@@ -105,7 +105,7 @@ class ExplainedMeetings(Meetings):
     """With ``explain=true`` (U11): also the events left out in the window, and why."""
 
     excluded: list[ExcludedMeeting] = Field(
-        description="in U9 order; at most 500 events and about 1 MiB of JSON (docs/limits-answers.md)"
+        description="in U9 order; at most 500 events and about 1 MiB of JSON (docs/limits.md)"
     )
     excluded_truncated: bool = Field(
         description="true when more events were left out than ``excluded`` holds"

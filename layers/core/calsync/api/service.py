@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from calsync.store.repository import Repository
 
 
-# The answer's caps (docs/limits-answers.md): Lambda answers at most 6 MB. A list keeps its first
+# The answer's caps (docs/limits.md): Lambda answers at most 6 MB. A list keeps its first
 # items in U9 order up to a count and a size of JSON (measured as Powertools writes it: ASCII with
 # \u escapes, the worst case), whatever the stored fields hold; ``truncated`` says it was cut.
 MEETINGS_LIMIT = 500
