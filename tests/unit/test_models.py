@@ -172,6 +172,14 @@ def test_day_start_in_zone(day: str, zone: str, expected: str) -> None:
     assert day_start(date.fromisoformat(day), ZoneInfo(zone)) == at(expected)
 
 
+def test_placed_all_day_instants_are_in_calsyncs_utc() -> None:
+    # rules U1/U3 and the model's invariant: every instant is an aware datetime whose tzinfo IS
+    # datetime.UTC (not merely an equal offset), whatever the process's local time zone is
+    start, end = all_day("2026-03-29").instants(ZoneInfo("Europe/Berlin"))
+    assert start.tzinfo is UTC and end.tzinfo is UTC
+    assert day_start(date(2026, 3, 29), ZoneInfo("Europe/Berlin")).tzinfo is UTC
+
+
 def test_all_day_instants_on_a_dst_day_are_23_hours() -> None:
     # rule U3: a one-day all-day event on a spring-forward day is 23 h on the time line
     start, end = all_day("2026-03-08").instants(ZoneInfo("America/New_York"))

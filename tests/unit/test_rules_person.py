@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.domain.models import UTC, Occurrence, OwnerSettings, Provider, Status
-from calsync.domain.rules import Selection, select_for_person, window
+from calsync.domain.rules import Selection, rule_ids, select_for_person, window
 from tests.support.builders import (
     LEGACY_LINK,
     LINK_A,
@@ -466,6 +466,8 @@ def test_excluded_carries_every_rule_that_applies() -> None:
     )
     selection = person([many, ended_and_long, no_link_recurring_legacy_organizer])
     assert selection.listed == []
+    # every rule that left something out, each once, sorted (for logs and metrics)
+    assert rule_ids(selection) == ["U2", "U3", "U4", "U5", "U6", "U7"]
     assert excluded_rules(selection) == {
         many.id: {"U4", "U6", "U7"},
         ended_and_long.id: {"U2", "U3"},
