@@ -8,8 +8,11 @@ The clock is frozen: ``now`` is passed to every sync.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,9 +21,9 @@ from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
-from calsync.sync.engine import SyncEngine, default_horizon
+from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, default_horizon
 from calsync.sync.fake import FakeSource
-from calsync.sync.source import CalendarSource
+from calsync.sync.source import CalendarSource, Horizon
 from tests.support.apigw import dynamodb_calls, snapshot
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -213,6 +216,7 @@ def test_change_during_a_running_sync_leads_to_another_sync(world: dict[str, Any
     out = engine.sync(world["cal"], racing, now=later)
     assert results == ["busy"]
     assert out.passes == 2
+    assert not out.full  # the second pass is incremental too: only the changes since the cursor
     assert sorted(titles(world["repo"]).values()) == ["a2", "b", "new"]
     assert world["state"].get(CAL).dirty == 0
 
@@ -271,3 +275,203 @@ def test_horizon_and_reexpansion_of_recurring_resources(world: dict[str, Any]) -
     stored = {i["occId"] for i in snapshot(world["table"]) if str(i["sk"]).startswith(keys.OCC_PREFIX)}
     # weeks 2..10 now: the new weeks 9 and 10 appear, those before the horizon's start are gone
     assert stored == {o.id for o in weekly[2:11]}
+
+
+@pytest.fixture
+def local_zone_kiritimati(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is UTC+14 (Lambda's is UTC; a developer's machine may not be)."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_default_horizon_is_yesterday_to_the_61st_day_in_utc_whatever_the_local_zone(
+    local_zone_kiritimati: None,
+) -> None:
+    # rule S10: from yesterday 00:00 UTC to 00:00 UTC after the 60th day ahead; 23:30 UTC on
+    # 2026-11-20 is already 2026-11-21 in the local zone (and in the zone ``now`` is given in)
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    for now in (late, late.astimezone(ZoneInfo("Pacific/Kiritimati"))):
+        horizon = default_horizon(now)
+        assert horizon.start == datetime(2026, 11, 19, tzinfo=UTC)
+        assert horizon.end == datetime(2027, 1, 20, tzinfo=UTC)  # 2026-11-20 + 61 days
+
+
+def test_a_forced_full_sync_runs_although_nothing_changed(world: dict[str, Any]) -> None:
+    # rule S5: the reconcile schedule's full pass is never skipped by the cheap "may have changed"
+    src = FakeSource()
+    for name in "abc":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    assert out.status == "synced" and out.full
+    assert (out.skipped, out.stored, out.deleted) == (3, 0, 0)
+
+
+def test_a_calendar_is_reconciled_in_full_once_reconcile_after_has_passed(world: dict[str, Any]) -> None:
+    # rule S5: a backstop full pass RECONCILE_AFTER (12 h) after the last one, even when the source
+    # says nothing changed; not a second earlier
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(days=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    just_before = world["engine"].sync(world["cal"], src, now=NOW + RECONCILE_AFTER - timedelta(seconds=1))
+    assert just_before.status == "unchanged"
+    due = world["engine"].sync(world["cal"], src, now=NOW + RECONCILE_AFTER)
+    assert due.status == "synced" and due.full and due.skipped == 1
+    assert world["state"].get(CAL).last_full_at == NOW + RECONCILE_AFTER
+
+
+def test_recurring_resources_are_expanded_again_only_once_the_horizon_moved_a_day(
+    world: dict[str, Any],
+) -> None:
+    # rule S10 / C10: a full pass skips a recurring resource whose etag it has while the horizon it
+    # was expanded for is less than a day behind; from one day on, it is fetched and expanded again
+    src = FakeSource()
+    src.put(
+        "weekly",
+        [occ("w", NOW + timedelta(weeks=w), recurring=True, original_start=f"w{w}") for w in range(3)],
+    )
+    src.put("single", [occ("single", NOW + timedelta(hours=2))])
+    h0 = default_horizon(NOW)
+    world["engine"].sync(world["cal"], src, now=NOW, horizon=h0)
+
+    same = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=1), full=True, horizon=h0)
+    assert (same.stored, same.skipped) == (0, 2)
+    almost = Horizon(h0.start, h0.end + timedelta(days=1) - timedelta(seconds=1))
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=2), full=True, horizon=almost)
+    assert (out.stored, out.skipped) == (0, 2)
+    a_day = Horizon(h0.start, h0.end + timedelta(days=1))
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=3), full=True, horizon=a_day)
+    assert (out.stored, out.skipped) == (1, 1)  # the series again; the single event is not recurring
+    assert {e.key: e.horizon_end for e in world["state"].list_resources(CAL)}["weekly"] == a_day.end
+
+
+class _TakenMeanwhile:
+    """A source whose cheap check lets another worker take the calendar's lease meanwhile."""
+
+    def __init__(self, inner: FakeSource, take: Any) -> None:
+        self.inner, self.take = inner, take
+
+    def may_have_changed(self, cursor: str) -> bool:
+        self.take()
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        return self.inner.changes(cursor, known, horizon)
+
+
+def test_lease_taken_between_the_check_and_the_take_marks_the_calendar_dirty(world: dict[str, Any]) -> None:
+    # rule S6: a job that loses the race for the lease leaves a dirty mark, so the holder syncs again
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="a2")])
+    later = NOW + timedelta(minutes=5)
+    racing: CalendarSource = _TakenMeanwhile(
+        src, lambda: world["state"].acquire(CAL, "another-worker", later, LEASE_TTL)
+    )
+    out = world["engine"].sync(world["cal"], racing, now=later)
+    assert out.status == "busy" and out.passes == 0
+    state = world["state"].get(CAL)
+    assert (state.lease_owner, state.dirty) == ("another-worker", 1)
+
+
+def test_a_full_pass_that_failed_is_finished_in_full_although_the_cursor_is_still_valid(
+    world: dict[str, Any],
+) -> None:
+    # rules S5/S6: a full pass that died half-way leaves "full pending"; the next sync is a full pass
+    # (and sweeps), even though the old cursor would still be accepted
+    src = FakeSource(page_size=1)
+    for name in "abc":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.fail_after_pages = 1
+    with pytest.raises(RuntimeError, match="injected"):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    state = world["state"].get(CAL)
+    assert state.full_pending and state.cursor is not None
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert out.status == "synced" and out.full and out.skipped == 3
+    assert not world["state"].get(CAL).full_pending
+
+
+class _NoCursor:
+    """A server that hands out no cursor at all (CalDAV without sync-token: ctag and etags only)."""
+
+    def __init__(self, inner: FakeSource) -> None:
+        self.inner = inner
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return None
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        return self.inner.changes(cursor, known, horizon)
+
+
+def test_without_a_cursor_every_sync_is_a_full_comparison_that_sweeps(world: dict[str, Any]) -> None:
+    # rule S3: no token -> full comparison by ETag every time (also between reconciles), so that a
+    # deleted event is swept
+    inner = FakeSource()
+    for name in "abc":
+        inner.put(name, [occ(name, NOW + timedelta(hours=1))])
+    src: CalendarSource = _NoCursor(inner)
+    world["engine"].sync(world["cal"], src, now=NOW)
+    assert world["state"].get(CAL).cursor is None
+    inner.delete("b")
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.full and (out.skipped, out.stored, out.deleted) == (2, 0, 1)
+    assert sorted(titles(world["repo"]).values()) == ["a", "c"]
+
+
+class _DirtyEveryPass:
+    """A source during whose every listing another job arrives (the calendar never stays clean)."""
+
+    def __init__(self, inner: FakeSource, during: Any) -> None:
+        self.inner, self.during = inner, during
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for page in self.inner.changes(cursor, known, horizon):
+            yield page
+            self.during()
+
+
+def test_a_calendar_that_keeps_changing_is_let_go_after_max_passes_and_stays_dirty(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: a sync does at most three passes; then it lets go of the lease (the pending jobs sync
+    # again at once, they need not wait for the lease to expire) and the dirty mark stays
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    engine: SyncEngine = world["engine"]
+    engine.sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="changed")])
+    later = NOW + timedelta(minutes=5)
+    results: list[str] = []
+    counter = iter(range(100))
+
+    def another_job() -> None:
+        src.put("a", [occ("a", NOW + timedelta(hours=1), title=f"a{next(counter)}")])
+        results.append(engine.sync(world["cal"], src, now=later).status)
+
+    out = engine.sync(world["cal"], _DirtyEveryPass(src, another_job), now=later)
+    assert out.passes == 3 and results == ["busy"] * 3
+    state = world["state"].get(CAL)
+    assert state.lease_owner is None and state.dirty > 0
+    assert engine.sync(world["cal"], src, now=later).status == "synced"  # the next job is not "busy"
