@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from calsync.domain.errors import Conflict
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
 from calsync.store import keys
 from calsync.store.items import Calendar
@@ -475,3 +476,65 @@ def test_a_calendar_that_keeps_changing_is_let_go_after_max_passes_and_stays_dir
     state = world["state"].get(CAL)
     assert state.lease_owner is None and state.dirty > 0
     assert engine.sync(world["cal"], src, now=later).status == "synced"  # the next job is not "busy"
+
+
+class _PausedAfterFirstPage:
+    """A source that, after its first page, tells the test and waits for it (a slow worker).
+
+    The events order the two workers' steps; their timeouts only bound a broken run."""
+
+    def __init__(self, inner: FakeSource, reached: threading.Event, resume: threading.Event) -> None:
+        self.inner, self.reached, self.resume = inner, reached, resume
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for n, page in enumerate(self.inner.changes(cursor, known, horizon)):
+            yield page
+            if n == 0:
+                self.reached.set()
+                assert self.resume.wait(60), "the other worker never got there"
+
+
+def test_a_worker_that_outlived_its_lease_does_not_commit_over_the_one_that_took_it(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: worker A's lease expires while it is still listing; worker B takes the lease over. A must
+    # then neither move the cursor nor let go of B's lease: its commit fails (the job is retried), B's
+    # sync completes. Each worker's lease is its own (a unique owner), not merely "a lease".
+    src = FakeSource(page_size=1)
+    for name in "ab":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    engine: SyncEngine = world["engine"]
+    engine.sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="a2")])
+    src.put("b", [occ("b", NOW + timedelta(hours=1), title="b2")])
+
+    a_paused, b_holds, a_done = threading.Event(), threading.Event(), threading.Event()
+    a_result: list[object] = []
+
+    def worker_a() -> None:
+        try:
+            a_result.append(engine.sync(world["cal"], _PausedAfterFirstPage(src, a_paused, b_holds), now=NOW))
+        except Exception as exc:
+            a_result.append(exc)
+        finally:
+            a_done.set()
+
+    thread = threading.Thread(target=worker_a)
+    thread.start()
+    assert a_paused.wait(60)
+    after_a_lease = NOW + LEASE_TTL + timedelta(minutes=1)
+    b = engine.sync(world["cal"], _PausedAfterFirstPage(src, b_holds, a_done), now=after_a_lease)
+    thread.join(60)
+
+    assert len(a_result) == 1 and isinstance(a_result[0], Conflict)
+    assert b.status == "synced"
+    state = world["state"].get(CAL)
+    assert state.lease_owner is None and state.last_synced_at == after_a_lease
+    assert sorted(titles(world["repo"]).values()) == ["a2", "b2"]
