@@ -62,6 +62,9 @@ def test_naive_datetimes_are_refused() -> None:
         )
 
 
+NOON, DAY, NEXT_DAY = at("2026-06-10T12:00:00Z"), date(2026, 6, 10), date(2026, 6, 11)
+
+
 @pytest.mark.parametrize(
     "times",
     [
@@ -74,10 +77,24 @@ def test_naive_datetimes_are_refused() -> None:
             "start_date": date(2026, 6, 10),
             "end_date": date(2026, 6, 11),
         },
+        # half of one kind with the whole of the other is neither (a stray start next to the dates
+        # would be stored and served while the rules place the dates)
+        {"start": at("2026-06-10T12:00:00Z"), "start_date": date(2026, 6, 10), "end_date": date(2026, 6, 11)},
+        {"end": at("2026-06-10T12:00:00Z"), "start_date": date(2026, 6, 10), "end_date": date(2026, 6, 11)},
+        {
+            "start": at("2026-06-10T12:00:00Z"),
+            "end": at("2026-06-10T13:00:00Z"),
+            "start_date": date(2026, 6, 10),
+        },
+        {
+            "start": at("2026-06-10T12:00:00Z"),
+            "end": at("2026-06-10T13:00:00Z"),
+            "end_date": date(2026, 6, 11),
+        },
     ],
 )
 def test_timed_xor_all_day(times: dict[str, Any]) -> None:
-    # an occurrence is either timed or all-day, never both, never neither
+    # an occurrence is either timed or all-day, never both, never neither, never half of one
     with pytest.raises(ValueError, match="either"):
         Occurrence(
             provider=Provider.GOOGLE, account_id="a", calendar_id="c", event_id="e", title="t", **times
