@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,25 @@ def test_instants_are_normalized_to_utc() -> None:
     assert occ.end == at("2026-06-10T15:00:00Z")
     assert occ.start is not None and occ.end is not None
     assert occ.start.tzinfo is UTC and occ.end.tzinfo is UTC
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that does not know its offset (``utcoffset`` is None): as good as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+def test_datetimes_whose_zone_has_no_offset_are_refused() -> None:
+    # Python's definition of aware: tzinfo set AND utcoffset() not None
+    with pytest.raises(ValueError, match="naive"):
+        as_utc(datetime(2026, 6, 10, 12, tzinfo=_NoOffset()))
 
 
 def test_naive_datetimes_are_refused() -> None:
@@ -146,6 +165,13 @@ def test_id_is_stable_and_keyed_on_the_provider_identity() -> None:
         ).id,
     }
     assert a.id not in others and len(others) == 4
+
+
+def test_id_is_the_same_from_release_to_release() -> None:
+    # stored occurrences and the meetingIds clients hold keep their ids across deployments: a
+    # changed derivation would store every event a second time under a new id
+    assert occurrence_id("google", "cal-1", "evt-1", None) == "da2c8e5882494c4052ad252dcd76860e"
+    assert occurrence_id("caldav", "cal-1", "uid-1", "20261120T090000Z") == "f8661e65fa783723aa9f661cb9cbf17b"
 
 
 def test_id_fields_do_not_run_into_each_other() -> None:
