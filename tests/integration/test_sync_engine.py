@@ -7,6 +7,7 @@ The clock is frozen: ``now`` is passed to every sync.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, default_horizon
 from calsync.sync.fake import FakeSource
-from calsync.sync.source import CalendarSource, Horizon
+from calsync.sync.source import CalendarSource, Horizon, ResourceChange
 from tests.support.apigw import dynamodb_calls, snapshot
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -538,3 +539,167 @@ def test_a_worker_that_outlived_its_lease_does_not_commit_over_the_one_that_took
     state = world["state"].get(CAL)
     assert state.lease_owner is None and state.last_synced_at == after_a_lease
     assert sorted(titles(world["repo"]).values()) == ["a2", "b2"]
+
+
+class _WithUnreadable:
+    """A source that reports, with one resource, VEVENTs it could not read (S11)."""
+
+    def __init__(self, inner: FakeSource, key: str, errors: tuple[str, ...]) -> None:
+        self.inner, self.key, self.errors = inner, key, errors
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for page in self.inner.changes(cursor, known, horizon):
+            yield [
+                ResourceChange(c.key, c.etag, c.occurrences, c.deleted, c.unchanged, self.errors)
+                if c.key == self.key
+                else c
+                for c in page
+            ]
+
+
+def test_an_unreadable_vevent_is_logged_as_one_structured_warning_and_the_rest_is_synced(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # rules S11/S13: one warning per VEVENT that could not be read, with the calendar, the resource
+    # and the reason as fields; the outcome lists it; the resource's other occurrences are stored
+    inner = FakeSource()
+    inner.put("ok", [occ("ok", NOW + timedelta(hours=1))])
+    inner.put("mixed", [occ("readable", NOW + timedelta(hours=2))])
+    src: CalendarSource = _WithUnreadable(inner, "mixed", ("DTSTART missing",))
+    caplog.set_level(logging.INFO)
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.errors == ["mixed: DTSTART missing"]
+    assert sorted(titles(world["repo"]).values()) == ["ok", "readable"]
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage() == "a VEVENT could not be read; the rest is synced"
+    fields = (
+        warning.__dict__.get("calendar_id"),
+        warning.__dict__.get("resource"),
+        warning.__dict__.get("error"),
+    )
+    assert fields == (CAL, "mixed", "DTSTART missing")
+
+
+def test_the_outcome_counts_every_resource_and_occurrence(world: dict[str, Any]) -> None:
+    # rules S6/S13: what a sync did is reported in full (the worker logs and meters it)
+    src = FakeSource(page_size=10)
+    src.put(
+        "series",
+        [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in range(3)],
+    )
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}") for h in (1, 2)])
+    for name in "xyz":
+        src.put(name, [occ(name, NOW + timedelta(hours=5))])
+    first = world["engine"].sync(world["cal"], src, now=NOW)
+    # items written: each of the 8 occurrences for its two subscribers and the calendar's index
+    assert (first.stored, first.occurrences) == (5, 3 * 8)
+    src.delete("x")
+    src.delete("y")
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}", title="p2") for h in (1, 2)])
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert not out.full and (out.stored, out.occurrences, out.deleted) == (1, 3 * 2, 2)
+    # a full listing that no longer has two resources sweeps both
+    src.delete("z")
+    src.delete("series")
+    src.expire_cursors()
+    swept = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert swept.full and swept.deleted == 2 and swept.skipped == 1
+
+
+def test_a_calendar_left_dirty_is_synced_although_the_source_says_nothing_changed(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: a dirty mark (a job that found the sync running) is never skipped by the cheap check
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    world["state"].mark_dirty(CAL)
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.status == "synced" and not out.full
+    assert world["state"].get(CAL).dirty == 0
+
+
+def test_a_worker_dying_while_storing_leaves_an_index_that_knows_every_occurrence(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S6: before new occurrences are written, the resource's index entry lists the old and the
+    # new ones (etag unknown, generation and horizon as before), so a worker dying meanwhile leaves no
+    # occurrence that nothing knows of; the next sync replaces the resource and deletes what is gone
+    src = FakeSource()
+    old = [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in range(2)]
+    src.put("series", old)
+    world["engine"].sync(world["cal"], src, now=NOW)
+    before = world["state"].get_resource(CAL, "series")
+    assert before is not None and before.recurring and before.horizon_end is not None
+
+    new = [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in (1, 2)]
+    src.put("series", new)
+    repo: Repository = world["repo"]
+    real_store = repo.store_occurrences
+
+    def dying(calendar: Calendar, occurrences: Any) -> int:
+        real_store(calendar, occurrences[:1])
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(repo, "store_occurrences", dying)
+    with pytest.raises(RuntimeError, match="worker died"):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    entry = world["state"].get_resource(CAL, "series")
+    assert entry is not None
+    assert entry.occ_ids == sorted({o.id for o in old} | {o.id for o in new})
+    assert (entry.etag, entry.generation, entry.recurring, entry.horizon_end) == (
+        "",
+        before.generation,
+        True,
+        before.horizon_end,
+    )
+
+    monkeypatch.setattr(repo, "store_occurrences", real_store)
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert set(titles(world["repo"])) == {o.id for o in new}
+    done = world["state"].get_resource(CAL, "series")
+    assert done is not None and done.occ_ids == sorted(o.id for o in new) and done.etag == src.etag("series")
+
+
+def test_a_resource_that_only_lost_occurrences_is_not_listed_twice(world: dict[str, Any]) -> None:
+    # rule S6: when no new occurrence appears, the index entry is written once, after the store
+    src = FakeSource()
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}") for h in (1, 2)])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("pair", [occ("p", NOW + timedelta(hours=1), original_start="h1", title="p2")])
+    puts: list[str] = []
+    state: SyncStateStore = world["state"]
+    real_put = state.put_resource
+
+    def counting(calendar_id: str, entry: Any) -> None:
+        puts.append(entry.etag)
+        real_put(calendar_id, entry)
+
+    state.put_resource = counting  # type: ignore[method-assign]
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert puts == [src.etag("pair")]
+
+
+def test_the_sync_error_wins_over_a_failure_to_let_go_of_the_lease(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S13: the failure that is reported is the sync's own, not the clean-up's
+    src = FakeSource(page_size=1)
+    for name in "ab":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    src.fail_after_pages = 1
+
+    def release_fails(calendar_id: str, owner: str) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(world["state"], "release", release_fails)
+    with pytest.raises(RuntimeError, match="injected"):
+        world["engine"].sync(world["cal"], src, now=NOW)
