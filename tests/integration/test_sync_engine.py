@@ -669,7 +669,7 @@ def test_a_worker_dying_while_storing_leaves_an_index_that_knows_every_occurrenc
     assert done is not None and done.occ_ids == sorted(o.id for o in new) and done.etag == src.etag("series")
 
 
-def test_a_resource_that_only_lost_occurrences_is_not_listed_twice(world: dict[str, Any]) -> None:
+def test_a_resource_without_new_occurrences_is_indexed_once(world: dict[str, Any]) -> None:
     # rule S6: when no new occurrence appears, the index entry is written once, after the store
     src = FakeSource()
     src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}") for h in (1, 2)])
@@ -685,6 +685,11 @@ def test_a_resource_that_only_lost_occurrences_is_not_listed_twice(world: dict[s
 
     state.put_resource = counting  # type: ignore[method-assign]
     world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert puts == [src.etag("pair")]
+    # the same occurrences again (a changed title): nothing new either
+    puts.clear()
+    src.put("pair", [occ("p", NOW + timedelta(hours=1), original_start="h1", title="p3")])
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=6))
     assert puts == [src.etag("pair")]
 
 
