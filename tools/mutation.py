@@ -83,7 +83,7 @@ def verdicts() -> list[tuple[str, str, str]]:
             key = ""
             if status in NOT_KILLED:
                 old, new = _changed_lines(get_diff_for_mutant(name, path=path))
-                key = f"{_function(name)}: {old} ==> {new}"
+                key = f"{_function(name)}: {old} ==> {new}".rstrip()
             out.append((name, status, key))
     return out
 
