@@ -7,22 +7,27 @@ The clock is frozen: ``now`` is passed to every sync.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from calsync.domain import limits
+from calsync.domain.errors import Conflict
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
 from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync import failures
-from calsync.sync.engine import SyncEngine, default_horizon
+from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, default_horizon
 from calsync.sync.fake import FakeSource
-from calsync.sync.source import CalendarSource
+from calsync.sync.source import CalendarSource, Horizon, ResourceChange
 from tests.support.apigw import dynamodb_calls, snapshot
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -215,6 +220,7 @@ def test_change_during_a_running_sync_leads_to_another_sync(world: dict[str, Any
     out = engine.sync(world["cal"], racing, now=later)
     assert results == ["busy"]
     assert out.passes == 2
+    assert not out.full  # the second pass is incremental too: only the changes since the cursor
     assert sorted(titles(world["repo"]).values()) == ["a2", "b", "new"]
     assert world["state"].get(CAL).dirty == 0
 
@@ -386,3 +392,435 @@ def test_failure_is_recorded_on_the_calendar_and_cleared_by_the_next_sync(world:
     world["state"].record_failure(CAL, NOW, "SourceUnavailable", "The provider could not be reached.")
     out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=3))
     assert out.status == "unchanged" and world["state"].get(CAL).last_error is None
+
+
+@pytest.fixture
+def local_zone_kiritimati(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is UTC+14 (Lambda's is UTC; a developer's machine may not be)."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_default_horizon_is_yesterday_to_the_61st_day_in_utc_whatever_the_local_zone(
+    local_zone_kiritimati: None,
+) -> None:
+    # rule S10: from yesterday 00:00 UTC to 00:00 UTC after the 60th day ahead; 23:30 UTC on
+    # 2026-11-20 is already 2026-11-21 in the local zone (and in the zone ``now`` is given in)
+    late = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    for now in (late, late.astimezone(ZoneInfo("Pacific/Kiritimati"))):
+        horizon = default_horizon(now)
+        assert horizon.start == datetime(2026, 11, 19, tzinfo=UTC)
+        assert horizon.end == datetime(2027, 1, 20, tzinfo=UTC)  # 2026-11-20 + 61 days
+
+
+def test_a_forced_full_sync_runs_although_nothing_changed(world: dict[str, Any]) -> None:
+    # rule S5: the reconcile schedule's full pass is never skipped by the cheap "may have changed"
+    src = FakeSource()
+    for name in "abc":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    assert out.status == "synced" and out.full
+    assert (out.skipped, out.stored, out.deleted) == (3, 0, 0)
+
+
+def test_a_calendar_is_reconciled_in_full_once_reconcile_after_has_passed(world: dict[str, Any]) -> None:
+    # rule S5: a backstop full pass RECONCILE_AFTER (12 h) after the last one, even when the source
+    # says nothing changed; not a second earlier
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(days=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    just_before = world["engine"].sync(world["cal"], src, now=NOW + RECONCILE_AFTER - timedelta(seconds=1))
+    assert just_before.status == "unchanged"
+    due = world["engine"].sync(world["cal"], src, now=NOW + RECONCILE_AFTER)
+    assert due.status == "synced" and due.full and due.skipped == 1
+    assert world["state"].get(CAL).last_full_at == NOW + RECONCILE_AFTER
+
+
+def test_recurring_resources_are_expanded_again_only_once_the_horizon_moved_a_day(
+    world: dict[str, Any],
+) -> None:
+    # rule S10 / C10: a full pass skips a recurring resource whose etag it has while the horizon it
+    # was expanded for is less than a day behind; from one day on, it is fetched and expanded again
+    src = FakeSource()
+    src.put(
+        "weekly",
+        [occ("w", NOW + timedelta(weeks=w), recurring=True, original_start=f"w{w}") for w in range(3)],
+    )
+    src.put("single", [occ("single", NOW + timedelta(hours=2))])
+    h0 = default_horizon(NOW)
+    world["engine"].sync(world["cal"], src, now=NOW, horizon=h0)
+
+    same = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=1), full=True, horizon=h0)
+    assert (same.stored, same.skipped) == (0, 2)
+    almost = Horizon(h0.start, h0.end + timedelta(days=1) - timedelta(seconds=1))
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=2), full=True, horizon=almost)
+    assert (out.stored, out.skipped) == (0, 2)
+    a_day = Horizon(h0.start, h0.end + timedelta(days=1))
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=3), full=True, horizon=a_day)
+    assert (out.stored, out.skipped) == (1, 1)  # the series again; the single event is not recurring
+    assert {e.key: e.horizon_end for e in world["state"].list_resources(CAL)}["weekly"] == a_day.end
+
+
+class _TakenMeanwhile:
+    """A source whose cheap check lets another worker take the calendar's lease meanwhile."""
+
+    def __init__(self, inner: FakeSource, take: Any) -> None:
+        self.inner, self.take = inner, take
+
+    def may_have_changed(self, cursor: str) -> bool:
+        self.take()
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        return self.inner.changes(cursor, known, horizon)
+
+
+def test_lease_taken_between_the_check_and_the_take_marks_the_calendar_dirty(world: dict[str, Any]) -> None:
+    # rule S6: a job that loses the race for the lease leaves a dirty mark, so the holder syncs again
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="a2")])
+    later = NOW + timedelta(minutes=5)
+    racing: CalendarSource = _TakenMeanwhile(
+        src, lambda: world["state"].acquire(CAL, "another-worker", later, LEASE_TTL)
+    )
+    out = world["engine"].sync(world["cal"], racing, now=later)
+    assert out.status == "busy" and out.passes == 0
+    state = world["state"].get(CAL)
+    assert (state.lease_owner, state.dirty) == ("another-worker", 1)
+
+
+def test_a_full_pass_that_failed_is_finished_in_full_although_the_cursor_is_still_valid(
+    world: dict[str, Any],
+) -> None:
+    # rules S5/S6: a full pass that died half-way leaves "full pending"; the next sync is a full pass
+    # (and sweeps), even though the old cursor would still be accepted
+    src = FakeSource(page_size=1)
+    for name in "abc":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.fail_after_pages = 1
+    with pytest.raises(RuntimeError, match="injected"):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    state = world["state"].get(CAL)
+    assert state.full_pending and state.cursor is not None
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert out.status == "synced" and out.full and out.skipped == 3
+    assert not world["state"].get(CAL).full_pending
+
+
+class _NoCursor:
+    """A server that hands out no cursor at all (CalDAV without sync-token: ctag and etags only)."""
+
+    def __init__(self, inner: FakeSource) -> None:
+        self.inner = inner
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return None
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        return self.inner.changes(cursor, known, horizon)
+
+
+def test_without_a_cursor_every_sync_is_a_full_comparison_that_sweeps(world: dict[str, Any]) -> None:
+    # rule S3: no token -> full comparison by ETag every time (also between reconciles), so that a
+    # deleted event is swept
+    inner = FakeSource()
+    for name in "abc":
+        inner.put(name, [occ(name, NOW + timedelta(hours=1))])
+    src: CalendarSource = _NoCursor(inner)
+    world["engine"].sync(world["cal"], src, now=NOW)
+    assert world["state"].get(CAL).cursor is None
+    inner.delete("b")
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.full and (out.skipped, out.stored, out.deleted) == (2, 0, 1)
+    assert sorted(titles(world["repo"]).values()) == ["a", "c"]
+
+
+class _DirtyEveryPass:
+    """A source during whose every listing another job arrives (the calendar never stays clean)."""
+
+    def __init__(self, inner: FakeSource, during: Any) -> None:
+        self.inner, self.during = inner, during
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for page in self.inner.changes(cursor, known, horizon):
+            yield page
+            self.during()
+
+
+def test_a_calendar_that_keeps_changing_is_let_go_after_max_passes_and_stays_dirty(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: a sync does at most three passes; then it lets go of the lease (the pending jobs sync
+    # again at once, they need not wait for the lease to expire) and the dirty mark stays
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    engine: SyncEngine = world["engine"]
+    engine.sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="changed")])
+    later = NOW + timedelta(minutes=5)
+    results: list[str] = []
+    counter = iter(range(100))
+
+    def another_job() -> None:
+        src.put("a", [occ("a", NOW + timedelta(hours=1), title=f"a{next(counter)}")])
+        results.append(engine.sync(world["cal"], src, now=later).status)
+
+    out = engine.sync(world["cal"], _DirtyEveryPass(src, another_job), now=later)
+    assert out.passes == 3 and results == ["busy"] * 3
+    state = world["state"].get(CAL)
+    assert state.lease_owner is None and state.dirty > 0
+    assert engine.sync(world["cal"], src, now=later).status == "synced"  # the next job is not "busy"
+
+
+class _PausedAfterFirstPage:
+    """A source that, after its first page, tells the test and waits for it (a slow worker).
+
+    The events order the two workers' steps; their timeouts only bound a broken run."""
+
+    def __init__(self, inner: FakeSource, reached: threading.Event, resume: threading.Event) -> None:
+        self.inner, self.reached, self.resume = inner, reached, resume
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for n, page in enumerate(self.inner.changes(cursor, known, horizon)):
+            yield page
+            if n == 0:
+                self.reached.set()
+                assert self.resume.wait(60), "the other worker never got there"
+
+
+def test_a_worker_that_outlived_its_lease_does_not_commit_over_the_one_that_took_it(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: worker A's lease expires while it is still listing; worker B takes the lease over. A must
+    # then neither move the cursor nor let go of B's lease: its commit fails (the job is retried), B's
+    # sync completes. Each worker's lease is its own (a unique owner), not merely "a lease".
+    src = FakeSource(page_size=1)
+    for name in "ab":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    engine: SyncEngine = world["engine"]
+    engine.sync(world["cal"], src, now=NOW)
+    src.put("a", [occ("a", NOW + timedelta(hours=1), title="a2")])
+    src.put("b", [occ("b", NOW + timedelta(hours=1), title="b2")])
+
+    a_paused, b_holds, a_done = threading.Event(), threading.Event(), threading.Event()
+    a_result: list[object] = []
+
+    def worker_a() -> None:
+        try:
+            a_result.append(engine.sync(world["cal"], _PausedAfterFirstPage(src, a_paused, b_holds), now=NOW))
+        except Exception as exc:
+            a_result.append(exc)
+        finally:
+            a_done.set()
+
+    thread = threading.Thread(target=worker_a)
+    thread.start()
+    assert a_paused.wait(60)
+    after_a_lease = NOW + LEASE_TTL + timedelta(minutes=1)
+    b = engine.sync(world["cal"], _PausedAfterFirstPage(src, b_holds, a_done), now=after_a_lease)
+    thread.join(60)
+
+    assert len(a_result) == 1 and isinstance(a_result[0], Conflict)
+    assert b.status == "synced"
+    state = world["state"].get(CAL)
+    assert state.lease_owner is None and state.last_synced_at == after_a_lease
+    assert sorted(titles(world["repo"]).values()) == ["a2", "b2"]
+
+
+class _WithUnreadable:
+    """A source that reports, with one resource, VEVENTs it could not read (S11)."""
+
+    def __init__(self, inner: FakeSource, key: str, errors: tuple[str, ...]) -> None:
+        self.inner, self.key, self.errors = inner, key, errors
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for page in self.inner.changes(cursor, known, horizon):
+            yield [
+                ResourceChange(c.key, c.etag, c.occurrences, c.deleted, c.unchanged, self.errors)
+                if c.key == self.key
+                else c
+                for c in page
+            ]
+
+
+def test_an_unreadable_vevent_is_logged_as_one_structured_warning_and_the_rest_is_synced(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # rules S11/S13: one warning per VEVENT that could not be read, with the calendar, the resource
+    # and the reason as fields; the outcome lists it; the resource's other occurrences are stored
+    inner = FakeSource()
+    inner.put("ok", [occ("ok", NOW + timedelta(hours=1))])
+    inner.put("mixed", [occ("readable", NOW + timedelta(hours=2))])
+    src: CalendarSource = _WithUnreadable(inner, "mixed", ("DTSTART missing",))
+    caplog.set_level(logging.INFO)
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.errors == ["mixed: DTSTART missing"]
+    assert sorted(titles(world["repo"]).values()) == ["ok", "readable"]
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage() == "a VEVENT could not be read; the rest is synced"
+    fields = (
+        warning.__dict__.get("calendar_id"),
+        warning.__dict__.get("resource"),
+        warning.__dict__.get("error"),
+    )
+    assert fields == (CAL, "mixed", "DTSTART missing")
+
+
+def test_the_outcome_counts_every_resource_and_occurrence(world: dict[str, Any]) -> None:
+    # rules S6/S13: what a sync did is reported in full (the worker logs and meters it)
+    src = FakeSource(page_size=10)
+    src.put(
+        "series",
+        [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in range(3)],
+    )
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}") for h in (1, 2)])
+    for name in "xyz":
+        src.put(name, [occ(name, NOW + timedelta(hours=5))])
+    first = world["engine"].sync(world["cal"], src, now=NOW)
+    # items written: each of the 8 occurrences for its two subscribers and the calendar's index
+    assert (first.stored, first.occurrences) == (5, 3 * 8)
+    src.delete("x")
+    src.delete("y")
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}", title="p2") for h in (1, 2)])
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert not out.full and (out.stored, out.occurrences, out.deleted) == (1, 3 * 2, 2)
+    # a full listing that no longer has two resources sweeps both
+    src.delete("z")
+    src.delete("series")
+    src.expire_cursors()
+    swept = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert swept.full and swept.deleted == 2 and swept.skipped == 1
+
+
+def test_a_calendar_left_dirty_is_synced_although_the_source_says_nothing_changed(
+    world: dict[str, Any],
+) -> None:
+    # rule S6: a dirty mark (a job that found the sync running) is never skipped by the cheap check
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    world["state"].mark_dirty(CAL)
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.status == "synced" and not out.full
+    assert world["state"].get(CAL).dirty == 0
+
+
+def test_a_worker_dying_while_storing_leaves_an_index_that_knows_every_occurrence(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S6: before new occurrences are written, the resource's index entry lists the old and the
+    # new ones (etag unknown, generation and horizon as before), so a worker dying meanwhile leaves no
+    # occurrence that nothing knows of; the next sync replaces the resource and deletes what is gone
+    src = FakeSource()
+    old = [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in range(2)]
+    src.put("series", old)
+    world["engine"].sync(world["cal"], src, now=NOW)
+    before = world["state"].get_resource(CAL, "series")
+    assert before is not None and before.recurring and before.horizon_end is not None
+
+    new = [occ("s", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in (1, 2)]
+    src.put("series", new)
+    repo: Repository = world["repo"]
+    real_store = repo.store_occurrences
+
+    def dying(calendar: Calendar, occurrences: Any, **kwargs: Any) -> int:
+        real_store(calendar, occurrences[:1], **kwargs)
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(repo, "store_occurrences", dying)
+    with pytest.raises(RuntimeError, match="worker died"):
+        world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    entry = world["state"].get_resource(CAL, "series")
+    assert entry is not None
+    assert entry.occ_ids == sorted({o.id for o in old} | {o.id for o in new})
+    assert (entry.etag, entry.generation, entry.recurring, entry.horizon_end) == (
+        "",
+        before.generation,
+        True,
+        before.horizon_end,
+    )
+
+    monkeypatch.setattr(repo, "store_occurrences", real_store)
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=10))
+    assert set(titles(world["repo"])) == {o.id for o in new}
+    done = world["state"].get_resource(CAL, "series")
+    assert done is not None and done.occ_ids == sorted(o.id for o in new) and done.etag == src.etag("series")
+
+
+def test_a_resource_without_new_occurrences_is_indexed_once(world: dict[str, Any]) -> None:
+    # rule S6: when no new occurrence appears, the index entry is written once, after the store
+    src = FakeSource()
+    src.put("pair", [occ("p", NOW + timedelta(hours=h), original_start=f"h{h}") for h in (1, 2)])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("pair", [occ("p", NOW + timedelta(hours=1), original_start="h1", title="p2")])
+    puts: list[str] = []
+    state: SyncStateStore = world["state"]
+    real_write = state.write_resources
+
+    def counting(calendar_id: str, entries: Any, **kwargs: Any) -> None:
+        entries = list(entries)
+        puts.extend(e.etag for e in entries)
+        real_write(calendar_id, entries, **kwargs)
+
+    state.write_resources = counting  # type: ignore[method-assign]
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert puts == [src.etag("pair")]
+    # the same occurrences again (a changed title): nothing new either
+    puts.clear()
+    src.put("pair", [occ("p", NOW + timedelta(hours=1), original_start="h1", title="p3")])
+    world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=6))
+    assert puts == [src.etag("pair")]
+
+
+def test_the_sync_error_wins_over_a_failure_to_let_go_of_the_lease(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S13: the failure that is reported is the sync's own, not the clean-up's
+    src = FakeSource(page_size=1)
+    for name in "ab":
+        src.put(name, [occ(name, NOW + timedelta(hours=1))])
+    src.fail_after_pages = 1
+
+    def release_fails(calendar_id: str, owner: str) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(world["state"], "release", release_fails)
+    with pytest.raises(RuntimeError, match="injected"):
+        world["engine"].sync(world["cal"], src, now=NOW)

@@ -121,3 +121,58 @@ def test_all_day_on_daylight_saving_days_lasts_23_or_25_hours() -> None:
             [all_day(day)], calendar_ids={"c"}, zone=zone, start=start, end=start + timedelta(days=3)
         )
         assert e - s == timedelta(hours=hours)
+
+
+def test_busy_skips_free_cancelled_declined_and_other_calendars_and_keeps_the_rest() -> None:
+    # rule C11: events shown as free, cancelled ones, declined ones and other calendars' events do not
+    # block, and they never hide the busy events that come after them
+    h = timedelta(hours=1)
+    got = busy(
+        [
+            occ("free", start=BASE, end=BASE + h, transparency=Transparency.TRANSPARENT),
+            occ("cancelled", start=BASE + h, end=BASE + 2 * h, status=Status.CANCELLED),
+            occ("declined", start=BASE + 2 * h, end=BASE + 3 * h, declined=True),
+            occ("busy", start=BASE + 4 * h, end=BASE + 5 * h),
+            Occurrence(
+                provider=Provider.GOOGLE,
+                account_id="g",
+                calendar_id="elsewhere",
+                event_id="x",
+                title="x",
+                start=BASE + 5 * h,
+                end=BASE + 6 * h,
+            ),
+            occ("tentative", start=BASE + 7 * h, end=BASE + 8 * h, status=Status.TENTATIVE),
+        ],
+        calendar_ids={"c"},
+        zone=ZoneInfo("UTC"),
+        start=BASE,
+        end=BASE + timedelta(days=1),
+    )
+    assert got == [(BASE + 4 * h, BASE + 5 * h), (BASE + 7 * h, BASE + 8 * h)]
+
+
+def _minutes(start: datetime, end: datetime) -> set[int]:
+    return covered([(start, end)])
+
+
+@given(intervals, minutes, st.integers(min_value=1, max_value=300))
+def test_overlaps_returns_exactly_the_intervals_sharing_a_minute_with_the_range(
+    spans: list[tuple[datetime, datetime]], offset: int, length: int
+) -> None:
+    # rule C11 (a proposed meeting clashes with busy time): half-open [start, end) on both sides;
+    # busy intervals are never empty (merge drops those)
+    spans = [(s, e) for s, e in spans if s < e]
+    start, end = BASE + timedelta(minutes=offset), BASE + timedelta(minutes=offset + length)
+    got = overlaps(spans, start, end)
+    assert got == [(s, e) for s, e in spans if _minutes(s, e) & _minutes(start, end)]
+
+
+def test_overlaps_is_half_open_at_both_ends() -> None:
+    # rule C11: back to back is free, on either side; one shared minute is a clash
+    h = timedelta(hours=1)
+    busy_hour = [(BASE + h, BASE + 2 * h)]
+    assert overlaps(busy_hour, BASE, BASE + h) == []  # ends where the busy hour starts
+    assert overlaps(busy_hour, BASE + 2 * h, BASE + 3 * h) == []  # starts where it ends
+    assert overlaps(busy_hour, BASE, BASE + h + timedelta(minutes=1)) == busy_hour
+    assert overlaps(busy_hour, BASE + 2 * h - timedelta(minutes=1), BASE + 3 * h) == busy_hour

@@ -167,6 +167,9 @@ def test_legacy_host_links_are_meeting_links_flagged_legacy() -> None:
         ("MAILTO:Someone@Still-Legacy.Example", True),
         ("someone@example.com", False),
         ("someone@not-still-legacy.example", False),  # only the domain itself
+        # the domain follows the LAST "@": a quoted local part may hold one (RFC 5321, 4.1.2)
+        ('"ops@example.com"@still-legacy.example', True),
+        ('"ops@still-legacy.example"@example.com', False),
         ("still-legacy.example", False),  # no address at all
         ("", False),
         (None, False),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -46,6 +46,25 @@ def test_instants_are_normalized_to_utc() -> None:
     assert occ.start.tzinfo is UTC and occ.end.tzinfo is UTC
 
 
+class _NoOffset(tzinfo):
+    """A tzinfo that does not know its offset (``utcoffset`` is None): as good as naive."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return None
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return None
+
+
+def test_datetimes_whose_zone_has_no_offset_are_refused() -> None:
+    # Python's definition of aware: tzinfo set AND utcoffset() not None
+    with pytest.raises(ValueError, match="naive"):
+        as_utc(datetime(2026, 6, 10, 12, tzinfo=_NoOffset()))
+
+
 def test_naive_datetimes_are_refused() -> None:
     # rule U1: naive datetimes would make the window ambiguous
     with pytest.raises(ValueError, match="naive"):
@@ -62,6 +81,9 @@ def test_naive_datetimes_are_refused() -> None:
         )
 
 
+NOON, DAY, NEXT_DAY = at("2026-06-10T12:00:00Z"), date(2026, 6, 10), date(2026, 6, 11)
+
+
 @pytest.mark.parametrize(
     "times",
     [
@@ -74,10 +96,24 @@ def test_naive_datetimes_are_refused() -> None:
             "start_date": date(2026, 6, 10),
             "end_date": date(2026, 6, 11),
         },
+        # half of one kind with the whole of the other is neither (a stray start next to the dates
+        # would be stored and served while the rules place the dates)
+        {"start": at("2026-06-10T12:00:00Z"), "start_date": date(2026, 6, 10), "end_date": date(2026, 6, 11)},
+        {"end": at("2026-06-10T12:00:00Z"), "start_date": date(2026, 6, 10), "end_date": date(2026, 6, 11)},
+        {
+            "start": at("2026-06-10T12:00:00Z"),
+            "end": at("2026-06-10T13:00:00Z"),
+            "start_date": date(2026, 6, 10),
+        },
+        {
+            "start": at("2026-06-10T12:00:00Z"),
+            "end": at("2026-06-10T13:00:00Z"),
+            "end_date": date(2026, 6, 11),
+        },
     ],
 )
 def test_timed_xor_all_day(times: dict[str, Any]) -> None:
-    # an occurrence is either timed or all-day, never both, never neither
+    # an occurrence is either timed or all-day, never both, never neither, never half of one
     with pytest.raises(ValueError, match="either"):
         Occurrence(
             provider=Provider.GOOGLE, account_id="a", calendar_id="c", event_id="e", title="t", **times
@@ -131,6 +167,13 @@ def test_id_is_stable_and_keyed_on_the_provider_identity() -> None:
     assert a.id not in others and len(others) == 4
 
 
+def test_id_is_the_same_from_release_to_release() -> None:
+    # stored occurrences and the meetingIds clients hold keep their ids across deployments: a
+    # changed derivation would store every event a second time under a new id
+    assert occurrence_id("google", "cal-1", "evt-1", None) == "da2c8e5882494c4052ad252dcd76860e"
+    assert occurrence_id("caldav", "cal-1", "uid-1", "20261120T090000Z") == "f8661e65fa783723aa9f661cb9cbf17b"
+
+
 def test_id_fields_do_not_run_into_each_other() -> None:
     # rule U8: ("ab", "c") and ("a", "bc") are different occurrences
     assert occurrence_id("google", "ab", "c", None) != occurrence_id("google", "a", "bc", None)
@@ -170,6 +213,14 @@ def test_occurrence_is_immutable() -> None:
 def test_day_start_in_zone(day: str, zone: str, expected: str) -> None:
     # rules U1/U3: all-day dates are placed at 00:00 in the owner's zone, DST included
     assert day_start(date.fromisoformat(day), ZoneInfo(zone)) == at(expected)
+
+
+def test_placed_all_day_instants_are_in_calsyncs_utc() -> None:
+    # rules U1/U3 and the model's invariant: every instant is an aware datetime whose tzinfo IS
+    # datetime.UTC (not merely an equal offset), whatever the process's local time zone is
+    start, end = all_day("2026-03-29").instants(ZoneInfo("Europe/Berlin"))
+    assert start.tzinfo is UTC and end.tzinfo is UTC
+    assert day_start(date(2026, 3, 29), ZoneInfo("Europe/Berlin")).tzinfo is UTC
 
 
 def test_all_day_instants_on_a_dst_day_are_23_hours() -> None:

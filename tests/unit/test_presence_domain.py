@@ -62,7 +62,7 @@ def test_message_length_is_140_characters() -> None:
 @pytest.mark.parametrize("bad", ["a\u0000b", "tab\there", "new\nline", "zw\u200bsp", "bidi\u202e", "\ue000"])
 def test_message_without_control_characters(bad: str) -> None:
     # rule P4 / X5: Unicode category C* (Cc, Cf, Co, Cn, Cs) is refused
-    with pytest.raises(ValueError, match="control"):
+    with pytest.raises(ValueError, match=r"^must not contain control characters$"):  # the API's 400 detail
         clean_message(bad)
 
 
@@ -105,6 +105,28 @@ def test_no_live_session_is_offline_whatever_was_chosen() -> None:
     assert view.updated_at == at(-30)  # when the last session ran out
 
 
+def test_offline_updated_at_is_the_latest_change_even_a_chosen_one_after_the_sessions_ran_out() -> None:
+    # rules P5, P7: the last change is the latest of the person's own change and the expiry of
+    # their last session (here they set a message after their last session ran out)
+    expired = [Session("old", at(-90)), Session("older", at(-120))]
+    view = presence_view(Chosen(None, "back Monday", at(-20)), expired, None, NOW, BERLIN)
+    assert view.status is Shown.OFFLINE
+    assert view.updated_at == at(-20)
+
+
+def test_live_session_nothing_chosen_and_no_meeting_is_available() -> None:
+    # rules P1, P5, P6: signed in, no status chosen, not in a meeting -> available, calls and messages
+    view = presence_view(None, LIVE, None, NOW, BERLIN)
+    assert view.status is Shown.AVAILABLE
+    assert (view.message, view.in_meeting_until, view.accepts_calls, view.accepts_messages) == (
+        None,
+        None,
+        True,
+        True,
+    )
+    assert view.updated_at == NOW and view.updated_at.tzinfo is UTC
+
+
 def test_nothing_known_is_offline_as_of_now() -> None:
     # rules P5, P7: updatedAt on every answer
     view = presence_view(None, [], None, NOW, BERLIN)
@@ -123,7 +145,11 @@ def test_in_a_meeting_message_in_the_persons_zone() -> None:
     assert view.status is Shown.BUSY and view.accepts_calls
     assert view.message == "In a meeting until 11:45"
     assert view.in_meeting_until == datetime(2026, 11, 20, 11, 45, tzinfo=BERLIN)
+    assert (
+        view.in_meeting_until is not None and view.in_meeting_until.tzinfo is BERLIN
+    )  # not only the instant
     assert view.updated_at == at(-30)
+    assert view.updated_at.tzinfo is UTC  # P7: updatedAt is an instant in UTC
 
 
 def test_in_a_meeting_across_a_dst_change() -> None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calsync.domain.models import UTC, Occurrence, OwnerSettings, Provider, Status
-from calsync.domain.rules import Selection, select_for_person, window
+from calsync.domain.rules import Selection, rule_ids, select_for_person, window
 from tests.support.builders import (
     LEGACY_LINK,
     LINK_A,
@@ -126,6 +126,15 @@ def test_ended_exactly_61_minutes_ago_stays_one_second_more_is_excluded() -> Non
     selection = person([stays, gone])
     assert listed_ids(selection) == [stays.id]
     assert excluded_rules(selection) == {gone.id: {"U2"}}
+
+
+def test_all_day_events_are_placed_as_calsyncs_utc_instants() -> None:
+    # rules U1/U3: an all-day event is placed at 00:00 in the owner's zone, as an instant whose tzinfo
+    # IS datetime.UTC like every other instant (models.py), whatever the process's local zone
+    day = all_day("2026-06-11")
+    [item] = person([day], owner=OwnerSettings(time_zone=ZoneInfo("Asia/Tokyo"))).listed
+    assert (item.start, item.end) == (at("2026-06-10T15:00:00Z"), at("2026-06-11T15:00:00Z"))
+    assert item.start.tzinfo is UTC and item.end.tzinfo is UTC
 
 
 def test_all_day_event_of_yesterday_is_outside_and_today_stays_until_midnight() -> None:
@@ -412,6 +421,23 @@ def test_same_occurrence_read_twice_is_listed_once() -> None:
     selection = person([occ, occ])
     assert listed_ids(selection) == [occ.id]
     assert selection.excluded == []
+    # ... and what follows the second read is still looked at
+    later = timed("2026-06-10T16:00:00Z", title="later")
+    assert listed_ids(person([occ, occ, later])) == [occ.id, later.id]
+
+
+@pytest.mark.parametrize("calendar_ids", [("cal\x00", "cal"), ("\U0010ffff", "\x00"), ("b\x00", "b\x01")])
+def test_duplicates_on_calendars_with_any_characters_keep_one_whatever_the_order(
+    calendar_ids: tuple[str, str],
+) -> None:
+    # rule U8 (same end, neither primary: keep one, the same one whatever the input order); calendar
+    # ids come from providers and may hold any code point, U+0000 and U+10FFFF included
+    a, b = (
+        timed("2026-06-10T14:00:00Z", calendar_id=c, meeting_link=LINK_A, title="Sync") for c in calendar_ids
+    )
+    kept = listed_ids(person([a, b]))
+    assert len(kept) == 1 and kept[0] in (a.id, b.id)
+    assert listed_ids(person([b, a])) == kept
 
 
 # --- U9 order -------------------------------------------------------------------------------------
@@ -466,6 +492,8 @@ def test_excluded_carries_every_rule_that_applies() -> None:
     )
     selection = person([many, ended_and_long, no_link_recurring_legacy_organizer])
     assert selection.listed == []
+    # every rule that left something out, each once, sorted (for logs and metrics)
+    assert rule_ids(selection) == ["U2", "U3", "U4", "U5", "U6", "U7"]
     assert excluded_rules(selection) == {
         many.id: {"U4", "U6", "U7"},
         ended_and_long.id: {"U2", "U3"},

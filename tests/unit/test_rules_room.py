@@ -178,3 +178,14 @@ def test_two_private_bookings_at_the_same_time_are_not_merged() -> None:
     selection = select_for_room(occs, now, OwnerSettings(ZoneInfo("Europe/Berlin")))
     assert len(selection.listed) == 2
     assert selection.excluded == []
+
+
+def test_room_listing_says_whether_a_link_can_be_added() -> None:
+    # rule U10 for a room's listing (U5 does not apply to rooms, so a recurring occurrence without a
+    # link IS listed): a link can be added only when there is none and it is not recurring
+    plain = timed("2026-06-10T14:00:00Z", title="a")
+    recurring_plain = timed("2026-06-10T15:00:00Z", recurring=True, title="b")
+    with_link = timed("2026-06-10T16:00:00Z", meeting_link=LINK_A, title="c")
+    selection = room([plain, recurring_plain, with_link])
+    flags = {item.occurrence.id: item.can_add_meeting_link for item in selection.listed}
+    assert flags == {plain.id: True, recurring_plain.id: False, with_link.id: False}

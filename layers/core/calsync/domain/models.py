@@ -94,7 +94,9 @@ class Occurrence:
     def __post_init__(self) -> None:
         timed = self.start is not None and self.end is not None
         all_day = self.start_date is not None and self.end_date is not None
-        if timed == all_day:
+        half_timed = (self.start is None) != (self.end is None)
+        half_all_day = (self.start_date is None) != (self.end_date is None)
+        if timed == all_day or half_timed or half_all_day:
             raise ValueError("an occurrence has either start/end instants or all-day dates")
         if timed:
             assert self.start is not None and self.end is not None
