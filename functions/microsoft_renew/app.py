@@ -12,6 +12,10 @@ jobs on the MicrosoftSyncQueue; the sync worker does the Graph calls:
 - ``poll`` (every 5 minutes, event ``{"task": "poll"}``): the calendars shared with a mailbox by
   someone else get no change notification from Graph (docs/providers/microsoft.md M10): each
   mailbox with such calendars gets a ``sync`` job for them (one delta request when nothing changed).
+- ``renew`` and ``reconcile`` jobs also read the mailbox's ``me/calendars`` once (every page): Graph
+  notifies no new calendar (docs/providers/microsoft.md M15), so a calendar created at Microsoft or
+  shared with the mailbox after the connect becomes selectable within a day (R8;
+  ``calsync_microsoft.calendars.refresh_listing``). ``poll`` jobs (every 5 minutes) do not list.
 """
 
 from __future__ import annotations
@@ -65,12 +69,17 @@ def run(task: str, now: datetime) -> int:
     elif task == "reconcile":
         due = list(registry.mailboxes_due(datetime.max.replace(tzinfo=UTC)))
         jobs = [
-            MailboxJob(user_id=u, account_id=a, action="renew", full=True, reason="reconcile")
+            MailboxJob(
+                user_id=u, account_id=a, action="renew", full=True, list_calendars=True, reason="reconcile"
+            )
             for u, a, _ in due
         ]
     else:
         due = list(registry.mailboxes_due(renew_before(now, settings.subscription_lifetime)))
-        jobs = [MailboxJob(user_id=u, account_id=a, action="renew", reason="renew") for u, a, _ in due]
+        jobs = [
+            MailboxJob(user_id=u, account_id=a, action="renew", list_calendars=True, reason="renew")
+            for u, a, _ in due
+        ]
     failed = enqueue_many(sqs, url, jobs)
     logger.info("microsoft schedule", extra={"task": task, "queued": len(jobs) - failed, "failed": failed})
     return len(jobs) - failed

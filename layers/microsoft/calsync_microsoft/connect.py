@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
 
 from calsync.api.accounts import AccountsService, Enqueue
 from calsync.api.auth import Principal
@@ -35,15 +33,13 @@ from calsync.domain.errors import CalsyncError, Forbidden, InvalidInput
 from calsync.domain.models import Provider
 from calsync.observability import logger
 from calsync.store.accounts import Account, AccountRepository, account_id_for
-from calsync.store.items import AccessRole
 from calsync.sync.source import SourceAuthError, SourceThrottled, SourceUnavailable
 from calsync_microsoft.auth import MicrosoftIdentity, TokenCacheBox, external_id_of
-from calsync_microsoft.graph import GraphClient, GraphError
+from calsync_microsoft.calendars import list_calendars
+from calsync_microsoft.graph import GraphError
 from calsync_microsoft.jobs import MailboxJob
 from calsync_microsoft.registry import MicrosoftRegistry, PendingFlow
 from calsync_microsoft.worker import MicrosoftSyncWorker
-
-MAX_CALENDAR_PAGES: Final = 50  # 50 pages of calendars (Graph's default page: 10): a hostile loop ends
 
 
 class ProviderUnavailable(CalsyncError):
@@ -52,53 +48,6 @@ class ProviderUnavailable(CalsyncError):
     status = 503
     type_slug = "provider-unavailable"
     title = "Provider unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class GraphCalendar:
-    href: str  # the Graph calendar id
-    name: str
-    access_role: AccessRole
-    time_zone: str | None = None
-    default: bool = False
-    shared: bool = False  # shared with the mailbox by someone else: no change notifications (M10)
-
-
-def _calendar(item: Any, own_address: str) -> GraphCalendar | None:
-    if not isinstance(item, dict) or not item.get("id"):
-        return None
-    owner = item.get("owner")
-    owner_address = str(owner.get("address") or "").lower() if isinstance(owner, dict) else ""
-    return GraphCalendar(
-        href=str(item["id"]),
-        name=str(item.get("name") or "")[:256],
-        access_role="owner" if item.get("canEdit") else "reader",
-        default=bool(item.get("isDefaultCalendar")),
-        shared=bool(owner_address and own_address and owner_address != own_address)
-        or item.get("canShare") is False,
-    )
-
-
-def list_calendars(client: GraphClient, own_address: str) -> list[GraphCalendar]:
-    """Every calendar of ``me/calendars``, page after page (``@odata.nextLink``, M6), the default
-    calendar first (C6 makes the first writable calendar primary)."""
-    out: list[GraphCalendar] = []
-    url = "me/calendars"
-    for _ in range(MAX_CALENDAR_PAGES):
-        resp = client.get(url)
-        if resp.status != 200 or not isinstance(resp.body, dict):
-            raise GraphError(resp.status, resp.error_code() or "no calendar list")
-        for item in resp.body.get("value") or []:
-            found = _calendar(item, own_address.lower())
-            if found is not None and found.href not in {c.href for c in out}:
-                out.append(found)
-        next_link = resp.body.get("@odata.nextLink")
-        if not isinstance(next_link, str) or not next_link:
-            break
-        url = next_link
-    else:
-        logger.warning("me/calendars paged past the limit", extra={"pages": MAX_CALENDAR_PAGES})
-    return [c for c in out if c.default] + [c for c in out if not c.default]
 
 
 class MicrosoftConnect:

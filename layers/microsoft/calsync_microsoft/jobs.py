@@ -30,6 +30,8 @@ class MailboxJob(BaseModel):
     action: Action = "sync"
     calendar_ids: list[str] | None = Field(default=None, alias="calendarIds")  # None: every calendar
     full: bool = False
+    # R8: read me/calendars again first (new calendars become selectable); the schedules set it
+    list_calendars: bool = Field(default=False, alias="listCalendars")
     reason: str = Field(default="notification", max_length=32)
 
     def body(self) -> str:

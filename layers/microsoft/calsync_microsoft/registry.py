@@ -216,6 +216,12 @@ class MicrosoftRegistry:
                 }
             )
 
+    def polled_calendar_ids(self, account_id: str) -> list[str]:
+        """The mailbox's polled calendars (none: an empty list)."""
+        with _mapped_errors("read polled calendars"):
+            item = self._table.get_item(Key=self._poll_key(account_id)).get("Item")
+        return [] if item is None else [str(c) for c in item.get("calendarIds", [])]
+
     def forget_polled(self, account_id: str) -> None:
         with _mapped_errors("delete polled calendars"):
             self._table.delete_item(Key=self._poll_key(account_id))

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from calsync.crypto import CredentialBox, SealedSecretError
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
-from calsync.observability import logger
+from calsync.observability import logger, metrics
 from calsync.store import keys
 from calsync.store.accounts import Account, AccountRepository
 from calsync.store.repository import Repository, _mapped_errors
@@ -45,6 +47,7 @@ from calsync.sync.source import (
     SourceUnavailable,
 )
 from calsync_microsoft.auth import MicrosoftIdentity, TokenCacheBox
+from calsync_microsoft.calendars import refresh_listing
 from calsync_microsoft.graph import DEFAULT_GRAPH_ENDPOINT, GraphClient, GraphError
 from calsync_microsoft.jobs import MailboxJob
 from calsync_microsoft.source import MicrosoftSource
@@ -124,6 +127,18 @@ class MicrosoftSyncWorker:
             kwargs["session"] = self.session_factory()
         return GraphClient(**kwargs), write_back
 
+    def _refresh_listing(self, client: GraphClient, account: Account, extra: dict[str, Any]) -> None:
+        """R8: new calendars become selectable. Best effort: Graph failing here keeps the stored
+        listing (one WARNING) and the calendars still sync; a revoked grant is the job's (S7)."""
+        try:
+            refresh_listing(client, account, self.accounts, self.repository, self.subscriptions.registry)
+        except (SourceThrottled, SourceUnavailable, SourceProtocolError, GraphError) as exc:
+            logger.warning(
+                "calendar listing not refreshed",
+                extra={**extra, "provider": "microsoft", "error_type": type(exc).__name__, "error": str(exc)},
+            )
+            metrics.add_metric(name="MicrosoftCalendarListFailed", unit=MetricUnit.Count, value=1)
+
     def run(self, job: MailboxJob, now: datetime) -> JobResult:
         try:
             return self._run(job, now)
@@ -154,6 +169,8 @@ class MicrosoftSyncWorker:
                 except GraphError as exc:  # refused (the webhook's handshake failed…): sync anyway
                     logger.error("Graph subscription refused", extra={**extra, "error": str(exc)})
                     self.subscriptions.registry.mark_unsubscribed(account.user_id, account.account_id, now)
+            if job.list_calendars:
+                self._refresh_listing(client, account, extra)
             listings = self.accounts.list_calendars_of_account(account.account_id)
             wanted = set(job.calendar_ids) if job.calendar_ids is not None else None
             for listing in listings:
