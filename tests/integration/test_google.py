@@ -498,6 +498,25 @@ def test_a_failing_calendar_list_keeps_the_listing_and_the_schedule_goes_on(
     assert any("calendar list not refreshed" in r.getMessage() for r in caplog.records)
 
 
+def test_a_busy_store_fails_one_account_not_the_schedule(
+    world: World, accounts_api: AccountsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:  # rules R8, S13: the channels are renewed and the calendars polled all the same
+    from calsync.domain.errors import StoreUnavailable
+    from calsync.store.accounts import AccountRepository
+
+    connected(world)
+    world.fake.add_calendar(world.email, LATER, "Later", "writer")
+
+    def busy(*_: Any) -> None:
+        raise StoreUnavailable("throttled")
+
+    monkeypatch.setattr(AccountRepository, "put_calendar_listing", busy)
+    out = run_schedule(NOW + timedelta(hours=1))
+    assert out["listFailed"] == 1 and out["enqueued"] == 1
+    monkeypatch.undo()
+    assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1  # the next run adds it
+
+
 def test_the_listing_refresh_respects_the_time_budget(world: World, accounts_api: AccountsApi) -> None:
     # rules R8, S12: with less than LISTING_MARGIN_MS left no listing is started (next run does it)
     from calsync_google.worker import LISTING_MARGIN_MS

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from calsync.domain.limits import MAX_TITLE
+from calsync.sync.source import SourceProtocolError
 from calsync_google.calendars import MAX_PAGES, PAGE_SIZE, list_calendars
 from calsync_google.client import Caller
 
@@ -75,3 +78,9 @@ def test_a_page_token_that_never_ends_is_bounded() -> None:
     service = Service([{"items": [], "nextPageToken": "0"}])
     list_calendars(service, Caller())
     assert len(service.queries) == MAX_PAGES
+
+
+def test_an_answer_that_is_not_a_calendar_list_is_a_protocol_error() -> None:
+    for body in ({"items": "nope"}, {"items": {"id": "x"}}):
+        with pytest.raises(SourceProtocolError):
+            list_calendars(Service([body]), Caller())

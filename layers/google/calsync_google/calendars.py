@@ -16,6 +16,7 @@ from typing import Any
 
 from calsync.domain.limits import MAX_EVENT_ID, MAX_TIME_ZONE, MAX_TITLE, cut
 from calsync.store.items import AccessRole
+from calsync.sync.source import SourceProtocolError
 from calsync_google.client import Caller
 
 ROLES: dict[str, AccessRole] = {
@@ -66,6 +67,8 @@ def list_calendars(service: Any, caller: Caller) -> CalendarList:
         body = caller(
             service.calendarList().list(maxResults=PAGE_SIZE, **({"pageToken": page} if page else {}))
         )
+        if not isinstance(body, dict) or not isinstance(body.get("items") or [], list):
+            raise SourceProtocolError("Google's calendar list is not a list of calendars")
         for item in body.get("items") or []:
             calendar = _found(item)
             if calendar is None:

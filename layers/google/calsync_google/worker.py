@@ -420,7 +420,7 @@ class GoogleSyncWorker:
                     continue
                 try:
                     added, updated = self._refresh_listing(account)
-                except (SourceError, SealedSecretError) as exc:
+                except (SourceError, SealedSecretError, StoreUnavailable) as exc:
                     logger.warning(
                         "calendar list not refreshed",
                         extra={
