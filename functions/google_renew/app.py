@@ -1,4 +1,5 @@
-"""Google schedule (S4, S5): renews push channels well before they expire, then enqueues every
+"""Google schedule (S4, S5, R8): renews push channels well before they expire, refreshes each
+account's calendar list (a calendar created at Google later becomes selectable), then enqueues every
 registered Google calendar (an incremental sync: one ``events.list`` and no write when nothing
 changed; the engine makes it a full pass every 12 h — the reconcile that catches what push missed).
 """
@@ -46,8 +47,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     now = clock()
     worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "queue_url")})
     renewed = worker.renew(now)
+    listed = worker.refresh_listings(now, context.get_remaining_time_in_millis)
     sqs = _overrides.get("sqs") or boto3.client("sqs")
     queue_url = _overrides.get("queue_url") or get_google_settings().sync_queue_url
     summary = poll(SyncStateStore(worker.table), sqs, queue_url, "google", now)
-    logger.info("google schedule", extra={**renewed, "enqueued": summary.enqueued})
-    return {**renewed, "enqueued": summary.enqueued, "failed": len(summary.failed)}
+    logger.info("google schedule", extra={**renewed, **listed, "enqueued": summary.enqueued})
+    return {**renewed, **listed, "enqueued": summary.enqueued, "failed": len(summary.failed)}

@@ -388,3 +388,151 @@ def test_a_room_on_a_calendar_nobody_uses_opens_and_stops_its_channel(world: Wor
         for e in SyncStateStore(world.table).list_poll("google", s)
     ]
     assert team["id"] not in poll
+
+
+# ---- R8: a calendar created (or shared) at Google after the connect becomes selectable ------------
+@dataclass
+class AccountsApi:
+    api: apigw.Api
+    claims: dict[str, Any]
+
+    def calendars(self) -> dict[str, dict[str, Any]]:
+        got = self.api.get("/v1/me/calendars", claims=self.claims)
+        assert got.status == 200, got.body
+        return {c["name"]: c for c in got.json()["calendars"]}
+
+
+@pytest.fixture
+def accounts_api(world: World) -> Iterator[AccountsApi]:
+    import importlib
+
+    from calsync.config import get_settings
+
+    get_settings.cache_clear()
+    module = importlib.import_module("functions.accounts.app")
+    kms = boto3.client("kms", region_name=REGION)
+    module.set_dependencies(
+        table=world.table,
+        kms=kms,
+        key_id=kms.create_key()["KeyMetadata"]["KeyId"],
+        sqs=world.sqs,
+        queue_url=world.queue_url,
+        queue_urls={"google": world.queue_url},
+        stop_push={},
+    )
+    try:
+        yield AccountsApi(apigw.Api(module), apigw.claims(world.user, ["hq"]))
+    finally:
+        module.set_dependencies()
+        get_settings.cache_clear()
+
+
+def run_schedule(now: datetime) -> dict[str, Any]:
+    renew_app.clock = lambda: now
+    out: dict[str, Any] = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
+    return out
+
+
+LATER = "later@group.calendar.google.com"
+
+
+def test_a_calendar_created_later_at_google_becomes_selectable(
+    world: World, accounts_api: AccountsApi
+) -> None:  # rule R8 (issue 12 point 1)
+    connected(world)
+    assert set(accounts_api.calendars()) == {"Work", "Team"}
+    # made at Google after the connect (two more pages of calendarList at the fake's page size 2)
+    world.fake.add_calendar(world.email, LATER, "Later", "writer")
+    world.fake.add_calendar(world.email, "x@group.calendar.google.com", "Extra", "reader")
+    world.fake.put_event(LATER, ev("l1", "Planning", NOW + timedelta(hours=3)), deliver=False)
+    assert set(accounts_api.calendars()) == {"Work", "Team"}  # not yet: nothing asked Google
+    world.fake.requests.clear()
+    out = run_schedule(NOW + timedelta(hours=1))
+    assert out["listed"] == 1 and out["calendarsAdded"] == 2
+    # one calendarList listing of the account (every page), not one per calendar
+    listings = [r for r in world.fake.requests if r.endswith("/calendarList")]
+    assert len(listings) == 2  # 4 calendars at page size 2
+    shown = accounts_api.calendars()
+    assert set(shown) == {"Work", "Team", "Later", "Extra"}
+    assert shown["Later"]["accessRole"] == "writer"
+    # a second run adds nothing
+    assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 0
+    # it can be configured, and is then synced
+    world.drain(NOW + timedelta(hours=2))
+    body = {"primaryCalendarId": shown["Work"]["id"], "conflictCalendarIds": [shown["Later"]["id"]]}
+    got = accounts_api.api.put(
+        "/v1/locations/hq/users/" + world.user + "/calendar-config", body=body, claims=accounts_api.claims
+    )
+    assert got.status == 200, got.body
+    world.drain()
+    assert ("Planning", "2026-11-20T11:00:00Z") in world.listed()
+
+
+def test_the_schedule_updates_known_calendars_and_keeps_configured_ones(
+    world: World, accounts_api: AccountsApi
+) -> None:  # rule R8: names and roles follow Google; a configured calendar is never unlisted here
+    connected(world)
+    before = accounts_api.calendars()
+    world.fake.add_calendar(world.email, "team@group.calendar.google.com", "Team (renamed)", "writer")
+    with world.fake._lock:
+        del world.fake.calendars[world.email][world.email]  # the configured primary goes at Google
+    run_schedule(NOW + timedelta(hours=1))
+    shown = accounts_api.calendars()
+    assert set(shown) == {"Work", "Team (renamed)"}
+    assert shown["Team (renamed)"]["id"] == before["Team"]["id"]
+    assert shown["Team (renamed)"]["accessRole"] == "writer"
+    assert shown["Work"]["id"] == before["Work"]["id"]  # left to the sync (CalendarGone)
+
+
+def test_a_failing_calendar_list_keeps_the_listing_and_the_schedule_goes_on(
+    world: World, accounts_api: AccountsApi, caplog: pytest.LogCaptureFixture
+) -> None:  # rules R8, S13: one visible WARNING, the rest of the schedule runs
+    connected(world)
+    before = accounts_api.calendars()
+    world.fake.add_calendar(world.email, LATER, "Later", "writer")
+    world.fake.throttle(1, status=403, reason="forbidden")
+    caplog.set_level("WARNING")
+    out = run_schedule(NOW + timedelta(hours=1))
+    assert out["listed"] == 0 and out["listFailed"] == 1 and out["enqueued"] >= 1
+    assert accounts_api.calendars() == before
+    assert any("calendar list not refreshed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_busy_store_fails_one_account_not_the_schedule(
+    world: World, accounts_api: AccountsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:  # rules R8, S13: the channels are renewed and the calendars polled all the same
+    from calsync.domain.errors import StoreUnavailable
+    from calsync.store.accounts import AccountRepository
+
+    connected(world)
+    world.fake.add_calendar(world.email, LATER, "Later", "writer")
+
+    def busy(*_: Any) -> None:
+        raise StoreUnavailable("throttled")
+
+    monkeypatch.setattr(AccountRepository, "put_calendar_listing", busy)
+    out = run_schedule(NOW + timedelta(hours=1))
+    assert out["listFailed"] == 1 and out["enqueued"] == 1
+    monkeypatch.undo()
+    assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1  # the next run adds it
+
+
+def test_the_listing_refresh_respects_the_time_budget(world: World, accounts_api: AccountsApi) -> None:
+    # rules R8, S12: with less than LISTING_MARGIN_MS left no listing is started (next run does it)
+    from calsync_google.worker import LISTING_MARGIN_MS
+
+    @dataclass
+    class Late(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return LISTING_MARGIN_MS - 1
+
+    connected(world)
+    world.fake.add_calendar(world.email, LATER, "Later", "writer")
+    world.fake.requests.clear()
+    renew_app.clock = lambda: NOW + timedelta(hours=1)
+    out = renew_app.lambda_handler({}, Late(function_name="google-renew"))
+    assert out["listDeferred"] == 1 and out["listed"] == 0 and out["enqueued"] == 1
+    assert not [r for r in world.fake.requests if r.endswith("/calendarList")]
+    assert "Later" not in accounts_api.calendars()
+    assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1
+    assert "Later" in accounts_api.calendars()

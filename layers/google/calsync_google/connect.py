@@ -7,7 +7,6 @@ calendars to ``AccountsService.attach_calendars`` (primary, subscriptions, first
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,18 +20,11 @@ from calsync.crypto import CredentialBox
 from calsync.domain.errors import Forbidden, InvalidInput
 from calsync.domain.models import Provider
 from calsync.store.accounts import Account, AccountRepository, account_id_for
-from calsync.store.items import AccessRole
 from calsync.sync.source import SourceError
+from calsync_google.calendars import FoundCalendar, list_calendars
 from calsync_google.client import Caller
 from calsync_google.oauth import OAuthFlow
 from calsync_google.worker import GoogleGrant, seal_grant
-
-ROLES: dict[str, AccessRole] = {
-    "owner": "owner",
-    "writer": "writer",
-    "reader": "reader",
-    "freeBusyReader": "freeBusyReader",
-}
 
 
 class AuthorizeIn(_Request):
@@ -45,14 +37,6 @@ class AuthorizeIn(_Request):
 class AuthorizeOut(_Wire):
     authorization_url: str
     state: str
-
-
-@dataclass(frozen=True, slots=True)
-class FoundCalendar:
-    href: str
-    name: str
-    access_role: AccessRole
-    time_zone: str | None
 
 
 class GoogleConnect:
@@ -122,32 +106,10 @@ class GoogleConnect:
         )
 
     def _calendars(self, grant: GoogleGrant) -> tuple[list[FoundCalendar], str]:
-        service, caller = self._services(grant), Caller(retries=2)
-        found: list[FoundCalendar] = []
-        email = ""
-        page: str | None = None
         try:
-            while True:
-                body = caller(service.calendarList().list(**({"pageToken": page} if page else {})))
-                for item in body.get("items") or []:
-                    role = ROLES.get(str(item.get("accessRole")))
-                    if role is None:
-                        continue
-                    if item.get("primary"):
-                        email = str(item["id"]).lower()
-                    found.append(
-                        FoundCalendar(
-                            str(item["id"]),
-                            str(item.get("summary") or item["id"]),
-                            role,
-                            item.get("timeZone"),
-                        )
-                    )
-                page = body.get("nextPageToken")
-                if not page:
-                    break
+            listed = list_calendars(self._services(grant), Caller(retries=2))
         except SourceError as exc:
             raise InvalidInput(f"Google's calendar list could not be read: {exc}") from exc
-        if not email:
+        if not listed.email:
             raise InvalidInput("the Google account has no primary calendar")
-        return found, email
+        return listed.calendars, listed.email

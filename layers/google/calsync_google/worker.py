@@ -19,7 +19,8 @@ from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
 from calsync.observability import logger, metrics
-from calsync.store.accounts import Account, AccountRepository, CalendarListing
+from calsync.store import keys
+from calsync.store.accounts import Account, AccountRepository, CalendarListing, calendar_id_for
 from calsync.store.channels import ChannelStore
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
@@ -36,6 +37,7 @@ from calsync.sync.source import (
     SourceUnavailable,
 )
 from calsync_google import channels
+from calsync_google.calendars import list_calendars
 from calsync_google.client import (
     Caller,
     ClientSecret,
@@ -49,6 +51,7 @@ from calsync_google.source import GoogleContext, GoogleSource
 PROVIDER = Provider.GOOGLE.value
 Status = Literal["synced", "unchanged", "busy", "reauth_required", "gone", "failed", "skipped"]
 ServiceFactory = Callable[[Any], Any]  # refresh token or GoogleGrant -> calendar service
+LISTING_MARGIN_MS = 5_000  # the renewal schedule starts no calendar-list refresh with less left (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +390,97 @@ class GoogleSyncWorker:
                 logger.warning("channel renewal failed", extra={"channel_id": channel_id, "error": str(exc)})
                 counts["failed"] += 1
         return counts
+
+    # ---- calendar listings (R8) ----------------------------------------------------------------
+    def refresh_listings(
+        self, now: datetime, time_left_ms: Callable[[], int] | None = None
+    ) -> dict[str, int]:
+        """R8: a calendar created at Google (or shared with the person) after the connect becomes
+        selectable. Each account with a synced calendar (the poll registry, read by Query, never a
+        Scan) has its calendar list read once (every page of ``calendarList.list``): new calendars
+        are added to its listing, names, roles and time zones of known ones follow Google. Nothing
+        is removed here: a calendar gone at Google is the sync's (``CalendarGone``), a reconnect's.
+        A failing account keeps its listing, logs one WARNING and counts a metric; the others go
+        on. ``time_left_ms`` (the Lambda context's): no account is started with less than
+        ``LISTING_MARGIN_MS`` left; the shards are visited from a different one each hour so that
+        every account has its turn."""
+        counts = {"listed": 0, "calendarsAdded": 0, "calendarsUpdated": 0, "listFailed": 0, "listDeferred": 0}
+        seen: set[str] = set()
+        first = int(now.timestamp()) // 3600
+        for n in range(keys.POLL_SHARDS):
+            for entry in self.state.list_poll(PROVIDER, (first + n) % keys.POLL_SHARDS):
+                if entry.account_id in seen:
+                    continue
+                seen.add(entry.account_id)
+                if time_left_ms is not None and time_left_ms() < LISTING_MARGIN_MS:
+                    counts["listDeferred"] += 1
+                    continue
+                account = self.accounts.get_account(entry.user_id, entry.account_id)
+                if account is None or not account.credentials or account.status == "reauth_required":
+                    continue
+                try:
+                    added, updated = self._refresh_listing(account)
+                except (SourceError, SealedSecretError, StoreUnavailable) as exc:
+                    logger.warning(
+                        "calendar list not refreshed",
+                        extra={
+                            "account_id": account.account_id,
+                            "provider": PROVIDER,
+                            "error_type": type(exc).__name__,
+                            "error": str(exc),
+                        },
+                    )
+                    metrics.add_metric(name="GoogleCalendarListFailed", unit=MetricUnit.Count, value=1)
+                    counts["listFailed"] += 1
+                    continue
+                counts["listed"] += 1
+                counts["calendarsAdded"] += added
+                counts["calendarsUpdated"] += updated
+                if added:
+                    logger.info(
+                        "new calendars listed", extra={"account_id": account.account_id, "calendars": added}
+                    )
+        return counts
+
+    def _refresh_listing(self, account: Account) -> tuple[int, int]:
+        service, grant = self.service_of(account)
+        try:
+            listed = list_calendars(service, self.caller())
+        finally:
+            self.keep_token(account, grant, service)
+        known = {c.calendar_id: c for c in self.accounts.list_calendars_of_account(account.account_id)}
+        added = updated = 0
+        for found in listed.calendars:
+            listing = CalendarListing(
+                calendar_id=calendar_id_for(account.account_id, found.href),
+                account_id=account.account_id,
+                provider=Provider.GOOGLE,
+                name=found.name,
+                access_role=found.access_role,
+                time_zone=found.time_zone,
+                href=found.href,
+            )
+            old = known.get(listing.calendar_id)
+            if old == listing:
+                continue
+            # the calendar item first (its subscribers are kept), then the listing that shows it
+            self.repository.put_calendar(
+                Calendar(
+                    calendar_id=listing.calendar_id,
+                    account_id=account.account_id,
+                    owner_user_id=account.user_id,
+                    provider=Provider.GOOGLE,
+                    name=listing.name,
+                    access_role=listing.access_role,
+                    time_zone=listing.time_zone,
+                )
+            )
+            self.accounts.put_calendar_listing(listing)
+            if old is None:
+                added += 1
+            else:
+                updated += 1
+        return added, updated
 
 
 def from_environment(**o: Any) -> GoogleSyncWorker:
