@@ -15,20 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-    ResponseValidationError,
-)
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
-from calsync.api import problems
+from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
 from calsync.api.schemas import ExplainedMeetings, Meetings, ProfileOut, ProfilePatch, RoomIn, RoomOut
 from calsync.api.service import ApiService
-from calsync.domain.errors import CalsyncError, Unauthorized
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -262,50 +255,8 @@ def _openapi_json() -> str:
     return (pathlib.Path(__file__).parent / "openapi.json").read_text(encoding="utf-8")
 
 
-# ---- errors: the one place where failures become problem answers --------------------------------
-def _problem(problem: problems.Problem, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=problem.status, content_type=problems.PROBLEM_JSON, body=problem.body(), headers=headers
-    )
-
-
-@app.exception_handler(CalsyncError)
-def _domain_error(error: CalsyncError) -> Response[str]:
-    if error.status >= 500:
-        logger.warning("store unavailable", extra={"detail": error.detail})
-        return _problem(problems.from_error(error), {"Retry-After": "1"})
-    return _problem(problems.from_error(error))
-
-
-@app.exception_handler(RequestValidationError)
-def _invalid_request(error: RequestValidationError) -> Response[str]:
-    try:  # who asks comes first: an anonymous caller learns nothing about what would be valid
-        caller()
-    except Unauthorized as unauthorized:
-        return _problem(problems.from_error(unauthorized))
-    return _problem(problems.from_validation(error.errors()))
-
-
-@app.exception_handler(RequestUnsupportedContentType)
-def _unsupported_media_type(_: RequestUnsupportedContentType) -> Response[str]:
-    return _problem(problems.unsupported_media_type())
-
-
-@app.not_found
-def _route_not_found(_: NotFoundError) -> Response[str]:
-    return _problem(problems.route_not_found())
-
-
-@app.exception_handler(ServiceError)
-def _service_error(error: ServiceError) -> Response[str]:
-    status = error.status_code if 400 <= error.status_code < 600 else 500
-    return _problem(problems.problem(status, "http-error", "Error", "the request could not be served"))
-
-
-@app.exception_handler([ResponseValidationError, Exception])
-def _unexpected(error: Exception) -> Response[str]:
-    logger.exception("unexpected error", extra={"error_type": type(error).__name__})
-    return _problem(problems.internal())
+# ---- errors: every failure becomes a problem answer (the mapping every HTTP function shares) ------
+problem_handlers.install(app, logger, caller)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -117,7 +117,7 @@ def _handle(lifecycle: bool) -> Response[str]:
         return _plain(200, token)  # X2: only as plain text, nothing else reflected
     try:
         data = json.loads(event.decoded_body or "")
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not UTF-8, not JSON, nested beyond the stack
         return _problem(400, "the body is not JSON")
     items = data.get("value") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:

@@ -88,6 +88,18 @@ def test_no_5xx_and_no_enqueue_without_the_client_state(
     assert got.status in (202, 400, 403)
 
 
+@pytest.mark.parametrize("lifecycle", [False, True])
+def test_json_nested_deeper_than_the_stack_is_a_400_not_a_retry(
+    env: tuple[Api, Any, str], lifecycle: bool
+) -> None:
+    # rule X2/X5: a 503 would invite Graph to retry a forged body for hours; it is refused for good
+    api, sqs, url = env
+    path = "/v1/webhooks/microsoft/lifecycle" if lifecycle else "/v1/webhooks/microsoft"
+    got = api.call("POST", path, body="[" * 100_000 + "]" * 100_000)
+    assert got.status == 400, got.body[:200]
+    assert queued(sqs, url) == 0
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     token=st.text(min_size=1, max_size=200).filter(lambda t: "\x00" not in t)

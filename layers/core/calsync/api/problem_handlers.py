@@ -19,6 +19,29 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from calsync.api import problems
 from calsync.domain.errors import CalsyncError, Unauthorized
 
+# Powertools' request parsing: the event's body decoded (base64, UTF-8) and read (JSON, forms) before a
+# route runs. A ValueError (UnicodeDecodeError, a form without its boundary) or a RecursionError (JSON
+# nested deeper than Python's stack) raised there is the request's fault, not ours (X5).
+_PARSERS = (
+    "aws_lambda_powertools.event_handler.middlewares.openapi_validation",
+    "aws_lambda_powertools.utilities.data_classes",
+)
+
+
+def from_request_parsing(error: BaseException) -> bool:
+    """Whether ``error`` was raised while Powertools read the request, with none of calsync's code
+    running after that (an error of calsync's own code inside a route stays a 500)."""
+    parsing = False
+    tb = error.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_PARSERS):
+            parsing = True
+        elif module.startswith(("calsync", "functions")):
+            parsing = False
+        tb = tb.tb_next
+    return parsing
+
 
 def problem_response(problem: problems.Problem, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
@@ -55,6 +78,15 @@ def install(app: ApiGatewayResolver, logger: Logger, caller: Callable[[], Any]) 
             problems.problem(status, "http-error", "Error", "the request could not be served")
         )
 
+    def _unreadable_body(error: Exception) -> Response[str]:
+        if not from_request_parsing(error):
+            return _unexpected(error)
+        try:
+            caller()
+        except Unauthorized as unauthorized:
+            return problem_response(problems.from_error(unauthorized))
+        return problem_response(problems.malformed_body())
+
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error", extra={"error_type": type(error).__name__})
         return problem_response(problems.internal())
@@ -63,5 +95,6 @@ def install(app: ApiGatewayResolver, logger: Logger, caller: Callable[[], Any]) 
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(ServiceError)(_service_error)
+    app.exception_handler([ValueError, RecursionError])(_unreadable_body)
     app.exception_handler([ResponseValidationError, Exception])(_unexpected)
     app.not_found(_route_not_found)

@@ -76,6 +76,15 @@ def unsupported_media_type() -> Problem:
     return problem(415, "unsupported-media-type", "Unsupported media type", "send application/json")
 
 
+def malformed_body() -> Problem:
+    return problem(
+        400,
+        "malformed-body",
+        "Malformed body",
+        "the body cannot be read: send JSON in UTF-8 (or a form with its boundary)",
+    )
+
+
 def internal() -> Problem:
     return problem(500, "internal", "Internal error", "something went wrong on our side")
 
