@@ -320,11 +320,13 @@ class GoogleSyncWorker:
 
     def _ensure_channel(
         self, service: Any, caller: Caller, account: Account, listing: CalendarListing, now: datetime
-    ) -> None:
+    ) -> tuple[bool, int]:
         """S1: the calendar has one live channel that lives past the renewal margin — opened when
-        missing, and then every other channel of the calendar is stopped (at most one live)."""
+        missing, and then every other channel of the calendar is stopped (at most one live).
+        Whether a channel was opened, and how many were stopped."""
         current = self.channels.of_calendar(listing.calendar_id)
-        if channels.needs_channel(current, now):
+        opened = channels.needs_channel(current, now)
+        if opened:
             current.append(
                 channels.watch(
                     service,
@@ -338,8 +340,8 @@ class GoogleSyncWorker:
                     now=now,
                 )
             )
-        if len(current) > 1:
-            channels.keep_one(service, caller, self.channels, current)
+        stopped = channels.keep_one(service, caller, self.channels, current) if len(current) > 1 else 0
+        return opened, stopped
 
     # ---- renewal (S4) --------------------------------------------------------------------------
     def renew(self, now: datetime) -> dict[str, int]:
@@ -364,23 +366,9 @@ class GoogleSyncWorker:
                 (service, grant), caller = self.service_of(account), self.caller()
                 try:
                     if channel.state == "active":
-                        current = self.channels.of_calendar(channel.calendar_id)
-                        if channels.needs_channel(current, now):
-                            current.append(
-                                channels.watch(
-                                    service,
-                                    caller,
-                                    self.channels,
-                                    google_calendar_id=listing.href,
-                                    calendar_id=channel.calendar_id,
-                                    user_id=channel.user_id,
-                                    account_id=channel.account_id,
-                                    address=self.webhook_url,
-                                    now=now,
-                                )
-                            )
-                            counts["renewed"] += 1
-                        counts["stopped"] += channels.keep_one(service, caller, self.channels, current)
+                        opened, stopped = self._ensure_channel(service, caller, account, listing, now)
+                        counts["renewed"] += opened
+                        counts["stopped"] += stopped
                     elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
                         channels.stop(service, caller, self.channels, channel)
                         counts["stopped"] += 1
