@@ -130,7 +130,9 @@ def _handle(lifecycle: bool) -> Response[str]:
         if not token or len(token) > MAX_TOKEN:
             return _problem(400, "the validation token is missing or too long")
         return _plain(200, token)  # X2: only as plain text, nothing else reflected
-    if len(event.body or "") > MAX_BODY:
+    if (size := len(event.body or "")) > MAX_BODY:
+        logger.warning("oversized notification body refused", extra={"characters": size})
+        metrics.add_metric(name="MicrosoftNotificationsOversized", unit=MetricUnit.Count, value=1)
         return _problem(413, f"the body is longer than {MAX_BODY} characters")
     try:
         data = json.loads(event.decoded_body or "")
