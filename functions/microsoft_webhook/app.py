@@ -56,7 +56,7 @@ def _fast_client_config() -> Any:
     """Short timeouts and one retry: Graph drops the connection after 3 s (M13)."""
     from botocore.config import Config  # noqa: PLC0415
 
-    return Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "max_attempts": 2})
+    return Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 def set_dependencies(**overrides: Any) -> None:

@@ -225,3 +225,23 @@ def test_an_oversized_body_is_refused_before_it_is_read(env: tuple[Api, Any, str
     assert got.headers["Content-Type"] == "application/problem+json"
     assert calls.calls == []
     assert queued(sqs, url) == 0
+
+
+def test_the_aws_clients_give_up_within_graphs_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 13 point 2 [M16]: Graph's HTTP client waits 3 s; the SDK's defaults (60 s connect and
+    # read timeouts, several retries) could keep the webhook far past that
+    from calsync.config import get_settings
+
+    monkeypatch.setenv("TABLE_NAME", "calsync-budget")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    get_settings.cache_clear()
+    webhook_app.set_dependencies()
+    try:
+        sqs, _url = webhook_app._sqs()
+        for client in (webhook_app._registry()._table.meta.client, sqs):
+            config = client.meta.config
+            assert (config.connect_timeout, config.read_timeout) == (1, 1)
+            assert config.retries == {"mode": "standard", "total_max_attempts": 2}  # one retry
+    finally:
+        webhook_app.set_dependencies()
+        get_settings.cache_clear()
