@@ -166,7 +166,9 @@ def bench_google() -> int:
     with mock_aws():
         table = _create(boto3.resource("dynamodb", region_name=REGION), "calsync-bench-google")
         calls, which, writes = per_notification(table, now)
-    ok = calls == 1 and sum(writes.values()) <= 8
+    # the sync's 8 at most, and the webhook's 3 (message number, queued marker and its clearing:
+    # what drops replays and coalesces bursts, issue 13 point 5)
+    ok = calls == 1 and sum(writes.values()) <= 8 + 3
     missed += not ok
     print("(e) Google: per notification for one changed event (fake Google + real client, moto)")
     rows = [

@@ -1,20 +1,23 @@
 """Google push webhook: ``POST /v1/webhooks/google`` (no JWT; Google's channel token, X2).
 
 Thin and SDK-free (no Google client is imported): Powertools routes, ``calsync.api.google_webhook``
-decides from the headers and one GetItem, and a sync job goes on the Google sync queue. It answers
-at once; the sync runs in the sync function.
+decides from the headers and one GetItem, drops replays and coalesces bursts (two conditional
+writes), and a sync job goes on the Google sync queue. It answers at once; the sync runs in the
+sync function.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from calsync.api.google_webhook import decide
+from calsync.api.google_webhook import handle
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,6 +28,13 @@ logger = Logger(service="calsync")
 metrics = Metrics(namespace="calsync", service="google-webhook")
 app = APIGatewayHttpResolver()
 _overrides: dict[str, Any] = {}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = utc_now  # tests freeze it
 
 
 def set_dependencies(**overrides: Any) -> None:
@@ -73,10 +83,13 @@ def google_push() -> Response[None]:
     from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
 
     headers = {str(k).lower(): v for k, v in (app.current_event.headers or {}).items()}
-    decision = decide(headers, _channels())
+    decision = handle(
+        headers,
+        _channels(),
+        lambda job, dedup_id: enqueue_sync(_sqs(), _queue_url(), job, dedup_id=dedup_id),
+        clock(),
+    )
     metrics.add_metric(name=f"GooglePush_{decision.outcome}", unit=MetricUnit.Count, value=1)
-    if decision.job is not None:
-        enqueue_sync(_sqs(), _queue_url(), decision.job)
     if decision.status != 200:
         logger.warning("google notification refused", extra={"outcome": decision.outcome})
     return _empty(decision.status)

@@ -5,17 +5,21 @@ notification is authenticated by its subscription's ``clientState``.
 - ``?validationToken=…``: the handshake Graph sends when a subscription is created: 200,
   ``text/plain``, the decoded token and nothing else (``nosniff``: a token with markup is never
   rendered as HTML).
-- A notification collection: per item, the subscription is looked up (once per id) and its
-  ``clientState`` compared in constant time (hashes, ``hmac.compare_digest``); a wrong or missing one
-  drops the item and is counted. An item of a subscription calsync does not know (one left at Graph
-  by a disconnect whose DELETE failed) is dropped and answered 2xx: Graph retries every non-2xx
-  delivery for up to 4 hours (docs/providers/microsoft.md M13). One mailbox job per affected
-  mailbox is queued (FIFO group = the mailbox) and 202 is answered at once; nothing is fetched from
-  Graph here.
+- A notification collection: the distinct subscription ids are read together (BatchGetItem, 100
+  per request: at most 10 requests for the ``MAX_ITEMS`` a collection may hold, however many ids it
+  names) and each item's ``clientState`` compared in constant time (hashes,
+  ``hmac.compare_digest``); a wrong or missing one drops the item and is counted. An item of a
+  subscription calsync does not know (one left at Graph by a disconnect whose DELETE failed) is
+  dropped and answered 2xx: Graph retries every non-2xx delivery for up to 4 hours
+  (docs/providers/microsoft.md M13). One mailbox job per affected mailbox is queued (FIFO group =
+  the mailbox) and 202 is answered at once; nothing is fetched from Graph here.
 - Lifecycle: ``reauthorizationRequired`` → renew, ``subscriptionRemoved`` → recreate and a full
   resync, ``missed`` → a full resync.
-- Malformed bodies: 400; a wrong clientState on a known subscription (nothing else authenticated
-  in the collection): 403; only unknown subscriptions: 202; nothing queued in these cases.
+- Malformed bodies: 400; a body over ``MAX_BODY`` characters: 413 before it is parsed; a wrong
+  clientState on a known subscription (nothing else authenticated in the collection): 403; only
+  unknown subscriptions: 202; nothing queued in these cases.
+- Graph's budget: an answer within 3 s (docs/providers/microsoft.md M13); the AWS clients give up
+  after short timeouts rather than the SDK's 60 s.
 
 Imports no msal (nor requests): only the core layer and ``calsync_microsoft.registry``/``jobs``.
 """
@@ -41,7 +45,18 @@ metrics = Metrics(namespace="calsync", service="microsoft-webhook")
 app = APIGatewayHttpResolver()
 MAX_TOKEN = 1024
 MAX_ITEMS = 1000
+# A Graph notification of an Outlook event is about 1 KB (its resource names a ~150-character event
+# id twice), so MAX_ITEMS of them fit in 2 MiB; anything larger is refused before json.loads spends
+# CPU and memory on it (API Gateway would pass up to Lambda's 6 MB).
+MAX_BODY = 2 * 1024 * 1024
 _overrides: dict[str, Any] = {}
+
+
+def _fast_client_config() -> Any:
+    """Short timeouts and one retry: Graph drops the connection after 3 s (M13)."""
+    from botocore.config import Config  # noqa: PLC0415
+
+    return Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 def set_dependencies(**overrides: Any) -> None:
@@ -62,7 +77,7 @@ def _registry() -> MicrosoftRegistry:
 
         from calsync.config import get_settings  # noqa: PLC0415
 
-        table = boto3.resource("dynamodb").Table(get_settings().table_name)
+        table = boto3.resource("dynamodb", config=_fast_client_config()).Table(get_settings().table_name)
     return MicrosoftRegistry(table)
 
 
@@ -74,7 +89,7 @@ def _sqs() -> tuple[Any, str]:
     if sqs is None:
         import boto3  # noqa: PLC0415
 
-        sqs = boto3.client("sqs")
+        sqs = boto3.client("sqs", config=_fast_client_config())
     return sqs, str(_overrides.get("queue_url") or os.environ.get("MICROSOFT_SYNC_QUEUE_URL", ""))
 
 
@@ -115,6 +130,10 @@ def _handle(lifecycle: bool) -> Response[str]:
         if not token or len(token) > MAX_TOKEN:
             return _problem(400, "the validation token is missing or too long")
         return _plain(200, token)  # X2: only as plain text, nothing else reflected
+    if (size := len(event.body or "")) > MAX_BODY:
+        logger.warning("oversized notification body refused", extra={"characters": size})
+        metrics.add_metric(name="MicrosoftNotificationsOversized", unit=MetricUnit.Count, value=1)
+        return _problem(413, f"the body is longer than {MAX_BODY} characters")
     try:
         data = json.loads(event.decoded_body or "")
     except (ValueError, TypeError, RecursionError):  # not UTF-8, not JSON, nested beyond the stack
@@ -122,18 +141,15 @@ def _handle(lifecycle: bool) -> Response[str]:
     items = data.get("value") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items or len(items) > MAX_ITEMS:
         return _problem(400, "the body is not a notification collection")
-    registry = _registry()
-    records: dict[str, SubscriptionRecord | None] = {}
+    sub_ids = [item.get("subscriptionId") if isinstance(item, dict) else None for item in items]
+    records = _registry().get_subscriptions(s for s in sub_ids if isinstance(s, str))
     jobs: dict[tuple[str, str, bool], MailboxJob] = {}
     refused = unknown = 0
-    for item in items:
-        sub_id = item.get("subscriptionId") if isinstance(item, dict) else None
+    for item, sub_id in zip(items, sub_ids, strict=True):
         if not isinstance(sub_id, str) or not sub_id:
             refused += 1
             continue
-        if sub_id not in records:
-            records[sub_id] = registry.get_subscription(sub_id)
-        record = records[sub_id]
+        record = records.get(sub_id)
         if record is None:  # a subscription calsync no longer knows (a disconnect whose DELETE failed)
             unknown += 1
             continue

@@ -231,9 +231,9 @@ def test_410_resyncs_without_loss_or_duplicates(world: World) -> None:  # rules 
     world.fake.requests.clear()
     world.fake.deliver()
     world.drain()
-    # two notifications, two jobs: the first one's token answered 410, then a full listing in pages
-    # of 2 (5 events: 3 pages); the second one's new token lists nothing new (1 call)
-    assert len([r for r in world.fake.requests if r.endswith("/events")]) == 1 + 3 + 1
+    # two notifications while the job is queued: one job (issue 13 point 5, coalesced); its token
+    # answered 410, then a full listing in pages of 2 (5 events: 3 pages)
+    assert len([r for r in world.fake.requests if r.endswith("/events")]) == 1 + 3
     titles = sorted(t for t, _ in world.listed())
     assert titles == ["Late", "M1", "M2", "M3", "M4"]
     store = {i["sk"] for i in apigw.snapshot(world.table) if str(i["sk"]).startswith("RES#")}
@@ -536,3 +536,44 @@ def test_the_listing_refresh_respects_the_time_budget(world: World, accounts_api
     assert "Later" not in accounts_api.calendars()
     assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1
     assert "Later" in accounts_api.calendars()
+
+
+def test_a_replayed_notification_is_synced_once(world: World) -> None:  # issue 13 point 5, S1, X2
+    # a captured genuine notification replayed 20 times gave 20 events.list calls; its message
+    # number is taken once per channel, so the copies are dropped (200, Google must not retry)
+    connected(world)
+    world.fake.put_event(world.email, ev("r1", "Replayed", NOW + timedelta(hours=1)), deliver=False)
+    [(_address, headers)] = world.fake.outbox
+    world.fake.outbox.clear()
+    world.fake.requests.clear()
+    assert [post_webhook(headers) for _ in range(20)] == [200] * 20
+    assert world.queued() == 1
+    world.drain()
+    assert len([r for r in world.fake.requests if r.endswith("/events")]) == 1
+    assert ("Replayed", "2026-11-20T09:00:00Z") in world.listed()
+    assert post_webhook(headers) == 200 and world.queued() == 0  # after the sync too
+
+
+def test_a_burst_while_the_job_is_queued_is_one_sync_and_a_change_during_it_another(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:  # issue 13 point 5, S6
+    connected(world)
+    for i in range(5):  # five changes, five notifications (distinct numbers): one queued job
+        world.fake.put_event(world.email, ev(f"b{i}", f"B{i}", NOW + timedelta(hours=1 + i)))
+    assert world.webhook_answers[-5:] == [200] * 5
+    assert world.queued() == 1
+    # a change made while that job's sync runs (after it listed) must lead to another sync
+    real_list, late = world.fake._list, []
+
+    def listing(cal: Any, query: dict[str, str]) -> Any:
+        answer = real_list(cal, query)
+        if not late:
+            late.append(world.fake.put_event(world.email, ev("late", "Late", NOW + timedelta(hours=8))))
+        return answer
+
+    monkeypatch.setattr(world.fake, "_list", listing)
+    world.drain()
+    assert late and world.webhook_answers[-1] == 200
+    titles = sorted(t or "" for t, _ in world.listed())
+    assert titles == ["B0", "B1", "B2", "B3", "B4", "Late"]
+    assert world.queued() == 0

@@ -14,11 +14,12 @@ from calsync.domain.models import UTC
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
-def test_one_changed_event_costs_one_list_call_and_seven_writes(moto_table: Any) -> None:  # S1, S6
+def test_one_changed_event_costs_one_list_call_and_ten_writes(moto_table: Any) -> None:  # S1, S6
     calls, which, writes = per_notification(moto_table, NOW, events=20)
     assert calls == 1 and which[0].startswith("GET /calendar/v3/calendars/") and which[0].endswith("/events")
-    # the sync lease + the copy of the changed occurrence (old index entry out, new one in) + the
-    # resource index (a page's index entries go in one batch) + the cursor commit: nothing for the 19
-    # unchanged events
-    assert writes == {"PutItem": 1, "UpdateItem": 3, "BatchWriteItem": 3}
-    assert sum(writes.values()) == 7
+    # the webhook: the message number taken (UpdateItem) + the calendar's push job marked queued
+    # (PutItem), cleared when the job starts (DeleteItem) — issue 13 point 5; the sync: the lease +
+    # the copy of the changed occurrence (old index entry out, new one in) + the resource index (a
+    # page's index entries go in one batch) + the cursor commit: nothing for the 19 unchanged events
+    assert writes == {"PutItem": 2, "UpdateItem": 4, "DeleteItem": 1, "BatchWriteItem": 3}
+    assert sum(writes.values()) == 3 + 7

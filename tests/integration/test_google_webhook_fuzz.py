@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from calsync.domain.models import UTC
+from calsync.store import keys
 from calsync.store.channels import Channel, ChannelStore, new_channel_id, token_digest
 from functions.google_webhook import app as webhook_app
 from tests.support import apigw
@@ -32,8 +33,9 @@ CONTEXT = LambdaContext(function_name="google-webhook")
 
 
 class RecordingSqs:
-    def __init__(self) -> None:
+    def __init__(self, table: Any = None) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.table = table
 
     def send_message(self, **kwargs: Any) -> dict[str, Any]:
         self.sent.append(kwargs)
@@ -58,7 +60,7 @@ def sqs(moto_table: Any) -> Iterator[RecordingSqs]:
     stopped = store.get(STOPPED_ID)
     assert stopped is not None
     store.set_state(stopped, "stopped")
-    recorder = RecordingSqs()
+    recorder = RecordingSqs(moto_table)
     webhook_app.set_dependencies(table=moto_table, sqs=recorder, queue_url="https://sqs.test/q.fifo")
     try:
         yield recorder
@@ -78,12 +80,19 @@ NAMES = [
 ]
 names = st.sampled_from(NAMES).flatmap(lambda n: st.sampled_from([n, n.lower(), n.upper()]))
 values = st.one_of(
-    st.sampled_from([CHANNEL_ID, STOPPED_ID, TOKEN, RESOURCE, "sync", "exists", "not_exists", "", "1"]),
+    st.sampled_from(
+        [CHANNEL_ID, STOPPED_ID, TOKEN, RESOURCE, "sync", "exists", "not_exists", "", "1", "8", "0"]
+    ),
     st.text(max_size=60),
     st.text(min_size=500, max_size=700),  # longer than any header the decision reads
     st.sampled_from([CHANNEL_ID + " ", TOKEN[:-1], TOKEN + "x", CHANNEL_ID.upper()]),
 )
-AUTHENTIC = {"X-Goog-Channel-ID": CHANNEL_ID, "X-Goog-Channel-Token": TOKEN, "X-Goog-Resource-ID": RESOURCE}
+AUTHENTIC = {
+    "X-Goog-Channel-ID": CHANNEL_ID,
+    "X-Goog-Channel-Token": TOKEN,
+    "X-Goog-Resource-ID": RESOURCE,
+    "X-Goog-Message-Number": "5",
+}
 # half the cases start from an authentic notification that random headers then change (or not)
 header_sets = st.tuples(st.booleans(), st.dictionaries(names, values, max_size=8)).map(
     lambda t: {**(AUTHENTIC if t[0] else {}), **t[1]}
@@ -94,6 +103,15 @@ bodies = st.one_of(
     st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=4).map(json.dumps),
     st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode()),
 )
+
+
+def _forget_messages(table: Any) -> None:
+    """Each example starts afresh: no message number taken, no push job queued."""
+    table.update_item(
+        Key={"pk": keys.calendar_pk(CAL), "sk": keys.google_channel_sk(CHANNEL_ID)},
+        UpdateExpression="REMOVE lastMessage",
+    )
+    table.delete_item(Key={"pk": keys.calendar_pk(CAL), "sk": keys.GPUSH_QUEUED})
 
 
 def _event(headers: dict[str, str], body: str | None, b64: bool) -> dict[str, Any]:
@@ -113,13 +131,17 @@ def test_random_requests_never_5xx_and_never_enqueue_unless_authentic(
     sqs: RecordingSqs, headers: dict[str, str], body: str | None, b64: bool
 ) -> None:  # rules X2, X5, S1
     sqs.sent.clear()
+    _forget_messages(sqs.table)
     answer = webhook_app.lambda_handler(_event(headers, body, b64), CONTEXT)
     status = int(answer["statusCode"])
-    assert status in (200, 401), answer
+    assert status in (200, 400, 401), answer
     lowered = {k.lower(): v for k, v in _event(headers, body, b64)["headers"].items()}
     channel = lowered.get("x-goog-channel-id")
     token_ok = lowered.get("x-goog-channel-token") == TOKEN and lowered.get("x-goog-resource-id") == RESOURCE
-    wants_sync = channel == CHANNEL_ID and token_ok and lowered.get("x-goog-resource-state") != "sync"
+    number = str(lowered.get("x-goog-message-number", "")).strip()
+    numbered = number.isascii() and number.isdigit() and 1 <= int(number) < 2**63
+    pushed = channel == CHANNEL_ID and token_ok and lowered.get("x-goog-resource-state") != "sync"
+    wants_sync = pushed and numbered
     event("enqueued" if wants_sync else f"not enqueued ({status})")
     if wants_sync:
         [sent] = sqs.sent
@@ -127,7 +149,9 @@ def test_random_requests_never_5xx_and_never_enqueue_unless_authentic(
         assert sent["MessageGroupId"] == CAL
     else:
         assert sqs.sent == []
-    if channel in (CHANNEL_ID, STOPPED_ID):
+    if pushed and not numbered:
+        assert status == 400  # Google numbers every message (issue 13 point 5)
+    elif channel in (CHANNEL_ID, STOPPED_ID):
         assert status == (200 if token_ok else 401)  # a bad token for one of our channels: refused
     else:
         assert status == 200  # unknown channel: dropped

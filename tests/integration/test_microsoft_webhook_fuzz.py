@@ -166,3 +166,82 @@ def test_wrong_client_state_on_a_known_subscription_stays_refused(env: tuple[Api
     assert api.call("POST", "/v1/webhooks/microsoft", body={"value": [forged]}).status == 403
     assert api.call("POST", "/v1/webhooks/microsoft", body={"value": [unknown, forged]}).status == 403
     assert queued(sqs, url) == 0
+
+
+def _collection(sub_ids: list[str], pad: int = 0) -> dict[str, Any]:
+    return {
+        "value": [
+            {"subscriptionId": s, "clientState": "whatever", "changeType": "updated", "resource": "x" * pad}
+            for s in sub_ids
+        ]
+    }
+
+
+@pytest.mark.parametrize("path", ["/v1/webhooks/microsoft", "/v1/webhooks/microsoft/lifecycle"])
+def test_a_thousand_unknown_subscriptions_cost_a_bounded_number_of_reads(
+    env: tuple[Api, Any, str], path: str
+) -> None:
+    # issue 13 point 2: 1,000 distinct unknown subscriptionIds made 1,000 sequential GetItems;
+    # now one BatchGetItem per 100 distinct ids (ceil(1000 / 100) = 10), duplicates read once
+    from functions.microsoft_webhook.app import _registry
+    from tests.support.apigw import dynamodb_calls
+
+    api, sqs, url = env
+    table = _registry()._table
+    with dynamodb_calls(table) as calls:
+        got = api.call("POST", path, body=_collection([f"sub-x{i}" for i in range(1000)]))
+    assert got.status == 202, got.body
+    assert len(calls.calls) <= 10, calls.calls[:20]
+    assert set(calls.calls) == {"BatchGetItem"}
+    with dynamodb_calls(table) as calls:
+        got = api.call("POST", path, body=_collection(["sub-x1"] * 1000))
+    assert got.status == 202
+    assert len(calls.calls) == 1
+    assert queued(sqs, url) == 0
+
+
+def test_a_known_subscription_among_many_unknown_ones_is_still_queued(env: tuple[Api, Any, str]) -> None:
+    # issue 13 point 2: bounding the reads loses nothing: the one genuine notification is queued
+    api, sqs, url = env
+    body = _collection([f"sub-x{i}" for i in range(999)])
+    body["value"].insert(500, {"subscriptionId": SUB, "clientState": SECRET, "changeType": "updated"})
+    got = api.call("POST", "/v1/webhooks/microsoft", body=body)
+    assert got.status == 202, got.body
+    assert queued(sqs, url) == 1
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(env: tuple[Api, Any, str]) -> None:
+    # issue 13 point 2: a body of 3 MB (under Lambda's 6 MB) is refused (413) before parsing:
+    # nothing is read from the store, nothing queued (a genuine Graph collection is far smaller)
+    from functions.microsoft_webhook.app import _registry
+    from tests.support.apigw import dynamodb_calls
+
+    api, sqs, url = env
+    body = json.dumps(_collection([SUB] * 500, pad=6000))
+    assert len(body) > 3_000_000
+    with dynamodb_calls(_registry()._table) as calls:
+        got = api.call("POST", "/v1/webhooks/microsoft", body=body)
+    assert got.status == 413, got.body[:200]
+    assert got.headers["Content-Type"] == "application/problem+json"
+    assert calls.calls == []
+    assert queued(sqs, url) == 0
+
+
+def test_the_aws_clients_give_up_within_graphs_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 13 point 2 [M16]: Graph's HTTP client waits 3 s; the SDK's defaults (60 s connect and
+    # read timeouts, several retries) could keep the webhook far past that
+    from calsync.config import get_settings
+
+    monkeypatch.setenv("TABLE_NAME", "calsync-budget")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    get_settings.cache_clear()
+    webhook_app.set_dependencies()
+    try:
+        sqs, _url = webhook_app._sqs()
+        for client in (webhook_app._registry()._table.meta.client, sqs):
+            config = client.meta.config
+            assert (config.connect_timeout, config.read_timeout) == (1, 1)
+            assert config.retries == {"mode": "standard", "total_max_attempts": 2}  # one retry
+    finally:
+        webhook_app.set_dependencies()
+        get_settings.cache_clear()

@@ -27,9 +27,10 @@ and that document disagree, the fake is wrong.
   412 when the etag moved, § Errors).
 - § Push notifications — ``POST …/events/watch`` and ``POST /calendar/v3/channels/stop``. A new
   channel is sent a ``sync`` message first (message number 1); every change of the calendar then
-  sends ``exists`` to every live channel, with Google's headers (``X-Goog-Channel-ID``,
-  ``X-Goog-Channel-Token``, ``X-Goog-Resource-ID``, ``X-Goog-Resource-State``,
-  ``X-Goog-Message-Number``…) and an empty body. Messages wait in an outbox until :meth:`deliver`.
+  sends ``exists`` to every live channel (message numbers increasing, not sequential), with
+  Google's headers (``X-Goog-Channel-ID``, ``X-Goog-Channel-Token``, ``X-Goog-Resource-ID``,
+  ``X-Goog-Resource-State``, ``X-Goog-Message-Number``…) and an empty body. Messages wait in an
+  outbox until :meth:`deliver`.
   A channel expires at its ``expiration`` (on :attr:`clock`): after that it sends nothing and is
   not live. watch answers 400 for a calendar without push (holidays), a non-HTTPS address, a bad
   channel id/type or a too long token.
@@ -221,6 +222,7 @@ class FakeGoogle:
         self.client_secret = "fake-client-secret-" + secrets.token_hex(4)
         self._deliver = deliver or _post
         self._seq = itertools.count(1)
+        self._number_steps = itertools.cycle([1, 3, 2])
         self._last_seq = 0
         self._throttles: list[tuple[int, str, dict[str, str]]] = []
         self._codes: dict[str, tuple[str, str, str]] = {}  # code -> (email, challenge, redirect)
@@ -772,7 +774,9 @@ class FakeGoogle:
 
     # ---- push ---------------------------------------------------------------------------------
     def _queue(self, ch: _Channel, state: str) -> None:
-        ch.number += 1
+        # § Push notifications: "Value is always 1 for sync messages. Message numbers increase for
+        # each subsequent message on the channel, but they are not sequential" (gaps of 1 to 3 here)
+        ch.number = 1 if state == "sync" else ch.number + next(self._number_steps)
         headers = {
             "X-Goog-Channel-ID": ch.channel_id,
             "X-Goog-Channel-Token": ch.token,

@@ -154,6 +154,10 @@ class GoogleSyncWorker:
 
     def run(self, job: SyncJob, now: datetime) -> JobResult:
         try:
+            if job.reason == "push":
+                # before anything is read from Google: a notification from now on queues a new job
+                # (S6); one before was coalesced into this job, which has yet to read its change
+                self.channels.clear_queued(job.calendar_id)
             return self._run(job, now)
         except StoreUnavailable as exc:
             raise RetryLater(f"the store is busy: {exc.detail}") from exc

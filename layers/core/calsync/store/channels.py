@@ -2,6 +2,17 @@
 GetItem (``CAL#<calendarId> / GCHAN#<channelId>``) and listed for renewal by expiry
 (``GCHANEXP#<shard>``). Only a SHA-256 of each channel's token is stored; the webhook compares
 digests in constant time. No Google SDK here: the webhook function uses this module.
+
+Replays and bursts (issue 13 point 5; docs/providers/google.md "Push notifications"):
+
+- ``lastMessage`` on the channel item: the highest ``X-Goog-Message-Number`` taken. A notification
+  is taken only by a conditional UpdateItem that raises it (atomic: of 20 concurrent copies, one
+  wins); a number not above it is a replay or a late duplicate, and dropped.
+- ``CAL#<calendarId> / GPUSHQ``: a push job of the calendar is queued and has not started. Put with
+  a condition by the webhook (one winner), deleted by the sync worker when the job starts, before
+  it reads anything from Google: a notification meanwhile is coalesced into the queued job (whose
+  sync has not read yet, so it sees that change); one after the delete queues a new job. A marker
+  older than ``QUEUED_FOR`` no longer coalesces (a lost job can never silence the calendar).
 """
 
 from __future__ import annotations
@@ -11,18 +22,22 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict
 
+from calsync.domain.errors import Conflict
 from calsync.store import keys
+from calsync.store.repository import _mapped_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 ChannelState = Literal["active", "retiring", "stopped"]
+QUEUED_FOR = timedelta(minutes=15)  # a push marker older than this coalesces nothing any more
 _CHANNEL_ID = re.compile(r"^([a-f0-9]{32})-([a-f0-9]{16})$")
 
 
@@ -61,9 +76,91 @@ class Channel(BaseModel):
         return hmac.compare_digest(token_digest(token), self.token_sha256)
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A message number taken for a channel, and the one it replaced (None: the first)."""
+
+    number: int
+    previous: int | None
+
+
 class ChannelStore:
     def __init__(self, table: Table) -> None:
         self._table = table
+
+    # ---- replays and bursts (module docstring) -------------------------------------------------
+    def _key(self, channel: Channel) -> dict[str, str]:
+        return {"pk": keys.calendar_pk(channel.calendar_id), "sk": keys.google_channel_sk(channel.channel_id)}
+
+    def claim_message(self, channel: Channel, number: int) -> Claim | None:
+        """Take message ``number`` of the channel: None when it is not above the last one taken."""
+        try:
+            with _mapped_errors("take a push message"):
+                old = self._table.update_item(
+                    Key=self._key(channel),
+                    UpdateExpression="SET lastMessage = :n",
+                    ConditionExpression="attribute_exists(pk) AND "
+                    "(attribute_not_exists(lastMessage) OR lastMessage < :n)",
+                    ExpressionAttributeValues={":n": number},
+                    ReturnValues="UPDATED_OLD",
+                ).get("Attributes", {})
+        except Conflict:
+            return None
+        previous = old.get("lastMessage")
+        return Claim(number, None if previous is None else int(str(previous)))
+
+    def release_message(self, channel: Channel, claim: Claim) -> None:
+        """Give a taken number back (its job could not be queued, so Google's retry must pass)."""
+        values: dict[str, Any] = {":n": claim.number}
+        if claim.previous is None:
+            update = "REMOVE lastMessage"
+        else:
+            update, values[":p"] = "SET lastMessage = :p", claim.previous
+        try:
+            with _mapped_errors("give a push message back"):
+                self._table.update_item(
+                    Key=self._key(channel),
+                    UpdateExpression=update,
+                    ConditionExpression="lastMessage = :n",
+                    ExpressionAttributeValues=values,
+                )
+        except Conflict:
+            pass  # a later message was taken meanwhile: its job covers this one
+
+    def mark_queued(self, calendar_id: str, now: datetime) -> str | None:
+        """Mark a push job of the calendar as queued; its id, or None when one is queued already
+        (marked less than ``QUEUED_FOR`` ago)."""
+        marker = secrets.token_hex(16)
+        try:
+            with _mapped_errors("mark a push job queued"):
+                self._table.put_item(
+                    Item={
+                        "pk": keys.calendar_pk(calendar_id),
+                        "sk": keys.GPUSH_QUEUED,
+                        "type": "googlePushQueued",
+                        "marker": marker,
+                        "queuedAt": keys.iso(now),
+                        "expiresAt": int((now + timedelta(days=1)).timestamp()),
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR queuedAt < :stale",
+                    ExpressionAttributeValues={":stale": keys.iso(now - QUEUED_FOR)},
+                )
+        except Conflict:
+            return None
+        return marker
+
+    def clear_queued(self, calendar_id: str, marker: str | None = None) -> None:
+        """The queued push job starts (any marker goes), or could not be queued (only its own)."""
+        kwargs: dict[str, Any] = {}
+        if marker is not None:
+            kwargs = {"ConditionExpression": "marker = :m", "ExpressionAttributeValues": {":m": marker}}
+        try:
+            with _mapped_errors("clear the queued push job"):
+                self._table.delete_item(
+                    Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.GPUSH_QUEUED}, **kwargs
+                )
+        except Conflict:
+            pass  # another job's marker: not ours to clear
 
     def put(self, channel: Channel) -> None:
         item: dict[str, Any] = {

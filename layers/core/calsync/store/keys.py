@@ -213,8 +213,12 @@ def ms_mailbox_sk(account_id: str) -> str:
 #   The channel id starts with the calendar id, so the webhook finds the item with ONE GetItem, and
 #   deleting a calendar's partition (C9) drops its channels too (the webhook then answers "unknown").
 # GCHANEXP#<shard> / <expiry>#<channelId>  the renewal schedule's index (Query sk <= now + margin).
+# CAL#<calendarId> / GPUSHQ                 a push sync job of the calendar is queued and has not
+#   started (written by the webhook with a condition, deleted when the job starts; TTL backstop):
+#   notifications meanwhile are coalesced into that job (issue 13 point 5).
 # OAUTH#<sha256(state)> / STATE            a pending authorization (PKCE verifier), TTL 15 min.
 GCHAN_PREFIX = "GCHAN#"
+GPUSH_QUEUED = "GPUSHQ"
 CHANNEL_SHARDS = 4
 OAUTH_STATE = "STATE"
 

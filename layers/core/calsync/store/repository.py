@@ -658,10 +658,11 @@ class Repository:
 
 
 def batch_get(
-    table: Table, item_keys: Sequence[Mapping[str, str]], what: str
+    table: Table, item_keys: Sequence[Mapping[str, str]], what: str, *, attempts: int = 9
 ) -> dict[CopyRef, dict[str, Any]]:
     """Consistent BatchGetItem of up to any number of keys (100 per request; unprocessed keys
-    are asked again, with a short backoff). Items by (pk, sk)."""
+    are asked again, with a short backoff, ``attempts`` requests per 100 keys at most). Items by
+    (pk, sk)."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     unique = list({(k["pk"], k["sk"]): k for k in item_keys}.values())
     client = table.meta.client
@@ -676,7 +677,7 @@ def batch_get(
             request = resp.get("UnprocessedKeys") or None
             if request:
                 attempt += 1
-                if attempt > 8:
+                if attempt >= attempts:
                     raise StoreUnavailable(f"{what}: the store is busy, try again")
                 time.sleep(min(1.0, 0.05 * 2**attempt))
     return found

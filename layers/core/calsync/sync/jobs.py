@@ -9,7 +9,9 @@ of the job that started that sync — it has to lead to another sync (S6). Conte
 deduplication would collapse two identical "sync calendar X" bodies sent within 5 minutes and lose
 the second change. The poll schedule is the one exception: it passes ``poll-<calendar>-<slot>``,
 so a schedule that fires twice in the same 5-minute slot enqueues the calendar once (any other job
-has a different id and is never collapsed with a poll).
+has a different id and is never collapsed with a poll). The Google webhook passes
+``push-<marker>``, the id of the calendar's "queued" marker (calsync.store.channels), fresh for
+every job it queues.
 """
 
 from __future__ import annotations
