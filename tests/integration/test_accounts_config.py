@@ -104,7 +104,7 @@ def test_a_calendar_added_again_is_fetched_again(
     with_home = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
     assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
     repo, state = Repository(table), SyncStateStore(table)
-    repo.subscribe(cals["Home"], keys.room_pk("board"), "room")
+    repo.subscribe(cals["Home"], keys.room_pk("hq", "board"), "room")
     home = repo.get_calendar(cals["Home"])
     assert home is not None
     start = NOW + timedelta(hours=1)
@@ -259,7 +259,7 @@ def test_disconnect_removes_everything(
             calendar, [occurrence(calendar, f"ev-{name}", name, start, start + timedelta(hours=1))]
         )
         table.put_item(Item={"pk": keys.calendar_pk(cal_id), "sk": keys.SYNC, "generation": 1})
-    repo.subscribe(cals["Work"], keys.room_pk("board"), "room")  # a room on one of the calendars
+    repo.subscribe(cals["Work"], keys.room_pk("hq", "board"), "room")  # a room on one of the calendars
     calendar = repo.get_calendar(cals["Work"])
     assert calendar is not None
     start = NOW + timedelta(hours=3)
