@@ -27,7 +27,6 @@ from calsync.api.schemas import (
 from calsync.domain.errors import Conflict, Forbidden, NotFound, RoomConsentRequired, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
 from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room, window
-from calsync.observability import logger
 from calsync.store.items import Calendar, Profile, Room
 from calsync.store.presence import PresenceRepository
 
@@ -332,5 +331,7 @@ class ApiService:
                 self._delete_room(room.location_id, room.room_id)
                 gone += 1
         if gone:
+            from calsync.observability import logger  # noqa: PLC0415 - keeps the app's cold import light
+
             logger.info("rooms deleted: consent withdrawn", extra={"calendar_id": calendar_id, "rooms": gone})
         return gone
