@@ -315,6 +315,7 @@ def test_room_panel_three_links_first_private_without_title(table: Any, repo: Re
 
     assert got.status == 200, got.body
     assert calls.count("Query") == 1
+    assert calls.count("BatchGetItem") == 1  # the room, looked for in the caller's locations (0012)
     body = got.json()
     assert body["timeZone"] == "Europe/London"
     assert body["window"] == {"start": "2026-11-20T00:00:00Z", "end": "2026-11-23T00:00:00Z"}

@@ -224,6 +224,17 @@ def test_rooms_stored_before_consent_are_retired(table: Any, repo: Repository, a
     assert api.get("/v1/rooms/old/meetings", claims=IDA).status == 200
 
 
+def test_the_owner_retires_legacy_rooms_on_her_calendar(table: Any, repo: Repository, api: Api) -> None:
+    # R9: "no" from the owner also removes a room stored before consent existed
+    _idas_calendar(repo, api)
+    _legacy_room(table, repo, "spy", "hq", "ida@home")
+    assert api.delete(CONSENT, claims=IDA).status == 204
+    assert _partition(table, keys.legacy_room_pk("spy")) == []
+    assert repo.list_rooms("hq") == []
+    stored = repo.get_calendar("ida@home")
+    assert stored is not None and stored.subscribers == {"USER#ida": "primary"}
+
+
 # ---- rooms do not tell other locations that they exist (issue 13 point 4) ---------------------------
 LON_ADMIN = apigw.claims("lena", ["lon"], admin_of=["lon"])
 
