@@ -149,6 +149,8 @@ def test_rooms_sync_on_their_own(stack: Stack) -> None:
     assert refused.json()["type"] == "https://calsync.dev/errors/room-consent-required"
     for calendar_id in (board, own):
         assert carol("PUT", f"/v1/me/calendars/{calendar_id}/room-consent").status_code == 204
+    listed = carol("GET", "/v1/me/calendars").json()["calendars"]
+    assert {c["id"] for c in listed if c["roomCalendar"]} == {board, own}
 
     # 1. a room on a CalDAV calendar that no person uses gets its events (through its own sync)
     assert dana("PUT", f"/v1/locations/{HQ}/rooms/hq-board", room).status_code == 201

@@ -379,6 +379,17 @@ class Repository:
                 ExpressionAttributeValues={":consent": consent, ":owner": owner_user_id},
             )
 
+    def room_calendars(self, calendar_ids: Sequence[str]) -> frozenset[str]:
+        """Which of these calendars their owner marked as room calendars (R9): one BatchGetItem per
+        100 calendars."""
+        marked: set[str] = set()
+        unique = list(dict.fromkeys(calendar_ids))
+        for start in range(0, len(unique), _BATCH_GET):
+            wanted = {(keys.calendar_pk(c), keys.CALENDAR): c for c in unique[start : start + _BATCH_GET]}
+            found = self._batch_get(list(wanted))
+            marked.update(wanted[ref] for ref, item in found.items() if item.get("roomConsent"))
+        return frozenset(marked)
+
     def subscribe(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> None:
         """Copy this calendar's occurrences to ``owner_pk`` from now on (the next sync backfills)."""
         with _mapped_errors("subscribe calendar"):
