@@ -120,6 +120,13 @@ def test_the_owner_marks_her_calendar_as_a_room_calendar(
     assert got.status == 409 and got.json()["type"] == "https://calsync.dev/errors/conflict"
 
 
+def test_marking_remembers_the_owners_locations(repo: Repository, api: Api) -> None:
+    # R9 with X1: the admin's check reads the owner's locations; marking is a call of the owner's own
+    calendar(repo, "ida@home", "acc-ida", "ida")  # ida has called nothing on this function before
+    assert api.put(CONSENT, claims=IDA).status == 204
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ADMIN).status == 201
+
+
 def test_the_owner_registers_the_room_herself(repo: Repository, api: Api) -> None:
     # R9: "the owner registers it": an admin's own calendar needs no mark
     _idas_calendar(repo, api)

@@ -315,8 +315,10 @@ class ApiService:
 
     def give_room_consent(self, principal: Principal, calendar_id: str) -> None:
         """The owner marks their calendar as a room calendar: an admin of one of their locations may
-        then make it a room there."""
+        then make it a room there (their token's locations are remembered: the admin's check reads
+        them)."""
         self._own_calendar(principal, calendar_id)
+        self._me(principal)
         self._repo.set_room_consent(calendar_id, principal.user_id, consent=True)
 
     def withdraw_room_consent(self, principal: Principal, calendar_id: str) -> int:
