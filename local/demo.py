@@ -334,6 +334,7 @@ def seed(repo: Repository, now: datetime) -> DemoSummary:
                 time_zone=tz,
                 account_id=cal.account_id,
                 calendar_id=cal.calendar_id,
+                registered_by=cal.owner_user_id,  # R9: dana, admin of hq, registers her own calendars
             )
         )
         stored = repo.get_calendar(cal.calendar_id)

@@ -20,7 +20,15 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
-from calsync.api.schemas import ExplainedMeetings, Meetings, ProfileOut, ProfilePatch, RoomIn, RoomOut
+from calsync.api.schemas import (
+    CALENDAR_ID_PATTERN,
+    ExplainedMeetings,
+    Meetings,
+    ProfileOut,
+    ProfilePatch,
+    RoomIn,
+    RoomOut,
+)
 from calsync.api.service import ApiService
 
 if TYPE_CHECKING:
@@ -167,6 +175,13 @@ Explain = Annotated[
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
 RoomId = Annotated[str, Path(pattern=ID_PATTERN)]
 LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
+RoomLocation = Annotated[
+    str | None,
+    Query(pattern=ID_PATTERN, description="the room's location, when several of yours have this room id"),
+]
+CalendarId = Annotated[
+    str, Path(pattern=CALENDAR_ID_PATTERN, description="one of your calendars (GET /v1/me/calendars)")
+]
 
 
 def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPIResponse]:
@@ -191,12 +206,18 @@ def user_meetings(
     return svc.user_meetings(me, userId, clock(), explain=explain)
 
 
-@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_answers(400, 401, 403, 404, 503))
+@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_answers(400, 401, 404, 409, 503))
 def room_meetings(
-    roomId: RoomId, me: Caller, svc: Service, explain: Explain = False
+    roomId: RoomId,
+    me: Caller,
+    svc: Service,
+    explain: Explain = False,
+    locationId: RoomLocation = None,
 ) -> Meetings | ExplainedMeetings:
-    """A room panel's meetings (R1-R7): at most three, links first, private titles hidden."""
-    return svc.room_meetings(me, roomId, clock(), explain=explain)
+    """A room panel's meetings (R1-R7): at most three, links first, private titles hidden. Room ids
+    are scoped by location: the room is looked for in the caller's locations (404 when none has it,
+    409 when several do and ``locationId`` does not name one)."""
+    return svc.room_meetings(me, roomId, clock(), explain=explain, location_id=locationId)
 
 
 @app.get("/v1/me/profile", tags=["profile"], responses=_answers(401, 503))
@@ -239,6 +260,31 @@ def put_room(
 )
 def delete_room(locationId: LocationId, roomId: RoomId, me: Caller, svc: Service) -> Response[None]:
     svc.delete_room(me, locationId, roomId)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+@app.put(
+    "/v1/me/calendars/<calendarId>/room-consent",
+    tags=["rooms"],
+    status_code=204,
+    responses={204: {"description": "Marked as a room calendar"}, **problems.responses(400, 401, 404, 503)},
+)
+def give_room_consent(calendarId: CalendarId, me: Caller, svc: Service) -> Response[None]:
+    """R9: mark one of your calendars as a room calendar, so that an admin of one of your locations
+    may make it a room there (an admin never does so without it)."""
+    svc.give_room_consent(me, calendarId)
+    return Response(status_code=204, content_type=None, body=None)
+
+
+@app.delete(
+    "/v1/me/calendars/<calendarId>/room-consent",
+    tags=["rooms"],
+    status_code=204,
+    responses={204: {"description": "No longer a room calendar"}, **problems.responses(400, 401, 404, 503)},
+)
+def withdraw_room_consent(calendarId: CalendarId, me: Caller, svc: Service) -> Response[None]:
+    """R9: take the mark back: the rooms that admins made of the calendar are deleted."""
+    svc.withdraw_room_consent(me, calendarId)
     return Response(status_code=204, content_type=None, body=None)
 
 

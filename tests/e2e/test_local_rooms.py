@@ -2,8 +2,10 @@
 room panel would, against the stack's own Radicale, SQS queues and CalDAV sync worker.
 
 carol connects her Radicale account, which holds her calendar and a "Board room" calendar that no
-person uses. dana (admin of hq) registers rooms on both; the panels show their events, later changes
-arrive through the poll schedule, and deleting a room stops its calendar's sync.
+person uses. dana (admin of hq) cannot make rooms of them until carol marks them as room calendars
+(R9); then she registers rooms on both; the panels show their events, later changes arrive through
+the poll schedule, and deleting a room stops its calendar's sync. An admin of another location
+learns nothing of hq's rooms (issue 13 point 4).
 """
 
 from __future__ import annotations
@@ -140,11 +142,24 @@ def test_rooms_sync_on_their_own(stack: Stack) -> None:
     own_state = {"pk": keys.calendar_pk(own), "sk": keys.SYNC}
     until("carol's calendar synced", lambda: table.get_item(Key=own_state).get("Item", {}).get("cursor"))
 
-    # 1. a room on a CalDAV calendar that no person uses gets its events (through its own sync)
+    # 0. R9: dana cannot make carol's calendars rooms until carol marks them as room calendars
     room = {"name": "Board", "timeZone": "Europe/Berlin", "accountId": account_id, "calendarId": board}
+    refused = dana("PUT", f"/v1/locations/{HQ}/rooms/hq-board", room)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "https://calsync.dev/errors/room-consent-required"
+    for calendar_id in (board, own):
+        assert carol("PUT", f"/v1/me/calendars/{calendar_id}/room-consent").status_code == 204
+    listed = carol("GET", "/v1/me/calendars").json()["calendars"]
+    assert {c["id"] for c in listed if c["roomCalendar"]} == {board, own}
+
+    # 1. a room on a CalDAV calendar that no person uses gets its events (through its own sync)
     assert dana("PUT", f"/v1/locations/{HQ}/rooms/hq-board", room).status_code == 201
     assert until("the board room's events", lambda: _titles(dana, "hq-board") == ["", "Kickoff"])
     assert _poll_entry(table, board) is not None  # registered for polling
+    # another location's admin: the same 404 as for no room, and the id is free in her location
+    lena = Http(stack, stack.token("--user", "lena", "--location", "lon", "--admin", "lon"))
+    other, missing = lena("GET", "/v1/rooms/hq-board/meetings"), lena("GET", "/v1/rooms/nowhere/meetings")
+    assert other.status_code == missing.status_code == 404 and other.json() == missing.json()
 
     # ... and its later changes (the poll schedule's next run)
     radicale.put(board_path, "review.ics", _ics("review", "Budget review", soon + timedelta(hours=3)))
@@ -167,7 +182,7 @@ def test_rooms_sync_on_their_own(stack: Stack) -> None:
     _poll(stack)
     assert len(_occurrence_index(table, board)) == indexed  # the new event was never fetched
     room_items = table.query(
-        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.room_pk("hq-board")}
+        KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.room_pk(HQ, "hq-board")}
     )["Items"]
     assert room_items == []
     assert _poll_entry(table, board) is None

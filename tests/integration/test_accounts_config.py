@@ -104,7 +104,7 @@ def test_a_calendar_added_again_is_fetched_again(
     with_home = {"primaryCalendarId": cals["Work"], "conflictCalendarIds": [cals["Home"]]}
     assert accounts_api.put(CONFIG, body=with_home, claims=ALICE).status == 200
     repo, state = Repository(table), SyncStateStore(table)
-    repo.subscribe(cals["Home"], keys.room_pk("board"), "room")
+    repo.subscribe(cals["Home"], keys.room_pk("hq", "board"), "room")
     home = repo.get_calendar(cals["Home"])
     assert home is not None
     start = NOW + timedelta(hours=1)
@@ -259,7 +259,7 @@ def test_disconnect_removes_everything(
             calendar, [occurrence(calendar, f"ev-{name}", name, start, start + timedelta(hours=1))]
         )
         table.put_item(Item={"pk": keys.calendar_pk(cal_id), "sk": keys.SYNC, "generation": 1})
-    repo.subscribe(cals["Work"], keys.room_pk("board"), "room")  # a room on one of the calendars
+    repo.subscribe(cals["Work"], keys.room_pk("hq", "board"), "room")  # a room on one of the calendars
     calendar = repo.get_calendar(cals["Work"])
     assert calendar is not None
     start = NOW + timedelta(hours=3)
@@ -359,3 +359,24 @@ def test_the_sample_events_are_served(accounts_api: AccountsApi, name: str, stat
     event = json.loads((Path(__file__).parents[2] / "events" / f"{name}.json").read_text())
     got = accounts_api.invoke(event)
     assert got.status == status, got.body
+
+
+def test_the_calendar_listing_shows_the_room_calendar_mark(
+    table: Any, radicale: Radicale, accounts_api: AccountsApi
+) -> None:
+    # R9 (docs/adr/0012): the person sees which calendars she marked as room calendars; a reconnect
+    # keeps the mark
+    _connect(accounts_api, radicale)
+    listed = accounts_api.get("/v1/me/calendars", claims=ALICE).json()["calendars"]
+    assert listed and not any(c["roomCalendar"] for c in listed)
+    cals = _calendar_ids(accounts_api)
+    with apigw.api_on(table, NOW) as api:
+        assert api.put(f"/v1/me/calendars/{cals['Home']}/room-consent", claims=ALICE).status == 204
+
+    def marked() -> dict[str, bool]:
+        calendars = accounts_api.get("/v1/me/calendars", claims=ALICE).json()["calendars"]
+        return {c["name"]: c["roomCalendar"] for c in calendars}
+
+    assert marked() == {name: name == "Home" for name in cals}
+    _connect(accounts_api, radicale)  # a reconnect rewrites the calendar items
+    assert marked() == {name: name == "Home" for name in cals}

@@ -121,9 +121,10 @@ def test_array_claims_in_every_form(repo: Repository, api: Api, locations: Any) 
 
 @pytest.mark.parametrize("locations", ["[]", "", None, 7, {"hq": True}, "[h#q]", "[hq|x]"])
 def test_empty_or_odd_location_claims_grant_nothing(repo: Repository, api: Api, locations: Any) -> None:
-    # rule X1: an unusable claim is no membership (403), never an error
+    # rule X1: an unusable claim is no membership (403; a room in no location of the caller: 404, as
+    # for no room at all), never an error
     claims = {"sub": "alice", "locations": locations, "admin_of": locations}
-    assert_problem(api.get("/v1/rooms/board/meetings", claims=claims), 403)
+    assert_problem(api.get("/v1/rooms/board/meetings", claims=claims), 404)
     assert_problem(api.get("/v1/users/bob/meetings", claims=claims), 403)
 
 
@@ -243,6 +244,8 @@ EXPECTED = {
     "api-patch-profile": 200,
     "api-put-room": 200,
     "api-delete-room": 204,
+    "api-give-room-consent": 204,
+    "api-withdraw-room-consent": 204,
     "api-openapi": 200,
 }
 
@@ -298,6 +301,8 @@ _routes = st.one_of(
             ("PATCH", "/v1/me/profile"),
             ("PUT", "/v1/locations/{a}/rooms/{b}"),
             ("DELETE", "/v1/locations/{a}/rooms/{b}"),
+            ("PUT", "/v1/me/calendars/{a}/room-consent"),
+            ("DELETE", "/v1/me/calendars/{a}/room-consent"),
             ("GET", "/v1/openapi.json"),
         ]
     ),

@@ -315,6 +315,7 @@ def test_room_panel_three_links_first_private_without_title(table: Any, repo: Re
 
     assert got.status == 200, got.body
     assert calls.count("Query") == 1
+    assert calls.count("BatchGetItem") == 1  # the room, looked for in the caller's locations (0012)
     body = got.json()
     assert body["timeZone"] == "Europe/London"
     assert body["window"] == {"start": "2026-11-20T00:00:00Z", "end": "2026-11-23T00:00:00Z"}
@@ -362,13 +363,14 @@ def test_room_private_meeting_listed_without_title(repo: Repository, api: Api) -
     assert "Salary" not in got.body
 
 
-def test_room_of_another_location_is_forbidden(table: Any, repo: Repository, api: Api) -> None:
-    # rule X1: members of a location read its rooms; others get 403 and nothing is read
+def test_room_of_another_location_is_not_found(table: Any, repo: Repository, api: Api) -> None:
+    # rule X1: members of a location read its rooms; others get 404 (as for no room: docs/adr/0012)
+    # and nothing is read
     seed_room(repo)
     before = apigw.snapshot(table)
     with dynamodb_calls(table) as calls:
         got = api.get("/v1/rooms/board/meetings", claims=apigw.claims("lena", ["lon"], admin_of=["lon"]))
-    assert got.status == 403
+    assert got.status == 404
     assert got.content_type == "application/problem+json"
     assert calls.count("Query") == 0
     assert apigw.snapshot(table) == before

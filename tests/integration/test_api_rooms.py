@@ -62,21 +62,238 @@ def test_admin_registers_then_changes_a_room(repo: Repository, api: Api) -> None
     assert repo.list_rooms("hq") == ["board"]
     calendar_item = repo.get_calendar("board@rooms")
     assert calendar_item is not None
-    assert calendar_item.subscribers == {keys.room_pk("board"): "room"}
+    assert calendar_item.subscribers == {keys.room_pk("hq", "board"): "room"}
 
     got = api.put("/v1/locations/hq/rooms/board", body={**ROOM, "name": "Boardroom 2"}, claims=ADMIN)
     assert got.status == 200
-    room = repo.get_room("board")
+    room = repo.get_room("hq", "board")
     assert room is not None
     assert room.name == "Boardroom 2"
 
 
-def test_room_calendar_of_a_member_of_the_location(repo: Repository, api: Api) -> None:
-    # rule X1: a calendar connected by a member of this location may become its room
-    calendar(repo, "huddle@rooms", "acc-ida", "ida")
-    api.get("/v1/me/profile", claims=apigw.claims("ida", ["hq"]))  # ida's token: member of hq
-    body = {**ROOM, "accountId": "acc-ida", "calendarId": "huddle@rooms"}
-    assert api.put("/v1/locations/hq/rooms/huddle", body=body, claims=ADMIN).status == 201
+# ---- R9: a calendar becomes a room only with its owner's consent -----------------------------------
+IDA = apigw.claims("ida", ["hq"])
+HUDDLE = {**ROOM, "name": "Huddle", "accountId": "acc-ida", "calendarId": "ida@home"}
+CONSENT = "/v1/me/calendars/ida@home/room-consent"
+
+
+def _idas_calendar(repo: Repository, api: Api) -> None:
+    """ida (a member of hq, not an admin) has her personal calendar synced, with a meeting in it."""
+    cal = calendar(repo, "ida@home", "acc-ida", "ida", subscribers={"USER#ida": "primary"})
+    repo.store_occurrences(cal, [occurrence(cal, "doctor", "Doctor: results", at(20, 13), at(20, 14))])
+    api.get("/v1/me/profile", claims=IDA)  # ida's token: member of hq
+
+
+def test_an_admin_cannot_make_a_members_personal_calendar_a_room(
+    table: Any, repo: Repository, api: Api, queues: Queues
+) -> None:
+    # R9 (issue 13 point 1): before, 201 and every member of hq read ida's meetings
+    _idas_calendar(repo, api)
+    before = apigw.snapshot(table)
+
+    got = api.put("/v1/locations/hq/rooms/spy", body=HUDDLE, claims=ADMIN)
+
+    assert got.status == 409, got.body
+    assert got.content_type == "application/problem+json"
+    assert got.json()["type"] == "https://calsync.dev/errors/room-consent-required"
+    assert "room-consent" in got.json()["detail"]  # says what the owner can do
+    assert apigw.snapshot(table) == before and queues.sent == []
+    assert api.get("/v1/rooms/spy/meetings", claims=IDA).status == 404
+
+
+def test_the_owner_marks_her_calendar_as_a_room_calendar(
+    table: Any, repo: Repository, api: Api, queues: Queues
+) -> None:
+    # R9: with the owner's mark, an admin of her location may make it a room; the answer is 204
+    _idas_calendar(repo, api)
+    assert api.put(CONSENT, claims=IDA).status == 204
+    assert api.put(CONSENT, claims=IDA).status == 204  # idempotent
+    stored = repo.get_calendar("ida@home")
+    assert stored is not None and stored.room_consent
+
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ADMIN).status == 201
+    got = api.get("/v1/rooms/huddle/meetings", claims=apigw.claims("ann", ["hq"]))
+    assert [m["title"] for m in got.json()["meetings"]] == ["Doctor: results"]
+    # ... and only where she is a member: an admin of a location she is not in still cannot
+    lon_admin = apigw.claims("lena", ["lon"], admin_of=["lon"])
+    got = api.put("/v1/locations/lon/rooms/huddle", body=HUDDLE, claims=lon_admin)
+    assert got.status == 409 and got.json()["type"] == "https://calsync.dev/errors/conflict"
+
+
+def test_marking_remembers_the_owners_locations(repo: Repository, api: Api) -> None:
+    # R9 with X1: the admin's check reads the owner's locations; marking is a call of the owner's own
+    calendar(repo, "ida@home", "acc-ida", "ida")  # ida has called nothing on this function before
+    assert api.put(CONSENT, claims=IDA).status == 204
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ADMIN).status == 201
+
+
+def test_the_owner_registers_the_room_herself(repo: Repository, api: Api) -> None:
+    # R9: "the owner registers it": an admin's own calendar needs no mark
+    _idas_calendar(repo, api)
+    ida_admin = apigw.claims("ida", ["hq"], admin_of=["hq"])
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ida_admin).status == 201
+    room = repo.get_room("hq", "huddle")
+    assert room is not None and room.registered_by == "ida"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("PUT", CONSENT, ADMIN, 404),  # not hank's calendar: as if it did not exist
+        ("DELETE", CONSENT, ADMIN, 404),
+        ("PUT", "/v1/me/calendars/nope@home/room-consent", IDA, 404),
+        ("PUT", CONSENT, None, 401),
+        ("PUT", "/v1/me/calendars/a%23b/room-consent", IDA, 400),
+    ],
+    ids=["others-calendar", "withdraw-others", "unknown-calendar", "no-token", "bad-calendar-id"],
+)
+def test_only_the_owner_marks_a_calendar(
+    table: Any, repo: Repository, api: Api, case: tuple[str, str, dict[str, Any] | None, int]
+) -> None:
+    # R9, X1, X5: problem answers, nothing written
+    method, path, claims, status = case
+    _idas_calendar(repo, api)
+    before = apigw.snapshot(table)
+    got = api.call(method, path, claims=claims)
+    assert got.status == status, got.body
+    assert got.content_type == "application/problem+json"
+    assert apigw.snapshot(table) == before
+
+
+def test_withdrawing_consent_deletes_the_rooms_admins_made(
+    table: Any, repo: Repository, api: Api, queues: Queues
+) -> None:
+    # R9: the owner takes the mark back: the rooms an admin made of her calendar go (copies too), the
+    # calendar keeps syncing for her; a room she registered herself stays
+    _idas_calendar(repo, api)
+    assert api.put(CONSENT, claims=IDA).status == 204
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ADMIN).status == 201
+    ida_admin_lon = apigw.claims("ida", ["hq", "lon"], admin_of=["lon"])
+    assert api.put("/v1/locations/lon/rooms/desk", body=HUDDLE, claims=ida_admin_lon).status == 201
+    assert _partition(table, keys.room_pk("hq", "huddle"))
+
+    assert api.delete(CONSENT, claims=IDA).status == 204
+
+    assert repo.get_room("hq", "huddle") is None and repo.list_rooms("hq") == []
+    assert _partition(table, keys.room_pk("hq", "huddle")) == []
+    assert api.get("/v1/rooms/huddle/meetings", claims=IDA).status == 404
+    assert repo.get_room("lon", "desk") is not None
+    stored = repo.get_calendar("ida@home")
+    assert stored is not None and not stored.room_consent
+    assert stored.subscribers == {"USER#ida": "primary", keys.room_pk("lon", "desk"): "room"}
+    # and without the mark, the admin cannot register it again
+    assert api.put("/v1/locations/hq/rooms/huddle", body=HUDDLE, claims=ADMIN).status == 409
+
+
+def _legacy_room(table: Any, repo: Repository, room_id: str, location_id: str, calendar_id: str) -> None:
+    """A room as stored before docs/adr/0012: ``ROOM#<roomId>``, subscribed, with its copies."""
+    table.put_item(
+        Item={
+            "pk": keys.legacy_room_pk(room_id),
+            "sk": keys.ROOM,
+            "type": "room",
+            "locationId": location_id,
+            "name": "Old",
+            "timeZone": "UTC",
+            "accountId": "acc-ida",
+            "calendarId": calendar_id,
+        }
+    )
+    table.put_item(Item={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)})
+    repo.subscribe(calendar_id, keys.legacy_room_pk(room_id), "room")
+    cal = repo.get_calendar(calendar_id)
+    assert cal is not None
+    repo.store_occurrences(cal, [occurrence(cal, "doctor", "Doctor: results", at(20, 13), at(20, 14))])
+
+
+def test_rooms_stored_before_consent_are_retired(table: Any, repo: Repository, api: Api) -> None:
+    # docs/adr/0012: a room registered before R9 has no consent on record: it is never served again;
+    # registering its id again (with consent) or deleting it removes it, its copies and its subscription
+    _idas_calendar(repo, api)
+    _legacy_room(table, repo, "spy", "hq", "ida@home")
+    _legacy_room(table, repo, "old", "hq", "ida@home")
+    assert _partition(table, keys.legacy_room_pk("spy"))
+    assert api.get("/v1/rooms/spy/meetings", claims=IDA).status == 404
+
+    assert api.delete("/v1/locations/hq/rooms/spy", claims=ADMIN).status == 204
+    assert _partition(table, keys.legacy_room_pk("spy")) == []
+    assert table.get_item(Key={"pk": keys.legacy_room_pk("spy"), "sk": keys.ROOM}).get("Item") is None
+    assert api.delete("/v1/locations/hq/rooms/spy", claims=ADMIN).status == 404
+    assert repo.list_rooms("hq") == ["old"]
+
+    assert api.put("/v1/locations/hq/rooms/old", body=HUDDLE, claims=ADMIN).status == 409  # no consent
+    assert api.put(CONSENT, claims=IDA).status == 204
+    assert api.put("/v1/locations/hq/rooms/old", body=HUDDLE, claims=ADMIN).status == 201
+    assert _partition(table, keys.legacy_room_pk("old")) == []
+    stored = repo.get_calendar("ida@home")
+    assert stored is not None
+    assert stored.subscribers == {"USER#ida": "primary", keys.room_pk("hq", "old"): "room"}
+    assert api.get("/v1/rooms/old/meetings", claims=IDA).status == 200
+
+
+def test_the_owner_retires_legacy_rooms_on_her_calendar(table: Any, repo: Repository, api: Api) -> None:
+    # R9: "no" from the owner also removes a room stored before consent existed
+    _idas_calendar(repo, api)
+    _legacy_room(table, repo, "spy", "hq", "ida@home")
+    assert api.delete(CONSENT, claims=IDA).status == 204
+    assert _partition(table, keys.legacy_room_pk("spy")) == []
+    assert repo.list_rooms("hq") == []
+    stored = repo.get_calendar("ida@home")
+    assert stored is not None and stored.subscribers == {"USER#ida": "primary"}
+
+
+# ---- rooms do not tell other locations that they exist (issue 13 point 4) ---------------------------
+LON_ADMIN = apigw.claims("lena", ["lon"], admin_of=["lon"])
+
+
+def test_another_locations_room_answers_as_a_missing_one(table: Any, repo: Repository, api: Api) -> None:
+    # X1: the same answer for a room of a location the caller is not in and for no room at all
+    assert api.put("/v1/locations/hq/rooms/board", body=ROOM, claims=ADMIN).status == 201
+    before = apigw.snapshot(table)
+    other = api.get("/v1/rooms/board/meetings", claims=LON_ADMIN)
+    missing = api.get("/v1/rooms/nowhere/meetings", claims=LON_ADMIN)
+    assert (
+        (other.status, other.content_type)
+        == (missing.status, missing.content_type)
+        == (
+            404,
+            "application/problem+json",
+        )
+    )
+    assert other.json() == missing.json()
+    named = api.get("/v1/rooms/board/meetings", query={"locationId": "hq"}, claims=LON_ADMIN)
+    assert named.status == 404 and named.json() == missing.json()
+    other = api.delete("/v1/locations/lon/rooms/board", claims=LON_ADMIN)
+    missing = api.delete("/v1/locations/lon/rooms/nowhere", claims=LON_ADMIN)
+    assert other.status == missing.status == 404 and other.json() == missing.json()
+    assert apigw.snapshot(table) == before
+
+
+def test_room_ids_are_scoped_by_location(repo: Repository, api: Api, queues: Queues) -> None:
+    # issue 13 point 4: before, lon's admin got 409 "room id already taken"; now each location has its
+    # own "board", and a member of both names the one she means
+    calendar(repo, "lon-board@rooms", "acc-lena", "lena")
+    assert api.put("/v1/locations/hq/rooms/board", body=ROOM, claims=ADMIN).status == 201
+    lon_room = {**ROOM, "name": "London board", "accountId": "acc-lena", "calendarId": "lon-board@rooms"}
+    got = api.put("/v1/locations/lon/rooms/board", body=lon_room, claims=LON_ADMIN)
+    assert got.status == 201, got.body
+    assert got.json()["locationId"] == "lon"
+    hq_room, lon = repo.get_room("hq", "board"), repo.get_room("lon", "board")
+    assert hq_room is not None and hq_room.name == "Board room"
+    assert lon is not None and lon.name == "London board"
+
+    assert api.get("/v1/rooms/board/meetings", claims=apigw.claims("ann", ["hq"])).json()["timeZone"] == (
+        "Europe/London"
+    )
+    both = apigw.claims("max", ["hq", "lon"])
+    got = api.get("/v1/rooms/board/meetings", claims=both)
+    assert got.status == 409 and "locationId" in got.json()["detail"]
+    assert api.get("/v1/rooms/board/meetings", query={"locationId": "lon"}, claims=both).status == 200
+    assert api.get("/v1/rooms/board/meetings", query={"locationId": "x#y"}, claims=both).status == 400
+
+    assert api.delete("/v1/locations/lon/rooms/board", claims=LON_ADMIN).status == 204
+    assert repo.get_room("hq", "board") == hq_room  # hq's room is another room
+    assert api.get("/v1/rooms/board/meetings", claims=both).status == 200
 
 
 def test_admin_deletes_a_room(repo: Repository, api: Api) -> None:
@@ -85,7 +302,7 @@ def test_admin_deletes_a_room(repo: Repository, api: Api) -> None:
     got = api.delete("/v1/locations/hq/rooms/board", claims=ADMIN)
     assert got.status == 204
     assert got.body == ""
-    assert repo.get_room("board") is None
+    assert repo.get_room("hq", "board") is None
     assert repo.list_rooms("hq") == []
     got = api.delete("/v1/locations/hq/rooms/board", claims=ADMIN)
     assert got.status == 404
@@ -118,8 +335,6 @@ def test_admin_deletes_a_room(repo: Repository, api: Api) -> None:
             ADMIN,
             409,
         ),
-        # a room id belongs to one location for good
-        ("PUT", "/v1/locations/lon/rooms/exists", ROOM, apigw.claims("hank", ["lon"], admin_of=["lon"]), 409),
         # rule X5: bad input
         ("PUT", "/v1/locations/hq/rooms/board", {**ROOM, "timeZone": "Nowhere/Land"}, ADMIN, 400),
         ("PUT", "/v1/locations/hq/rooms/board", {**ROOM, "name": ""}, ADMIN, 400),
@@ -141,7 +356,6 @@ def test_admin_deletes_a_room(repo: Repository, api: Api) -> None:
         "unknown-calendar",
         "calendar-of-other-account",
         "calendar-of-a-stranger",
-        "room-of-other-location",
         "unknown-zone",
         "empty-name",
         "bad-calendar-id",
@@ -239,7 +453,7 @@ def test_room_on_an_already_synced_calendar_shows_its_events_at_once(
         ("Town hall", "https://meet.calsync.test/t", False),
         ("Offsite", "https://meet.calsync.test/o", False),
     }
-    room_items = _partition(table, keys.room_pk("board"))
+    room_items = _partition(table, keys.room_pk("hq", "board"))
     assert len(room_items) == len(_partition(table, keys.user_pk("hank")))  # every index chunk too
     assert "Acquisition" not in str(room_items) and link not in str(room_items)  # never written
 
@@ -251,7 +465,7 @@ def test_room_on_an_already_synced_calendar_shows_its_events_at_once(
     repo.store_occurrences(now_subscribed, [moved])
     starts = sorted(m["start"] for m in api.get("/v1/rooms/board/meetings", claims=ADMIN).json()["meetings"])
     assert "2026-11-20T15:00:00Z" in starts and "2026-11-20T13:00:00Z" not in starts
-    assert len(_partition(table, keys.room_pk("board"))) == len(room_items)  # no stale copy left
+    assert len(_partition(table, keys.room_pk("hq", "board"))) == len(room_items)  # no stale copy left
 
 
 def test_putting_a_room_again_copies_nothing_twice(
@@ -278,10 +492,10 @@ def test_deleting_a_room_stops_its_sync_when_nobody_else_uses_the_calendar(
         repo.get_calendar("board@rooms") or cal,
         [occurrence(cal, "town", "Town hall", at(20, 13), at(20, 14))],
     )
-    assert _partition(table, keys.room_pk("board"))
+    assert _partition(table, keys.room_pk("hq", "board"))
 
     assert api.delete("/v1/locations/hq/rooms/board", claims=ADMIN).status == 204
-    assert _partition(table, keys.room_pk("board")) == []
+    assert _partition(table, keys.room_pk("hq", "board")) == []
     stored = repo.get_calendar("board@rooms")
     assert stored is not None and stored.subscribers == {}
     assert queues.calendars() == ["board@rooms", "board@rooms"]  # started, then asked to stop
@@ -296,7 +510,7 @@ def test_deleting_a_room_keeps_the_sync_a_person_still_uses(
     api.put("/v1/locations/hq/rooms/board", body=ROOM, claims=ADMIN)
     assert api.delete("/v1/locations/hq/rooms/board", claims=ADMIN).status == 204
     assert queues.calendars() == ["board@rooms"]  # only the start: nothing to stop
-    assert _partition(table, keys.room_pk("board")) == []
+    assert _partition(table, keys.room_pk("hq", "board")) == []
     assert len(_partition(table, keys.user_pk("hank"))) == 1
 
 
@@ -332,7 +546,7 @@ def test_a_room_whose_copy_runs_out_of_time_is_filled_by_the_full_sync(
 
     api.context = Late()
     assert api.put("/v1/locations/hq/rooms/board", body=ROOM, claims=ADMIN).status == 201
-    assert _partition(table, keys.room_pk("board")) == []
+    assert _partition(table, keys.room_pk("hq", "board")) == []
     assert [e.etag for e in state.list_resources("board@rooms")] == [""]
     assert [(job.calendar_id, job.full) for _, job in queues.sent] == [("board@rooms", True)]
 

@@ -32,6 +32,7 @@ from calsync.config import get_settings
 from calsync.crypto import CredentialBox, seal_login
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC, Provider
+from calsync.store import keys
 from calsync.store.accounts import (
     Account,
     AccountRepository,
@@ -706,7 +707,7 @@ def test_room_backed_by_a_caldav_calendar_gets_privacy_applied_when_stored(world
 
     stored = world.table.query(
         KeyConditionExpression="pk = :pk AND begins_with(sk, :ev)",
-        ExpressionAttributeValues={":pk": "ROOM#hq-caldav-room", ":ev": "EV#"},
+        ExpressionAttributeValues={":pk": keys.room_pk("hq", "hq-caldav-room"), ":ev": "EV#"},
     )["Items"]
     assert len(stored) == 2
     raw = json.dumps(stored, default=str)

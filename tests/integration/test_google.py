@@ -370,6 +370,8 @@ def test_a_room_on_a_calendar_nobody_uses_opens_and_stops_its_channel(world: Wor
     room = {"name": "Team room", "timeZone": "UTC", "accountId": team["accountId"], "calendarId": team["id"]}
     with api_on(world.table, NOW, {Provider.GOOGLE: to_queue}) as api:
         api.get("/v1/me/profile", claims=claims)  # the owner is a member of hq
+        consent = f"/v1/me/calendars/{team['id']}/room-consent"
+        assert api.put(consent, claims=claims).status == 204  # R9: and marks it as a room calendar
         assert api.put("/v1/locations/hq/rooms/team", body=room, claims=admin).status == 201
         world.drain()
         assert world.fake.deliver() == [200]  # the new channel's `sync` message

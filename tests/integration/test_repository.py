@@ -347,12 +347,15 @@ def test_profile_and_room_round_trip(repo: Repository) -> None:
     room = Room(room_id="r1", location_id="loc-1", name="Blue", account_id="acc-1", calendar_id="cal-r1")
     repo.put_calendar(calendar({}, "writer", calendar_id="cal-r1"))  # the room's calendar is synced first
     repo.put_room(room)
-    assert repo.get_room("r1") == room
+    assert repo.get_room("loc-1", "r1") == room
     assert repo.list_rooms("loc-1") == ["r1"]
     stored_cal = repo.get_calendar("cal-r1")
-    assert stored_cal is not None and stored_cal.subscribers == {"ROOM#r1": "room"}
-    with pytest.raises(Conflict):
-        repo.put_room(room.model_copy(update={"location_id": "loc-2"}))
+    assert stored_cal is not None and stored_cal.subscribers == {"ROOM#loc-1#r1": "room"}
+    # docs/adr/0012: a room id is scoped by its location (another location's "r1" is another room)
+    other = repo.put_room(room.model_copy(update={"location_id": "loc-2", "name": "Green"}))
+    assert repo.get_room("loc-1", "r1") == room
+    assert repo.get_room("loc-2", "r1") == other
+    assert repo.find_rooms(["loc-1", "loc-2", "loc-3"], "r1") == [room, other]
 
 
 # ---------------------------------------------------------------- ClientError mapping
@@ -391,11 +394,11 @@ def test_cancelled_transaction_on_a_condition_is_conflict(
     room = Room(room_id="r1", location_id="loc-1", name="Blue", account_id="acc-1", calendar_id="cal-r1")
     repo.put_calendar(calendar({}, "writer", calendar_id="cal-r1"))
     repo.put_room(room)
-    monkeypatch.setattr(repo, "get_room", lambda room_id: None)
+    monkeypatch.setattr(repo, "get_room", lambda location_id, room_id: None)
     with pytest.raises(Conflict):
         repo.put_room(room.model_copy(update={"name": "Red"}))
     monkeypatch.undo()
-    assert repo.get_room("r1") == room
+    assert repo.get_room("loc-1", "r1") == room
 
 
 class _FailingTable:

@@ -75,6 +75,10 @@ class CalendarOut(_Wire):
     access_role: Literal["owner", "writer", "reader", "freeBusyReader"]
     time_zone: str | None
     sync: CalendarSyncOut = Field(description="the calendar's sync state (never: not synced yet)")
+    room_calendar: bool = Field(
+        description="R9: you marked it as a room calendar (PUT /v1/me/calendars/{calendarId}/room-consent): "
+        "an admin of one of your locations may make it a room there"
+    )
 
 
 class CalendarsOut(_Wire):

@@ -138,7 +138,11 @@ def _sync_out(state: SyncState | None, now: datetime) -> CalendarSyncOut:
 
 
 def _calendar_out(
-    listing: CalendarListing, state: SyncState | None = None, now: datetime | None = None
+    listing: CalendarListing,
+    state: SyncState | None = None,
+    now: datetime | None = None,
+    *,
+    room_calendar: bool = False,
 ) -> CalendarOut:
     return CalendarOut(
         id=listing.calendar_id,
@@ -148,6 +152,7 @@ def _calendar_out(
         access_role=listing.access_role,
         time_zone=listing.time_zone,
         sync=_sync_out(state, now or datetime.now(UTC)),
+        room_calendar=room_calendar,
     )
 
 
@@ -345,9 +350,16 @@ class AccountsService:
         listings = sorted(
             self._calendars_of(principal.user_id).values(), key=lambda c: (c.account_id, c.name)
         )
-        states = self._sync_states([c.calendar_id for c in listings])
+        ids = [c.calendar_id for c in listings]
+        states = self._sync_states(ids)
+        marked = self._repo.room_calendars(ids) if ids else frozenset()
         now = datetime.now(UTC)
-        return CalendarsOut(calendars=[_calendar_out(c, states.get(c.calendar_id), now) for c in listings])
+        return CalendarsOut(
+            calendars=[
+                _calendar_out(c, states.get(c.calendar_id), now, room_calendar=c.calendar_id in marked)
+                for c in listings
+            ]
+        )
 
     def _add_new_caldav_calendars(self, user_id: str) -> None:
         """R8: a calendar created at the server after the connect becomes selectable. Each CalDAV

@@ -26,6 +26,7 @@ from calsync.store.items import valid_zone
 
 # provider ids of accounts and calendars are longer and richer than ours (Graph ids end in "=")
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9._:@=+/~-]{1,512}$"
+CALENDAR_ID_PATTERN = r"^[A-Za-z0-9._:@=+~-]{1,512}$"  # an external id that fits in a path segment
 
 
 def _no_control_characters(value: str) -> str:

@@ -24,11 +24,10 @@ from calsync.api.schemas import (
     RoomOut,
     Window,
 )
-from calsync.domain.errors import Conflict, Forbidden, NotFound, StoreUnavailable
+from calsync.domain.errors import Conflict, Forbidden, NotFound, RoomConsentRequired, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
 from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room, window
-from calsync.store import keys
-from calsync.store.items import Profile, Room
+from calsync.store.items import Calendar, Profile, Room
 from calsync.store.presence import PresenceRepository
 
 if TYPE_CHECKING:
@@ -127,6 +126,13 @@ def _profile_out(user_id: str, profile: Profile | None, photo_url: str | None = 
     )
 
 
+_NOT_CONNECTED = (
+    "calendar {calendar!r} of account {account!r} is not connected to calsync: connect the account "
+    "that holds the room calendar first (yours, or that of a member of this location who marks it "
+    "as a room calendar)"
+)
+
+
 def _room_out(room: Room) -> RoomOut:
     return RoomOut(
         id=room.room_id,
@@ -182,15 +188,31 @@ class ApiService:
             raise Forbidden("you can see the meetings of members of the locations you administer only")
         return self._person_meetings(user_id, profile, now, explain)
 
-    def room_meetings(self, principal: Principal, room_id: str, now: datetime, *, explain: bool) -> Meetings:
-        room = self._repo.get_room(room_id)
-        if room is None:
-            raise NotFound("no such room")
-        if not principal.is_member_of(room.location_id):
-            raise Forbidden("this room belongs to a location you are not a member of")
+    def room_meetings(
+        self,
+        principal: Principal,
+        room_id: str,
+        now: datetime,
+        *,
+        explain: bool,
+        location_id: str | None = None,
+    ) -> Meetings:
+        """R1-R7 for a member of the room's location. Room ids are scoped by location (0012): the
+        room is looked for in the caller's locations only, so another location's room and a missing
+        one get the same 404, and nothing else of them is read."""
+        locations = principal.locations if location_id is None else principal.locations & {location_id}
+        rooms = self._repo.find_rooms(locations, room_id) if locations else []
+        if not rooms:
+            raise NotFound("no such room in your locations")
+        if len(rooms) > 1:
+            raise Conflict(
+                f"several of your locations have a room {room_id!r} "
+                f"({', '.join(r.location_id for r in rooms)}): name one with ?locationId="
+            )
+        [room] = rooms
         zone = room.zone
         start, end = window(now, zone)
-        events = self._repo.read_owner_events(OwnerKind.ROOM, room_id, start, end)  # the ONE Query
+        events = self._repo.read_owner_events(OwnerKind.ROOM, room.owner_id, start, end)  # the ONE Query
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
         return _meetings(select_for_room(events.occurrences, now, owner), zone, explain=explain)
 
@@ -228,32 +250,33 @@ class ApiService:
         if not principal.administers(location_id):
             raise Forbidden("only an admin of this location can manage its rooms")
 
-    def _may_use(self, principal: Principal, owner_user_id: str, location_id: str) -> bool:
-        """A room calendar must come from an account of the admin or of a member of the location:
-        an admin can never turn someone else's calendar elsewhere into a room they can read."""
-        if owner_user_id == principal.user_id:
-            return True
-        _, locations = self._repo.get_member(owner_user_id)
-        return locations is not None and location_id in locations
+    def _check_consent(
+        self, principal: Principal, calendar: Calendar | None, body: RoomIn, location_id: str
+    ) -> None:
+        """R9: the calendar's owner registers the room themselves, or has marked the calendar as a
+        room calendar and is a member of this location. A calendar calsync does not know, of another
+        account, or of someone outside the location is refused alike (never telling whose it is)."""
+        if calendar is None or calendar.account_id != body.account_id:
+            raise Conflict(_NOT_CONNECTED.format(calendar=body.calendar_id, account=body.account_id))
+        if calendar.owner_user_id == principal.user_id:
+            return
+        _, locations = self._repo.get_member(calendar.owner_user_id)
+        if locations is None or location_id not in locations:
+            raise Conflict(_NOT_CONNECTED.format(calendar=body.calendar_id, account=body.account_id))
+        if not calendar.room_consent:
+            raise RoomConsentRequired(
+                f"calendar {body.calendar_id!r} belongs to another person, who has not marked it as a "
+                "room calendar: ask them to mark it (PUT /v1/me/calendars/{calendarId}/room-consent) "
+                "or to register the room themselves"
+            )
 
     def put_room(
         self, principal: Principal, location_id: str, room_id: str, body: RoomIn
     ) -> tuple[RoomOut, bool]:
         """Register or change a room; ``True`` when it was created."""
         self._require_admin(principal, location_id)
-        calendar = self._repo.get_calendar(body.calendar_id)
-        if (
-            calendar is None
-            or calendar.account_id != body.account_id
-            or not self._may_use(principal, calendar.owner_user_id, location_id)
-        ):
-            raise Conflict(
-                "calendar "
-                f"{body.calendar_id!r} of account {body.account_id!r} is not connected to calsync: "
-                "connect the account that holds the room calendar first (yours, or that of a member of "
-                "this location)"
-            )
-        existing = self._repo.get_room(room_id)
+        self._check_consent(principal, self._repo.get_calendar(body.calendar_id), body, location_id)
+        existing = self._repo.get_room(location_id, room_id)
         room = self._repo.put_room(
             Room(
                 room_id=room_id,
@@ -262,6 +285,7 @@ class ApiService:
                 time_zone=body.time_zone,
                 account_id=body.account_id,
                 calendar_id=body.calendar_id,
+                registered_by=principal.user_id,
             )
         )
         if self._sync is not None:
@@ -269,12 +293,47 @@ class ApiService:
             # so that repeating a PUT whose sync could not be started starts it
             if existing is not None and existing.calendar_id != room.calendar_id:
                 self._sync.unsubscribed(existing.calendar_id)
-            self._sync.subscribed(room.calendar_id, keys.room_pk(room_id), "room", "config")
+            self._sync.subscribed(room.calendar_id, room.pk, "room", "config")
         return _room_out(room), existing is None
 
     def delete_room(self, principal: Principal, location_id: str, room_id: str) -> None:
         """R8: the room's copies go; its calendar stops syncing unless a person or room still uses it."""
         self._require_admin(principal, location_id)
+        self._delete_room(location_id, room_id)
+
+    def _delete_room(self, location_id: str, room_id: str) -> None:
         room = self._repo.delete_room(location_id, room_id)
         if self._sync is not None:
             self._sync.unsubscribed(room.calendar_id)
+
+    # ---- R9: a person's consent to rooms on their calendar -------------------------------------
+    def _own_calendar(self, principal: Principal, calendar_id: str) -> Calendar:
+        calendar = self._repo.get_calendar(calendar_id)
+        if calendar is None or calendar.owner_user_id != principal.user_id:
+            raise NotFound("no such calendar among your connected accounts: see GET /v1/me/calendars")
+        return calendar
+
+    def give_room_consent(self, principal: Principal, calendar_id: str) -> None:
+        """The owner marks their calendar as a room calendar: an admin of one of their locations may
+        then make it a room there (their token's locations are remembered: the admin's check reads
+        them)."""
+        self._own_calendar(principal, calendar_id)
+        self._me(principal)
+        self._repo.set_room_consent(calendar_id, principal.user_id, consent=True)
+
+    def withdraw_room_consent(self, principal: Principal, calendar_id: str) -> int:
+        """The owner takes the mark back: every room on the calendar that they did not register
+        themselves is deleted (copies gone, sync stopped unless someone still uses the calendar).
+        Returns how many rooms went."""
+        calendar = self._own_calendar(principal, calendar_id)
+        self._repo.set_room_consent(calendar_id, principal.user_id, consent=False)
+        gone = 0
+        for room in self._repo.rooms_of_calendar(calendar):
+            if room.registered_by != principal.user_id:
+                self._delete_room(room.location_id, room.room_id)
+                gone += 1
+        if gone:
+            from calsync.observability import logger  # noqa: PLC0415 - keeps the app's cold import light
+
+            logger.info("rooms deleted: consent withdrawn", extra={"calendar_id": calendar_id, "rooms": gone})
+        return gone

@@ -65,3 +65,10 @@ class AccountOwnedByAnotherUser(Conflict):
 
     type_slug = "account-owned-by-another-user"
     title = "Account connected by another person"
+
+
+class RoomConsentRequired(Conflict):
+    """R9: a calendar becomes a room only with its owner's consent."""
+
+    type_slug = "room-consent-required"
+    title = "The calendar's owner has not agreed to a room"

@@ -58,6 +58,8 @@ class Room(BaseModel):
     time_zone: str = "UTC"
     account_id: str
     calendar_id: str
+    # R9: who registered it (None: stored without a registrant, e.g. by a seeding tool)
+    registered_by: str | None = None
 
     @field_validator("time_zone")
     @classmethod
@@ -67,6 +69,15 @@ class Room(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @property
+    def owner_id(self) -> str:
+        """The room's owner id (location-scoped, docs/adr/0012)."""
+        return keys.room_owner_id(self.location_id, self.room_id)
+
+    @property
+    def pk(self) -> str:
+        return keys.room_pk(self.location_id, self.room_id)
 
 
 class Calendar(BaseModel):
@@ -81,6 +92,8 @@ class Calendar(BaseModel):
     time_zone: str | None = None
     # the partitions (USER#… / ROOM#…) this calendar's occurrences are copied to, with their role
     subscribers: dict[str, SubscriberRole] = Field(default_factory=dict)
+    # R9: its owner marked it as a room calendar (an admin of their location may make it a room)
+    room_consent: bool = False
 
 
 def _opt_date(value: Any) -> date | None:

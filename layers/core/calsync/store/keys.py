@@ -34,12 +34,35 @@ def user_pk(user_id: str) -> str:
     return f"USER#{user_id}"
 
 
-def room_pk(room_id: str) -> str:
+def room_owner_id(location_id: str, room_id: str) -> str:
+    """A room's owner id: room ids are scoped by their location (docs/adr/0012), so that two
+    locations may each have a room "board" and neither learns of the other's."""
+    return f"{location_id}#{room_id}"
+
+
+def room_pk(location_id: str, room_id: str) -> str:
+    """``ROOM#<locationId>#<roomId>``: the room's partition (its ``ROOM`` item and its copies)."""
+    return f"ROOM#{room_owner_id(location_id, room_id)}"
+
+
+def legacy_room_pk(room_id: str) -> str:
+    """``ROOM#<roomId>``: where rooms were kept before 0012 (one id for every location); only ever
+    read to retire such a room."""
     return f"ROOM#{room_id}"
 
 
+def room_of_pk(pk: str) -> tuple[str | None, str] | None:
+    """(locationId, roomId) of a room's partition key; locationId ``None`` for a ``legacy_room_pk``;
+    ``None`` for any other key."""
+    if not pk.startswith("ROOM#"):
+        return None
+    location_id, _, room_id = pk.removeprefix("ROOM#").rpartition("#")
+    return (location_id or None), room_id
+
+
 def owner_pk(kind: OwnerKind, owner_id: str) -> str:
-    return user_pk(owner_id) if kind is OwnerKind.USER else room_pk(owner_id)
+    """``USER#<id>``, or ``ROOM#<id>`` for a room's owner id (``room_owner_id``)."""
+    return user_pk(owner_id) if kind is OwnerKind.USER else f"ROOM#{owner_id}"
 
 
 def location_pk(location_id: str) -> str:

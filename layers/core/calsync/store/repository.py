@@ -168,32 +168,50 @@ class Repository:
         assert profile is not None
         return profile
 
-    # ---- rooms ----------------------------------------------------------------------------
-    def get_room(self, room_id: str) -> Room | None:
-        with _mapped_errors("read room"):
-            item = self._table.get_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM}).get("Item")
-        if item is None:
-            return None
+    # ---- rooms (keyed by location: docs/adr/0012) -------------------------------------------
+    @staticmethod
+    def _room(location_id: str, room_id: str, item: Mapping[str, Any]) -> Room:
         return Room(
             room_id=room_id,
-            location_id=str(item["locationId"]),
+            location_id=location_id,
             name=str(item["name"]),
             time_zone=str(item.get("timeZone", "UTC")),
             account_id=str(item["accountId"]),
             calendar_id=str(item["calendarId"]),
+            registered_by=_str_or_none(item.get("registeredBy")),
         )
 
+    def get_room(self, location_id: str, room_id: str) -> Room | None:
+        with _mapped_errors("read room"):
+            item = self._table.get_item(
+                Key={"pk": keys.room_pk(location_id, room_id), "sk": keys.ROOM}, ConsistentRead=True
+            ).get("Item")
+        return None if item is None else self._room(location_id, room_id, item)
+
+    def find_rooms(self, location_ids: Iterable[str], room_id: str) -> list[Room]:
+        """The rooms called ``room_id`` in any of these locations (BatchGetItem, 100 keys a call):
+        what a room panel's caller may read, found without learning of other locations' rooms."""
+        locations = sorted(set(location_ids))
+        found: list[Room] = []
+        for start in range(0, len(locations), _BATCH_GET):
+            wanted = [
+                (keys.room_pk(loc, room_id), keys.ROOM) for loc in locations[start : start + _BATCH_GET]
+            ]
+            found.extend(
+                self._room(str(item["locationId"]), room_id, item)
+                for item in self._batch_get(wanted).values()
+            )
+        return sorted(found, key=lambda r: r.location_id)
+
     def put_room(self, room: Room) -> Room:
-        """Register or update a room. A room id belongs to one location for good."""
-        existing = self.get_room(room.room_id)
-        if existing is not None and existing.location_id != room.location_id:
-            raise Conflict("this room id is already taken: choose another one")
+        """Register or update a room of a location (its id is its own within the location)."""
+        existing = self.get_room(room.location_id, room.room_id)
         if self.get_calendar(room.calendar_id) is None:
             raise NotFound("the room's calendar is not known: connect its account first")
         client = self._table.meta.client
         name = self._table.name
         room_item = {
-            "pk": keys.room_pk(room.room_id),
+            "pk": room.pk,
             "sk": keys.ROOM,
             "type": "room",
             "locationId": room.location_id,
@@ -201,27 +219,22 @@ class Repository:
             "timeZone": room.time_zone,
             "accountId": room.account_id,
             "calendarId": room.calendar_id,
+            **({"registeredBy": room.registered_by} if room.registered_by else {}),
         }
-        # optimistic: the room is still new, or still in this location, when written
-        # (the resource's client serializes plain values itself)
+        # optimistic: the room is still new, or still on the calendar read, when written (so that
+        # the old calendar's subscription is the one given up)
         condition: dict[str, Any] = (
             {"ConditionExpression": "attribute_not_exists(pk)"}
             if existing is None
             else {
-                "ConditionExpression": "#loc = :loc",
-                "ExpressionAttributeNames": {"#loc": "locationId"},
-                "ExpressionAttributeValues": {":loc": room.location_id},
+                "ConditionExpression": "#cal = :cal",
+                "ExpressionAttributeNames": {"#cal": "calendarId"},
+                "ExpressionAttributeValues": {":cal": existing.calendar_id},
             }
         )
         # Any: the resource's client takes plain values where the stubs expect AttributeValue shapes
         transaction: Any = [
-            {
-                "Put": {
-                    "TableName": name,
-                    "Item": room_item,
-                    **condition,
-                }
-            },
+            {"Put": {"TableName": name, "Item": room_item, **condition}},
             {
                 "Put": {
                     "TableName": name,
@@ -236,19 +249,63 @@ class Repository:
         ]
         with _mapped_errors("store room"):
             client.transact_write_items(TransactItems=transaction)
-        if existing is not None and existing.calendar_id != room.calendar_id:
-            self.unsubscribe(existing.calendar_id, keys.room_pk(room.room_id))
-        self.subscribe(room.calendar_id, keys.room_pk(room.room_id), "room")
+        if existing is None:
+            self._retire_legacy_room(room.location_id, room.room_id)
+        elif existing.calendar_id != room.calendar_id:
+            self.unsubscribe(existing.calendar_id, room.pk)
+        self.subscribe(room.calendar_id, room.pk, "room")
         return room
 
     def delete_room(self, location_id: str, room_id: str) -> Room:
-        room = self.get_room(room_id)
-        if room is None or room.location_id != location_id:
-            raise NotFound("no such room in this location")
-        self.unsubscribe(room.calendar_id, keys.room_pk(room_id))
-        with _mapped_errors("delete room"), self._table.batch_writer() as batch:
-            batch.delete_item(Key={"pk": keys.room_pk(room_id), "sk": keys.ROOM})
-            batch.delete_item(Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)})
+        room = self.get_room(location_id, room_id)
+        if room is None:
+            legacy = self._retire_legacy_room(location_id, room_id)
+            if legacy is None:
+                raise NotFound("no such room in this location")
+            room = legacy
+        else:
+            self.unsubscribe(room.calendar_id, room.pk)
+            with _mapped_errors("delete room"):
+                self._table.delete_item(Key={"pk": room.pk, "sk": keys.ROOM})
+        with _mapped_errors("delete room"):
+            self._table.delete_item(
+                Key={"pk": keys.location_pk(location_id), "sk": keys.location_room_sk(room_id)}
+            )
+        return room
+
+    def rooms_of_calendar(self, calendar: Calendar) -> list[Room]:
+        """The rooms on this calendar (its ``room`` subscribers), legacy ones included."""
+        rooms: list[Room] = []
+        for pk, role in calendar.subscribers.items():
+            where = keys.room_of_pk(pk) if role == "room" else None
+            if where is None:
+                continue
+            location_id, room_id = where
+            if location_id is not None:
+                room = self.get_room(location_id, room_id)
+            else:
+                with _mapped_errors("read room"):
+                    item = self._table.get_item(Key={"pk": pk, "sk": keys.ROOM}, ConsistentRead=True).get(
+                        "Item"
+                    )
+                room = None if item is None else self._room(str(item["locationId"]), room_id, item)
+            if room is not None:
+                rooms.append(room)
+        return rooms
+
+    def _retire_legacy_room(self, location_id: str, room_id: str) -> Room | None:
+        """A room of this location stored before 0012 (``ROOM#<roomId>``, registered without any
+        consent record): its copies and its subscription go, then its item. Never served again."""
+        with _mapped_errors("read room"):
+            item = self._table.get_item(
+                Key={"pk": keys.legacy_room_pk(room_id), "sk": keys.ROOM}, ConsistentRead=True
+            ).get("Item")
+        if item is None or item.get("locationId") != location_id:
+            return None
+        room = self._room(location_id, room_id, item)
+        self.unsubscribe(room.calendar_id, keys.legacy_room_pk(room_id))
+        with _mapped_errors("delete room"):
+            self._table.delete_item(Key={"pk": keys.legacy_room_pk(room_id), "sk": keys.ROOM})
         return room
 
     def list_rooms(self, location_id: str) -> list[str]:
@@ -307,7 +364,31 @@ class Repository:
             access_role=item.get("accessRole", "owner"),
             time_zone=_str_or_none(item.get("timeZone")),
             subscribers={str(k): v for k, v in _as_map(item.get("subscribers")).items()},
+            room_consent=bool(item.get("roomConsent", False)),
         )
+
+    def set_room_consent(self, calendar_id: str, owner_user_id: str, *, consent: bool) -> None:
+        """R9: the calendar's owner marks it as a room calendar (or takes that back). Kept on the
+        calendar item, which a reconnect updates without touching this attribute."""
+        with _mapped_errors("mark room calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression="SET #consent = :consent",
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#consent": "roomConsent", "#owner": "ownerUserId"},
+                ExpressionAttributeValues={":consent": consent, ":owner": owner_user_id},
+            )
+
+    def room_calendars(self, calendar_ids: Sequence[str]) -> frozenset[str]:
+        """Which of these calendars their owner marked as room calendars (R9): one BatchGetItem per
+        100 calendars."""
+        marked: set[str] = set()
+        unique = list(dict.fromkeys(calendar_ids))
+        for start in range(0, len(unique), _BATCH_GET):
+            wanted = {(keys.calendar_pk(c), keys.CALENDAR): c for c in unique[start : start + _BATCH_GET]}
+            found = self._batch_get(list(wanted))
+            marked.update(wanted[ref] for ref, item in found.items() if item.get("roomConsent"))
+        return frozenset(marked)
 
     def subscribe(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> None:
         """Copy this calendar's occurrences to ``owner_pk`` from now on (the next sync backfills)."""
