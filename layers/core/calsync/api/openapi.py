@@ -49,6 +49,10 @@ UNAUTHORIZED = {
     },
     "content": {"application/json": {"schema": _GATEWAY_REF}, PROBLEM_JSON: {"schema": _PROBLEM_REF}},
 }
+NOT_FOUND = {
+    "description": "Not found (or a path parameter no id can have: no route matches the path)",
+    "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+}
 TOO_MANY_REQUESTS = {
     "description": "The route's throttling limit is exceeded (API Gateway); retry later",
     "content": {"application/json": {"schema": _GATEWAY_REF}},
@@ -102,9 +106,13 @@ def merge(documents: Iterable[Mapping[str, Any]], public_routes: Iterable[str] =
                 operation["security"] = []  # authenticated by the provider's own means (X2)
             else:
                 answers["401"] = UNAUTHORIZED
-            for answer in answers.values():
-                if answer.get("content") == {}:  # an answer without a body (documented with "content": {})
-                    del answer["content"]
+            for status, answer in answers.items():
+                # a 204 has no body (RFC 9110 15.3.5); "content": {} documents an answer without one
+                if status == "204" or answer.get("content") == {}:
+                    answer.pop("content", None)
+            if "404" not in answers and any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                # a path parameter outside the characters an id may have matches no route: 404
+                answers["404"] = NOT_FOUND
             operation["responses"] = dict(sorted(answers.items()))
     for unused in _UNUSED:
         schemas.pop(unused, None)
