@@ -161,18 +161,25 @@ def test_microsoft_accounts_opens_only_sign_in_flows() -> None:
             assert st["Condition"]["ForAllValues:StringEquals"]["kms:EncryptionContextKeys"] == ["oauthState"]
 
 
-@pytest.mark.parametrize(("webhook", "prefix"), [*zip(WEBHOOKS, ("CAL#*", "MSSUB#*"), strict=True)])
-def test_webhooks_read_only_their_item_type(webhook: str, prefix: str) -> None:
-    table_statements = [
-        st
-        for st in _statements(webhook)
-        if str(st["Action"]).startswith("dynamodb:") or "dynamodb:" in str(st)
-    ]
+# functions whose table access is scoped to the item types they touch (partition key prefixes)
+SCOPED = {
+    "GoogleWebhookFunction": ["CAL#*"],  # CAL#<calendarId> / GCHAN#<channelId>
+    "MicrosoftWebhookFunction": ["MSSUB#*"],  # MSSUB#<subscriptionId> / SUB
+    "CaldavPollFunction": ["POLL#caldav#*"],
+    "MicrosoftRenewFunction": ["MSSUBS#*", "MSPOLL#*"],
+}
+
+
+@pytest.mark.parametrize(("function", "prefixes"), SCOPED.items())
+def test_table_access_is_scoped_to_item_types(function: str, prefixes: list[str]) -> None:
+    table_statements = [st for st in _statements(function) if "dynamodb:" in str(st["Action"])]
     assert table_statements
     for st in table_statements:
-        assert st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [prefix]
+        assert st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == prefixes
+        # ForAllValues holds vacuously for a request without keys (a Scan): it must name one
         assert st["Condition"]["Null"]["dynamodb:LeadingKeys"] == "false"
-    policies = _resources()[webhook]["Properties"]["Policies"]
+        assert "dynamodb:Scan" not in str(st["Action"]) and "*" not in str(st["Action"])
+    policies = _resources()[function]["Properties"]["Policies"]
     assert not any(isinstance(p, dict) and any(k.startswith("DynamoDB") for k in p) for p in policies)
 
 
