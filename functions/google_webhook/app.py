@@ -78,7 +78,25 @@ def _empty(status: int) -> Response[None]:
     return Response(status_code=status, content_type=None, body=None)
 
 
-@app.post("/v1/webhooks/google")
+# API.md "Webhooks": no bearer token (Google's channel token, X2); answers carry no body
+@app.post(
+    "/v1/webhooks/google",
+    summary="Google push notification (X-Goog-Channel-ID, X-Goog-Channel-Token, X-Goog-Resource-ID, ...)",
+    responses={
+        200: {
+            "description": "Taken (a sync is queued), or an unknown or stopped channel: dropped",
+            "content": {},
+        },
+        401: {
+            "description": "The channel token or resource id is not the channel's: nothing queued",
+            "content": {},
+        },
+        503: {
+            "description": "The channel could not be read or the sync not queued: Google retries",
+            "content": {},
+        },
+    },
+)
 def google_push() -> Response[None]:
     from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
 

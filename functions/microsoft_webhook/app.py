@@ -186,12 +186,47 @@ def _handle(lifecycle: bool) -> Response[str]:
     return _plain(202, "")
 
 
-@app.post("/v1/webhooks/microsoft")
+# API.md "Webhooks": no bearer token (each notification's clientState, X2); what it really answers
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_PLAIN = "text/plain; charset=utf-8"
+_ANSWERS: dict[int, Any] = {
+    200: {
+        "description": "The validation handshake (?validationToken=...): the token echoed as plain text",
+        "content": {_PLAIN: {"schema": {"type": "string", "maxLength": MAX_TOKEN}}},
+    },
+    202: {
+        "description": "Taken: syncs queued; notifications of unknown subscriptions are dropped",
+        "content": {_PLAIN: {"schema": {"type": "string", "maxLength": 0}}},
+    },
+    400: {
+        "description": "Not a notification collection (or an empty or too long validation token)",
+        "content": _PROBLEM,
+    },
+    403: {
+        "description": "No notification of the collection could be authenticated (clientState)",
+        "content": _PROBLEM,
+    },
+    503: {
+        "description": "The sync could not be queued or the store read: Graph retries",
+        "content": _PROBLEM,
+    },
+}
+
+
+@app.post(
+    "/v1/webhooks/microsoft",
+    summary="Graph change notifications, or the validation handshake",
+    responses=_ANSWERS,
+)
 def notifications() -> Response[str]:
     return _handle(lifecycle=False)
 
 
-@app.post("/v1/webhooks/microsoft/lifecycle")
+@app.post(
+    "/v1/webhooks/microsoft/lifecycle",
+    summary="Graph lifecycle notifications, or the validation handshake",
+    responses=_ANSWERS,
+)
 def lifecycle_notifications() -> Response[str]:
     return _handle(lifecycle=True)
 

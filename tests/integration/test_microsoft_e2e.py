@@ -215,3 +215,37 @@ def test_refreshed_token_cache_is_sealed_and_written_back(world: MsWorld) -> Non
     after = next(i for i in snapshot(world.table) if i.get("type") == "account")["credentials"]
     assert after != before
     assert world.listed("ann") == [("One", iso(at(2)))]
+
+
+class _KmsAsMicrosoftAccountsRole:
+    """moto's KMS as template.yaml lets MicrosoftAccountsFunction use it (issue 13 point 6): data
+    keys for any context it may seal, Decrypt only under a sign-in flow's context (oauthState)."""
+
+    def __init__(self, kms: Any) -> None:
+        self._kms = kms
+        self.refused: list[dict[str, str]] = []
+
+    def generate_data_key(self, **kwargs: Any) -> Any:
+        return self._kms.generate_data_key(**kwargs)
+
+    def decrypt(self, **kwargs: Any) -> Any:
+        context = dict(kwargs.get("EncryptionContext") or {})
+        if set(context) != {"oauthState"}:
+            self.refused.append(context)
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, "Decrypt")
+        return self._kms.decrypt(**kwargs)
+
+
+def test_connect_opens_only_its_sign_in_flow(world: MsWorld) -> None:
+    """The callback creates the subscription with the msal cache it holds: its role opens sign-in
+    flows only, never an account's credentials (issue 13 point 6)."""
+    from functions.microsoft_accounts import app as accounts_app
+
+    kms = _KmsAsMicrosoftAccountsRole(world.kms)
+    accounts_app.set_dependencies(**{**accounts_app._overrides, "kms": kms})
+    got = world.connect("ann", ANN)
+    assert got.status == 201, got.body
+    assert kms.refused == []
+    assert len(world.fake.subscriptions_of(ANN)) == 1  # created in the callback, not left to a job

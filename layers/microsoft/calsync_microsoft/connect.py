@@ -111,7 +111,8 @@ class MicrosoftConnect:
             own_addresses=[email.lower()] if email else [],
             credentials=sealed,
         )
-        client, write_back = self.worker.graph_for(candidate)  # written back once the account is stored
+        # the cache it holds, not the sealed copy: this function's role opens sign-in flows only
+        client, write_back = self.worker.graph_for(candidate, cache)  # written back once it is stored
         try:
             found = list_calendars(client, email)
         except (SourceThrottled, SourceUnavailable, GraphError) as exc:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -52,6 +52,9 @@ from calsync_microsoft.graph import DEFAULT_GRAPH_ENDPOINT, GraphClient, GraphEr
 from calsync_microsoft.jobs import MailboxJob
 from calsync_microsoft.source import MicrosoftSource
 from calsync_microsoft.subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    import msal  # type: ignore[import-untyped]
 
 Status = Literal["synced", "reauth_required", "gone", "skipped", "failed"]
 
@@ -101,11 +104,15 @@ class MicrosoftSyncWorker:
         self.links = links or LinkSettings()
         self.session_factory = session_factory
 
-    def graph_for(self, account: Account) -> tuple[GraphClient, Callable[[], None]]:
+    def graph_for(
+        self, account: Account, cache: msal.SerializableTokenCache | None = None
+    ) -> tuple[GraphClient, Callable[[], None]]:
         """A Graph client of the account, and the function that writes the msal cache back (only
-        when msal changed it)."""
+        when msal changed it). ``cache``: the account's msal cache when the caller holds it already
+        (the connect callback, whose role may seal credentials but not open them)."""
         cache_box = TokenCacheBox(self.box, {"userId": account.user_id, "accountId": account.account_id})
-        cache = cache_box.open(account.credentials)
+        if cache is None:
+            cache = cache_box.open(account.credentials)
         token: list[str] = []
 
         def access_token() -> str:

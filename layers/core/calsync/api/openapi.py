@@ -20,6 +20,44 @@ DESCRIPTION = (
 )
 _UNUSED = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
+# What API Gateway itself answers, before any function runs (HTTP API gateway responses):
+# - 401 from the JWT authorizer: {"message":"Unauthorized"} with a `www-authenticate: Bearer ...
+#   error="invalid_token" error_description="..."` header (AWS, "Troubleshooting issues with HTTP API
+#   JWT authorizers": https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-jwt.html);
+# - 429 Too Many Requests when a route's throttling (template.yaml DefaultRouteSettings) is exceeded
+#   (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html), its body a
+#   {"message": ...} like the gateway's other answers.
+GATEWAY_MESSAGE = {
+    "type": "object",
+    "title": "GatewayMessage",
+    "description": "An answer of API Gateway itself (no function ran)",
+    "properties": {"message": {"type": "string", "examples": ["Unauthorized"]}},
+    "required": ["message"],
+}
+_GATEWAY_REF = {"$ref": "#/components/schemas/GatewayMessage"}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+UNAUTHORIZED = {
+    "description": (
+        'Missing or invalid token. API Gateway\'s JWT authorizer answers {"message": "Unauthorized"} '
+        "and says why in www-authenticate (the function answers a problem if the token names no subject)"
+    ),
+    "headers": {
+        "www-authenticate": {
+            "description": 'e.g. Bearer scope="" error="invalid_token" error_description="..."',
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {"application/json": {"schema": _GATEWAY_REF}, PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+}
+NOT_FOUND = {
+    "description": "Not found (or a path parameter no id can have: no route matches the path)",
+    "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+}
+TOO_MANY_REQUESTS = {
+    "description": "The route's throttling limit is exceeded (API Gateway); retry later",
+    "content": {"application/json": {"schema": _GATEWAY_REF}},
+}
+
 
 def schema_of(resolver: Any) -> dict[str, Any]:
     """The OpenAPI document one Powertools resolver generates from its routes."""
@@ -37,7 +75,7 @@ def schema_of(resolver: Any) -> dict[str, Any]:
 
 def merge(documents: Iterable[Mapping[str, Any]], public_routes: Iterable[str] = ()) -> dict[str, Any]:
     """Merge documents into one; ``public_routes`` ("POST /v1/webhooks/google") need no token."""
-    public = {r.upper() for r in public_routes}
+    public = {f"{method.upper()} {path}" for method, _, path in (r.partition(" ") for r in public_routes)}
     merged: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {}
@@ -54,20 +92,31 @@ def merge(documents: Iterable[Mapping[str, Any]], public_routes: Iterable[str] =
             if name in schemas and schemas[name] != schema:
                 raise ValueError(f"two different schemas are both named {name!r}: rename one")
             schemas[name] = schema
-    problem_ref = {"$ref": "#/components/schemas/Problem"}
     for path, operations in paths.items():
         for method, operation in operations.items():
             answers = operation.setdefault("responses", {})
             # bad input is a 400 problem, never Powertools' default 422 shape
             answers.pop("422", None)
+            answers["429"] = TOO_MANY_REQUESTS
             answers["500"] = {
                 "description": "Internal error",
-                "content": {PROBLEM_JSON: {"schema": problem_ref}},
+                "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
             }
             if f"{method.upper()} {path}" in public:
                 operation["security"] = []  # authenticated by the provider's own means (X2)
+            else:
+                answers["401"] = UNAUTHORIZED
+            for status, answer in answers.items():
+                # a 204 has no body (RFC 9110 15.3.5); "content": {} documents an answer without one
+                if status == "204" or answer.get("content") == {}:
+                    answer.pop("content", None)
+            if "404" not in answers and any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                # a path parameter outside the characters an id may have matches no route: 404
+                answers["404"] = NOT_FOUND
+            operation["responses"] = dict(sorted(answers.items()))
     for unused in _UNUSED:
         schemas.pop(unused, None)
     merged["paths"] = dict(sorted(paths.items()))
+    schemas["GatewayMessage"] = GATEWAY_MESSAGE
     merged.setdefault("components", {})["schemas"] = dict(sorted(schemas.items()))
     return merged
