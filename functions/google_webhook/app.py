@@ -87,6 +87,10 @@ def _empty(status: int) -> Response[None]:
             "description": "Taken (a sync is queued), or an unknown or stopped channel: dropped",
             "content": {},
         },
+        400: {
+            "description": "X-Goog-Message-Number is missing or not a number: nothing queued",
+            "content": {},
+        },
         401: {
             "description": "The channel token or resource id is not the channel's: nothing queued",
             "content": {},

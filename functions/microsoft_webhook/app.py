@@ -206,6 +206,10 @@ _ANSWERS: dict[int, Any] = {
         "description": "No notification of the collection could be authenticated (clientState)",
         "content": _PROBLEM,
     },
+    413: {
+        "description": f"The body is longer than {MAX_BODY} characters: refused before it is read",
+        "content": _PROBLEM,
+    },
     503: {
         "description": "The sync could not be queued or the store read: Graph retries",
         "content": _PROBLEM,
