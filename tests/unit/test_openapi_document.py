@@ -14,9 +14,9 @@ from local.openapi import OUTPUT
 from local.template import functions, load
 
 WEBHOOKS = {
-    ("post", "/v1/webhooks/google"): {"200", "401", "503"},
-    ("post", "/v1/webhooks/microsoft"): {"200", "202", "400", "403", "503"},
-    ("post", "/v1/webhooks/microsoft/lifecycle"): {"200", "202", "400", "403", "503"},
+    ("post", "/v1/webhooks/google"): {"200", "400", "401", "503"},
+    ("post", "/v1/webhooks/microsoft"): {"200", "202", "400", "403", "413", "503"},
+    ("post", "/v1/webhooks/microsoft/lifecycle"): {"200", "202", "400", "403", "413", "503"},
 }
 
 
@@ -42,7 +42,7 @@ def test_webhooks_take_no_token_and_list_their_answers(
 
 
 def test_google_webhook_answers_have_no_body(doc: dict[str, Any]) -> None:
-    for status in ("200", "401", "503"):
+    for status in ("200", "400", "401", "503"):
         assert "content" not in doc["paths"]["/v1/webhooks/google"]["post"]["responses"][status]
 
 
