@@ -115,7 +115,7 @@ class PresenceRepository:
     def _bump(self, user_id: str) -> None:
         """What others see changed: the person's version grows (after the write, ``versions``)."""
         with _mapped_errors("store version"):
-            versions.bump(self._table, [keys.user_pk(user_id)])
+            versions.bump(self._table, [keys.user_pk(user_id)], "presence")
 
     def clear_status(self, user_id: str, now: datetime) -> Chosen:
         """Back to automatic (P6 applies again); the custom message stays."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from calsync import live
 from calsync.store import keys
 
 if TYPE_CHECKING:
@@ -49,12 +50,15 @@ def owners(pks: Iterable[str]) -> list[str]:
     return sorted({pk for pk in pks if pk.startswith((USER_PREFIX, ROOM_PREFIX))})
 
 
-def bump(table: Table, pks: Iterable[str]) -> dict[str, int]:
-    """Add one to the version of each person and room among ``pks``; their new versions.
+def bump(table: Table, pks: Iterable[str], kind: str = "meetings") -> dict[str, int]:
+    """Add one to the version of each person and room among ``pks``; their new versions. Each new
+    version is then published on the live channel (``calsync.live``; ``kind``: what changed for a
+    person, ``meetings`` or ``presence``), which never fails the write.
 
     One UpdateItem each (callers pass the distinct owners one write touched). Errors are the
     store's (``ClientError``); callers run this inside their ``_mapped_errors``."""
     out: dict[str, int] = {}
+    items: dict[str, tuple[int, dict[str, Any]]] = {}
     for pk in owners(pks):
         if pk.startswith(USER_PREFIX):
             attributes = table.update_item(
@@ -62,7 +66,7 @@ def bump(table: Table, pks: Iterable[str]) -> dict[str, int]:
                 UpdateExpression="SET #type = if_not_exists(#type, :type) ADD #v :one",
                 ExpressionAttributeNames={"#type": "type", "#v": VERSION},
                 ExpressionAttributeValues={":type": "profile", ":one": 1},
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",  # the locations, for the live channel
             )["Attributes"]
         else:
             try:
@@ -72,11 +76,13 @@ def bump(table: Table, pks: Iterable[str]) -> dict[str, int]:
                     ConditionExpression="attribute_exists(pk)",  # a room that is gone stays gone
                     ExpressionAttributeNames={"#v": VERSION},
                     ExpressionAttributeValues={":one": 1},
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",  # the locations, for the live channel
                 )["Attributes"]
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
                 continue
         out[pk] = of(attributes)
+        items[pk] = (out[pk], dict(attributes))
+    live.publish_changes(kind, items)
     return out
