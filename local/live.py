@@ -59,9 +59,11 @@ def _locations(claims: Mapping[str, Any]) -> list[str]:
 class LiveServer:
     """The emulation, in a thread of its own with its own event loop."""
 
+    name = "live channel (AppSync Events emulation)"
+
     def __init__(self, host: str, port: int, verify: Verify, api_key: str, ka_seconds: float = 60.0) -> None:
         self.host, self.port = host, port
-        self._verify, self._api_key, self._ka = verify, api_key, ka_seconds
+        self._verify, self.api_key, self._ka = verify, api_key, ka_seconds
         self._subscriptions: dict[str, tuple[web.WebSocketResponse, str]] = {}  # (ws, channel) by id
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -97,7 +99,7 @@ class LiveServer:
 
     # ---- publish (the backend) ------------------------------------------------------------------
     async def _publish(self, request: web.Request) -> web.Response:
-        if request.headers.get("x-api-key") != self._api_key:
+        if request.headers.get("x-api-key") != self.api_key:
             return web.json_response({"errors": [{"errorType": "UnauthorizedException"}]}, status=401)
         body = await request.json()
         channel, events = str(body.get("channel", "")), body.get("events") or []

@@ -168,7 +168,13 @@ def test_a_wrong_override_stops_the_stack_before_it_starts(tmp_path: Path) -> No
         **os.environ,
         **dict(
             zip(
-                ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT"),
+                (
+                    "CALSYNC_API_PORT",
+                    "CALSYNC_DYNAMODB_PORT",
+                    "CALSYNC_AWS_PORT",
+                    "CALSYNC_CALDAV_PORT",
+                    "CALSYNC_LIVE_PORT",
+                ),
                 map(str, ports),
                 strict=True,
             )
