@@ -234,11 +234,9 @@ def _run(
     from local.runtime import Runtime
 
     os.environ.pop("AWS_PROFILE", None)
-    runtime = Runtime(fns, resolver, info.endpoint_env())
-    runtime.install_environment()
-
     # ---- the live channel (docs/adr/0015): AppSync Events' protocol on 127.0.0.1; the functions
-    # publish to it (LIVE_EVENTS_URL) with a key of this run, clients connect with their JWT
+    # publish to it (LIVE_EVENTS_URL, over the template's value) with a key of this run, clients
+    # connect with their JWT
     import secrets
 
     from local.auth import verify as verify_jwt
@@ -253,8 +251,10 @@ def _run(
     )
     live.start()
     running.append(live)
-    os.environ["LIVE_EVENTS_URL"] = live.publish_url
-    os.environ["LIVE_EVENTS_API_KEY"] = live.api_key
+    live_env = {"LIVE_EVENTS_URL": live.publish_url, "LIVE_EVENTS_API_KEY": live.api_key}
+
+    runtime = Runtime(fns, resolver, {**info.endpoint_env(), **live_env})
+    runtime.install_environment()
     if runtime.conflicts:
         log(f"functions set {sorted(runtime.conflicts)} differently: invocations run one at a time")
     summary = seed_table(info, tpl, now)
