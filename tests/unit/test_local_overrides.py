@@ -156,7 +156,7 @@ def test_the_real_template_takes_the_google_parameters() -> None:
 
 def test_a_wrong_override_stops_the_stack_before_it_starts(tmp_path: Path) -> None:
     ports = []
-    socks = [socket.socket() for _ in range(4)]
+    socks = [socket.socket() for _ in range(5)]
     try:
         for s in socks:
             s.bind(("127.0.0.1", 0))
