@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from calsync import live
 from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
 from calsync.domain.limits import Unstorable, bounded, check_item
 from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
@@ -165,15 +166,18 @@ class Repository:
         if time_zone is not None:
             names["#v"], values[":one"], add = versions.VERSION, 1, " ADD #v :one"
         with _mapped_errors("update profile"):
-            self._table.update_item(
+            item = self._table.update_item(
                 Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE},
                 UpdateExpression="SET " + ", ".join(sets) + add,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-            )
-        profile = self.get_profile(user_id)
-        assert profile is not None
-        return profile
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        if time_zone is not None:  # the live channel: both answers moved (calsync.live)
+            changed = {keys.user_pk(user_id): (versions.of(item), item)}
+            live.publish_changes("meetings", changed)
+            live.publish_changes("presence", changed)
+        return self._profile(user_id, item)
 
     # ---- rooms ----------------------------------------------------------------------------
     def get_room(self, room_id: str) -> Room | None:
