@@ -19,6 +19,7 @@ import pytest
 
 from calsync import live
 from calsync.domain.presence import Status
+from calsync.store.items import Room
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
 from local import auth
@@ -214,3 +215,28 @@ def test_channels_follow_x1() -> None:
     assert not live.may_subscribe("/calsync/locations/hq/presence/*", "bob", ["lon"])
     assert not live.may_subscribe("/calsync/locations/hq", "bob", ["hq"])
     assert not live.may_subscribe("/other/users/bob", "bob", ["hq"])
+
+
+def test_a_rooms_change_reaches_members_of_its_location(
+    moto_table: Any, server: LiveServer, key: auth.SigningKey
+) -> None:
+    # "this room's meetings changed" for a room panel (members of the room's location)
+    repo = Repository(moto_table)
+    cal = calendar(repo, "cal-r", "acc-a", "alice", subscribers={})
+    repo.put_room(
+        Room(room_id="blue", location_id="hq", name="Blue", account_id="acc-a", calendar_id="cal-r")
+    )
+    stored = repo.get_calendar("cal-r")
+    assert stored is not None and "ROOM#blue" in stored.subscribers
+
+    async def scenario() -> None:
+        panel = Client(server, token(key, "panel-1", ["hq"]))
+        await panel.connect()
+        assert (await panel.subscribe(live.room_channel("hq", "blue")))["type"] == "subscribe_success"
+        repo.store_occurrences(stored, [occurrence(cal, "b", "Booked", at(12), at(13))])
+        got = await panel.event()
+        assert got["type"] == "room" and got["id"] == "blue"
+        assert got["version"] == repo.get_room("blue").version  # type: ignore[union-attr]
+        await panel.close()
+
+    asyncio.run(scenario())
