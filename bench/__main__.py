@@ -335,6 +335,19 @@ def bench_fullsync_section() -> int:
     return bench_fullsync()
 
 
+# ------------------------------------------------------------------------------ (h) cost
+
+
+def bench_cost_section() -> int:
+    """See bench/cost.py: reads and updates per 1,000 people per month, polling vs live."""
+    for path in (LAYER, ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from bench.cost import bench_cost
+
+    return bench_cost()
+
+
 def main(argv: list[str] | None = None) -> int:
     # the functions run in-process in sections (c)-(e): keep their logs and metrics out of the tables
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -344,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000, help="events for the rules benchmark")
     parser.add_argument(
         "--only",
-        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync"],
+        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync", "cost"],
         help="run one benchmark only",
     )
     args = parser.parse_args(argv)
@@ -373,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("-" * 100)
         missed += bench_fullsync_section()
+    if args.only in (None, "cost"):
+        print()
+        print("-" * 100)
+        missed += bench_cost_section()
     print()
     print("all targets met" if missed == 0 else f"{missed} target(s) not met (see above)")
     return 0  # informational: no pass/fail

@@ -28,6 +28,7 @@ PORTS: tuple[tuple[str, str, int], ...] = (
     ("dynamodb", "CALSYNC_DYNAMODB_PORT", 8000),
     ("aws", "CALSYNC_AWS_PORT", 5000),
     ("caldav", "CALSYNC_CALDAV_PORT", 5232),
+    ("live", "CALSYNC_LIVE_PORT", 3001),  # the live channel (AppSync Events emulation, local/live.py)
 )
 
 

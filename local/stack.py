@@ -234,7 +234,26 @@ def _run(
     from local.runtime import Runtime
 
     os.environ.pop("AWS_PROFILE", None)
-    runtime = Runtime(fns, resolver, info.endpoint_env())
+    # ---- the live channel (docs/adr/0015): AppSync Events' protocol on 127.0.0.1; the functions
+    # publish to it (LIVE_EVENTS_URL, over the template's value) with a key of this run, clients
+    # connect with their JWT
+    import secrets
+
+    from local.auth import verify as verify_jwt
+    from local.live import LiveServer
+
+    issuer, audiences = jwt_config(tpl, resolver)
+    live = LiveServer(
+        HOST,
+        ports["live"],
+        lambda t: verify_jwt(t, key, issuer=issuer, audience=audiences),
+        secrets.token_hex(16),
+    )
+    live.start()
+    running.append(live)
+    live_env = {"LIVE_EVENTS_URL": live.publish_url, "LIVE_EVENTS_API_KEY": live.api_key}
+
+    runtime = Runtime(fns, resolver, {**info.endpoint_env(), **live_env})
     runtime.install_environment()
     if runtime.conflicts:
         log(f"functions set {sorted(runtime.conflicts)} differently: invocations run one at a time")
@@ -244,7 +263,6 @@ def _run(
     # ---- the API
     from local.api import LocalApi
 
-    issuer, audiences = jwt_config(tpl, resolver)
     routes = [(fn.logical_id, r) for fn in fns.values() for r in fn.routes]
     app = LocalApi(routes, runtime.invoke, key, issuer, audiences, log=log)
     api = _ApiServer(app, ports["api"])
@@ -382,6 +400,7 @@ def _banner(
         f"  Swagger UI   {api}/docs",
         f"  OpenAPI      {api}/v1/openapi.json",
         f"  JWKS         {api}/.well-known/jwks.json",
+        f"  Live         ws://{HOST}:{info.ports['live']}/event/realtime   (AppSync Events, ADR 0015)",
         f"  DynamoDB     {info.dynamodb_endpoint}   ("
         + (
             "Amazon DynamoDB Local, in memory"

@@ -191,33 +191,56 @@ def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPI
     return answers
 
 
+def _conditional(*problem_statuses: int) -> dict[int, OpenAPIResponse]:
+    """The answers of a GET with an ``ETag``: also 304 for a current ``If-None-Match``."""
+    return {
+        **_answers(*problem_statuses, ok="OK (the ETag header tags this answer)"),
+        304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
+    }
+
+
 # ---- routes ------------------------------------------------------------------------------------
-@app.get("/v1/me/meetings", tags=["meetings"], responses=_answers(400, 401, 503))
-def my_meetings(me: Caller, svc: Service, explain: Explain = False) -> Meetings | ExplainedMeetings:
-    """The caller's meetings of the next three days (U1-U11)."""
-    return svc.my_meetings(me, clock(), explain=explain)
+def if_none_match() -> str | None:
+    """The request's ``If-None-Match`` header (API Gateway passes header names in lower case)."""
+    return app.current_event.headers.get("if-none-match")
 
 
-@app.get("/v1/users/<userId>/meetings", tags=["meetings"], responses=_answers(400, 401, 403, 503))
+def _tagged(answer: tuple[Meetings, str]) -> Response[Meetings | ExplainedMeetings]:
+    meetings, etag = answer
+    return Response(status_code=200, content_type=JSON, body=meetings, headers={"ETag": etag})
+
+
+@app.get("/v1/me/meetings", tags=["meetings"], responses=_conditional(400, 401, 503))
+def my_meetings(me: Caller, svc: Service, explain: Explain = False) -> Response[Meetings | ExplainedMeetings]:
+    """The caller's meetings of the next three days (U1-U11). Carries an ETag; ``If-None-Match``
+    with the current one answers 304."""
+    return _tagged(svc.my_meetings(me, clock(), explain=explain, if_none_match=if_none_match()))
+
+
+@app.get("/v1/users/<userId>/meetings", tags=["meetings"], responses=_conditional(400, 401, 403, 503))
 def user_meetings(
     userId: UserId, me: Caller, svc: Service, explain: Explain = False
-) -> Meetings | ExplainedMeetings:
-    """The meetings of a member of a location the caller administers (X1)."""
-    return svc.user_meetings(me, userId, clock(), explain=explain)
+) -> Response[Meetings | ExplainedMeetings]:
+    """The meetings of a member of a location the caller administers (X1). ETag as above."""
+    return _tagged(svc.user_meetings(me, userId, clock(), explain=explain, if_none_match=if_none_match()))
 
 
-@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_answers(400, 401, 404, 409, 503))
+@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_conditional(400, 401, 404, 409, 503))
 def room_meetings(
     roomId: RoomId,
     me: Caller,
     svc: Service,
     explain: Explain = False,
     locationId: RoomLocation = None,
-) -> Meetings | ExplainedMeetings:
+) -> Response[Meetings | ExplainedMeetings]:
     """A room panel's meetings (R1-R7): at most three, links first, private titles hidden. Room ids
     are scoped by location: the room is looked for in the caller's locations (404 when none has it,
-    409 when several do and ``locationId`` does not name one)."""
-    return svc.room_meetings(me, roomId, clock(), explain=explain, location_id=locationId)
+    409 when several do and ``locationId`` does not name one). ETag as above."""
+    return _tagged(
+        svc.room_meetings(
+            me, roomId, clock(), explain=explain, location_id=locationId, if_none_match=if_none_match()
+        )
+    )
 
 
 @app.get("/v1/me/profile", tags=["profile"], responses=_answers(401, 503))

@@ -120,10 +120,19 @@ def delete_my_presence(me: Caller, svc: Service) -> MyPresenceOut:
     return svc.clear_presence(me, clock())
 
 
-@app.get("/v1/users/<userId>/presence", tags=["presence"], responses=_answers(400, 401, 403, 503))
-def get_presence(userId: UserId, me: Caller, svc: Service) -> PresenceOut | MyPresenceOut:
-    """What others see of a person who shares a location with you (X1); yourself: also your choice."""
-    return svc.get_presence(me, userId, clock())
+@app.get(
+    "/v1/users/<userId>/presence",
+    tags=["presence"],
+    responses={
+        **_answers(400, 401, 403, 503, ok="OK (the ETag header tags this answer)"),
+        304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
+    },
+)
+def get_presence(userId: UserId, me: Caller, svc: Service) -> Response[PresenceOut | MyPresenceOut]:
+    """What others see of a person who shares a location with you (X1); yourself: also your choice.
+    Carries an ETag; ``If-None-Match`` with the current one answers 304."""
+    presence, etag = svc.get_presence(me, userId, clock(), app.current_event.headers.get("if-none-match"))
+    return Response(status_code=200, content_type=JSON, body=presence, headers={"ETag": etag})
 
 
 # ---- sessions (P5) ------------------------------------------------------------------------------

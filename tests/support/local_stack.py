@@ -24,7 +24,13 @@ READY_TIMEOUT = 60.0
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_VARS = ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT")
+PORT_VARS = (
+    "CALSYNC_API_PORT",
+    "CALSYNC_DYNAMODB_PORT",
+    "CALSYNC_AWS_PORT",
+    "CALSYNC_CALDAV_PORT",
+    "CALSYNC_LIVE_PORT",
+)
 
 
 def port_open(port: int) -> bool:

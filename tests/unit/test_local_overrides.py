@@ -156,7 +156,7 @@ def test_the_real_template_takes_the_google_parameters() -> None:
 
 def test_a_wrong_override_stops_the_stack_before_it_starts(tmp_path: Path) -> None:
     ports = []
-    socks = [socket.socket() for _ in range(4)]
+    socks = [socket.socket() for _ in range(5)]
     try:
         for s in socks:
             s.bind(("127.0.0.1", 0))
@@ -168,7 +168,13 @@ def test_a_wrong_override_stops_the_stack_before_it_starts(tmp_path: Path) -> No
         **os.environ,
         **dict(
             zip(
-                ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT"),
+                (
+                    "CALSYNC_API_PORT",
+                    "CALSYNC_DYNAMODB_PORT",
+                    "CALSYNC_AWS_PORT",
+                    "CALSYNC_CALDAV_PORT",
+                    "CALSYNC_LIVE_PORT",
+                ),
                 map(str, ports),
                 strict=True,
             )

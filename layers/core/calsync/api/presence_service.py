@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from calsync.api import etags
 from calsync.api.auth import Principal
 from calsync.api.presence_schemas import (
     DirectoryEntryIn,
@@ -26,7 +27,15 @@ from calsync.api.presence_schemas import (
 )
 from calsync.domain.errors import Forbidden, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
-from calsync.domain.presence import Chosen, PresenceView, Session, meeting_in_progress, presence_view
+from calsync.domain.presence import (
+    Chosen,
+    PresenceView,
+    Session,
+    meeting_in_progress,
+    next_change,
+    presence_view,
+    starting_by,
+)
 from calsync.store.photos import photo_key
 from calsync.store.presence import UNSET, PresenceRepository, PresenceState
 
@@ -35,7 +44,9 @@ if TYPE_CHECKING:
     from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
-_NOW_SPAN = timedelta(seconds=1)  # the events read for P6: those overlapping [now, now + 1 s)
+_NOW_SPAN = timedelta(seconds=1)  # the events P6 looks at: those begun by now + 1 s
+# ... read ahead this far, so that the answer's ETag knows when the next meeting starts (etags)
+_LOOKAHEAD = timedelta(hours=1)
 _AUTOMATIC = Chosen(status=None, message=None, updated_at=None)
 
 
@@ -84,14 +95,25 @@ class PresenceService:
     def _view(
         self, state: PresenceState, now: datetime, chosen: Chosen | None, sessions: list[Session]
     ) -> PresenceView:
+        return self._tagged_view(state, now, chosen, sessions)[0]
+
+    def _tagged_view(
+        self, state: PresenceState, now: datetime, chosen: Chosen | None, sessions: list[Session]
+    ) -> tuple[PresenceView, datetime | None]:
+        """What is shown, and the first instant it may show something else without a write."""
         zone = state.profile.zone if state.profile else ZoneInfo("UTC")
         meeting = None
+        meetings = None
         if any(s.live(now) for s in sessions) and (chosen is None or chosen.status is None):
-            # P6 from the store (no provider call): the events overlapping now, ONE Query
-            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, now + _NOW_SPAN)
+            # P6 from the store (no provider call): the events begun by now + 1 s, and those of the
+            # next hour for when the answer changes next, ONE Query
+            horizon = now + _LOOKAHEAD
+            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon)
             owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
-            meeting = meeting_in_progress(events.occurrences, now, owner)
-        return presence_view(chosen, sessions, meeting, now, zone)
+            meeting = meeting_in_progress(starting_by(events.occurrences, now + _NOW_SPAN), now, owner)
+            meetings = (events.occurrences, owner, horizon, _NOW_SPAN)
+        view = presence_view(chosen, sessions, meeting, now, zone)
+        return view, next_change(chosen, sessions, now, meetings)
 
     def _publish(self, state: PresenceState, view: PresenceView, locations: frozenset[str], why: str) -> None:
         if self._publisher is None:
@@ -117,16 +139,27 @@ class PresenceService:
         self._publish(state, view, principal.locations, "status-cleared")
         return _own_view(principal.user_id, view)
 
-    def get_presence(self, principal: Principal, user_id: str, now: datetime) -> PresenceOut:
+    def get_presence(
+        self, principal: Principal, user_id: str, now: datetime, if_none_match: str | None = None
+    ) -> tuple[PresenceOut, str]:
         """X1: the person themself, or someone who shares a location with them. Unknown people are
-        refused like strangers, so that the answer never tells who exists."""
-        if user_id == principal.user_id:
-            state = self._me(principal)
-            return _own_view(user_id, self._view(state, now, state.chosen, state.sessions))
-        state = self._presence.read_state(user_id)
-        if not state.locations or not (state.locations & principal.locations):
+        refused like strangers, so that the answer never tells who exists.
+
+        With its ETag; ``NotModified`` (304) when ``if_none_match`` names the current one, known
+        from the profile's GetItem alone (its version and the locations X1 needs), made before the
+        Query so that the version is never newer than the data it tags (etags)."""
+        profile, locations = self._repo.get_member(user_id)
+        own = user_id == principal.user_id
+        if own and locations != principal.locations:
+            self._repo.set_member_locations(user_id, principal.locations)
+        if not own and (not locations or not (locations & principal.locations)):
             raise Forbidden("you can see the presence of people who share a location with you only")
-        return _others_view(user_id, self._view(state, now, state.chosen, state.sessions))
+        kind, version = ("po" if own else "p"), (profile.version if profile else 0)
+        etags.check(if_none_match, kind, user_id, version, now)
+        state = self._presence.read_state(user_id)
+        view, until = self._tagged_view(state, now, state.chosen, state.sessions)
+        etag = etags.answer(if_none_match, etags.make(kind, user_id, version, until))
+        return (_own_view(user_id, view) if own else _others_view(user_id, view)), etag
 
     # ---- sessions (P5) -------------------------------------------------------------------------
     def create_session(self, principal: Principal, now: datetime) -> SessionOut:

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from calsync.api import problems
+from calsync.api.etags import NotModified
 from calsync.domain.errors import CalsyncError, Unauthorized
 
 # Powertools' request parsing: the event's body decoded (base64, UTF-8) and read (JSON, forms) before a
@@ -87,10 +88,14 @@ def install(app: ApiGatewayResolver, logger: Logger, caller: Callable[[], Any]) 
             return problem_response(problems.from_error(unauthorized))
         return problem_response(problems.malformed_body())
 
+    def _not_modified(answer: NotModified) -> Response[None]:
+        return Response(status_code=304, content_type=None, body=None, headers={"ETag": answer.etag})
+
     def _unexpected(error: Exception) -> Response[str]:
         logger.exception("unexpected error", extra={"error_type": type(error).__name__})
         return problem_response(problems.internal())
 
+    app.exception_handler(NotModified)(_not_modified)  # not a failure: a conditional GET's answer
     app.exception_handler(CalsyncError)(_domain_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from calsync.api import etags
 from calsync.api.auth import Principal
 from calsync.api.schemas import (
     ExcludedMeeting,
@@ -26,7 +27,15 @@ from calsync.api.schemas import (
 )
 from calsync.domain.errors import Conflict, Forbidden, NotFound, RoomConsentRequired, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
-from calsync.domain.rules import Excluded, Listed, Selection, select_for_person, select_for_room, window
+from calsync.domain.rules import (
+    Excluded,
+    Listed,
+    Selection,
+    next_change,
+    select_for_person,
+    select_for_room,
+    window,
+)
 from calsync.store.items import Calendar, Profile, Room
 from calsync.store.presence import PresenceRepository
 
@@ -166,27 +175,49 @@ class ApiService:
         return profile
 
     # ---- meetings (U1-U11, R1-R7) ------------------------------------------------------------
+    # Each returns the answer and its ETag; ``NotModified`` (304) when ``if_none_match`` names the
+    # current one, known from the profile's or room's version alone (the GetItem made first anyway,
+    # before the Query, so that the version is never newer than the data it tags: etags).
     def _person_meetings(
-        self, user_id: str, profile: Profile | None, now: datetime, explain: bool
-    ) -> Meetings:
+        self,
+        user_id: str,
+        profile: Profile | None,
+        now: datetime,
+        explain: bool,
+        if_none_match: str | None,
+    ) -> tuple[Meetings, str]:
+        kind, version = ("mx" if explain else "m"), (profile.version if profile else 0)
+        etags.check(if_none_match, kind, user_id, version, now)
         zone = profile.zone if profile else ZoneInfo("UTC")
         start, end = window(now, zone)
         events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end)  # the ONE Query
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
-        return _meetings(select_for_person(events.occurrences, now, owner), zone, explain=explain)
+        selection = select_for_person(events.occurrences, now, owner)
+        etag = etags.make(kind, user_id, version, next_change(selection, now))
+        return _meetings(selection, zone, explain=explain), etags.answer(if_none_match, etag)
 
-    def my_meetings(self, principal: Principal, now: datetime, *, explain: bool) -> Meetings:
-        return self._person_meetings(principal.user_id, self._me(principal), now, explain)
+    def my_meetings(
+        self, principal: Principal, now: datetime, *, explain: bool, if_none_match: str | None = None
+    ) -> tuple[Meetings, str]:
+        return self._person_meetings(principal.user_id, self._me(principal), now, explain, if_none_match)
 
-    def user_meetings(self, principal: Principal, user_id: str, now: datetime, *, explain: bool) -> Meetings:
+    def user_meetings(
+        self,
+        principal: Principal,
+        user_id: str,
+        now: datetime,
+        *,
+        explain: bool,
+        if_none_match: str | None = None,
+    ) -> tuple[Meetings, str]:
         """X1: a member of a location the caller administers (or the caller). Unknown people are
         refused the same way as strangers, so that the answer never tells who exists."""
         if user_id == principal.user_id:
-            return self.my_meetings(principal, now, explain=explain)
+            return self.my_meetings(principal, now, explain=explain, if_none_match=if_none_match)
         profile, locations = self._repo.get_member(user_id)
         if not locations or not (locations & principal.admin_of):
             raise Forbidden("you can see the meetings of members of the locations you administer only")
-        return self._person_meetings(user_id, profile, now, explain)
+        return self._person_meetings(user_id, profile, now, explain, if_none_match)
 
     def room_meetings(
         self,
@@ -196,7 +227,8 @@ class ApiService:
         *,
         explain: bool,
         location_id: str | None = None,
-    ) -> Meetings:
+        if_none_match: str | None = None,
+    ) -> tuple[Meetings, str]:
         """R1-R7 for a member of the room's location. Room ids are scoped by location (0012): the
         room is looked for in the caller's locations only, so another location's room and a missing
         one get the same 404, and nothing else of them is read."""
@@ -210,11 +242,15 @@ class ApiService:
                 f"({', '.join(r.location_id for r in rooms)}): name one with ?locationId="
             )
         [room] = rooms
+        kind = "rx" if explain else "r"
+        etags.check(if_none_match, kind, room.owner_id, room.version, now)
         zone = room.zone
         start, end = window(now, zone)
         events = self._repo.read_owner_events(OwnerKind.ROOM, room.owner_id, start, end)  # the ONE Query
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
-        return _meetings(select_for_room(events.occurrences, now, owner), zone, explain=explain)
+        selection = select_for_room(events.occurrences, now, owner)
+        etag = etags.make(kind, room.owner_id, room.version, next_change(selection, now))
+        return _meetings(selection, zone, explain=explain), etags.answer(if_none_match, etag)
 
     # ---- profile -------------------------------------------------------------------------------
     def my_profile(self, principal: Principal) -> ProfileOut:

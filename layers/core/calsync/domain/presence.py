@@ -18,10 +18,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from calsync.domain import rules
 from calsync.domain.models import UTC, Occurrence, OwnerSettings, Transparency
 from calsync.domain.rules import select_for_person
 
@@ -159,3 +160,37 @@ def presence_view(
         updated_at=(updated or now).astimezone(UTC),
         chosen_status=chosen.status,
     )
+
+
+def starting_by(occurrences: Iterable[Occurrence], instant: datetime) -> list[Occurrence]:
+    """The occurrences that began by ``instant`` (all-day ones kept: P6 never counts them)."""
+    return [o for o in occurrences if o.start is None or o.start <= instant]
+
+
+def next_change(
+    chosen: Chosen | None,
+    sessions: Sequence[Session],
+    now: datetime,
+    meetings: tuple[Sequence[Occurrence], OwnerSettings, datetime, timedelta] | None = None,
+) -> datetime | None:
+    """The first instant after ``now`` at which ``presence_view`` may show something else without a
+    write (``None``: never). ``meetings``: when P6 applies, the occurrences read up to a horizon, the
+    owner, that horizon, and the lead with which the view takes an occurrence in (``starting_by(now +
+    lead)``). The instants: the last live session's expiry (P5), an updatedAt written by a clock
+    ahead of ours, and, for P6, every start and end of an event read, each start less the lead (it
+    may extend "until"), the next midnight (the rules' window) and the horizon less the lead (events
+    beyond it were not read). Conservative: an instant here may change nothing."""
+    instants: list[datetime] = []
+    if chosen is not None and chosen.updated_at is not None:
+        instants.append(chosen.updated_at)
+    live = [s.expires_at for s in sessions if s.live(now)]
+    if live:
+        instants.append(max(live))
+        if meetings is not None:
+            occurrences, owner, horizon, lead = meetings
+            selection = select_for_person(occurrences, now, owner)
+            instants += [horizon - lead, rules.next_change(selection, now)]
+            items: list[rules.Listed | rules.Excluded] = [*selection.listed, *selection.excluded]
+            for item in items:
+                instants += [item.start - lead, item.start, item.end]
+    return min((t for t in instants if t > now), default=None)

@@ -202,3 +202,16 @@ def select_for_room(occurrences: Iterable[Occurrence], now: datetime, owner: Own
 def rule_ids(selection: Selection) -> Sequence[str]:
     """Every rule id that left something out of ``selection`` (for logs and metrics)."""
     return sorted({r for e in selection.excluded for r in e.rules})
+
+
+def next_change(selection: Selection, now: datetime) -> datetime:
+    """The first instant after ``now`` at which ``selection`` (taken at ``now``) may differ without any
+    write: the next midnight in the owner's zone (U1/R1: the window moves), or an event in the window
+    passing its U2/R2 threshold (``end + ENDED_GRACE``: it leaves the list, R6 lets the next one in).
+    Nothing else in the rules depends on the time. Conservative: an instant here may change nothing."""
+    start = selection.window_start
+    tomorrow = start.date() + timedelta(days=1)
+    instants = [datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=start.tzinfo)]
+    items: list[Listed | Excluded] = [*selection.listed, *selection.excluded]
+    instants += [item.end + ENDED_GRACE for item in items]
+    return min(t for t in instants if t > now)

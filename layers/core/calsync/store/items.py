@@ -38,6 +38,7 @@ class Profile(BaseModel):
     # P8 (issue 8): the uploaded photo's S3 key, and the key of an upload URL issued but not yet seen
     photo_key: str | None = None
     photo_pending_key: str | None = None
+    version: int = 0  # calsync.store.versions: grows with every change of the meetings or presence
 
     @field_validator("time_zone")
     @classmethod
@@ -60,6 +61,7 @@ class Room(BaseModel):
     calendar_id: str
     # R9: who registered it (None: stored without a registrant, e.g. by a seeding tool)
     registered_by: str | None = None
+    version: int = 0  # calsync.store.versions: grows with every change of the room's meetings
 
     @field_validator("time_zone")
     @classmethod

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from calsync.domain.errors import Conflict, NotFound
 from calsync.domain.models import UTC
 from calsync.domain.presence import Chosen, Session, Status
-from calsync.store import keys
+from calsync.store import keys, versions
 from calsync.store.items import Profile
 from calsync.store.repository import Repository, _mapped_errors
 
@@ -109,7 +109,13 @@ class PresenceRepository:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )["Attributes"]
+        self._bump(user_id)
         return _chosen(item)
+
+    def _bump(self, user_id: str) -> None:
+        """What others see changed: the person's version grows (after the write, ``versions``)."""
+        with _mapped_errors("store version"):
+            versions.bump(self._table, [keys.user_pk(user_id)], "presence")
 
     def clear_status(self, user_id: str, now: datetime) -> Chosen:
         """Back to automatic (P6 applies again); the custom message stays."""
@@ -121,6 +127,7 @@ class PresenceRepository:
                 ExpressionAttributeValues={":type": "presence", ":updated": keys.iso(now)},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
+        self._bump(user_id)
         return _chosen(item)
 
     def _touch(self, user_id: str, now: datetime) -> None:
@@ -132,6 +139,7 @@ class PresenceRepository:
                 ExpressionAttributeNames={"#type": "type", "#updated": "updatedAt"},
                 ExpressionAttributeValues={":type": "presence", ":updated": keys.iso(now)},
             )
+        self._bump(user_id)
 
     # ---- sessions (P5) --------------------------------------------------------------------------
     def create_session(self, user_id: str, session_id: str, now: datetime, lifetime: timedelta) -> Session:

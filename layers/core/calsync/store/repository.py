@@ -6,6 +6,8 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from calsync import live
 from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
 from calsync.domain.limits import Unstorable, bounded, check_item
 from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
 from calsync.domain.privacy import for_room
-from calsync.store import keys
+from calsync.store import keys, versions
 from calsync.store.items import (
     Calendar,
     Profile,
@@ -143,12 +146,14 @@ class Repository:
             photo_url=_str_or_none(item.get("photoUrl")),
             photo_key=_str_or_none(item.get("photoKey")),
             photo_pending_key=_str_or_none(item.get("photoPendingKey")),
+            version=versions.of(item),
         )
 
     def update_profile(
         self, user_id: str, *, time_zone: str | None = None, display_name: str | None = None
     ) -> Profile:
-        """Set the given fields (creating the profile if needed) and return the profile."""
+        """Set the given fields (creating the profile if needed) and return the profile. A time zone
+        moves the meetings' window and their times: the person's version grows with it."""
         names: dict[str, str] = {"#type": "type"}
         values: dict[str, Any] = {":type": "profile"}
         sets = ["#type = :type"]
@@ -157,16 +162,22 @@ class Repository:
                 names[f"#{attr}"] = attr
                 values[f":{attr}"] = value
                 sets.append(f"#{attr} = :{attr}")
+        add = ""
+        if time_zone is not None:
+            names["#v"], values[":one"], add = versions.VERSION, 1, " ADD #v :one"
         with _mapped_errors("update profile"):
-            self._table.update_item(
+            item = self._table.update_item(
                 Key={"pk": keys.user_pk(user_id), "sk": keys.PROFILE},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + add,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-            )
-        profile = self.get_profile(user_id)
-        assert profile is not None
-        return profile
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        if time_zone is not None:  # the live channel: both answers moved (calsync.live)
+            changed = {keys.user_pk(user_id): (versions.of(item), item)}
+            live.publish_changes("meetings", changed)
+            live.publish_changes("presence", changed)
+        return self._profile(user_id, item)
 
     # ---- rooms (keyed by location: docs/adr/0012) -------------------------------------------
     @staticmethod
@@ -179,6 +190,7 @@ class Repository:
             account_id=str(item["accountId"]),
             calendar_id=str(item["calendarId"]),
             registered_by=_str_or_none(item.get("registeredBy")),
+            version=versions.of(item),
         )
 
     def get_room(self, location_id: str, room_id: str) -> Room | None:
@@ -210,9 +222,7 @@ class Repository:
             raise NotFound("the room's calendar is not known: connect its account first")
         client = self._table.meta.client
         name = self._table.name
-        room_item = {
-            "pk": room.pk,
-            "sk": keys.ROOM,
+        fields = {
             "type": "room",
             "locationId": room.location_id,
             "name": room.name,
@@ -221,20 +231,37 @@ class Repository:
             "calendarId": room.calendar_id,
             **({"registeredBy": room.registered_by} if room.registered_by else {}),
         }
+        names = {f"#{attr}": attr for attr in fields} | {"#v": versions.VERSION}
+        values: dict[str, Any] = {f":{attr}": value for attr, value in fields.items()}
+        sets = ", ".join(f"#{attr} = :{attr}" for attr in fields)
         # optimistic: the room is still new, or still on the calendar read, when written (so that
-        # the old calendar's subscription is the one given up)
-        condition: dict[str, Any] = (
-            {"ConditionExpression": "attribute_not_exists(pk)"}
-            if existing is None
-            else {
-                "ConditionExpression": "#cal = :cal",
-                "ExpressionAttributeNames": {"#cal": "calendarId"},
-                "ExpressionAttributeValues": {":cal": existing.calendar_id},
+        # the old calendar's subscription is the one given up). Its version grows with every change
+        # (a time zone moves the window); a new one starts high (versions)
+        if existing is None:
+            values[":start"] = versions.room_start(datetime.now(UTC))
+            update = {
+                "UpdateExpression": f"SET {sets}, #v = :start",
+                "ConditionExpression": "attribute_not_exists(pk)",
             }
-        )
+        else:
+            values[":one"] = 1
+            values[":readCalendar"] = existing.calendar_id
+            update = {
+                "UpdateExpression": f"SET {sets} ADD #v :one",
+                "ConditionExpression": "#calendarId = :readCalendar",
+            }
         # Any: the resource's client takes plain values where the stubs expect AttributeValue shapes
+        # (it serializes plain values itself)
         transaction: Any = [
-            {"Put": {"TableName": name, "Item": room_item, **condition}},
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": room.pk, "sk": keys.ROOM},
+                    **update,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
             {
                 "Put": {
                     "TableName": name,
@@ -247,8 +274,10 @@ class Repository:
                 }
             },
         ]
-        with _mapped_errors("store room"):
-            client.transact_write_items(TransactItems=transaction)
+        unchanged = existing is not None and existing == room.model_copy(update={"version": existing.version})
+        if not unchanged:  # the same PUT again writes nothing (its version stays)
+            with _mapped_errors("store room"):
+                client.transact_write_items(TransactItems=transaction)
         if existing is None:
             self._retire_legacy_room(room.location_id, room.room_id)
         elif existing.calendar_id != room.calendar_id:
@@ -415,11 +444,13 @@ class Repository:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
+        removed = False
         for index in self._index_items(calendar_id):
             copies = _copy_refs(index)
             stale = [ref for ref in copies if ref[0] == owner_pk]
             if stale:
                 self._delete_copies(stale)
+                removed = True
                 remaining = [list(ref) for ref in copies if ref[0] != owner_pk]
                 with _mapped_errors("update occurrence index"):
                     self._table.update_item(
@@ -428,6 +459,13 @@ class Repository:
                         ExpressionAttributeNames={"#c": "copies"},
                         ExpressionAttributeValues={":c": remaining},
                     )
+        if removed:
+            self.bump_versions([owner_pk])
+
+    def bump_versions(self, pks: Iterable[str]) -> dict[str, int]:
+        """After a write: the versions of the people and rooms among ``pks`` grow (``versions``)."""
+        with _mapped_errors("store version"):
+            return versions.bump(self._table, pks)
 
     def backfill(
         self,
@@ -450,21 +488,25 @@ class Repository:
         batches of 100 occurrences; before each, ``in_time()`` is asked (the caller's time budget):
         when it says no, the rest is left out and the result is ``incomplete``."""
         result = Backfill()
-        page: list[dict[str, Any]] = []
-        for index in self._index_items(calendar.calendar_id):
-            page.append(index)
-            if len(page) == _BATCH_GET:
-                if not in_time():
-                    result.incomplete = True
-                    return result
+        try:
+            page: list[dict[str, Any]] = []
+            for index in self._index_items(calendar.calendar_id):
+                page.append(index)
+                if len(page) == _BATCH_GET:
+                    if not in_time():
+                        result.incomplete = True
+                        return result
+                    self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
+                    page = []
+            if page and not in_time():
+                result.incomplete = True
+                return result
+            if page:
                 self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
-                page = []
-        if page and not in_time():
-            result.incomplete = True
             return result
-        if page:
-            self._backfill_page(calendar, owner_pk, role, page, result=result, restamp=restamp)
-        return result
+        finally:
+            if result.copied:
+                self.bump_versions([owner_pk])
 
     def _backfill_page(
         self,
@@ -596,6 +638,7 @@ class Repository:
                 "etag": occ.etag or "",
                 "end": keys.iso(wide_end),
                 "copies": [[c["pk"], c["sk"]] for c in copies],
+                "digest": _digest(copies),
                 "gsi1pk": keys.end_bucket(wide_end, keys.cleanup_shard(index_pk)),
                 "gsi1sk": keys.end_sort(wide_end, index_pk, index_key["sk"]),
                 "expiresAt": expires,
@@ -606,6 +649,7 @@ class Repository:
             prepared.append((index_key, copies, index))
         old = self._get_many([p[0] for p in prepared], "read occurrence index")
         stale: set[CopyRef] = set()
+        changed: set[str] = set()  # the owners whose copies differ from what was stored
         written = 0
         with (
             _mapped_errors("store occurrence"),
@@ -617,9 +661,13 @@ class Repository:
                 batch.put_item(Item=index)
                 written += len(copies) + 1
                 new = {(c["pk"], c["sk"]) for c in copies}
-                stale |= set(_copy_refs(old.get((index_key["pk"], index_key["sk"])))) - new
+                before = old.get((index_key["pk"], index_key["sk"]))
+                stale |= set(_copy_refs(before)) - new
+                if before is None or before.get("digest") != index["digest"]:
+                    changed.update(c["pk"] for c in copies)
         if stale:
             self._delete_copies(sorted(stale))
+        self.bump_versions([*changed, *(pk for pk, _ in stale)])  # the same occurrences again: none
         return written
 
     def _get_many(self, item_keys: Sequence[Mapping[str, str]], what: str) -> dict[CopyRef, dict[str, Any]]:
@@ -639,6 +687,7 @@ class Repository:
         old = self._get_many(index_keys, "read occurrence index")
         doomed = [ref for item in old.values() for ref in _copy_refs(item)]
         self._delete_copies([*doomed, *old])
+        self.bump_versions(pk for pk, _ in doomed)
         return len(old)
 
     def _index_items(self, calendar_id: str) -> Iterator[dict[str, Any]]:
@@ -678,7 +727,7 @@ class Repository:
         primary: set[str] = set()
         while True:
             with _mapped_errors("read meetings"):
-                resp = self._table.query(**kwargs)
+                resp = self._table.query(**kwargs, ConsistentRead=True)
             for item in resp.get("Items", []):
                 occ_id = str(item["occId"])
                 if occ_id in seen:
@@ -702,13 +751,16 @@ class Repository:
         cutoff = now.astimezone(UTC) - ENDED_GRACE
         hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         deleted = 0
+        owners: set[str] = set()
         while hour <= cutoff:
             for shard in range(keys.CLEANUP_SHARDS):
-                deleted += self._delete_bucket(keys.end_bucket(hour, shard), keys.iso(cutoff))
+                deleted += self._delete_bucket(keys.end_bucket(hour, shard), keys.iso(cutoff), owners)
             hour += timedelta(hours=1)
+        # an ended event is still in an answer's ``excluded`` list (U2, explain=true) until now
+        self.bump_versions(owners)
         return deleted
 
-    def _delete_bucket(self, bucket: str, cutoff_iso: str) -> int:
+    def _delete_bucket(self, bucket: str, cutoff_iso: str, owners: set[str]) -> int:
         kwargs: dict[str, Any] = {
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :b AND gsi1sk < :c",
@@ -723,6 +775,7 @@ class Repository:
                 with _mapped_errors("delete ended events"), self._table.batch_writer() as batch:
                     for item in items:
                         batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+                owners.update(str(item["pk"]) for item in items)
                 deleted += len(items)
             if "LastEvaluatedKey" not in resp:
                 return deleted
@@ -762,6 +815,12 @@ def batch_get(
                     raise StoreUnavailable(f"{what}: the store is busy, try again")
                 time.sleep(min(1.0, 0.05 * 2**attempt))
     return found
+
+
+def _digest(copies: Sequence[Mapping[str, Any]]) -> str:
+    """What an occurrence's copies hold, in 16 bytes: the same again changes no owner's version."""
+    text = json.dumps(copies, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _as_map(value: Any) -> dict[str, Any]:
