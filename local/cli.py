@@ -118,15 +118,17 @@ def cmd_seed(_args: argparse.Namespace) -> int:
     for path in layer_paths(functions(tpl)):  # the layer's package calsync, before the demo imports it
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
-    from local import demo
-    from local.stack import seed_table
+    from local.demo import DemoError
+    from local.stack import reseed
 
-    now = datetime.now().astimezone()
-    summary = seed_table(info, tpl, now, wipe=True)
-    demo.seed_radicale(state_dir() / "radicale", now)
+    try:
+        summary, synced = reseed(info, tpl, datetime.now().astimezone())
+    except (DemoError, OSError) as exc:
+        raise ConfigError(f"the demo could not be loaded through the API at {info.api_url}: {exc}") from exc
     print(
-        f"demo data reloaded: {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars, "
-        f"{summary.occurrences} events ({summary.ended} ended > 61 min ago)"
+        f"demo data reloaded: {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars "
+        f"with {summary.occurrences} events in Radicale; {', '.join(summary.connected)} connected through "
+        f"the API, {synced}/{len(summary.calendar_ids)} calendars synced"
     )
     return 0
 
@@ -151,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("-e", "--event", help="a JSON event file (default: the function's sample in events/)")
     i.set_defaults(func=cmd_invoke)
 
-    s = sub.add_parser("seed", help="reload the demo data into the running stack")
+    s = sub.add_parser(
+        "seed", help="empty the running stack's table and connect the demo's Radicale calendars again"
+    )
     s.set_defaults(func=cmd_seed)
     return p
 

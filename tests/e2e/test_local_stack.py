@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import boto3
 import pytest
 import requests
 
-from tests.support.local_stack import ROOT, Stack
+from calsync.store import keys
+from tests.support.local_stack import ROOT, Stack, table_of
 from tests.support.local_stack import alive as _alive
 from tests.support.local_stack import port_open as _port_open
 
@@ -58,6 +61,73 @@ def test_banner_and_start_time(stack: Stack) -> None:
     token = banner.split("TOKEN=", 1)[1].split()[0]
     assert _get(stack, "/v1/me/meetings", token).status_code == 200  # the printed token works
     assert stack.ready_s < 30  # target < 10 s (printed above); generous here for slow CI machines
+
+
+def test_terminal_shows_one_line_per_step_then_the_banner(stack: Stack) -> None:
+    # issue 17: no access-log line per moto request; one line per start-up step with its time
+    err = stack.err.read_text().splitlines()
+    assert not [line for line in err if "HTTP/1.1" in line], err
+    steps = [re.fullmatch(r"\[calsync-local\] (\w+): +.+ \((\d+\.\d) s\)", line) for line in err[:4]]
+    assert [m.group(1) for m in steps if m] == ["servers", "resources", "functions", "demo"], err
+    out = stack.out.read_text()
+    assert "is a later issue" not in out
+    assert not [line for line in out.split("calsync is running", 1)[0].splitlines() if line.strip()], out
+    assert "api  PATCH /v1/me/profile -> 200" in (stack.state / "logs" / "start.log").read_text()
+
+
+_DAV = "{DAV:}"
+_PROPFIND = (
+    '<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:cs="http://calendarserver.org/ns/">'
+    "<d:prop><d:getetag/><d:sync-token/><cs:getctag/></d:prop></d:propfind>"
+)
+
+
+def _radicale_collection(stack: Stack, path: str, auth: tuple[str, str]) -> tuple[dict[str, str], str]:
+    """What Radicale itself holds: {href: etag} of a calendar's events, and its sync token."""
+    got = requests.request(
+        "PROPFIND",
+        f"http://127.0.0.1:{stack.ports['caldav']}{path}",
+        data=_PROPFIND,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        auth=auth,
+        timeout=10,
+    )
+    assert got.status_code == 207, got.text
+    etags, token = {}, ""
+    for response in ElementTree.fromstring(got.content).iter(f"{_DAV}response"):
+        href = response.findtext(f"{_DAV}href") or ""
+        etag = response.findtext(f".//{_DAV}getetag")
+        if href.rstrip("/") == path.rstrip("/"):
+            token = response.findtext(f".//{_DAV}sync-token") or ""
+        elif etag:
+            etags[href] = etag
+    return etags, token
+
+
+def test_demo_meetings_came_through_the_caldav_sync(stack: Stack) -> None:
+    # issue 17: alice's calendars live in the stack's Radicale, connected through the API at start;
+    # what she sees was stored by CaldavSyncFunction, not written into the table by the demo
+    alice = stack.token("--user", "alice", "--location", "hq")
+    meetings = _get(stack, "/v1/me/meetings", alice).json()["meetings"]
+    assert meetings and {m["provider"] for m in meetings} == {"caldav"}
+    accounts = _get(stack, "/v1/me/accounts", alice).json()["accounts"]
+    assert [(a["provider"], a["status"]) for a in accounts] == [("caldav", "active")], accounts
+    calendars = {c["id"]: c["name"] for c in _get(stack, "/v1/me/calendars", alice).json()["calendars"]}
+    assert {m["calendarId"] for m in meetings} <= set(calendars)
+    assert "Design review" in {m["title"] for m in meetings}
+    table = table_of(stack)
+    paths = {"Alice (work)": "/alice/calendar/", "Alice (second calendar)": "/alice/second/"}
+    for calendar_id, name in calendars.items():
+        at_radicale, token = _radicale_collection(stack, paths[name], ("alice", "alice-demo"))
+        assert at_radicale, name
+        # the sync's own state: Radicale's sync token, and each event's href and etag as Radicale has them
+        state = table.get_item(Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.SYNC})["Item"]
+        assert json.loads(state["cursor"])["token"] == token
+        resources = table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :res)",
+            ExpressionAttributeValues={":pk": keys.calendar_pk(calendar_id), ":res": keys.RES_PREFIX},
+        )["Items"]
+        assert {r["key"]: r["etag"] for r in resources} == at_radicale
 
 
 def test_my_meetings_show_rules_at_work(stack: Stack) -> None:
