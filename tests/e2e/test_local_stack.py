@@ -230,8 +230,13 @@ def test_presence_set_by_one_person_read_by_another(stack: Stack) -> None:
 def test_docs_and_openapi(stack: Stack) -> None:
     docs = requests.get(f"{stack.api}/docs", timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/v1/openapi.json" in docs.text and "/docs/assets/swagger-ui-bundle.min.js" in docs.text
     spec = requests.get(f"{stack.api}/v1/openapi.json", timeout=10)
     assert spec.status_code == 200 and "/v1/me/meetings" in spec.json()["paths"]
+    # what Swagger UI shows for each operation: a summary and a description, not the bare path
+    operations = [(p, op) for p, methods in spec.json()["paths"].items() for op in methods.values()]
+    assert [p for p, op in operations if not op.get("summary") or p in op["summary"]] == []
+    assert [p for p, op in operations if not op.get("description")] == []
 
 
 def _ended_items(stack: Stack) -> int:
