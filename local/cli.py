@@ -122,13 +122,13 @@ def cmd_seed(_args: argparse.Namespace) -> int:
     from local.stack import reseed
 
     try:
-        summary, synced = reseed(info, tpl, datetime.now().astimezone())
+        summary, synced, used = reseed(info, tpl, datetime.now().astimezone())
     except (DemoError, OSError) as exc:
         raise ConfigError(f"the demo could not be loaded through the API at {info.api_url}: {exc}") from exc
     print(
         f"demo data reloaded: {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars "
         f"with {summary.occurrences} events in Radicale; {', '.join(summary.connected)} connected through "
-        f"the API, {synced}/{len(summary.calendar_ids)} calendars synced"
+        f"the API, {synced}/{used} calendars synced"
     )
     return 0
 

@@ -96,7 +96,6 @@ class DemoSummary:
     occurrences: int  # events written to Radicale
     ended: int  # events that ended > 61 min ago (the cleanup function deletes them once synced)
     connected: list[str] = field(default_factory=list)  # the people whose account is connected
-    calendar_ids: list[str] = field(default_factory=list)  # the calendars connected, to wait for
 
 
 def calendars(now: datetime) -> list[DemoCalendar]:
@@ -247,9 +246,10 @@ def connect(
     summary: DemoSummary,
     now: datetime,
 ) -> DemoSummary:
-    """Through the API, as each person would: profile, CalDAV account, calendar configuration, and
-    the room owner registers the rooms. ``token(user, admin_of)`` issues a token for location hq.
-    Returns ``summary`` with the people connected and the calendar ids whose sync to wait for."""
+    """Through the API, as each person would: CalDAV account, profile, calendar configuration where
+    the default (C6) is not what the demo shows, and the room calendars' owner registers the rooms.
+    ``token(user, admin_of)`` issues a token for location hq. Returns ``summary`` with the people
+    connected; the connects and registrations queued the first syncs."""
 
     def call(user: str, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         headers = {"Authorization": f"Bearer {token(user, ADMINS.get(user, []))}"}
@@ -262,38 +262,34 @@ def connect(
     for cal in calendars(now):
         by_owner.setdefault(cal.owner, []).append(cal)
 
-    def person(user: str) -> list[str]:
-        """The person's steps in order; the calendar ids whose first sync to wait for."""
+    def person(user: str) -> None:
+        """The person's steps, in order."""
+        account = None
+        if user in CONNECTED:  # the account's first writable calendar becomes primary (C6)
+            account = call(
+                user,
+                "POST",
+                "/v1/me/accounts/caldav",
+                {
+                    "locationId": LOCATION,
+                    "serverUrl": caldav_url,
+                    "username": user,
+                    "password": CALDAV_PASSWORDS[user],
+                },
+                expect=201,
+            )
         name, tz = PEOPLE[user]
         call(user, "PATCH", "/v1/me/profile", {"timeZone": tz, "displayName": name})
-        if user not in CONNECTED:
-            return []
-        account = call(
-            user,
-            "POST",
-            "/v1/me/accounts/caldav",
-            {
-                "locationId": LOCATION,
-                "serverUrl": caldav_url,
-                "username": user,
-                "password": CALDAV_PASSWORDS[user],
-            },
-            expect=201,
-        )
+        own = by_owner.get(user, [])
+        if account is None or all(c.use in ("", "primary") for c in own):
+            return
         listed = call(user, "GET", "/v1/me/calendars")["calendars"]
         ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
-        own = by_owner[user]
-        primary = next((ids[c.name] for c in own if c.use == "primary"), None)
         conflicts = [ids[c.name] for c in own if c.use == "conflict"]
-        waiting = []
-        if primary is not None:
-            call(
-                user,
-                "PUT",
-                f"/v1/locations/{LOCATION}/users/{user}/calendar-config",
-                {"primaryCalendarId": primary, "conflictCalendarIds": conflicts},
-            )
-            waiting += [primary, *conflicts]
+        if conflicts:
+            primary = next(ids[c.name] for c in own if c.use == "primary")
+            config = {"primaryCalendarId": primary, "conflictCalendarIds": conflicts}
+            call(user, "PUT", f"/v1/locations/{LOCATION}/users/{user}/calendar-config", config)
         for cal in own:
             if cal.use in ROOMS:  # R9: the owner of the room calendar registers the room
                 room_name, room_tz, _slug = ROOMS[cal.use]
@@ -304,12 +300,9 @@ def connect(
                     "calendarId": ids[cal.name],
                 }
                 call(user, "PUT", f"/v1/locations/{LOCATION}/rooms/{cal.use}", room, expect=201)
-                waiting.append(ids[cal.name])
-        return waiting
 
     # the people side by side, as they would be (each one's steps in order)
     with ThreadPoolExecutor(max_workers=len(PEOPLE)) as pool:
-        done = dict(zip(PEOPLE, pool.map(person, PEOPLE), strict=True))
+        list(pool.map(person, PEOPLE))
     summary.connected = [user for user in PEOPLE if user in CONNECTED]
-    summary.calendar_ids = [calendar_id for ids in done.values() for calendar_id in ids]
     return summary

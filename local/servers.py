@@ -131,11 +131,15 @@ def find_dynamodb_local() -> tuple[str, Path] | None:
 def start_dynamodb_local(java: str, jar: Path, port: int, log_dir: Path) -> Subprocess:
     # DynamoDB Local has no bind-address option: it listens on every interface of this machine.
     # -sharedDb: one database whatever the caller's credentials and region (aws CLI, NoSQL Workbench…)
+    # The JIT's first tier only and the serial collector: a short-lived local server on a laptop
+    # starts about three times faster and with half the CPU (measured in issue 17).
     return Subprocess(
         "DynamoDB Local",
         [
             java,
             "-Xshare:auto",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
             "-jar",
             str(jar),

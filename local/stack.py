@@ -1,10 +1,11 @@
 """``python -m local`` (what ``make run`` runs): the whole of calsync on this machine.
 
 Order: check every port is free (before anything starts) -> write the demo calendars to Radicale's
-folder -> start DynamoDB Local (or moto), moto and Radicale side by side -> create the template's
-resources -> import the handlers and serve the API -> start the SQS pollers and the scheduler -> the
-demo people connect their Radicale accounts through the API, and the CalDAV sync fills the table ->
-print how to use it. One line per step while it starts; SIGINT / SIGTERM stop all of it.
+folder -> start DynamoDB Local (or moto), moto and Radicale side by side -> while Java starts, create
+the template's resources on moto and import the handlers -> create the table -> serve the API, start
+the SQS pollers and the scheduler -> the demo people connect their Radicale accounts through the
+API, and the CalDAV sync fills the table -> print how to use it. One line per step while it starts
+(with how long it took); SIGINT / SIGTERM stop all of it.
 """
 
 from __future__ import annotations
@@ -216,16 +217,10 @@ def _run(
         running.append(moto_ddb)
 
     key = SigningKey.load_or_create(state)
-    if ddb_proc is not None:
-        ddb_proc.wait_ready(ports["dynamodb"])
     radicale.wait_ready(ports["caldav"])
-    steps.done(
-        "servers",
-        ("Amazon DynamoDB Local" if ddb_proc is not None else "moto (DynamoDB)")
-        + f", moto, Radicale listening; {demo_data.calendars} demo calendars in Radicale",
-    )
+    steps.done("servers", f"moto and Radicale listening; {demo_data.calendars} demo calendars in Radicale")
 
-    # ---- resources from the template
+    # ---- resources from the template: moto's first, while DynamoDB Local (Java) is still starting
     from local.resources import create_aws_resources, create_tables, names
 
     info = StackInfo(pid=os.getpid(), ports=ports, region=REGION, dynamodb_backend=backend)
@@ -233,17 +228,15 @@ def _run(
     params = dict(parameters or {})  # CALSYNC_PARAMETERS (local/overrides.py)
     if params:
         log("template parameters from CALSYNC_PARAMETERS: " + " ".join(f"{k}={v}" for k, v in params.items()))
-    created = names(tpl, REGION, params)
-    create_tables(tpl, info.dynamodb_endpoint, REGION, created, parameters=params)
+    created = names(tpl, REGION, params)  # the table's name is known before it exists
     create_aws_resources(
         tpl, info.aws_endpoint, REGION, created, parameters=params, secret_values=secret_values
     )
     resolver = Resolver(tpl, REGION, refs=created.refs, attrs=created.attrs, parameters=params)
     info.refs, info.attrs, info.parameters = created.refs, created.attrs, resolver.parameters
-    info.write(state)
-    steps.done("resources", f"{len(created.summary)} created from template.yaml")
+    steps.done("resources", f"{len(created.summary)} created on moto from template.yaml")
 
-    # ---- the functions' runtime, and the demo data
+    # ---- the functions' runtime: every handler imported now, so that a broken one shows at once
     from local.runtime import Runtime
 
     os.environ.pop("AWS_PROFILE", None)
@@ -251,6 +244,30 @@ def _run(
     runtime.install_environment()
     if runtime.conflicts:
         log(f"functions set {sorted(runtime.conflicts)} differently: invocations run one at a time")
+    imported = 0
+    for lid, fn in fns.items():
+        if fn.routes or fn.sqs or fn.schedules:
+            try:
+                runtime.handler(lid)
+                imported += 1
+            except Exception as exc:
+                log(
+                    f"WARNING: {lid}: cannot import its handler yet ({type(exc).__name__}: {exc}); "
+                    "its routes answer 500 until it can be imported"
+                )
+    steps.done("functions", f"{imported} handlers imported")
+
+    # ---- the table, once DynamoDB Local listens
+    if ddb_proc is not None:
+        ddb_proc.wait_ready(ports["dynamodb"])
+    tables = len(created.summary)
+    create_tables(tpl, info.dynamodb_endpoint, REGION, created, parameters=params)
+    info.write(state)
+    steps.done(
+        "dynamodb",
+        ("Amazon DynamoDB Local" if ddb_proc is not None else "moto (no Java)")
+        + f" listening; {len(created.summary) - tables} table(s) created",
+    )
 
     # ---- the API
     from local.api import LocalApi
@@ -261,18 +278,6 @@ def _run(
     api = _ApiServer(app, ports["api"])
     api.start()
     running.append(api)
-    imported = 0
-    for lid, fn in fns.items():  # import now, so that a broken handler shows at once
-        if fn.routes or fn.sqs or fn.schedules:
-            try:
-                runtime.handler(lid)
-                imported += 1
-            except Exception as exc:
-                log(
-                    f"WARNING: {lid}: cannot import its handler yet ({type(exc).__name__}: {exc}); "
-                    "its routes answer 500 until it can be imported"
-                )
-    steps.done("functions", f"{imported} handlers imported; API listening with {len(routes)} routes")
 
     # ---- event sources
     from local.resources import client
@@ -310,17 +315,18 @@ def _run(
     threads.append(scheduler)
 
     _wait_api(ports["api"])
+    steps.done("api", f"{info.api_url}: {len(routes)} routes; SQS pollers and schedules running")
     token = key.issue(
         issuer=issuer, audience=audiences[0], user="alice", locations=["hq"], expires_in=12 * 3600
     )
 
     # ---- the demo people connect their Radicale accounts through the API; the sync fills the table
     summary = connect_demo(info, key, (issuer, audiences[0]), now, demo_data)
-    synced = wait_synced(info, tpl, summary.calendar_ids, stop)
+    synced, used = wait_synced(info, tpl, stop)
     steps.done(
         "demo",
         f"{len(summary.connected)} CalDAV accounts connected through the API, "
-        f"{synced}/{len(summary.calendar_ids)} calendars synced from Radicale by CaldavSyncFunction",
+        f"{synced}/{used} calendars synced from Radicale by CaldavSyncFunction",
     )
     quiet.open()
     _banner(
@@ -430,28 +436,36 @@ def connect_demo(
 
 
 def wait_synced(
-    info: StackInfo, tpl: dict[str, Any], calendar_ids: list[str], stop: threading.Event, timeout: float = 60
-) -> int:
-    """Until each calendar has a sync cursor (its first sync ran to its end); how many have. A
-    calendar whose sync failed or took longer is named in a WARNING line (its account shows why)."""
+    info: StackInfo, tpl: dict[str, Any], stop: threading.Event, timeout: float = 60
+) -> tuple[int, int]:
+    """Until every calendar that a person or a room uses has a sync cursor (its first sync ran to its
+    end): (synced, used). Those whose sync failed or took longer are named in a WARNING line."""
+    from boto3.dynamodb.conditions import Attr
+
     from calsync.store import keys
 
     table = _table(info, tpl)
-    waiting = set(calendar_ids)
+    used = [
+        str(item["pk"])
+        for item in table.scan(FilterExpression=Attr("sk").eq(keys.CALENDAR), ConsistentRead=True)["Items"]
+        if item.get("subscribers")
+    ]
+    waiting = set(used)
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline and not stop.is_set():
-        for calendar_id in sorted(waiting):
-            item = table.get_item(Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.SYNC}).get("Item")
+        for pk in sorted(waiting):
+            item = table.get_item(Key={"pk": pk, "sk": keys.SYNC}, ConsistentRead=True).get("Item")
             if item and item.get("cursor"):
-                waiting.discard(calendar_id)
+                waiting.discard(pk)
         if waiting:
             time.sleep(0.1)
     if waiting:
         log(
-            f"WARNING: {len(waiting)} demo calendar(s) not synced after {timeout:.0f} s: "
-            "GET /v1/me/accounts shows why (lastError); the sync queue retries them"
+            f"WARNING: {len(waiting)} demo calendar(s) not synced after {timeout:.0f} s "
+            f"({', '.join(sorted(waiting))}): GET /v1/me/accounts shows why (lastError); the sync "
+            "queue retries them"
         )
-    return len(calendar_ids) - len(waiting)
+    return len(used) - len(waiting), len(used)
 
 
 def _table(info: StackInfo, tpl: dict[str, Any]) -> Any:
@@ -493,8 +507,8 @@ def reseed(info: StackInfo, tpl: dict[str, Any], now: datetime) -> Any:
     issuer, audiences = jwt_config(tpl, Resolver(tpl, info.region))
     key = SigningKey.load_or_create(state_dir())
     summary = connect_demo(info, key, (issuer, audiences[0]), now, summary)
-    synced = wait_synced(info, tpl, summary.calendar_ids, threading.Event())
-    return summary, synced
+    synced, used = wait_synced(info, tpl, threading.Event())
+    return summary, synced, used
 
 
 def _wait_api(port: int) -> None:
