@@ -4,6 +4,9 @@
     calsync-local invoke <LogicalId> [-e events/file.json]
     calsync-local seed
 
+``seed`` empties the running stack's table and has the demo people connect their Radicale calendars
+again through the API (local/demo.py).
+
 ``invoke`` runs the function in this process against the running stack's servers (their ports are
 in ``.local/stack.json``, written by ``make run``), like ``sam local invoke``. Without ``-e`` it uses
 the function's default sample event: the file in ``events/`` whose name is the function's code

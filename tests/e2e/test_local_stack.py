@@ -267,6 +267,23 @@ def test_invoke_cleanup_deletes_ended_events(stack: Stack) -> None:
     assert _ended_items(stack) == 0
 
 
+def test_seed_connects_the_demo_again_through_the_api(stack: Stack) -> None:
+    # `calsync-local seed` empties the table and connects the demo's Radicale calendars again: the
+    # table is filled by the running stack's CalDAV sync (what the cleanup test deleted is back)
+    table = table_of(stack)
+    assert _ended_items(stack) == 0  # the cleanup test deleted them
+    done = stack.cli("seed")
+    assert done.returncode == 0, done.stderr
+    assert "6/6 calendars synced" in done.stdout, done.stdout
+    states = [i for i in table.scan()["Items"] if str(i["pk"]).startswith("CAL#") and i["sk"] == "SYNC"]
+    assert len(states) == 6 and all(i.get("cursor") for i in states)
+    assert _ended_items(stack) > 0  # synced again from Radicale
+    after = {str(i["pk"]) for i in states}
+    alice = stack.token("--user", "alice", "--location", "hq")
+    meetings = _get(stack, "/v1/me/meetings", alice).json()["meetings"]
+    assert meetings and {m["calendarId"] for m in meetings} <= {pk.removeprefix("CAL#") for pk in after}
+
+
 def test_second_stack_on_the_same_ports_fails_clearly(stack: Stack) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "local"],
