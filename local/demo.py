@@ -17,6 +17,8 @@ ago are there for the cleanup function (S9). carol's account is left for you to 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -283,8 +285,20 @@ def connect(
         own = by_owner.get(user, [])
         if account is None or all(c.use in ("", "primary") for c in own):
             return
-        listed = call(user, "GET", "/v1/me/calendars")["calendars"]
-        ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
+        for attempt in range(3):  # each GET discovers the account's calendars again (R8)
+            listed = call(user, "GET", "/v1/me/calendars")["calendars"]
+            ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
+            if not (missing := [c.name for c in own if c.name not in ids]):
+                break
+            print(
+                f"WARNING: GET /v1/me/calendars as {user} does not list {missing} (attempt {attempt + 1}): "
+                f"{[c['name'] for c in listed]}",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(0.5)
+        else:
+            raise DemoError(f"GET /v1/me/calendars as {user} does not list {missing}: {listed}")
         conflicts = [ids[c.name] for c in own if c.use == "conflict"]
         if conflicts:
             primary = next(ids[c.name] for c in own if c.use == "primary")
