@@ -17,8 +17,6 @@ ago are there for the cleanup function (S9). carol's account is left for you to 
 from __future__ import annotations
 
 import json
-import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -285,19 +283,9 @@ def connect(
         own = by_owner.get(user, [])
         if account is None or all(c.use in ("", "primary") for c in own):
             return
-        for attempt in range(3):  # each GET discovers the account's calendars again (R8)
-            listed = call(user, "GET", "/v1/me/calendars")["calendars"]
-            ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
-            if not (missing := [c.name for c in own if c.name not in ids]):
-                break
-            print(
-                f"WARNING: GET /v1/me/calendars as {user} does not list {missing} (attempt {attempt + 1}): "
-                f"{[c['name'] for c in listed]}",
-                file=sys.stderr,
-                flush=True,
-            )
-            time.sleep(0.5)
-        else:
+        listed = call(user, "GET", "/v1/me/calendars")["calendars"]
+        ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
+        if missing := [c.name for c in own if c.name not in ids]:
             raise DemoError(f"GET /v1/me/calendars as {user} does not list {missing}: {listed}")
         conflicts = [ids[c.name] for c in own if c.use == "conflict"]
         if conflicts:
