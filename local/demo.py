@@ -17,6 +17,7 @@ ago are there for the cleanup function (S9). carol's account is left for you to 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -262,6 +263,20 @@ def connect(
     for cal in calendars(now):
         by_owner.setdefault(cal.owner, []).append(cal)
 
+    def first_sync_done(user: str, listed: list[dict[str, Any]], timeout: float = 60) -> list[dict[str, Any]]:
+        """The listing once the connect's first sync (of the C6 primary) has ended. A room registered
+        while its calendar's sync runs stays empty: the room is filled from the store before that
+        sync stored anything, and the sync it queues skips what is unchanged (a race in R8 the demo
+        steps around; see the issue 17 report)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [c["sync"]["status"] for c in listed]
+            if "syncing" not in states and any(state in ("ok", "error") for state in states):
+                return listed
+            time.sleep(0.2)
+            listed = call(user, "GET", "/v1/me/calendars")["calendars"]
+        raise DemoError(f"the first sync of {user}'s calendars did not end within {timeout:.0f} s: {listed}")
+
     def person(user: str) -> None:
         """The person's steps, in order."""
         account = None
@@ -284,6 +299,8 @@ def connect(
         if account is None or all(c.use in ("", "primary") for c in own):
             return
         listed = call(user, "GET", "/v1/me/calendars")["calendars"]
+        if any(c.use in ROOMS for c in own):
+            listed = first_sync_done(user, listed)
         ids = {c["name"]: c["id"] for c in listed if c["accountId"] == account["id"]}
         if missing := [c.name for c in own if c.name not in ids]:
             raise DemoError(f"GET /v1/me/calendars as {user} does not list {missing}: {listed}")
