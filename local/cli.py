@@ -4,6 +4,9 @@
     calsync-local invoke <LogicalId> [-e events/file.json]
     calsync-local seed
 
+``seed`` empties the running stack's table and has the demo people connect their Radicale calendars
+again through the API (local/demo.py).
+
 ``invoke`` runs the function in this process against the running stack's servers (their ports are
 in ``.local/stack.json``, written by ``make run``), like ``sam local invoke``. Without ``-e`` it uses
 the function's default sample event: the file in ``events/`` whose name is the function's code
@@ -118,15 +121,17 @@ def cmd_seed(_args: argparse.Namespace) -> int:
     for path in layer_paths(functions(tpl)):  # the layer's package calsync, before the demo imports it
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
-    from local import demo
-    from local.stack import seed_table
+    from local.demo import DemoError
+    from local.stack import reseed
 
-    now = datetime.now().astimezone()
-    summary = seed_table(info, tpl, now, wipe=True)
-    demo.seed_radicale(state_dir() / "radicale", now)
+    try:
+        summary, synced, used = reseed(info, tpl, datetime.now().astimezone())
+    except (DemoError, OSError) as exc:
+        raise ConfigError(f"the demo could not be loaded through the API at {info.api_url}: {exc}") from exc
     print(
-        f"demo data reloaded: {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars, "
-        f"{summary.occurrences} events ({summary.ended} ended > 61 min ago)"
+        f"demo data reloaded: {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars "
+        f"with {summary.occurrences} events in Radicale; {', '.join(summary.connected)} connected through "
+        f"the API, {synced}/{used} calendars synced"
     )
     return 0
 
@@ -151,7 +156,9 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("-e", "--event", help="a JSON event file (default: the function's sample in events/)")
     i.set_defaults(func=cmd_invoke)
 
-    s = sub.add_parser("seed", help="reload the demo data into the running stack")
+    s = sub.add_parser(
+        "seed", help="empty the running stack's table and connect the demo's Radicale calendars again"
+    )
     s.set_defaults(func=cmd_seed)
     return p
 

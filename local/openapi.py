@@ -1,9 +1,10 @@
 """Write (or check) the one OpenAPI document of calsync's HTTP API: ``python -m local.openapi``.
 
 Every function of template.yaml with HttpApi routes is imported by file path and its Powertools
-resolver (``app``) generates its part; ``calsync.api.openapi.merge`` joins them. The result is
-committed as functions/api/openapi.json, which ApiFunction serves at /v1/openapi.json; a test fails
-when it is not what the code generates (`make openapi` writes it).
+resolver (``app``) generates its part; ``calsync.api.openapi.merge`` joins them, and
+``local.api_docs.describe`` adds what a client developer reads (summaries, descriptions, examples).
+The result is committed as functions/api/openapi.json, which ApiFunction serves at /v1/openapi.json;
+a test fails when it is not what the code generates (`make openapi` writes it).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def build() -> dict[str, Any]:
             continue
         documents.append(schema_of(_load_app(fn.handler_file(), f"_calsync_openapi_{lid}")))
         public += [r.route_key for r in routes if not r.auth]
-    return merge(documents, public)
+    from local.api_docs import describe
+
+    return describe(merge(documents, public))
 
 
 def render() -> str:

@@ -68,7 +68,11 @@ class Runtime:
                 shared.setdefault(k, v)
         self.shared_env = {k: v for k, v in shared.items() if k not in self.conflicts}
         self._modules: dict[str, ModuleType] = {}
-        self._locks = {lid: threading.Lock() for lid in fns}
+        # One invocation of a function at a time; and one of ANY function with HTTP routes at a time:
+        # Powertools keeps the request being resolved at class level (BaseRouter.current_event), so
+        # two resolvers in one process read each other's request (in AWS each runs in its own).
+        http = threading.Lock()
+        self._locks = {lid: http if fn.routes else threading.Lock() for lid, fn in fns.items()}
         self._env_lock = threading.Lock()
         self._import_lock = threading.Lock()
         self.region = base_env.get("AWS_REGION", resolver.region)
@@ -143,6 +147,10 @@ class Runtime:
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
+
+    def lock_for(self, logical_id: str) -> threading.Lock:
+        """What an invocation of ``logical_id`` holds while it runs."""
+        return self._locks[logical_id]
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Call the handler once; FunctionError (traceback printed) if it raises."""

@@ -131,11 +131,15 @@ def find_dynamodb_local() -> tuple[str, Path] | None:
 def start_dynamodb_local(java: str, jar: Path, port: int, log_dir: Path) -> Subprocess:
     # DynamoDB Local has no bind-address option: it listens on every interface of this machine.
     # -sharedDb: one database whatever the caller's credentials and region (aws CLI, NoSQL Workbench…)
+    # The JIT's first tier only and the serial collector: a short-lived local server on a laptop
+    # starts about three times faster and with half the CPU (measured in issue 17).
     return Subprocess(
         "DynamoDB Local",
         [
             java,
             "-Xshare:auto",
+            "-XX:TieredStopAtLevel=1",
+            "-XX:+UseSerialGC",
             f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
             "-jar",
             str(jar),
@@ -188,6 +192,9 @@ def write_radicale_config(state: Path, port: int) -> Path:
         "type = htpasswd\n"
         f"htpasswd_filename = {base / 'users'}\n"
         "htpasswd_encryption = plain\n"
+        # Radicale waits 0.5-1.5 s before each 401 (against guessing passwords), and a CalDAV client
+        # asks without credentials first: on this machine-local server that only slowed every connect
+        "delay = 0\n"
         "[rights]\n"
         "type = owner_only\n"
         "[storage]\n"

@@ -1,8 +1,11 @@
 """``python -m local`` (what ``make run`` runs): the whole of calsync on this machine.
 
-Order: check every port is free (before anything starts) -> start DynamoDB Local (or moto), moto and
-Radicale side by side -> create the template's resources -> load the demo data -> serve the API ->
-start the SQS pollers and the scheduler -> print how to use it. SIGINT / SIGTERM stop all of it.
+Order: check every port is free (before anything starts) -> write the demo calendars to Radicale's
+folder -> start DynamoDB Local (or moto), moto and Radicale side by side -> while Java starts, create
+the template's resources on moto and import the handlers -> create the table -> serve the API, start
+the SQS pollers and the scheduler -> the demo people connect their Radicale accounts through the
+API, and the CalDAV sync fills the table -> print how to use it. One line per step while it starts
+(with how long it took); SIGINT / SIGTERM stop all of it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from local.config import HOST, REGION, ConfigError, StackInfo, ports_from_env, state_dir
 from local.template import TEMPLATE, Resolver, functions, jwt_config, layer_paths, load
+
+if TYPE_CHECKING:
+    from local import demo
 
 
 class _Stopped(Exception):
@@ -103,7 +109,7 @@ def main(started: float | None = None) -> int:
         return fail(str(exc))
     except Exception as exc:
         stop.set()
-        log(f"start-up failed: {type(exc).__name__}: {exc}")
+        log(f"start-up failed: {type(exc).__name__}: {exc} (what ran meanwhile: {state}/logs/start.log)")
         _shutdown(running, threads, state)
         return 1
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -129,7 +135,6 @@ class _ApiServer:
     def __init__(self, app: Any, port: int) -> None:
         from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(HOST, port, app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="api", daemon=True)
 
@@ -160,6 +165,11 @@ def _run(
 
     state.mkdir(parents=True, exist_ok=True)
     logs = state / "logs"
+    steps = _Steps(started)
+    quiet = _QuietUntilReady(logs / "start.log")
+    sys.stdout = quiet.stdout  # before the handlers are imported: their loggers keep this stream
+    # no access-log line per request to moto's (or the API's) werkzeug server
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     fns = functions(tpl)
     for path in layer_paths(fns):  # the layers' code (package calsync) for the demo data and handlers
         if str(path) not in sys.path:
@@ -194,7 +204,7 @@ def _run(
 
     radicale_config = servers.write_radicale_config(state, ports["caldav"])
     now = datetime.now().astimezone()
-    caldav_paths = demo.seed_radicale(state / "radicale", now)
+    demo_data = demo.seed_radicale(state / "radicale", now)
     radicale = servers.start_radicale(radicale_config, logs)
     running.append(radicale)
 
@@ -207,12 +217,10 @@ def _run(
         running.append(moto_ddb)
 
     key = SigningKey.load_or_create(state)
-    if ddb_proc is not None:
-        ddb_proc.wait_ready(ports["dynamodb"])
     radicale.wait_ready(ports["caldav"])
-    phases = [("servers", time.monotonic())]
+    steps.done("servers", f"moto and Radicale listening; {demo_data.calendars} demo calendars in Radicale")
 
-    # ---- resources from the template
+    # ---- resources from the template: moto's first, while DynamoDB Local (Java) is still starting
     from local.resources import create_aws_resources, create_tables, names
 
     info = StackInfo(pid=os.getpid(), ports=ports, region=REGION, dynamodb_backend=backend)
@@ -220,17 +228,15 @@ def _run(
     params = dict(parameters or {})  # CALSYNC_PARAMETERS (local/overrides.py)
     if params:
         log("template parameters from CALSYNC_PARAMETERS: " + " ".join(f"{k}={v}" for k, v in params.items()))
-    created = names(tpl, REGION, params)
-    create_tables(tpl, info.dynamodb_endpoint, REGION, created, parameters=params)
+    created = names(tpl, REGION, params)  # the table's name is known before it exists
     create_aws_resources(
         tpl, info.aws_endpoint, REGION, created, parameters=params, secret_values=secret_values
     )
     resolver = Resolver(tpl, REGION, refs=created.refs, attrs=created.attrs, parameters=params)
     info.refs, info.attrs, info.parameters = created.refs, created.attrs, resolver.parameters
-    info.write(state)
-    phases.append(("resources", time.monotonic()))
+    steps.done("resources", f"{len(created.summary)} created on moto from template.yaml")
 
-    # ---- the functions' runtime, and the demo data
+    # ---- the functions' runtime: every handler imported now, so that a broken one shows at once
     from local.runtime import Runtime
 
     os.environ.pop("AWS_PROFILE", None)
@@ -257,26 +263,39 @@ def _run(
     runtime.install_environment()
     if runtime.conflicts:
         log(f"functions set {sorted(runtime.conflicts)} differently: invocations run one at a time")
-    summary = seed_table(info, tpl, now)
-    phases.append(("demo data", time.monotonic()))
-
-    # ---- the API
-    from local.api import LocalApi
-
-    routes = [(fn.logical_id, r) for fn in fns.values() for r in fn.routes]
-    app = LocalApi(routes, runtime.invoke, key, issuer, audiences, log=log)
-    api = _ApiServer(app, ports["api"])
-    api.start()
-    running.append(api)
-    for lid, fn in fns.items():  # import now, so that a broken handler shows at once
+    imported = 0
+    for lid, fn in fns.items():
         if fn.routes or fn.sqs or fn.schedules:
             try:
                 runtime.handler(lid)
+                imported += 1
             except Exception as exc:
                 log(
                     f"WARNING: {lid}: cannot import its handler yet ({type(exc).__name__}: {exc}); "
                     "its routes answer 500 until it can be imported"
                 )
+    steps.done("functions", f"{imported} handlers imported")
+
+    # ---- the table, once DynamoDB Local listens
+    if ddb_proc is not None:
+        ddb_proc.wait_ready(ports["dynamodb"])
+    tables = len(created.summary)
+    create_tables(tpl, info.dynamodb_endpoint, REGION, created, parameters=params)
+    info.write(state)
+    steps.done(
+        "dynamodb",
+        ("Amazon DynamoDB Local" if ddb_proc is not None else "moto (no Java)")
+        + f" listening; {len(created.summary) - tables} table(s) created",
+    )
+
+    # ---- the API
+    from local.api import LocalApi
+
+    routes = [(fn.logical_id, r) for fn in fns.values() for r in fn.routes]
+    app = LocalApi(routes, runtime.invoke, key, issuer, audiences, log=quiet)
+    api = _ApiServer(app, ports["api"])
+    api.start()
+    running.append(api)
 
     # ---- event sources
     from local.resources import client
@@ -296,7 +315,7 @@ def _run(
                 region=REGION,
                 invoke=runtime.invoke,
                 stop=stop,
-                log=log,
+                log=quiet,
             )
             poller.start()
             threads.append(poller)
@@ -306,43 +325,176 @@ def _run(
         region=REGION,
         invoke=runtime.invoke,
         stop=stop,
-        log=log,
+        log=quiet,
         clock=time.monotonic,
         wall=lambda: datetime.now().astimezone(),
     )
     scheduler.start()
     threads.append(scheduler)
 
-    ready_s = _wait_api(ports["api"], started)
-    phases.append(("API", time.monotonic()))
-    last = started
-    timing = []
-    for name, at in phases:
-        timing.append(f"{name} {at - last:.1f} s")
-        last = at
+    _wait_api(ports["api"])
+    steps.done("api", f"{info.api_url}: {len(routes)} routes; SQS pollers and schedules running")
     token = key.issue(
         issuer=issuer, audience=audiences[0], user="alice", locations=["hq"], expires_in=12 * 3600
     )
+
+    # ---- the demo people connect their Radicale accounts through the API; the sync fills the table
+    from local.demo import DemoError
+
+    try:
+        summary = connect_demo(info, key, (issuer, audiences[0]), now, demo_data)
+    except DemoError as exc:  # the stack runs on, so that what refused can be looked at
+        log(f"WARNING: the demo could not be set up through the API: {exc} (see {logs / 'start.log'})")
+        summary = demo_data
+    synced, used = wait_synced(info, tpl, stop)
+    steps.done(
+        "demo",
+        f"{len(summary.connected)} CalDAV accounts connected through the API, "
+        f"{synced}/{used} calendars synced from Radicale by CaldavSyncFunction",
+    )
+    quiet.open()
     _banner(
         info,
-        ready_s=ready_s,
-        timing=", ".join(timing),
+        ready_s=time.monotonic() - started,
+        timing=steps.timing(),
         token=token,
         summary=summary,
         resources=created.summary,
         routes=routes,
         scheduler=scheduler,
-        caldav_paths=caldav_paths,
         speedup=speedup,
     )
 
 
-def seed_table(info: StackInfo, tpl: dict[str, Any], now: datetime, wipe: bool = False) -> Any:
-    """Load the demo data into the stack's table (``calsync-local seed`` calls this with wipe=True)."""
+class _Steps:
+    """One line per start-up step, with how long it took."""
+
+    def __init__(self, started: float) -> None:
+        self.last = started
+        self.taken: list[tuple[str, float]] = []
+
+    def done(self, name: str, what: str) -> None:
+        now = time.monotonic()
+        self.taken.append((name, now - self.last))
+        log(f"{name + ':':<11}{what} ({now - self.last:.1f} s)")
+        self.last = now
+
+    def timing(self) -> str:
+        return ", ".join(f"{name} {s:.1f} s" for name, s in self.taken)
+
+
+class _QuietUntilReady:
+    """While the stack starts, what runs in it (the demo's API requests and syncs: the API's, pollers'
+    and schedules' lines, the functions' own log and metric lines on stdout) goes to
+    .local/logs/start.log, so that the terminal shows one line per step; once the banner is out, to
+    the terminal. Tracebacks (stderr) always reach the terminal."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: Any = path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._open = False
+        self.stdout = _Stdout(self, sys.stdout)
+
+    def __call__(self, line: str) -> None:
+        with self._lock:
+            if self._open:
+                log(line)
+            else:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def write_stdout(self, text: str) -> bool:
+        """Whether ``text`` was kept in the file (False: the terminal's turn)."""
+        with self._lock:
+            if not self._open:
+                self._file.write(text)
+                self._file.flush()
+            return not self._open
+
+    def open(self) -> None:
+        with self._lock:
+            self._open = True
+            self._file.close()
+
+
+class _Stdout:
+    """sys.stdout while the stack runs (the functions' loggers keep the stream they found)."""
+
+    def __init__(self, gate: _QuietUntilReady, real: Any) -> None:
+        self._gate, self._real = gate, real
+
+    def write(self, text: str) -> int:
+        if not self._gate.write_stdout(text):
+            self._real.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def connect_demo(
+    info: StackInfo, key: Any, jwt: tuple[str, str], now: datetime, summary: demo.DemoSummary
+) -> demo.DemoSummary:
+    """The demo people connect their Radicale accounts through the stack's API (local/demo.py)."""
+    from local import demo
+
+    issuer, audience = jwt
+
+    def token(user: str, admin_of: list[str]) -> str:
+        return str(
+            key.issue(
+                issuer=issuer,
+                audience=audience,
+                user=user,
+                locations=[demo.LOCATION],
+                admin_of=admin_of,
+                expires_in=600,
+            )
+        )
+
+    return demo.connect(info.api_url, f"{info.caldav_url}/", token, summary, now)
+
+
+def wait_synced(
+    info: StackInfo, tpl: dict[str, Any], stop: threading.Event, timeout: float = 60
+) -> tuple[int, int]:
+    """Until every calendar that a person or a room uses has a sync cursor (its first sync ran to its
+    end): (synced, used). Those whose sync failed or took longer are named in a WARNING line."""
+    from boto3.dynamodb.conditions import Attr
+
+    from calsync.store import keys
+
+    table = _table(info, tpl)
+    used = [
+        str(item["pk"])
+        for item in table.scan(FilterExpression=Attr("sk").eq(keys.CALENDAR), ConsistentRead=True)["Items"]
+        if item.get("subscribers")
+    ]
+    waiting = set(used)
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline and not stop.is_set():
+        for pk in sorted(waiting):
+            item = table.get_item(Key={"pk": pk, "sk": keys.SYNC}, ConsistentRead=True).get("Item")
+            if item and item.get("cursor"):
+                waiting.discard(pk)
+        if waiting:
+            time.sleep(0.1)
+    if waiting:
+        log(
+            f"WARNING: {len(waiting)} demo calendar(s) not synced after {timeout:.0f} s "
+            f"({', '.join(sorted(waiting))}): GET /v1/me/accounts shows why (lastError); the sync "
+            "queue retries them"
+        )
+    return len(used) - len(waiting), len(used)
+
+
+def _table(info: StackInfo, tpl: dict[str, Any]) -> Any:
     import boto3
 
-    from calsync.store.repository import Repository
-    from local import demo
     from local.config import LOCAL_ENV_VARS
     from local.template import table_defs
 
@@ -350,29 +502,48 @@ def seed_table(info: StackInfo, tpl: dict[str, Any], now: datetime, wipe: bool =
     if not tables:
         raise ConfigError("template.yaml defines no AWS::DynamoDB::Table")
     name = info.refs.get(tables[0].logical_id, tables[0].name)
-    table = boto3.resource(
+    return boto3.resource(
         "dynamodb",
         endpoint_url=info.dynamodb_endpoint,
         region_name=info.region,
         aws_access_key_id=LOCAL_ENV_VARS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_ENV_VARS["AWS_SECRET_ACCESS_KEY"],
     ).Table(str(name))
-    repo = Repository(table)
-    if wipe:
-        demo.wipe(repo)
-    return demo.seed(repo, now)
 
 
-def _wait_api(port: int, started: float) -> float:
+def reseed(info: StackInfo, tpl: dict[str, Any], now: datetime) -> Any:
+    """``calsync-local seed``: empty the running stack's table, write the demo calendars to Radicale
+    again and connect them through the API as at start (the stack's own pollers run the syncs)."""
+    from local import demo
+    from local.auth import SigningKey
+
+    table = _table(info, tpl)
+    kwargs: dict[str, Any] = {"ProjectionExpression": "pk, sk"}
+    while True:
+        page = table.scan(**kwargs)
+        with table.batch_writer() as batch:
+            for item in page.get("Items", []):
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    summary = demo.seed_radicale(state_dir() / "radicale", now)
+    issuer, audiences = jwt_config(tpl, Resolver(tpl, info.region))
+    key = SigningKey.load_or_create(state_dir())
+    summary = connect_demo(info, key, (issuer, audiences[0]), now, summary)
+    synced, used = wait_synced(info, tpl, threading.Event())
+    return summary, synced, used
+
+
+def _wait_api(port: int) -> None:
     import urllib.request
 
     url = f"http://{HOST}:{port}/.well-known/jwks.json"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
-            break
+            return
         time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def _banner(
@@ -385,7 +556,6 @@ def _banner(
     resources: list[str],
     routes: list[Any],
     scheduler: Any,
-    caldav_paths: list[str],
     speedup: float,
 ) -> None:
     api = info.api_url
@@ -394,7 +564,7 @@ def _banner(
     lines = [
         "",
         f"calsync is running on {HOST}. Ctrl-C stops everything.",
-        f"The API answered {ready_s:.1f} s after start ({timing}).",
+        f"Ready {ready_s:.1f} s after start ({timing}).",
         "",
         f"  API          {api}   ({len(routes)} routes from template.yaml)",
         f"  Swagger UI   {api}/docs",
@@ -414,10 +584,12 @@ def _banner(
         + ")",
         "",
         "  resources:   " + ("; ".join(resources) or "none"),
-        f"  demo data:   {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars, "
-        f"{summary.occurrences} events around today ({summary.ended} ended > 61 min ago: "
-        "`calsync-local invoke CleanupFunction` deletes them)",
-        "               stored directly in the table; CalDAV sync (Radicale -> table) is a later issue",
+        f"  demo data:   {summary.people} people, {summary.rooms} rooms, {summary.calendars} calendars with "
+        f"{summary.occurrences} events around today, in Radicale;",
+        f"               {', '.join(summary.connected)} connected their accounts through the API and "
+        "CaldavSyncFunction synced them into the table",
+        f"               ({summary.ended} ended > 61 min ago: `calsync-local invoke CleanupFunction` deletes "
+        "them); carol's account is yours to connect (README)",
         (
             f"  schedules:   {len(scheduler.jobs)}, manual (CALSYNC_SCHEDULE_SPEEDUP=0): "
             "`calsync-local invoke <Function>` runs one"

@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import boto3
 import pytest
 import requests
 
-from tests.support.local_stack import ROOT, Stack
+from calsync.store import keys
+from tests.support.local_stack import ROOT, Stack, table_of
 from tests.support.local_stack import alive as _alive
 from tests.support.local_stack import port_open as _port_open
 
@@ -58,6 +61,76 @@ def test_banner_and_start_time(stack: Stack) -> None:
     token = banner.split("TOKEN=", 1)[1].split()[0]
     assert _get(stack, "/v1/me/meetings", token).status_code == 200  # the printed token works
     assert stack.ready_s < 30  # target < 10 s (printed above); generous here for slow CI machines
+
+
+def test_terminal_shows_one_line_per_step_then_the_banner(stack: Stack) -> None:
+    # issue 17: no access-log line per moto request; one line per start-up step with its time
+    err = stack.err.read_text().splitlines()
+    assert not [line for line in err if "HTTP/1.1" in line], err
+    names = ["servers", "resources", "functions", "dynamodb", "api", "demo"]
+    # the banner follows the last step; what the stack logs after it (requests of these tests) may follow
+    step = re.compile(r"\[calsync-local\] (\w+): +.+ \((\d+\.\d) s\)")
+    steps = [step.fullmatch(line) for line in err[: len(names)]]
+    assert [m.group(1) if m else None for m in steps] == names, err
+    out = stack.out.read_text()
+    assert "is a later issue" not in out
+    assert not [line for line in out.split("calsync is running", 1)[0].splitlines() if line.strip()], out
+    assert "api  PATCH /v1/me/profile -> 200" in (stack.state / "logs" / "start.log").read_text()
+
+
+_DAV = "{DAV:}"
+_PROPFIND = (
+    '<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:cs="http://calendarserver.org/ns/">'
+    "<d:prop><d:getetag/><d:sync-token/><cs:getctag/></d:prop></d:propfind>"
+)
+
+
+def _radicale_collection(stack: Stack, path: str, auth: tuple[str, str]) -> tuple[dict[str, str], str]:
+    """What Radicale itself holds: {href: etag} of a calendar's events, and its sync token."""
+    got = requests.request(
+        "PROPFIND",
+        f"http://127.0.0.1:{stack.ports['caldav']}{path}",
+        data=_PROPFIND,
+        headers={"Depth": "1", "Content-Type": "application/xml"},
+        auth=auth,
+        timeout=10,
+    )
+    assert got.status_code == 207, got.text
+    etags, token = {}, ""
+    for response in ElementTree.fromstring(got.content).iter(f"{_DAV}response"):
+        href = response.findtext(f"{_DAV}href") or ""
+        etag = response.findtext(f".//{_DAV}getetag")
+        if href.rstrip("/") == path.rstrip("/"):
+            token = response.findtext(f".//{_DAV}sync-token") or ""
+        elif etag:
+            etags[href] = etag
+    return etags, token
+
+
+def test_demo_meetings_came_through_the_caldav_sync(stack: Stack) -> None:
+    # issue 17: alice's calendars live in the stack's Radicale, connected through the API at start;
+    # what she sees was stored by CaldavSyncFunction, not written into the table by the demo
+    alice = stack.token("--user", "alice", "--location", "hq")
+    meetings = _get(stack, "/v1/me/meetings", alice).json()["meetings"]
+    assert meetings and {m["provider"] for m in meetings} == {"caldav"}
+    accounts = _get(stack, "/v1/me/accounts", alice).json()["accounts"]
+    assert [(a["provider"], a["status"]) for a in accounts] == [("caldav", "active")], accounts
+    calendars = {c["id"]: c["name"] for c in _get(stack, "/v1/me/calendars", alice).json()["calendars"]}
+    assert {m["calendarId"] for m in meetings} <= set(calendars)
+    assert "Design review" in {m["title"] for m in meetings}
+    table = table_of(stack)
+    paths = {"Alice (work)": "/alice/calendar/", "Alice (second calendar)": "/alice/second/"}
+    for calendar_id, name in calendars.items():
+        at_radicale, token = _radicale_collection(stack, paths[name], ("alice", "alice-demo"))
+        assert at_radicale, name
+        # the sync's own state: Radicale's sync token, and each event's href and etag as Radicale has them
+        state = table.get_item(Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.SYNC})["Item"]
+        assert json.loads(state["cursor"])["token"] == token
+        resources = table.query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :res)",
+            ExpressionAttributeValues={":pk": keys.calendar_pk(calendar_id), ":res": keys.RES_PREFIX},
+        )["Items"]
+        assert {r["key"]: r["etag"] for r in resources} == at_radicale
 
 
 def test_my_meetings_show_rules_at_work(stack: Stack) -> None:
@@ -160,8 +233,13 @@ def test_presence_set_by_one_person_read_by_another(stack: Stack) -> None:
 def test_docs_and_openapi(stack: Stack) -> None:
     docs = requests.get(f"{stack.api}/docs", timeout=10)
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "/v1/openapi.json" in docs.text and "/docs/assets/swagger-ui-bundle.min.js" in docs.text
     spec = requests.get(f"{stack.api}/v1/openapi.json", timeout=10)
     assert spec.status_code == 200 and "/v1/me/meetings" in spec.json()["paths"]
+    # what Swagger UI shows for each operation: a summary and a description, not the bare path
+    operations = [(p, op) for p, methods in spec.json()["paths"].items() for op in methods.values()]
+    assert [p for p, op in operations if not op.get("summary") or p in op["summary"]] == []
+    assert [p for p, op in operations if not op.get("description")] == []
 
 
 def _ended_items(stack: Stack) -> int:
@@ -187,6 +265,23 @@ def test_invoke_cleanup_deletes_ended_events(stack: Stack) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["deleted"] > 0
     assert _ended_items(stack) == 0
+
+
+def test_seed_connects_the_demo_again_through_the_api(stack: Stack) -> None:
+    # `calsync-local seed` empties the table and connects the demo's Radicale calendars again: the
+    # table is filled by the running stack's CalDAV sync (what the cleanup test deleted is back)
+    table = table_of(stack)
+    assert _ended_items(stack) == 0  # the cleanup test deleted them
+    done = stack.cli("seed")
+    assert done.returncode == 0, done.stderr
+    assert "6/6 calendars synced" in done.stdout, done.stdout
+    states = [i for i in table.scan()["Items"] if str(i["pk"]).startswith("CAL#") and i["sk"] == "SYNC"]
+    assert len(states) == 6 and all(i.get("cursor") for i in states)
+    assert _ended_items(stack) > 0  # synced again from Radicale
+    after = {str(i["pk"]) for i in states}
+    alice = stack.token("--user", "alice", "--location", "hq")
+    meetings = _get(stack, "/v1/me/meetings", alice).json()["meetings"]
+    assert meetings and {m["calendarId"] for m in meetings} <= {pk.removeprefix("CAL#") for pk in after}
 
 
 def test_second_stack_on_the_same_ports_fails_clearly(stack: Stack) -> None:

@@ -64,9 +64,9 @@ class Stack:
     def start(cls, tmp: Path, **extra_env: str) -> Stack:
         """The stack on free ports with ``extra_env``, once its API answers and its banner is out."""
         stack = start_stack(tmp, stack_ports(), env=extra_env)
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + 2 * READY_TIMEOUT
         while "TOKEN=" not in stack.out.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)  # the banner comes right after the API answers
+            time.sleep(0.05)  # the banner comes once the demo's calendars are synced (local/demo.py)
         return stack
 
     @property

@@ -171,3 +171,20 @@ def test_runtime_imports_handlers_by_path_with_their_own_env(tmp_path: Path) -> 
     assert runtime.conflicts == {"MODE"}  # both are app.py, with different MODE
     assert runtime.invoke("A", {}) == {"who": "A", "mode": "a", "fn": "calsync-local-A", "left": True}
     assert runtime.invoke("B", {}) == {"who": "B", "mode": "b", "fn": "calsync-local-B", "left": True}
+
+
+def test_functions_with_http_routes_run_one_at_a_time(tmp_path: Path) -> None:
+    # issue 17: Powertools keeps the request being resolved at class level (BaseRouter.current_event):
+    # two HTTP functions resolving at once in one process read each other's body (seen at start-up,
+    # when the demo's people connect side by side); queue and schedule functions keep their own lock
+    from local.runtime import Runtime
+    from local.template import Function, HttpRoute, Resolver
+
+    route = HttpRoute(event_name="X", method="GET", path="/x", auth=True)
+    fns = {
+        lid: Function(lid, "app.lambda_handler", tmp_path, 3, 128, {}, (), routes, (), ())
+        for lid, routes in (("Api", (route,)), ("Accounts", (route,)), ("Sync", ()), ("Poll", ()))
+    }
+    runtime = Runtime(fns, Resolver({"Resources": {}}), {"AWS_REGION": "eu-west-1"})
+    assert runtime.lock_for("Api") is runtime.lock_for("Accounts")
+    assert len({id(runtime.lock_for(lid)) for lid in ("Api", "Sync", "Poll")}) == 3
