@@ -61,6 +61,7 @@ from tests.support.caldav_server import (
     override,
     radicale,
 )
+from tests.support.poll import PollFanOut, queue_depth
 from tests.support.template import table_create_kwargs
 
 REGION = "eu-west-1"
@@ -90,6 +91,7 @@ class World:
     account_id: str
     calendar_id: str
     requests: list[str] = field(default_factory=list)  # "METHOD status" of every CalDAV request
+    polls: PollFanOut | None = None  # the PollQueue and PollShardFunction
     dlq_url: str = ""
 
     @property
@@ -131,11 +133,17 @@ class World:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
 
-    def poll(self, now: datetime) -> dict[str, Any]:
+    def poll(self, now: datetime) -> int:
+        """The schedule (it dispatches one task per shard), then PollShardFunction on each task:
+        the number of sync jobs queued."""
+        assert self.polls is not None
+        before = queue_depth(self.sqs, self.queue_url)
         poll_app.clock = lambda: now
         event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
         result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
-        return result
+        assert result == {"dispatched": 16, "failed": 0}
+        self.polls.run(now)
+        return queue_depth(self.sqs, self.queue_url) - before
 
     def meetings(self, now: datetime) -> dict[str, Any]:
         claims = apigw.claims(self.user, ["hq"])
@@ -254,7 +262,8 @@ def make_world(
         client_factory=client_factory,
         links=LINKS,
     )
-    poll_app.set_dependencies(table=table, sqs=sqs, queue_url=queue_url)
+    world.polls = PollFanOut(table, sqs, {"caldav": queue_url})
+    poll_app.set_dependencies(sqs=sqs, poll_queue_url=world.polls.url)
     return world
 
 
@@ -300,7 +309,7 @@ def test_connect_first_sync_then_add_move_cancel_delete(world: World) -> None:
     # add
     world.put("review", ics("review", "Review", at(5), at(6)))
     t1 = NOW + timedelta(minutes=5)
-    assert world.poll(t1)["enqueued"] == 1
+    assert world.poll(t1) == 1
     world.drain(t1)
     assert starts(world.listed(t1), "Review") == [iso(at(5))]
 
@@ -355,7 +364,7 @@ def test_unchanged_ctag_costs_one_request_and_no_write(world: World) -> None:
     t1 = NOW + timedelta(minutes=5)
     if reconcile_slot(world.calendar_id) == run_number(t1) % RECONCILE_SLOTS:
         t1 += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
-    assert world.poll(t1) == {"enqueued": 1, "reconciles": 0, "failed": 0}
+    assert world.poll(t1) == 1  # a plain poll job (not in its reconcile slot)
     world.requests.clear()
     with dynamodb_calls(world.table) as calls:
         answers = world.drain(t1)
