@@ -155,22 +155,23 @@ def poll_shard(
     summary = ShardSummary()
     entries, after = state.poll_page(task.provider, task.shard, after=task.after, limit=limit)
     summary.read = len(entries)
-    for start in range(0, len(entries), 10):
+    due: list[tuple[str, SyncJob, str]] = []  # (sort key, job, dedup id) of the entries due now
+    for entry in entries:
+        job, dedup = _job(entry, task.run)
+        if not job.full and task.adaptive and not is_due(entry, task.run, now):
+            summary.resting += 1
+            continue
+        due.append((keys.poll_sk(entry.calendar_id), job, dedup))
+    for start in range(0, len(due), 10):
         if budget is not None and budget.exhausted():
-            last_sent = keys.poll_sk(entries[start - 1].calendar_id) if start else task.after
-            summary.rest = task.model_copy(update={"after": last_sent})
+            # the entries not due in this run are not due in its rest either: skip past them
+            summary.rest = task.model_copy(update={"after": due[start - 1][0] if start else task.after})
             return summary
-        jobs = []
-        for entry in entries[start : start + 10]:
-            job, dedup = _job(entry, task.run)
-            if not job.full and task.adaptive and not is_due(entry, task.run, now):
-                summary.resting += 1
-                continue
-            summary.reconciles += job.full
-            jobs.append((job, dedup))
-        failed = enqueue_many(sqs_client, sync_queue_url, jobs) if jobs else []
+        chunk = due[start : start + 10]
+        failed = enqueue_many(sqs_client, sync_queue_url, [(job, dedup) for _, job, dedup in chunk])
         summary.failed += failed
-        summary.enqueued += len(jobs) - len(failed)
+        summary.enqueued += len(chunk) - len(failed)
+        summary.reconciles += sum(job.full for _, job, _ in chunk)
     if after is not None:
         summary.rest = task.model_copy(update={"after": after})
     return summary
