@@ -40,6 +40,7 @@ from calsync.store.accounts import (
     calendar_id_for,
 )
 from calsync.store.items import Calendar
+from calsync.store.keys import poll_shard
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
@@ -132,6 +133,12 @@ class World:
             for rec in to_delete(records, answer, report_failures=True):
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
+
+    def changed_at(self) -> datetime | None:
+        """The poll entry's ``changedAt`` (adaptive intervals)."""
+        state = SyncStateStore(self.table)
+        [entry] = [e for e in state.list_poll("caldav", poll_shard(self.calendar_id))]
+        return entry.changed_at
 
     def poll(self, now: datetime) -> int:
         """The schedule (it dispatches one task per shard), then PollShardFunction on each task:
@@ -309,9 +316,11 @@ def test_connect_first_sync_then_add_move_cancel_delete(world: World) -> None:
     # add
     world.put("review", ics("review", "Review", at(5), at(6)))
     t1 = NOW + timedelta(minutes=5)
+    assert world.changed_at() == NOW  # registered by the connect job: active
     assert world.poll(t1) == 1
     world.drain(t1)
     assert starts(world.listed(t1), "Review") == [iso(at(5))]
+    assert world.changed_at() == t1  # the poll's sync changed the calendar: polled every run
 
     # move
     world.put("standup", ics("standup", "Standup", at(7), at(7.5)))
@@ -371,6 +380,7 @@ def test_unchanged_ctag_costs_one_request_and_no_write(world: World) -> None:
     assert answers and answers[0]["batchItemFailures"] == []
     assert world.requests == ["PROPFIND 207"]
     assert [c for c in calls.calls if c in WRITES] == []
+    assert world.changed_at() == NOW  # nothing changed: the calendar's activity stays as it was
 
 
 def test_rejected_sync_token_full_resync_loses_nothing(world: World) -> None:
