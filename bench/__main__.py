@@ -348,6 +348,19 @@ def bench_cost_section() -> int:
     return bench_cost()
 
 
+# ------------------------------------------------------------------------------ (i) shared calendars
+
+
+def bench_sharing_section() -> int:
+    """See bench/sharing.py: write cost of one moved event at 1, 10, 100, 1,000 subscribers."""
+    for path in (LAYER, ROOT):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+    from bench.sharing import bench_sharing
+
+    return bench_sharing()
+
+
 def main(argv: list[str] | None = None) -> int:
     # the functions run in-process in sections (c)-(e): keep their logs and metrics out of the tables
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -357,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000, help="events for the rules benchmark")
     parser.add_argument(
         "--only",
-        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync", "cost"],
+        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync", "cost", "sharing"],
         help="run one benchmark only",
     )
     args = parser.parse_args(argv)
@@ -390,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("-" * 100)
         missed += bench_cost_section()
+    if args.only in (None, "sharing"):
+        print()
+        print("-" * 100)
+        missed += bench_sharing_section()
     print()
     print("all targets met" if missed == 0 else f"{missed} target(s) not met (see above)")
     return 0  # informational: no pass/fail

@@ -1,12 +1,11 @@
-"""CalDAV poll schedule (rate 5 minutes): enqueue every registered CalDAV calendar (S3), a full
-ETag comparison for the calendars in their reconcile slot (S5). See ``calsync.sync.poll``.
+"""CalDAV poll schedule (rate 5 minutes): dispatch the poll (S3, S5), one task per shard of the poll
+registry to the PollQueue; PollShardFunction runs them in parallel (``calsync.sync.poll``).
 
-Thin, and free of the CalDAV layer: it only reads the poll registry and sends SQS messages.
+Thin: it reads nothing and sends two SendMessageBatch calls.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,8 +17,6 @@ from calsync.observability import logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync.store.sync_state import SyncStateStore
 
 PROVIDER = "caldav"
 
@@ -33,21 +30,9 @@ _overrides: dict[str, Any] = {}
 
 
 def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``queue_url``; no arguments restores the defaults."""
+    """Tests: ``sqs``, ``poll_queue_url``; no arguments restores the defaults."""
     _overrides.clear()
     _overrides.update(overrides)
-    _state.cache_clear()
-
-
-@functools.cache
-def _state() -> SyncStateStore:
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-
-    table = _overrides.get("table")
-    return SyncStateStore(table or boto3.resource("dynamodb").Table(get_settings().table_name))
 
 
 def _sqs() -> Any:
@@ -64,13 +49,13 @@ def _sqs() -> Any:
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.sync.poll import poll  # noqa: PLC0415
+    from calsync.store.keys import POLL_SHARDS  # noqa: PLC0415
+    from calsync.sync.poll import dispatch  # noqa: PLC0415
 
-    queue_url = str(_overrides.get("queue_url") or get_settings().caldav_sync_queue_url)
-    summary = poll(_state(), _sqs(), queue_url, PROVIDER, clock())
-    if summary.failed:
-        logger.warning("jobs not sent; the next poll sends them", extra={"calendars": summary.failed})
-    logger.info("poll done", extra={"enqueued": summary.enqueued, "reconciles": summary.reconciles})
-    metrics.add_metric(name="CaldavPollEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
-    metrics.add_metric(name="CaldavPollReconciles", unit=MetricUnit.Count, value=summary.reconciles)
-    return {"enqueued": summary.enqueued, "reconciles": summary.reconciles, "failed": len(summary.failed)}
+    queue_url = str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
+    failed = dispatch(_sqs(), queue_url, PROVIDER, clock(), adaptive=True)
+    if failed:
+        logger.error("poll tasks not sent; their shards wait for the next run", extra={"shards": failed})
+        metrics.add_metric(name="PollTasksNotSent", unit=MetricUnit.Count, value=len(failed))
+    logger.info("poll dispatched", extra={"shards": POLL_SHARDS - len(failed)})
+    return {"dispatched": POLL_SHARDS - len(failed), "failed": len(failed)}

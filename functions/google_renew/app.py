@@ -1,7 +1,9 @@
 """Google schedule (S4, S5, R8): renews push channels well before they expire, refreshes each
-account's calendar list (a calendar created at Google later becomes selectable), then enqueues every
+account's calendar list (a calendar created at Google later becomes selectable), and enqueues every
 registered Google calendar (an incremental sync: one ``events.list`` and no write when nothing
 changed; the engine makes it a full pass every 12 h — the reconcile that catches what push missed).
+The enqueueing is fanned out: one task per shard of the poll registry goes to the PollQueue and
+PollShardFunction sends the jobs (``calsync.sync.poll``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.observability import logger, metrics, tracer
 
@@ -28,7 +32,7 @@ _overrides: dict[str, Any] = {}
 
 def set_dependencies(**overrides: Any) -> None:
     """Tests: the worker's overrides (``table``, ``kms``, ``key_id``, ``services``, ``webhook_url``…)
-    and ``sqs``, ``queue_url``."""
+    and ``sqs``, ``poll_queue_url``."""
     _overrides.clear()
     _overrides.update(overrides)
 
@@ -39,17 +43,20 @@ def set_dependencies(**overrides: Any) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     import boto3  # noqa: PLC0415
 
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-    from calsync.sync.poll import poll  # noqa: PLC0415
-    from calsync_google.settings import get_google_settings  # noqa: PLC0415
+    from calsync.config import get_settings  # noqa: PLC0415
+    from calsync.sync.poll import dispatch  # noqa: PLC0415
     from calsync_google.worker import from_environment  # noqa: PLC0415
 
     now = clock()
-    worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "queue_url")})
+    # the poll first: two SendMessageBatch calls, so a renewal that runs out of time never starves it
+    sqs = _overrides.get("sqs") or boto3.client("sqs")
+    queue_url = _overrides.get("poll_queue_url") or get_settings().poll_queue_url
+    failed = dispatch(sqs, queue_url, "google", now, adaptive=False)
+    if failed:
+        logger.error("poll tasks not sent; their shards wait for the next run", extra={"shards": failed})
+        metrics.add_metric(name="PollTasksNotSent", unit=MetricUnit.Count, value=len(failed))
+    worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "poll_queue_url")})
     renewed = worker.renew(now)
     listed = worker.refresh_listings(now, context.get_remaining_time_in_millis)
-    sqs = _overrides.get("sqs") or boto3.client("sqs")
-    queue_url = _overrides.get("queue_url") or get_google_settings().sync_queue_url
-    summary = poll(SyncStateStore(worker.table), sqs, queue_url, "google", now)
-    logger.info("google schedule", extra={**renewed, **listed, "enqueued": summary.enqueued})
-    return {**renewed, **listed, "enqueued": summary.enqueued, "failed": len(summary.failed)}
+    logger.info("google schedule", extra={**renewed, **listed, "pollTasksFailed": len(failed)})
+    return {**renewed, **listed, "pollTasksFailed": len(failed)}

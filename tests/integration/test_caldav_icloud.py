@@ -42,6 +42,7 @@ from tests.support import apigw
 from tests.support.apigw import Answer, Api, LambdaContext, api_on
 from tests.support.caldav_server import FaultyProxy, ics
 from tests.support.icloud import ICloudDiscovery, Resolver
+from tests.support.poll import PollFanOut, queue_depth
 from tests.support.radicale import Radicale, radicale_server
 
 REGION = "eu-west-1"
@@ -72,6 +73,7 @@ class ICloud:
     user: str
     password: str
     home_url: str  # the "Home" calendar on Radicale itself (to write to it as an app would)
+    polls: PollFanOut  # the PollQueue and PollShardFunction
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -105,11 +107,15 @@ class ICloud:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
 
-    def poll(self, now: datetime) -> dict[str, Any]:
+    def poll(self, now: datetime) -> int:
+        """The schedule, then PollShardFunction on each shard task: the number of jobs queued."""
+        before = queue_depth(self.sqs, self.queue_url)
         poll_app.clock = lambda: now
         event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
         result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
-        return result
+        assert result["failed"] == 0
+        self.polls.run(now)
+        return queue_depth(self.sqs, self.queue_url) - before
 
     def titles(self, now: datetime = NOW) -> list[str]:
         with api_on(self.table, now) as api:
@@ -161,7 +167,8 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
     common = {"table": table, "kms": kms, "key_id": key_id, "allow_local": True, "resolve": resolver}
     importlib.import_module("functions.accounts.app").set_dependencies(**common, sqs=sqs, queue_url=queue_url)
     sync_app.set_dependencies(**common, sqs=sqs, queue_url=queue_url, links=LINKS)
-    poll_app.set_dependencies(table=table, sqs=sqs, queue_url=queue_url)
+    polls = PollFanOut(table, sqs, {"caldav": queue_url})
+    poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
     scheduling_app.set_dependencies(**common, links=LINKS)
     scheduling_app.clock = lambda: NOW
     try:
@@ -177,11 +184,13 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
             user,
             password,
             home_url,
+            polls,
         )
     finally:
         importlib.import_module("functions.accounts.app").set_dependencies()
         sync_app.set_dependencies()
         poll_app.set_dependencies()
+        polls.close()
         scheduling_app.set_dependencies()
         scheduling_app.clock = scheduling_app.utc_now
         get_settings.cache_clear()
@@ -217,7 +226,7 @@ def test_icloud_connect_sync_poll_write_disconnect_on_the_partition_host(icloud:
     assert answers and all(a["batchItemFailures"] == [] for a in answers), answers
     assert icloud.titles() == ["Standup"]
     icloud.put("review", "Review", NOW + timedelta(hours=4))
-    assert icloud.poll(NOW + timedelta(minutes=5))["enqueued"] == 1
+    assert icloud.poll(NOW + timedelta(minutes=5)) == 1
     icloud.drain(NOW + timedelta(minutes=5))
     assert icloud.titles(NOW + timedelta(minutes=5)) == ["Review", "Standup"]
     assert icloud.partition.requests > before
@@ -226,7 +235,7 @@ def test_icloud_connect_sync_poll_write_disconnect_on_the_partition_host(icloud:
     if reconcile_slot(listings["Home"].calendar_id) == run_number(t) % RECONCILE_SLOTS:
         t += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
     quiet = icloud.partition.requests
-    assert icloud.poll(t) == {"enqueued": 1, "reconciles": 0, "failed": 0}
+    assert icloud.poll(t) == 1  # a plain poll job (not in its reconcile slot)
     icloud.drain(t)
     assert icloud.partition.requests - quiet == 1
     assert len(icloud.discovery.requests) == discovery_requests  # nothing after connect goes there

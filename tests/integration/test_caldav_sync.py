@@ -41,6 +41,7 @@ from calsync.store.accounts import (
     calendar_id_for,
 )
 from calsync.store.items import Calendar
+from calsync.store.keys import poll_shard
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
@@ -62,6 +63,7 @@ from tests.support.caldav_server import (
     override,
     radicale,
 )
+from tests.support.poll import PollFanOut, queue_depth
 from tests.support.template import table_create_kwargs
 
 REGION = "eu-west-1"
@@ -91,6 +93,7 @@ class World:
     account_id: str
     calendar_id: str
     requests: list[str] = field(default_factory=list)  # "METHOD status" of every CalDAV request
+    polls: PollFanOut | None = None  # the PollQueue and PollShardFunction
     dlq_url: str = ""
 
     @property
@@ -132,11 +135,23 @@ class World:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
 
-    def poll(self, now: datetime) -> dict[str, Any]:
+    def changed_at(self) -> datetime | None:
+        """The poll entry's ``changedAt`` (adaptive intervals)."""
+        state = SyncStateStore(self.table)
+        [entry] = [e for e in state.list_poll("caldav", poll_shard(self.calendar_id))]
+        return entry.changed_at
+
+    def poll(self, now: datetime) -> int:
+        """The schedule (it dispatches one task per shard), then PollShardFunction on each task:
+        the number of sync jobs queued."""
+        assert self.polls is not None
+        before = queue_depth(self.sqs, self.queue_url)
         poll_app.clock = lambda: now
         event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
         result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
-        return result
+        assert result == {"dispatched": 16, "failed": 0}
+        self.polls.run(now)
+        return queue_depth(self.sqs, self.queue_url) - before
 
     def meetings(self, now: datetime) -> dict[str, Any]:
         claims = apigw.claims(self.user, ["hq"])
@@ -255,7 +270,8 @@ def make_world(
         client_factory=client_factory,
         links=LINKS,
     )
-    poll_app.set_dependencies(table=table, sqs=sqs, queue_url=queue_url)
+    world.polls = PollFanOut(table, sqs, {"caldav": queue_url})
+    poll_app.set_dependencies(sqs=sqs, poll_queue_url=world.polls.url)
     return world
 
 
@@ -301,9 +317,11 @@ def test_connect_first_sync_then_add_move_cancel_delete(world: World) -> None:
     # add
     world.put("review", ics("review", "Review", at(5), at(6)))
     t1 = NOW + timedelta(minutes=5)
-    assert world.poll(t1)["enqueued"] == 1
+    assert world.changed_at() == NOW  # registered by the connect job: active
+    assert world.poll(t1) == 1
     world.drain(t1)
     assert starts(world.listed(t1), "Review") == [iso(at(5))]
+    assert world.changed_at() == t1  # the poll's sync changed the calendar: polled every run
 
     # move
     world.put("standup", ics("standup", "Standup", at(7), at(7.5)))
@@ -356,13 +374,14 @@ def test_unchanged_ctag_costs_one_request_and_no_write(world: World) -> None:
     t1 = NOW + timedelta(minutes=5)
     if reconcile_slot(world.calendar_id) == run_number(t1) % RECONCILE_SLOTS:
         t1 += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
-    assert world.poll(t1) == {"enqueued": 1, "reconciles": 0, "failed": 0}
+    assert world.poll(t1) == 1  # a plain poll job (not in its reconcile slot)
     world.requests.clear()
     with dynamodb_calls(world.table) as calls:
         answers = world.drain(t1)
     assert answers and answers[0]["batchItemFailures"] == []
     assert world.requests == ["PROPFIND 207"]
     assert [c for c in calls.calls if c in WRITES] == []
+    assert world.changed_at() == NOW  # nothing changed: the calendar's activity stays as it was
 
 
 def test_rejected_sync_token_full_resync_loses_nothing(world: World) -> None:

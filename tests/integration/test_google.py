@@ -33,6 +33,7 @@ from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
 from tests.support.fake_google import FakeGoogle, fake_google
+from tests.support.poll import PollFanOut
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -62,8 +63,10 @@ class World:
     user: str
     email: str
     webhook_answers: list[int]
+    polls: PollFanOut  # the PollQueue and PollShardFunction (the schedule's poll tasks)
 
     def drain(self, now: datetime = NOW) -> list[str]:
+        self.polls.run(now)  # the schedule's poll tasks first: they queue the sync jobs
         sync_app.clock = lambda: now
         statuses: list[str] = []
         for _ in range(20):
@@ -152,14 +155,16 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
         get_google_settings.cache_clear()
         sync_app.set_dependencies(**worker_deps)
-        renew_app.set_dependencies(**worker_deps)
+        polls = PollFanOut(moto_table, sqs, {"google": url})
+        renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url)
         webhook_app.set_dependencies(table=moto_table, sqs=sqs, queue_url=url)
         try:
-            yield World(fake, moto_table, sqs, url, arn, user, email, answers)
+            yield World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
         finally:
             accounts_app.set_dependencies()
             sync_app.set_dependencies()
             renew_app.set_dependencies()
+            polls.close()
             webhook_app.set_dependencies()
             get_google_settings.cache_clear()
 
@@ -495,7 +500,8 @@ def test_a_failing_calendar_list_keeps_the_listing_and_the_schedule_goes_on(
     world.fake.throttle(1, status=403, reason="forbidden")
     caplog.set_level("WARNING")
     out = run_schedule(NOW + timedelta(hours=1))
-    assert out["listed"] == 0 and out["listFailed"] == 1 and out["enqueued"] >= 1
+    assert out["listed"] == 0 and out["listFailed"] == 1 and out["pollTasksFailed"] == 0
+    assert sum(world.polls.run(NOW + timedelta(hours=1))) >= 1  # the poll goes on (fanned out)
     assert accounts_api.calendars() == before
     assert any("calendar list not refreshed" in r.getMessage() for r in caplog.records)
 
@@ -514,7 +520,8 @@ def test_a_busy_store_fails_one_account_not_the_schedule(
 
     monkeypatch.setattr(AccountRepository, "put_calendar_listing", busy)
     out = run_schedule(NOW + timedelta(hours=1))
-    assert out["listFailed"] == 1 and out["enqueued"] == 1
+    assert out["listFailed"] == 1 and out["pollTasksFailed"] == 0
+    assert sum(world.polls.run(NOW + timedelta(hours=1))) == 1  # the calendar is polled all the same
     monkeypatch.undo()
     assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1  # the next run adds it
 
@@ -533,7 +540,8 @@ def test_the_listing_refresh_respects_the_time_budget(world: World, accounts_api
     world.fake.requests.clear()
     renew_app.clock = lambda: NOW + timedelta(hours=1)
     out = renew_app.lambda_handler({}, Late(function_name="google-renew"))
-    assert out["listDeferred"] == 1 and out["listed"] == 0 and out["enqueued"] == 1
+    assert out["listDeferred"] == 1 and out["listed"] == 0 and out["pollTasksFailed"] == 0
+    assert sum(world.polls.run(NOW + timedelta(hours=1))) == 1
     assert not [r for r in world.fake.requests if r.endswith("/calendarList")]
     assert "Later" not in accounts_api.calendars()
     assert run_schedule(NOW + timedelta(hours=2))["calendarsAdded"] == 1

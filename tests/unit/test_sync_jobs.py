@@ -15,9 +15,10 @@ from calsync.domain.models import UTC
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync import poll as poll_module
 from calsync.sync.jobs import SyncJob, enqueue_sync
-from calsync.sync.poll import RECONCILE_SLOTS, poll, reconcile_slot, run_number
+from calsync.sync.poll import RECONCILE_SLOTS, dispatch, reconcile_slot, run_number
 from functions.caldav_sync import app as sync_app
 from tests.support.apigw import LambdaContext
+from tests.support.poll import PollFanOut
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -78,16 +79,21 @@ def test_the_same_job_sent_twice_is_delivered_twice(queue: tuple[Any, str]) -> N
 def test_poll_enqueues_every_registered_calendar_once_per_slot(
     moto_table: Any, queue: tuple[Any, str]
 ) -> None:
-    # rules S3 and S5: every registered calendar is enqueued; its reconcile slot makes it a full job
+    # rules S3 and S5: every registered calendar is enqueued; its reconcile slot makes it a full job.
+    # The schedule dispatches one task per shard; PollShardFunction runs each.
     sqs, url = queue
     state = SyncStateStore(moto_table)
     cals = [f"cal-{i}" for i in range(25)]
     for cal in cals:
         state.register_poll("caldav", PollEntry(calendar_id=cal, user_id="alice", account_id="a1"))
     state.register_poll("google", PollEntry(calendar_id="g1", user_id="alice", account_id="a2"))
-    summary = poll(state, sqs, url, "caldav", NOW)
-    assert summary.enqueued == 25 and summary.failed == []
-    poll(state, sqs, url, "caldav", NOW + timedelta(minutes=1))  # the schedule firing twice in a slot
+    fan_out = PollFanOut(moto_table, sqs, {"caldav": url, "google": "unused"})
+    try:
+        for now in (NOW, NOW + timedelta(minutes=1)):  # the schedule firing twice in a slot
+            assert dispatch(sqs, fan_out.url, "caldav", now, adaptive=False) == []
+            assert len(fan_out.run(now)) == 16  # one invocation per shard
+    finally:
+        fan_out.close()
     msgs = received(sqs, url)
     assert sorted(json.loads(m["Body"])["calendarId"] for m in msgs) == sorted(cals)
     run = run_number(NOW)

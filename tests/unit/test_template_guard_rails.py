@@ -82,7 +82,7 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         and a["ComparisonOperator"] == "GreaterThanThreshold"
         and _notifies_topic(a)
     }
-    assert dlqs == {"CaldavSyncDLQ", "GoogleSyncDLQ", "MicrosoftSyncDLQ", "ScheduleDLQ"}
+    assert dlqs == {"CaldavSyncDLQ", "GoogleSyncDLQ", "MicrosoftSyncDLQ", "PollDLQ", "ScheduleDLQ"}
     assert dlqs <= watched
 
 
@@ -165,13 +165,14 @@ def test_microsoft_accounts_opens_only_sign_in_flows() -> None:
 SCOPED = {
     "GoogleWebhookFunction": ["CAL#*"],  # CAL#<calendarId> / GCHAN#<channelId>
     "MicrosoftWebhookFunction": ["MSSUB#*"],  # MSSUB#<subscriptionId> / SUB
-    "CaldavPollFunction": ["POLL#caldav#*"],
+    "PollShardFunction": ["POLL#*"],  # POLL#<provider>#<shard> / CAL#<calendarId> (docs/adr/0016)
     "MicrosoftRenewFunction": ["MSSUBS#*", "MSPOLL#*"],
 }
 
 
 @pytest.mark.parametrize(("function", "prefixes"), SCOPED.items())
 def test_table_access_is_scoped_to_item_types(function: str, prefixes: list[str]) -> None:
+    # (CaldavPollFunction only dispatches one task per shard since docs/adr/0016: no table access)
     table_statements = [st for st in _statements(function) if "dynamodb:" in str(st["Action"])]
     assert table_statements
     for st in table_statements:

@@ -141,10 +141,14 @@ class CalDAVSyncWorker:
         if listing is None or not listing.href:
             return self._gone(job, "the account no longer lists the calendar")
         if job.reason not in ("poll", "reconcile"):  # poll jobs come from the registry already
+            # a calendar just configured counts as active: polled every run until a day passes quietly
             self.state.register_poll(
                 PROVIDER,
                 PollEntry(
-                    calendar_id=calendar.calendar_id, user_id=account.user_id, account_id=account.account_id
+                    calendar_id=calendar.calendar_id,
+                    user_id=account.user_id,
+                    account_id=account.account_id,
+                    changed_at=now,
                 ),
             )
         context = {"userId": account.user_id, "accountId": account.account_id}
@@ -205,6 +209,8 @@ class CalDAVSyncWorker:
         finally:
             client.close()
         if outcome.status == "synced":
+            if (outcome.stored or outcome.deleted) and job.reason in ("poll", "reconcile"):
+                self.state.mark_poll_changed(PROVIDER, calendar.calendar_id, now)  # adaptive intervals
             self.accounts.set_last_synced(account.user_id, account.account_id, now)
             if account.status == "syncing":
                 self.accounts.set_status(account.user_id, account.account_id, "active")

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     # CalDAV accounts (issue 4): the KMS key that seals credentials, the sync queue, the local stack
     credentials_key_id: str = ""
     caldav_sync_queue_url: str = ""
+    # the poll fan-out (calsync.sync.poll): the queue of shard tasks, and Google's sync queue
+    poll_queue_url: str = ""
+    google_sync_queue_url: str = ""
     local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
@@ -50,6 +53,8 @@ def get_settings() -> Settings:
         legacy_organizers=env.get("LEGACY_ORGANIZERS", ""),
         credentials_key_id=env.get("CREDENTIALS_KEY_ID", ""),
         caldav_sync_queue_url=env.get("CALDAV_SYNC_QUEUE_URL", ""),
+        poll_queue_url=env.get("POLL_QUEUE_URL", ""),
+        google_sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
         local=env.get("CALSYNC_LOCAL", "") == "1",
     )
 

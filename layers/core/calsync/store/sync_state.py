@@ -8,13 +8,15 @@
   its etag, the generation that last wrote it and the ids of the occurrences it produced, so that
   a changed or deleted resource replaces or removes exactly its own occurrences.
 - ``POLL#<provider>#<shard> / CAL#<calendarId>``: the calendars the poll schedule enqueues, read
-  with one Query per shard (no Scan).
+  a bounded page of one shard at a time (no Scan); ``changedAt`` (the last sync that changed
+  something) sets how often the calendar is polled (``calsync.sync.poll``).
 
 Conditional writes (the lease) are the only concurrency control: nothing is read-then-written.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -76,6 +78,7 @@ class PollEntry(BaseModel):
     calendar_id: str
     user_id: str
     account_id: str
+    changed_at: datetime | None = None  # the last sync that stored or deleted something
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -352,36 +355,57 @@ class SyncStateStore:
     # ---- the poll registry --------------------------------------------------------------------
     def register_poll(self, provider: str, entry: PollEntry) -> None:
         """Put the calendar on the poll schedule (idempotent)."""
-        shard = keys.poll_shard(entry.calendar_id)
         with mapped_errors("register calendar for polling"):
-            self._table.put_item(
-                Item={
-                    "pk": keys.poll_pk(provider, shard),
-                    "sk": keys.poll_sk(entry.calendar_id),
-                    "type": "pollEntry",
-                    "calendarId": entry.calendar_id,
-                    "userId": entry.user_id,
-                    "accountId": entry.account_id,
-                }
+            self._table.put_item(Item=poll_item(provider, entry))
+
+    def mark_poll_changed(self, provider: str, calendar_id: str, now: datetime) -> None:
+        """A sync changed the calendar: the poll visits it at the busiest rate again. Never brings
+        back an entry that is gone (the calendar was forgotten meanwhile)."""
+        key = {"pk": keys.poll_pk(provider, keys.poll_shard(calendar_id)), "sk": keys.poll_sk(calendar_id)}
+        with contextlib.suppress(Conflict), mapped_errors("mark calendar changed for polling"):
+            self._table.update_item(
+                Key=key,
+                UpdateExpression="SET changedAt = :t",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":t": keys.iso(now)},
             )
 
     def list_poll(self, provider: str, shard: int) -> Iterator[PollEntry]:
+        """Every entry of one shard (page by page)."""
+        after: str | None = None
+        while True:
+            entries, after = self.poll_page(provider, shard, after=after)
+            yield from entries
+            if after is None:
+                return
+
+    def poll_page(
+        self, provider: str, shard: int, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[list[PollEntry], str | None]:
+        """One Query of a shard: at most ``limit`` entries (and at most 1 MB) after the sort key
+        ``after``; with the sort key to continue from, None when the shard is read to its end."""
+        pk = keys.poll_pk(provider, shard)
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": keys.poll_pk(provider, shard)},
+            "ExpressionAttributeValues": {":pk": pk},
         }
-        while True:
-            with mapped_errors("read poll registry"):
-                resp = self._table.query(**kwargs)
-            for item in resp.get("Items", []):
-                yield PollEntry(
-                    calendar_id=str(item["calendarId"]),
-                    user_id=str(item["userId"]),
-                    account_id=str(item["accountId"]),
-                )
-            if "LastEvaluatedKey" not in resp:
-                return
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": pk, "sk": after}
+        if limit is not None:
+            kwargs["Limit"] = limit
+        with mapped_errors("read poll registry"):
+            resp = self._table.query(**kwargs)
+        entries = [
+            PollEntry(
+                calendar_id=str(item["calendarId"]),
+                user_id=str(item["userId"]),
+                account_id=str(item["accountId"]),
+                changed_at=keys.parse_iso(str(item["changedAt"])) if item.get("changedAt") else None,
+            )
+            for item in resp.get("Items", [])
+        ]
+        last = resp.get("LastEvaluatedKey")
+        return entries, (str(last["sk"]) if last else None)
 
     def forget_calendar(self, provider: str, calendar_id: str) -> int:
         """Delete the calendar's sync state, resource index and poll entry (the calendar is gone or
@@ -395,6 +419,18 @@ class SyncStateStore:
             for key in doomed:
                 batch.delete_item(Key=key)
         return len(doomed)
+
+
+def poll_item(provider: str, entry: PollEntry) -> dict[str, Any]:
+    """The registry item of a polled calendar."""
+    return {
+        "pk": keys.poll_pk(provider, keys.poll_shard(entry.calendar_id)),
+        "sk": keys.poll_sk(entry.calendar_id),
+        "type": "pollEntry",
+        "calendarId": entry.calendar_id,
+        "userId": entry.user_id,
+        "accountId": entry.account_id,
+    } | ({"changedAt": keys.iso(entry.changed_at)} if entry.changed_at else {})
 
 
 def _resource(item: dict[str, Any]) -> ResourceEntry:

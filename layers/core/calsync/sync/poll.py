@@ -1,37 +1,82 @@
-"""The poll schedule's work (S3, S5): enqueue a sync job for every registered calendar.
+"""The poll schedules' work (S3, S5), fanned out: no invocation reads more than a bounded page.
 
 The registry (``POLL#<provider>#<shard> / CAL#<calendarId>``, written by the sync worker when a
-calendar is first synced for a configuration, deleted when the calendar is gone) is read with one
-Query per shard, never a Scan. A polled calendar costs the worker one ctag request and no write
-when nothing changed, so every registered calendar is simply enqueued on every run.
+calendar is first synced for a configuration, deleted when the calendar is gone) is split into
+``keys.POLL_SHARDS`` shards. A schedule only *dispatches*: it sends one ``PollTask`` per shard to
+the poll queue (``dispatch``, two SendMessageBatch calls). Each task is then run by its own
+invocation of the poll-shard function (``poll_shard``), in parallel: one Query of at most
+``SHARD_BATCH`` entries of its shard, their sync jobs sent 10 per call, and — when the shard holds
+more, or the invocation's time budget (``calsync.sync.budget``) runs short — the rest handed back
+to the poll queue as a new task starting after the last entry sent. So no invocation handles more
+than ``SHARD_BATCH`` entries, whatever the registry's size (docs/adr/0016, docs/scaling.md).
+
+Adaptive intervals (``adaptive`` tasks: CalDAV, polled every 5 minutes): a calendar that a sync
+changed within a day is enqueued on every run; within a week, every third run (15 minutes); a
+quiet one every sixth run (30 minutes: its maximum staleness, plus queue time). A calendar's phase
+is a hash of its id, so each run gets an even share of the quiet ones.
 
 Reconcile (S5): each calendar has a slot among the ``RECONCILE_EVERY / POLL_EVERY`` runs of a
 period (a hash of its id); in its slot its job is a full one (an ETag comparison of every
-resource). The load of full passes is thus spread evenly over the period, and the state needs no
-"last reconciled" timestamp to be written (the engine keeps one anyway, as a backstop).
+resource), whatever its interval. The load of full passes is thus spread evenly over the period,
+and the state needs no "last reconciled" timestamp to be written (the engine keeps one anyway).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from calsync.store import keys
-from calsync.store.sync_state import SyncStateStore
+from calsync.store.sync_state import PollEntry, SyncStateStore
+from calsync.sync.budget import LambdaBudget
 from calsync.sync.jobs import SyncJob, enqueue_many
 
 POLL_EVERY = timedelta(minutes=5)
 RECONCILE_EVERY = timedelta(hours=6)
 RECONCILE_SLOTS = int(RECONCILE_EVERY / POLL_EVERY)
 
+# The most poll entries one invocation reads and enqueues: one Query (~150 bytes an entry, far
+# below its 1 MB) and 100 SendMessageBatch calls — a few seconds of a 60 s timeout, and 1 % of a
+# 100,000-calendar poll.
+SHARD_BATCH = 1_000
 
-@dataclass(frozen=True, slots=True)
-class PollSummary:
-    enqueued: int
-    reconciles: int
-    failed: list[str]
+# adaptive intervals: (changed within, poll every n-th run); anything older (or never changed)
+# is polled every QUIET_EVERY-th run
+ACTIVE_TIERS: tuple[tuple[timedelta, int], ...] = ((timedelta(days=1), 1), (timedelta(days=7), 3))
+QUIET_EVERY = 6
+MAX_STALENESS = POLL_EVERY * QUIET_EVERY  # 30 minutes between two polls of any calendar
+
+Provider = Literal["caldav", "google"]
+
+
+class PollTask(BaseModel):
+    """One message on the poll queue: poll ``shard`` of ``provider``'s registry for ``run``,
+    starting after the sort key ``after`` (None: from its first entry)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    provider: Provider
+    shard: int = Field(ge=0, lt=keys.POLL_SHARDS)
+    run: int = Field(ge=0)
+    after: str | None = Field(default=None, min_length=1, max_length=1024)
+    adaptive: bool = False
+
+    def body(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+@dataclass(slots=True)
+class ShardSummary:
+    read: int = 0
+    enqueued: int = 0
+    reconciles: int = 0
+    resting: int = 0  # not due in this run (adaptive intervals)
+    failed: list[str] = field(default_factory=list)
+    rest: PollTask | None = None  # what is left of the task (hand it back to the poll queue)
 
 
 def run_number(now: datetime) -> int:
@@ -39,27 +84,94 @@ def run_number(now: datetime) -> int:
     return int(now.timestamp()) // int(POLL_EVERY.total_seconds())
 
 
+def _hash(calendar_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(calendar_id.encode(), digest_size=4).digest(), "big")
+
+
 def reconcile_slot(calendar_id: str) -> int:
-    digest = hashlib.blake2b(calendar_id.encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") % RECONCILE_SLOTS
+    return _hash(calendar_id) % RECONCILE_SLOTS
 
 
-def poll(state: SyncStateStore, sqs_client: Any, queue_url: str, provider: str, now: datetime) -> PollSummary:
+def poll_every(changed_at: datetime | None, now: datetime) -> int:
+    """Every how many runs a calendar last changed at ``changed_at`` is polled."""
+    if changed_at is not None:
+        for within, every in ACTIVE_TIERS:
+            if now - changed_at <= within:
+                return every
+    return QUIET_EVERY
+
+
+def is_due(entry: PollEntry, run: int, now: datetime) -> bool:
+    """Adaptive intervals: is the calendar polled in this run?"""
+    every = poll_every(entry.changed_at, now)
+    return (run - _hash(entry.calendar_id)) % every == 0
+
+
+def dispatch(
+    sqs_client: Any, poll_queue_url: str, provider: Provider, now: datetime, *, adaptive: bool
+) -> list[int]:
+    """The schedule's part: one task per shard on the poll queue; returns the shards not sent."""
     run = run_number(now)
-    jobs: list[tuple[SyncJob, str | None]] = []
-    reconciles = 0
-    for shard in range(keys.POLL_SHARDS):
-        for entry in state.list_poll(provider, shard):
-            reconcile = reconcile_slot(entry.calendar_id) == run % RECONCILE_SLOTS
-            reconciles += reconcile
-            job = SyncJob(
-                calendar_id=entry.calendar_id,
-                user_id=entry.user_id,
-                account_id=entry.account_id,
-                reason="reconcile" if reconcile else "poll",
-                full=reconcile,
-            )
-            # the same run never enqueues a calendar twice; any other job is never collapsed (S6)
-            jobs.append((job, f"poll-{entry.calendar_id}-{run}"))
-    failed = enqueue_many(sqs_client, queue_url, jobs)
-    return PollSummary(enqueued=len(jobs) - len(failed), reconciles=reconciles, failed=failed)
+    tasks = [
+        PollTask(provider=provider, shard=s, run=run, adaptive=adaptive) for s in range(keys.POLL_SHARDS)
+    ]
+    failed: list[int] = []
+    for start in range(0, len(tasks), 10):
+        chunk = tasks[start : start + 10]
+        resp = sqs_client.send_message_batch(
+            QueueUrl=poll_queue_url,
+            Entries=[{"Id": str(i), "MessageBody": t.body()} for i, t in enumerate(chunk)],
+        )
+        failed += [chunk[int(f["Id"])].shard for f in resp.get("Failed", [])]
+    return failed
+
+
+def _job(entry: PollEntry, run: int) -> tuple[SyncJob, str]:
+    reconcile = reconcile_slot(entry.calendar_id) == run % RECONCILE_SLOTS
+    job = SyncJob(
+        calendar_id=entry.calendar_id,
+        user_id=entry.user_id,
+        account_id=entry.account_id,
+        reason="reconcile" if reconcile else "poll",
+        full=reconcile,
+    )
+    # the same run never enqueues a calendar twice; any other job is never collapsed (S6)
+    return job, f"poll-{entry.calendar_id}-{run}"
+
+
+def poll_shard(
+    state: SyncStateStore,
+    sqs_client: Any,
+    sync_queue_url: str,
+    task: PollTask,
+    now: datetime,
+    *,
+    budget: LambdaBudget | None = None,
+    limit: int = SHARD_BATCH,
+) -> ShardSummary:
+    """One invocation's share of a poll: at most ``limit`` entries of one shard (one Query). Jobs
+    go out 10 per call; the budget is checked before each call. ``rest``: the task that continues
+    after the last entry whose job was sent (None: the shard is done)."""
+    summary = ShardSummary()
+    entries, after = state.poll_page(task.provider, task.shard, after=task.after, limit=limit)
+    summary.read = len(entries)
+    due: list[tuple[str, SyncJob, str]] = []  # (sort key, job, dedup id) of the entries due now
+    for entry in entries:
+        job, dedup = _job(entry, task.run)
+        if not job.full and task.adaptive and not is_due(entry, task.run, now):
+            summary.resting += 1
+            continue
+        due.append((keys.poll_sk(entry.calendar_id), job, dedup))
+    for start in range(0, len(due), 10):
+        if budget is not None and budget.exhausted():
+            # the entries not due in this run are not due in its rest either: skip past them
+            summary.rest = task.model_copy(update={"after": due[start - 1][0] if start else task.after})
+            return summary
+        chunk = due[start : start + 10]
+        failed = enqueue_many(sqs_client, sync_queue_url, [(job, dedup) for _, job, dedup in chunk])
+        summary.failed += failed
+        summary.enqueued += len(chunk) - len(failed)
+        summary.reconciles += sum(job.full for _, job, _ in chunk)
+    if after is not None:
+        summary.rest = task.model_copy(update={"after": after})
+    return summary

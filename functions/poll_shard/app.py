@@ -1,0 +1,133 @@
+"""Poll fan-out (S3, S5): runs one shard task of the poll queue per record (``calsync.sync.poll``).
+
+The schedules (CaldavPollFunction, GoogleRenewFunction) send one ``PollTask`` per shard of the poll
+registry to the PollQueue; this function, many invocations in parallel, reads at most
+``SHARD_BATCH`` entries of the task's shard (one Query) and sends their sync jobs to the
+provider's sync queue. What is left of the shard — more entries, or the time budget ran short —
+goes back to the PollQueue as a new task, so no invocation does more than a bounded share of a poll
+(docs/adr/0016-poll-fan-out-and-shared-calendars.md).
+
+Thin, and free of provider layers: it only reads the registry and sends SQS messages.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from pydantic import ValidationError
+
+from calsync.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from calsync.store.sync_state import SyncStateStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+clock: Callable[[], datetime] = utc_now  # tests freeze it
+_overrides: dict[str, Any] = {}
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def set_dependencies(**overrides: Any) -> None:
+    """Tests: ``table``, ``sqs``, ``poll_queue_url``, ``sync_queue_urls`` ({provider: url}),
+    ``limit`` (entries per task); no arguments restores the defaults."""
+    _overrides.clear()
+    _overrides.update(overrides)
+    _state.cache_clear()
+    _sqs.cache_clear()
+
+
+@functools.cache
+def _state() -> SyncStateStore:
+    import boto3  # noqa: PLC0415
+
+    from calsync.config import get_settings  # noqa: PLC0415
+    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
+
+    return SyncStateStore(
+        _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
+    )
+
+
+@functools.cache
+def _sqs() -> Any:
+    if "sqs" in _overrides:
+        return _overrides["sqs"]
+    import boto3  # noqa: PLC0415
+
+    return boto3.client("sqs")
+
+
+def _sync_queue_url(provider: str) -> str:
+    from calsync.config import get_settings  # noqa: PLC0415
+
+    urls = _overrides.get("sync_queue_urls") or {
+        "caldav": get_settings().caldav_sync_queue_url,
+        "google": get_settings().google_sync_queue_url,
+    }
+    return str(urls[provider])
+
+
+def _poll_queue_url() -> str:
+    from calsync.config import get_settings  # noqa: PLC0415
+
+    return str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
+
+
+def record_handler(record: SQSRecord) -> None:
+    from calsync.sync import budget as budgets  # noqa: PLC0415
+    from calsync.sync.poll import PollTask, poll_shard  # noqa: PLC0415
+
+    try:
+        task = PollTask.model_validate_json(record.body)
+    except ValidationError as exc:  # X5: it would fail forever; the next run sends a good one
+        logger.warning("malformed poll task dropped", extra={"error": str(exc)[:500]})
+        metrics.add_metric(name="PollTaskMalformed", unit=MetricUnit.Count, value=1)
+        return
+    extra: dict[str, Any] = {"provider": task.provider, "shard": task.shard, "run": task.run}
+    budget = budgets.current()
+    if budget is not None and budget.exhausted():
+        rest = task
+        summary = None
+    else:
+        kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
+        summary = poll_shard(
+            _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, **kwargs
+        )
+        rest = summary.rest
+        if summary.failed:
+            logger.warning(
+                "jobs not sent; the next poll sends them", extra={**extra, "calendars": summary.failed}
+            )
+            metrics.add_metric(name="PollJobsNotSent", unit=MetricUnit.Count, value=len(summary.failed))
+        logger.info(
+            "poll shard done" if rest is None else "poll shard: the rest is handed back",
+            extra={**extra, "read": summary.read, "enqueued": summary.enqueued, "resting": summary.resting},
+        )
+        metrics.add_metric(name="PollEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
+        metrics.add_metric(name="PollReconciles", unit=MetricUnit.Count, value=summary.reconciles)
+    if rest is not None:  # a failure here fails the record: it comes back whole (jobs are deduplicated)
+        _sqs().send_message(QueueUrl=_poll_queue_url(), MessageBody=rest.body())
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from calsync.sync import budget as budgets  # noqa: PLC0415
+
+    with budgets.running(budgets.LambdaBudget.of(context)):
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
