@@ -11,3 +11,12 @@
 Numbers are medians of interleaved runs, so that a noisy neighbour slows both sides alike.
 Nothing here asserts: it prints the numbers, the targets and whether they were met.
 """
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns under a header line."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)

@@ -11,15 +11,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
-from calsync.observability import logger, metrics, tracer
+from calsync.config import get_settings
+from calsync.observability import logger, metrics
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync.poll import poll
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync.store.sync_state import SyncStateStore
 
 PROVIDER = "caldav"
 
@@ -41,11 +43,6 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _state() -> SyncStateStore:
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-
     table = _overrides.get("table")
     return SyncStateStore(table or boto3.resource("dynamodb").Table(get_settings().table_name))
 
@@ -53,19 +50,14 @@ def _state() -> SyncStateStore:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
 
     return boto3.client("sqs")
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.sync.poll import poll  # noqa: PLC0415
-
     queue_url = str(_overrides.get("queue_url") or get_settings().caldav_sync_queue_url)
     summary = poll(_state(), _sqs(), queue_url, PROVIDER, clock())
     if summary.failed:

@@ -10,7 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from calsync.observability import logger, metrics, tracer
+import boto3
+
+from calsync.observability import logger, metrics
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync.poll import poll
+from calsync_google.settings import get_google_settings
+from calsync_google.worker import from_environment
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,16 +40,8 @@ def set_dependencies(**overrides: Any) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    import boto3  # noqa: PLC0415
-
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-    from calsync.sync.poll import poll  # noqa: PLC0415
-    from calsync_google.settings import get_google_settings  # noqa: PLC0415
-    from calsync_google.worker import from_environment  # noqa: PLC0415
-
     now = clock()
     worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "queue_url")})
     renewed = worker.renew(now)
