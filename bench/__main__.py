@@ -38,13 +38,13 @@ def verdict(ratio: float, target: float) -> str:
 # ------------------------------------------------------------------------------ (a) cold start
 
 
-def bench_coldstart_section(runs: int, *, build: bool, only: list[str] | None) -> int:
+def bench_coldstart_section(runs: int, *, build: bool, only: list[str] | None, compiled: bool) -> int:
     """See bench/coldstart.py: import + first answer of every function, from its built artifacts."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from bench.coldstart import bench_coldstart
 
-    return bench_coldstart(runs, build=build, only=only)
+    return bench_coldstart(runs, build=build, only=only, compiled=compiled)
 
 
 # ------------------------------------------------------------------------------ (b) rules throughput
@@ -245,11 +245,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run one benchmark only",
     )
     parser.add_argument("--build", action="store_true", help="(a): sam build the host artifacts first")
+    parser.add_argument(
+        "--shipped-only", action="store_true", help="(a): without the compiled copies (half the time)"
+    )
     parser.add_argument("functions", nargs="*", metavar="LogicalId", help="(a): only these functions")
     args = parser.parse_args(argv)
     missed = 0
     if args.only in (None, "coldstart"):
-        missed += bench_coldstart_section(args.runs, build=args.build, only=args.functions)
+        missed += bench_coldstart_section(
+            args.runs, build=args.build, only=args.functions, compiled=not args.shipped_only
+        )
     if args.only in (None, "rules"):
         missed += bench_rules(max(args.runs, 9), args.events)
     if args.only in (None, "caldav"):

@@ -413,7 +413,8 @@ def failure(exc):
     tb = "".join(traceback.format_exception(exc))
     return {"type": type(exc).__name__, "message": str(exc)[:500], "traceback": tb}
 
-start = time.perf_counter()  # what Lambda pays: the init (handler import), then each answer
+# what Lambda pays: the init (handler import), then each answer; wall time and this process's CPU time
+start, cpu = time.perf_counter(), time.process_time()
 try:
     module_name, _, attr = req["handler"].rpartition(".")
     handler = getattr(importlib.import_module(module_name), attr)
@@ -421,12 +422,14 @@ except BaseException as exc:
     out["init_error"] = failure(exc)
 else:
     out["seconds"]["init"] = time.perf_counter() - start
+    out["seconds"]["init_cpu"] = time.process_time() - cpu
     for name, event in req["events"]:
         try:
             out["events"].append({"event": name, "result": handler(event, Context())})
         except BaseException as exc:
             out["events"].append({"event": name, "error": failure(exc)})
         out["events"][-1]["seconds"] = time.perf_counter() - start  # since the init began
+        out["events"][-1]["cpu_seconds"] = time.process_time() - cpu
     for mod in req["modules"]:
         try:
             importlib.import_module(mod)
@@ -442,8 +445,12 @@ class Outcome:
     logical_id: str
     problems: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)  # "event -> 200" lines
-    init_seconds: float | None = None  # the handler's import
-    first_answer_seconds: float | None = None  # the import and the first event's answer
+    # wall and CPU seconds (this process's) of the handler's import, and of the import and the first
+    # event's answer
+    init_seconds: float | None = None
+    init_cpu_seconds: float | None = None
+    first_answer_seconds: float | None = None
+    first_answer_cpu_seconds: float | None = None
 
 
 def run_function(
@@ -498,8 +505,10 @@ def run_function(
         return outcome
     result = json.loads(result_file.read_text())
     outcome.init_seconds = result["seconds"].get("init")
+    outcome.init_cpu_seconds = result["seconds"].get("init_cpu")
     if result["events"]:
         outcome.first_answer_seconds = result["events"][0].get("seconds")
+        outcome.first_answer_cpu_seconds = result["events"][0].get("cpu_seconds")
     if result["init_error"]:
         err = result["init_error"]
         outcome.problems.append(f"init: {err['type']}: {err['message']}\n{err['traceback']}")
