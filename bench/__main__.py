@@ -38,13 +38,16 @@ def verdict(ratio: float, target: float) -> str:
 # ------------------------------------------------------------------------------ (a) cold start
 
 
-def bench_coldstart_section(runs: int, *, build: bool, only: list[str] | None, compiled: bool) -> int:
+def bench_coldstart_section(
+    runs: int, *, build: bool, only: list[str] | None, compiled: bool, build_dir: Path | None
+) -> int:
     """See bench/coldstart.py: import + first answer of every function, from its built artifacts."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from bench.coldstart import bench_coldstart
+    from local.artifacts import BUILD_DIR
 
-    return bench_coldstart(runs, build=build, only=only, compiled=compiled)
+    return bench_coldstart(runs, build=build, only=only, compiled=compiled, build_dir=build_dir or BUILD_DIR)
 
 
 # ------------------------------------------------------------------------------ (b) rules throughput
@@ -248,12 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--shipped-only", action="store_true", help="(a): without the compiled copies (half the time)"
     )
+    parser.add_argument(
+        "--build-dir", type=Path, help="(a): this host build instead of .aws-sam/host/build (to compare)"
+    )
     parser.add_argument("functions", nargs="*", metavar="LogicalId", help="(a): only these functions")
     args = parser.parse_args(argv)
     missed = 0
     if args.only in (None, "coldstart"):
         missed += bench_coldstart_section(
-            args.runs, build=args.build, only=args.functions, compiled=not args.shipped_only
+            args.runs,
+            build=args.build,
+            only=args.functions,
+            compiled=not args.shipped_only,
+            build_dir=args.build_dir.resolve() if args.build_dir else None,
         )
     if args.only in (None, "rules"):
         missed += bench_rules(max(args.runs, 9), args.events)

@@ -115,11 +115,17 @@ def _run_once(
 
 
 def bench_coldstart(
-    runs: int, *, build: bool = False, only: list[str] | None = None, compiled: bool = True
+    runs: int,
+    *,
+    build: bool = False,
+    only: list[str] | None = None,
+    compiled: bool = True,
+    build_dir: Path = arts.BUILD_DIR,
 ) -> int:
+    """``build_dir``: another host build of the same template (e.g. of an older commit: its runtime
+    directory beside it), to compare."""
     tpl = load(TEMPLATE)
     plat, py_version = arts.host_target()
-    build_dir = arts.BUILD_DIR
     runtime = build_dir.parent / "runtime"
     if build or not (build_dir / "template.yaml").exists() or not runtime.is_dir():
         arts.build(build_dir, plat, py_version)
@@ -127,7 +133,7 @@ def bench_coldstart(
     if not _has_bytecode(runtime):
         compile_tree(runtime)
     fns = functions(tpl)
-    work = build_dir.parent / "bench"
+    work = build_dir.parent / "bench"  # the merged layers, compiled copies, logs
     work.mkdir(parents=True, exist_ok=True)
     with arts.aws_side(tpl, work) as (endpoints, resolver), tempfile.TemporaryDirectory() as tmp:
         base_dir = Path(tmp) / BASELINE_ID
@@ -176,14 +182,14 @@ def bench_coldstart(
                     target.shipped_wall.append(wall)
                     if compiled:
                         target.compiled.append(_run_once(target, "compiled", runtime, work, 60)[0])
-    return report(targets, runs)
+    return report(targets, runs, build_dir)
 
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def report(targets: list[Target], runs: int) -> int:
+def report(targets: list[Target], runs: int, build_dir: Path) -> int:
     base = targets[0]
     if base.error is not None:
         print(f"(a) the baseline does not run: {base.error}")
@@ -217,7 +223,7 @@ def report(targets: list[Target], runs: int) -> int:
             ]
         )
     print(
-        "(a) cold start from the built artifacts (.aws-sam/host/build): import + first answer to the "
+        f"(a) cold start from the built artifacts ({build_dir}): import + first answer to the "
         f"sample event,\n    {sys.executable} -I -S -B, median of {runs} interleaved runs; "
         "CPU time of the function's process (the ratio judged) and wall time"
     )
