@@ -1,11 +1,10 @@
 #!/bin/sh
 # Compile an artifact directory's Python modules to bytecode for the Lambda runtime's Python:
-#   PY_VERSION=3.13 sh layers/bytecode.sh <artifact dir> <its path in Lambda: /opt/python, /var/task>
+#   PY_VERSION=3.13 sh layers/bytecode.sh <artifact dir>
 # Lambda's /opt and /var/task are read-only: without shipped bytecode every cold start compiles every
 # module it imports again. The .pyc files must come from the runtime's minor version (3.13: magic
 # number and code objects differ between minors); they are "unchecked-hash" pycs (PEP 552), used
 # without looking at the source's mtime, which the zip and the extraction do not keep exactly.
-# Tracebacks name the modules by their path in Lambda (compileall -s/-p).
 #
 # The interpreter: python<X.Y> on PATH, else (Debian or Ubuntu machines, e.g. CI) Debian's own
 # python<X.Y>-minimal package with the C library it was built against, extracted (not installed)
@@ -13,7 +12,6 @@
 # system is not changed. docs/adr/0011-bytecode-and-snapstart.md.
 set -eu
 dir=$1
-lambda_path=$2
 version=${PY_VERSION:-3.13}
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -73,4 +71,4 @@ python_for() {  # a command that runs CPython <version>
 }
 
 python=$(python_for)
-"$python" -I -m compileall -q --invalidation-mode unchecked-hash -s "$dir" -p "$lambda_path" "$dir" >/dev/null
+"$python" -I -m compileall -q --invalidation-mode unchecked-hash "$dir" >/dev/null
