@@ -117,7 +117,7 @@ mutation: venv ## mutation testing of calsync/domain and sync/engine.py (mutmut;
 openapi: venv ## regenerate functions/api/openapi.json from every HTTP function's routes
 	$(VENV_PY) -m local.openapi
 
-bench: venv ## run the benchmarks (python -m bench)
+bench: venv tools ddb-local ## run the benchmarks (python -m bench; (a) builds the host artifacts if missing)
 	$(VENV_PY) -m bench
 
 run: venv ddb-local ## start the whole local stack in the foreground (python -m local)

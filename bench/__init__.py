@@ -1,7 +1,9 @@
 """calsync benchmarks (`python -m bench`, `make bench`).
 
-(a) cold import time of each function's handler module in a fresh interpreter, against
-    ``import boto3`` alone (target: the API function at most 1.5x boto3);
+(a) cold start as Lambda pays it (bench/coldstart.py): each of the 15 functions, run from its built
+    artifacts in a fresh interpreter, imports its handler and answers its sample event, against a
+    baseline that imports boto3, creates one DynamoDB client and does one GetItem (targets, as
+    shipped: HTTP functions at most 1.5x, the others 2.0x; docs/adr/0010);
 (b) throughput of the filtering rules (``select_for_person``) on 10,000 events, against
     ``json.loads`` of the same events as stored items (target: rules at most 1.0x json.loads);
 (c)-(e) requests and writes per poll or notification of each provider (bench/caldav.py, ...);
@@ -15,3 +17,12 @@
 Numbers are medians of interleaved runs, so that a noisy neighbour slows both sides alike.
 Nothing here asserts: it prints the numbers, the targets and whether they were met.
 """
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns under a header line."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)

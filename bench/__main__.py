@@ -7,45 +7,24 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bench import table
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "core"
-FUNCTIONS = ROOT / "functions"
-API_FUNCTION = "api"
-IMPORT_TARGET = 1.5  # cold import of the API function / import boto3
 RULES_TARGET = 1.0  # select_for_person / json.loads, same events
 SEED = 20250310
 
-# What a deployed function has in its environment (template.yaml Globals), so that the import
-# does what it does in Lambda (settings are read lazily, but a module may still look at them).
-FUNCTION_ENV = {
-    "TABLE_NAME": "calsync-bench",
-    "POWERTOOLS_SERVICE_NAME": "calsync",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-    "POWERTOOLS_METRICS_NAMESPACE": "calsync",
-    "MEETING_HOSTS": "meet.calsync.test,zoom.us,teams.microsoft.com,meet.google.com,webex.com",
-    "LEGACY_HOSTS": "classic.calsync.test",
-    "LEGACY_ORGANIZERS": "@classic.calsync.test",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_REGION": "eu-west-1",
-}
-
-_TIMER = (
-    "import sys; sys.path[:0] = {path!r}; import time; t = time.perf_counter(); "
-    "import {module}; print(time.perf_counter() - t)"
-)
-
-
 # ------------------------------------------------------------------------------ helpers
+
+__all__ = ["fmt_ms", "table", "verdict"]  # bench/*.py import them from here
 
 
 def fmt_ms(seconds: float) -> str:
@@ -56,98 +35,19 @@ def verdict(ratio: float, target: float) -> str:
     return f"{'met' if ratio <= target else 'NOT met'} (target <= {target:.1f})"
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
+# ------------------------------------------------------------------------------ (a) cold start
 
 
-# ------------------------------------------------------------------------------ (a) cold import
-
-
-@dataclass
-class ImportTarget:
-    name: str
-    module: str
-    path: list[str]
-    times: list[float]
-    error: str | None = None
-
-
-def _import_once(target: ImportTarget, env: dict[str, str]) -> float:
-    code = _TIMER.format(path=target.path, module=target.module)
-    # -I: no user site, no PYTHON* variables, no current directory on sys.path: only what we put there
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"]
-        raise RuntimeError(lines[-1])
-    return float(proc.stdout.strip().splitlines()[-1])
-
-
-def _function_paths() -> dict[str, list[str]]:
-    """What each function has on its path in Lambda: its code directory and its layers
-    (template.yaml), by code directory name."""
+def bench_coldstart_section(
+    runs: int, *, build: bool, only: list[str] | None, compiled: bool, build_dir: Path | None
+) -> int:
+    """See bench/coldstart.py: import + first answer of every function, from its built artifacts."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from local.template import functions, layer_paths, load
+    from bench.coldstart import bench_coldstart
+    from local.artifacts import BUILD_DIR
 
-    return {
-        fn.code_uri.name: [str(fn.code_uri), *(str(p) for p in layer_paths({lid: fn}))]
-        for lid, fn in functions(load()).items()
-    }
-
-
-def bench_imports(runs: int) -> int:
-    env = {**os.environ, **FUNCTION_ENV}
-    targets = [ImportTarget("import boto3 (baseline)", "boto3", [], [])]
-    paths = _function_paths()
-    for app in sorted(FUNCTIONS.glob("*/app.py")):
-        path = paths.get(app.parent.name, [str(app.parent), str(LAYER)])
-        targets.append(ImportTarget(app.parent.name, "app", path, []))
-    missing = [d.name for d in sorted(FUNCTIONS.iterdir()) if d.is_dir() and not (d / "app.py").exists()]
-
-    # one untimed round: compiles .pyc files, finds the ones that do not import at all
-    for target in targets:
-        try:
-            _import_once(target, env)
-        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-            target.error = str(exc)
-    for _ in range(runs):  # interleaved: each round imports every target once
-        for target in targets:
-            if target.error is None:
-                target.times.append(_import_once(target, env))
-
-    base = targets[0]
-    if base.error is not None:
-        print(f"(a) cannot import boto3: {base.error}")
-        return 1
-    base_median = statistics.median(base.times)
-    rows: list[list[str]] = []
-    failed = 0
-    for target in targets:
-        if target.error is not None:
-            rows.append([target.name, "-", "-", "-", f"skipped: does not import ({target.error})"])
-            continue
-        median = statistics.median(target.times)
-        ratio = median / base_median
-        note = ""
-        if target.name == API_FUNCTION:
-            note = verdict(ratio, IMPORT_TARGET)
-            failed += ratio > IMPORT_TARGET
-        rows.append([target.name, fmt_ms(median), fmt_ms(min(target.times)), f"{ratio:5.2f}x", note])
-    for name in missing:
-        rows.append([name, "-", "-", "-", "skipped: no app.py yet"])
-    if not any(t.name == API_FUNCTION for t in targets):
-        rows.append([API_FUNCTION, "-", "-", "-", "skipped: functions/api/app.py does not exist yet"])
-
-    print(f"(a) cold import in a fresh interpreter ({sys.executable}, median of {runs} interleaved runs)")
-    print(table(["function", "median", "min", "vs boto3", "note"], rows))
-    print()
-    return failed
+    return bench_coldstart(runs, build=build, only=only, compiled=compiled, build_dir=build_dir or BUILD_DIR)
 
 
 # ------------------------------------------------------------------------------ (b) rules throughput
@@ -370,13 +270,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000, help="events for the rules benchmark")
     parser.add_argument(
         "--only",
-        choices=["imports", "rules", "caldav", "microsoft", "google", "ical", "fullsync", "cost", "sharing"],
+        choices=[
+            "coldstart",
+            "rules",
+            "caldav",
+            "microsoft",
+            "google",
+            "ical",
+            "fullsync",
+            "cost",
+            "sharing",
+        ],
         help="run one benchmark only",
     )
+    parser.add_argument("--build", action="store_true", help="(a): sam build the host artifacts first")
+    parser.add_argument(
+        "--shipped-only", action="store_true", help="(a): without the compiled copies (half the time)"
+    )
+    parser.add_argument(
+        "--build-dir", type=Path, help="(a): this host build instead of .aws-sam/host/build (to compare)"
+    )
+    parser.add_argument("functions", nargs="*", metavar="LogicalId", help="(a): only these functions")
     args = parser.parse_args(argv)
     missed = 0
-    if args.only in (None, "imports"):
-        missed += bench_imports(args.runs)
+    if args.only in (None, "coldstart"):
+        missed += bench_coldstart_section(
+            args.runs,
+            build=args.build,
+            only=args.functions,
+            compiled=not args.shipped_only,
+            build_dir=args.build_dir.resolve() if args.build_dir else None,
+        )
     if args.only in (None, "rules"):
         missed += bench_rules(max(args.runs, 9), args.events)
     if args.only in (None, "caldav"):

@@ -57,7 +57,7 @@ def bench_caldav() -> int:
     import boto3
     from moto import mock_aws
 
-    from bench.__main__ import table as render
+    from bench import table as render
     from calsync.domain.models import UTC, Provider
     from calsync.store.items import Calendar
     from calsync.store.repository import Repository

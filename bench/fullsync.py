@@ -49,7 +49,7 @@ def _backends() -> Iterator[tuple[str, Callable[[], Any]]]:
 
 
 def bench_fullsync(sizes: tuple[int, ...] = SIZES) -> int:
-    from bench.__main__ import table as render
+    from bench import table as render
     from calsync.domain.models import UTC, Occurrence, Provider
     from calsync.store.items import Calendar
     from calsync.store.repository import Repository

@@ -157,7 +157,7 @@ def bench_google() -> int:
     import boto3
     from moto import mock_aws
 
-    from bench.__main__ import table as render_rows
+    from bench import table as render_rows
     from calsync.domain.models import UTC
     from tests.conftest import _create
 

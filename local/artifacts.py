@@ -167,9 +167,10 @@ def artifacts(tpl: Mapping[str, Any], build_dir: Path, events_dir: Path = EVENTS
     return out
 
 
-def _files(root: Path) -> Iterator[str]:
+def _files(root: Path, *, bytecode: bool = False) -> Iterator[str]:
+    """The files under ``root`` (relative, sorted); the ``__pycache__`` ones only with ``bytecode``."""
     for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file() and (bytecode or "__pycache__" not in path.parts):
             yield path.relative_to(root).as_posix()
 
 
@@ -233,6 +234,39 @@ def foreign_binaries(root: Path, machine: str, py_version: str) -> list[str]:
     return out
 
 
+def bytecode_problems(root: Path, py_version: str) -> list[str]:
+    """Modules under ``root`` without bytecode for CPython ``py_version`` that Lambda can use as it is:
+    ``__pycache__/<module>.cpython-XY.pyc``, hash-based and unchecked (PEP 552; a timestamp-based one
+    would be compared with the source's mtime, which the zip does not keep exactly), and no bytecode
+    of another CPython (docs/adr/0011)."""
+    tag = "cpython-" + py_version.replace(".", "")
+    missing, stale, checked = [], [], []
+    for py in sorted(root.rglob("*.py")) if root.is_dir() else []:
+        rel = py.relative_to(root)
+        if any(part.endswith((".dist-info", ".data")) for part in rel.parts):
+            continue
+        pyc = py.parent / "__pycache__" / f"{py.stem}.{tag}.pyc"
+        if not pyc.is_file():
+            missing.append(rel.as_posix())
+            continue
+        with pyc.open("rb") as f:
+            flags = int.from_bytes(f.read(8)[4:8], "little")
+        if flags != 0b01:  # bit 0: hash-based; bit 1: check the source
+            checked.append(rel.as_posix())
+    for pyc in sorted(root.rglob("__pycache__/*.pyc")) if root.is_dir() else []:
+        if f".{tag}." not in pyc.name:
+            stale.append(pyc.relative_to(root).as_posix())
+    out = []
+    for what, files in (
+        (f"module(s) without {tag} bytecode", missing),
+        ("module(s) whose bytecode is not unchecked-hash", checked),
+        (f"bytecode file(s) of another CPython than {tag}", stale),
+    ):
+        if files:
+            out.append(f"{len(files)} {what}, e.g. {', '.join(files[:3])}")
+    return out
+
+
 def packaging_problems(
     art: Artifact, runtime: Path, py_version: str, machine: str | None = None
 ) -> list[str]:
@@ -242,8 +276,9 @@ def packaging_problems(
     from packaging.utils import canonicalize_name
 
     problems = []
-    if machine is not None:
-        for layer, path in (("its code", art.code), *art.layers):
+    for layer, path in (("its code", art.code), *art.layers):
+        problems += [f"{layer}: {p}" for p in bytecode_problems(path, py_version)]
+        if machine is not None:
             problems += [f"{layer}: {p}" for p in foreign_binaries(path, machine, py_version)]
     seen_files: dict[str, str] = {}
     seen_dists: dict[str, str] = {}
@@ -315,12 +350,13 @@ def packaging_problems(
 
 def merge_layers(art: Artifact, dest: Path) -> Path:
     """The function's layers merged in template order into ``dest/python`` (hard links where the file
-    system allows, copies otherwise): what Lambda makes of them in ``/opt/python``."""
+    system allows, copies otherwise): what Lambda makes of them in ``/opt/python``, shipped bytecode
+    (``__pycache__``) included."""
     target = dest / "python"
     shutil.rmtree(dest, ignore_errors=True)
     target.mkdir(parents=True)
     for _, layer in art.layers:
-        for rel in _files(layer):
+        for rel in _files(layer, bytecode=True):
             out = target / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             if out.exists():
@@ -357,7 +393,7 @@ RUNNER = r"""
 import importlib, json, sys, time, traceback, uuid
 req = json.loads(sys.stdin.read())
 sys.path[:0] = req["paths"]
-out = {"events": [], "imports": [], "init_error": None, "sys_path": list(sys.path)}
+out = {"events": [], "imports": [], "init_error": None, "sys_path": list(sys.path), "seconds": {}}
 
 class Context:
     def __init__(self):
@@ -377,17 +413,23 @@ def failure(exc):
     tb = "".join(traceback.format_exception(exc))
     return {"type": type(exc).__name__, "message": str(exc)[:500], "traceback": tb}
 
+# what Lambda pays: the init (handler import), then each answer; wall time and this process's CPU time
+start, cpu = time.perf_counter(), time.process_time()
 try:
     module_name, _, attr = req["handler"].rpartition(".")
     handler = getattr(importlib.import_module(module_name), attr)
 except BaseException as exc:
     out["init_error"] = failure(exc)
 else:
+    out["seconds"]["init"] = time.perf_counter() - start
+    out["seconds"]["init_cpu"] = time.process_time() - cpu
     for name, event in req["events"]:
         try:
             out["events"].append({"event": name, "result": handler(event, Context())})
         except BaseException as exc:
             out["events"].append({"event": name, "error": failure(exc)})
+        out["events"][-1]["seconds"] = time.perf_counter() - start  # since the init began
+        out["events"][-1]["cpu_seconds"] = time.process_time() - cpu
     for mod in req["modules"]:
         try:
             importlib.import_module(mod)
@@ -403,6 +445,12 @@ class Outcome:
     logical_id: str
     problems: list[str] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)  # "event -> 200" lines
+    # wall and CPU seconds (this process's) of the handler's import, and of the import and the first
+    # event's answer
+    init_seconds: float | None = None
+    init_cpu_seconds: float | None = None
+    first_answer_seconds: float | None = None
+    first_answer_cpu_seconds: float | None = None
 
 
 def run_function(
@@ -415,8 +463,13 @@ def run_function(
     timeout: int = 30,
     memory: int = 512,
     workdir: Path,
+    events: tuple[Path, ...] | None = None,
+    import_all: bool = True,
 ) -> Outcome:
-    """Run one function from its artifacts in ``python -I -S``; the problems it showed."""
+    """Run one function from its artifacts in ``python -I -S -B`` (``-B``: Lambda's ``/var/task`` and
+    ``/opt`` are read-only, so no bytecode is written: only what the artifacts ship is used); the
+    problems it showed. ``events``: these instead of its sample events; ``import_all``: then import
+    every first-party module it ships."""
     outcome = Outcome(art.logical_id)
     result_file = workdir / f"{art.logical_id}.result.json"
     result_file.unlink(missing_ok=True)
@@ -427,13 +480,13 @@ def run_function(
         "region": env.get("AWS_REGION", REGION),
         "memory": memory,
         "timeout": timeout,
-        "events": [[p.name, json.loads(p.read_text())] for p in art.events],
-        "modules": first_party_modules(art.code, merged),
+        "events": [[p.name, json.loads(p.read_text())] for p in (art.events if events is None else events)],
+        "modules": first_party_modules(art.code, merged) if import_all else [],
         "result_file": str(result_file),
     }
     try:
         proc = subprocess.run(
-            [python, "-I", "-S", "-c", RUNNER],
+            [python, "-I", "-S", "-B", "-c", RUNNER],
             check=False,
             input=json.dumps(request),
             capture_output=True,
@@ -451,6 +504,11 @@ def run_function(
         outcome.problems.append(f"the interpreter exited with {proc.returncode}: {output[-2000:]}")
         return outcome
     result = json.loads(result_file.read_text())
+    outcome.init_seconds = result["seconds"].get("init")
+    outcome.init_cpu_seconds = result["seconds"].get("init_cpu")
+    if result["events"]:
+        outcome.first_answer_seconds = result["events"][0].get("seconds")
+        outcome.first_answer_cpu_seconds = result["events"][0].get("cpu_seconds")
     if result["init_error"]:
         err = result["init_error"]
         outcome.problems.append(f"init: {err['type']}: {err['message']}\n{err['traceback']}")

@@ -3,14 +3,18 @@ disconnect (API.md "Accounts", "Calendars and configuration"; rules C2-C9, S7, X
 
 A function of its own because it needs the CalDAV layer (caldav + requests), which the other API
 routes do not. Thin: Powertools routes and validates, ``calsync.api.accounts`` does the work,
-errors leave as RFC 9457 problems. Nothing but definitions at import time.
+errors leave as RFC 9457 problems. Its import loads what every route uses; the settings, clients
+and table come with the first request; a provider's SDK with the first disconnect that needs it.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -26,13 +30,20 @@ from calsync.api.account_schemas import (
     CalendarConfigOut,
     CalendarsOut,
 )
-from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, Enqueue
+from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, Enqueue, StopPush
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.config import get_settings
+from calsync.crypto import CredentialBox
+from calsync.domain.models import Provider
+from calsync.store.accounts import AccountRepository
+from calsync.store.repository import Repository
+from calsync.sync.jobs import enqueue_sync
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from calsync.store.accounts import Account
     from calsync.sync.jobs import SyncJob
 
 logger = Logger(service="calsync")
@@ -54,14 +65,11 @@ def set_dependencies(**overrides: Any) -> None:
 
 
 def _client(name: str) -> Any:
-    import boto3  # noqa: PLC0415 - first request only
-
     return boto3.client(name)
 
 
 def _enqueue_via(sqs: Any, queue_url: str) -> Enqueue:
     """Sync jobs on the CalDAV sync queue (FIFO, group = calendar, fresh dedup id: S6)."""
-    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
 
     def enqueue(job: SyncJob) -> None:
         enqueue_sync(sqs, queue_url, job)
@@ -71,16 +79,9 @@ def _enqueue_via(sqs: Any, queue_url: str) -> Enqueue:
 
 @functools.cache
 def _service() -> AccountsService:
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.crypto import CredentialBox  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
-    from calsync.store.repository import Repository  # noqa: PLC0415
-
     settings = get_settings()
     table = _overrides.get("table")
     if table is None:
-        import boto3  # noqa: PLC0415
-
         table = boto3.resource("dynamodb").Table(settings.table_name)
     allow_local = bool(_overrides.get("allow_local", settings.local))
     resolve = _overrides.get("resolve")
@@ -108,10 +109,6 @@ def _enqueue_for(sqs: Any, caldav: Enqueue) -> dict[Any, Enqueue]:
     MICROSOFT_SYNC_QUEUE_URL; tests: ``queue_urls`` {provider value: url}). Google takes calendar
     jobs like CalDAV; Microsoft takes mailbox jobs (calsync_microsoft.jobs, MicrosoftLayer: group =
     the mailbox). A provider without a queue URL (or without its layer) is not routed."""
-    import os  # noqa: PLC0415
-
-    from calsync.domain.models import Provider  # noqa: PLC0415
-
     urls = dict(_overrides.get("queue_urls") or {})
     out: dict[Any, Enqueue] = {Provider.CALDAV: caldav}
     google = urls.get("google", os.environ.get("GOOGLE_SYNC_QUEUE_URL", ""))
@@ -136,28 +133,42 @@ def _stop_push(table: Any, box: Any) -> dict[Any, Any]:
     Microsoft: the mailbox's Graph subscription, MicrosoftLayer; docs/adr/0005); tests:
     ``stop_push``, or ``microsoft`` (overrides of calsync_microsoft.wiring). Without a provider's
     layer nothing is stopped there: Google channels expire (<= 7 days), Graph subscriptions (<= 3
-    days), and their notifications are dropped (unknown channel or subscription)."""
+    days), and their notifications are dropped (unknown channel or subscription). Only a disconnect
+    needs a provider's SDK: each stopper is built (its layer imported) on its first use."""
     if "stop_push" in _overrides:
         return dict(_overrides["stop_push"])
-    from calsync.domain.models import Provider  # noqa: PLC0415
 
-    out: dict[Any, Any] = {}
-    try:
-        from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
-        from calsync_google.worker import channel_stopper, service_factory  # noqa: PLC0415
-    except ImportError:  # no GoogleLayer in this function
-        pass
-    else:
+    def google() -> StopPush | None:
+        try:
+            from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
+            from calsync_google.worker import channel_stopper, service_factory  # noqa: PLC0415
+        except ImportError:  # no GoogleLayer in this function
+            return None
         services = service_factory(client_secret, get_google_settings().endpoints)
-        out[Provider.GOOGLE] = channel_stopper(table, box, services)
-    try:
-        from calsync_microsoft.wiring import subscription_stopper  # noqa: PLC0415
-    except ImportError:  # no MicrosoftLayer in this function
-        pass
-    else:
-        ms = {"table": table, "box": box, **(_overrides.get("microsoft") or {})}
-        out[Provider.MICROSOFT] = subscription_stopper(ms)
-    return out
+        return channel_stopper(table, box, services)
+
+    def microsoft() -> StopPush | None:
+        try:
+            from calsync_microsoft.wiring import subscription_stopper  # noqa: PLC0415
+        except ImportError:  # no MicrosoftLayer in this function
+            return None
+        return subscription_stopper({"table": table, "box": box, **(_overrides.get("microsoft") or {})})
+
+    return {Provider.GOOGLE: _on_first_use(google), Provider.MICROSOFT: _on_first_use(microsoft)}
+
+
+def _on_first_use(build: Callable[[], StopPush | None]) -> StopPush:
+    """A stopper built when a disconnect first needs it (``None``: nothing to stop with)."""
+
+    @functools.cache
+    def built() -> StopPush | None:
+        return build()
+
+    def stop(account: Account) -> int:
+        stopper = built()
+        return 0 if stopper is None else stopper(account)
+
+    return stop
 
 
 def service() -> AccountsService:

@@ -2,16 +2,19 @@
 
 Thin: Powertools' event handler routes and validates (pydantic, OpenAPI), ``calsync.api.service``
 does the work, and every error leaves as an RFC 9457 problem from the handlers at the bottom.
-Nothing but definitions happens at import time: the table is reached on the first request.
+Its import loads what every route uses (boto3 included: docs/adr/0010); the settings are read and the
+table reached on the first request.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -20,6 +23,7 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.calendar_sync import CalendarSync
 from calsync.api.schemas import (
     CALENDAR_ID_PATTERN,
     ExplainedMeetings,
@@ -30,6 +34,11 @@ from calsync.api.schemas import (
     RoomOut,
 )
 from calsync.api.service import ApiService
+from calsync.config import get_presence_settings, get_settings
+from calsync.domain.models import Provider
+from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.repository import Repository
+from calsync.sync.jobs import enqueue_sync
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,9 +47,6 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from calsync.api.calendar_sync import Enqueue
-    from calsync.domain.models import Provider
-    from calsync.store.photos import PhotoStore
-    from calsync.store.repository import Repository
     from calsync.sync.jobs import SyncJob
 
 logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
@@ -75,15 +81,9 @@ def set_table(table: Any | None, sync_queues: Mapping[Provider, Enqueue] | None 
 
 @functools.cache
 def _repository() -> Repository:
-    # first request only (keeps the cold import cheap): the store, its settings and boto3
-    from calsync.store.repository import Repository  # noqa: PLC0415
-
+    # the settings are read and the table reached on the first request (tests set their own first)
     table = _table
     if table is None:
-        import boto3  # noqa: PLC0415
-
-        from calsync.config import get_settings  # noqa: PLC0415
-
         table = boto3.resource("dynamodb").Table(get_settings().table_name)
     return Repository(table)
 
@@ -91,13 +91,9 @@ def _repository() -> Repository:
 @functools.cache
 def _photos() -> PhotoStore | None:
     """Profile photos (P8, issue 8): the bucket named by PHOTO_BUCKET, if any (first request only)."""
-    from calsync.config import get_presence_settings  # noqa: PLC0415
-
     bucket = get_presence_settings().photo_bucket
     if bucket is None:
         return None
-    from calsync.store.photos import PhotoStore, s3_client  # noqa: PLC0415
-
     return PhotoStore(s3_client(), bucket)
 
 
@@ -108,15 +104,9 @@ def _sync_queues() -> Mapping[Provider, Enqueue]:
     mailbox jobs (calsync_microsoft.jobs, MicrosoftLayer)."""
     if _queues is not None:
         return _queues
-    import os  # noqa: PLC0415
-
-    from calsync.domain.models import Provider  # noqa: PLC0415
-    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
 
     @functools.cache
     def sqs() -> Any:
-        import boto3  # noqa: PLC0415
-
         return boto3.client("sqs")
 
     def calendar_queue(url: str) -> Enqueue:
@@ -156,8 +146,6 @@ def _in_time() -> bool:
 
 
 def service() -> ApiService:
-    from calsync.api.calendar_sync import CalendarSync  # noqa: PLC0415
-
     repository = _repository()
     return ApiService(repository, _photos(), CalendarSync(repository, _sync_queues(), in_time=_in_time))
 

@@ -10,10 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
-from calsync.observability import logger, metrics, tracer
+from calsync.config import get_settings
+from calsync.observability import logger, metrics
+from calsync.store.keys import POLL_SHARDS
+from calsync.sync.poll import dispatch
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,20 +42,13 @@ def set_dependencies(**overrides: Any) -> None:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
-
     return boto3.client("sqs")
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.store.keys import POLL_SHARDS  # noqa: PLC0415
-    from calsync.sync.poll import dispatch  # noqa: PLC0415
-
     queue_url = str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
     failed = dispatch(_sqs(), queue_url, PROVIDER, clock(), adaptive=True)
     if failed:

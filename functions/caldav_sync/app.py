@@ -12,14 +12,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from calsync.observability import logger, metrics, tracer
+import boto3
+
+from calsync.config import get_settings
+from calsync.crypto import CredentialBox
+from calsync.observability import logger, metrics
 from calsync.sync.jobs import SyncJob
 from calsync.sync.queue_worker import QueueWorker, backoff
+from calsync_caldav.worker import CalDAVSyncWorker, guarded_client_factory
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync_caldav.worker import CalDAVSyncWorker
 
 __all__ = ["backoff", "lambda_handler", "record_handler", "set_dependencies"]
 
@@ -46,19 +49,12 @@ def set_dependencies(**overrides: Any) -> None:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
 
     return boto3.client("sqs")
 
 
 @functools.cache
 def worker() -> CalDAVSyncWorker:
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.crypto import CredentialBox  # noqa: PLC0415
-    from calsync_caldav.worker import CalDAVSyncWorker, guarded_client_factory  # noqa: PLC0415
-
     o = _overrides
     table = o.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     box = CredentialBox(
@@ -73,8 +69,6 @@ def worker() -> CalDAVSyncWorker:
 
 
 def _queue_url() -> str | None:
-    from calsync.config import get_settings  # noqa: PLC0415
-
     return _overrides.get("queue_url") or get_settings().caldav_sync_queue_url
 
 
@@ -91,7 +85,6 @@ record_handler = queue.record_handler
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return queue.handle(event, context)

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from calsync.config import get_settings
 from calsync.domain.models import UTC
-from calsync.observability import logger, metrics, tracer
+from calsync.observability import logger, metrics
 from calsync.store.repository import ENDED_GRACE, Repository
 
 DEFAULT_LOOKBACK = timedelta(hours=48)  # how far back the first run (no cursor yet) looks
@@ -55,7 +55,6 @@ def clean(repo: Repository, now: datetime) -> int:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:

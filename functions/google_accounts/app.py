@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -21,8 +22,17 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
+from calsync.api.accounts import AccountsDeps, AccountsService
 from calsync.api.auth import Principal, principal_from_event
+from calsync.config import get_settings
+from calsync.crypto import CredentialBox
+from calsync.store.accounts import AccountRepository
+from calsync.store.repository import Repository
+from calsync.sync.jobs import enqueue_sync
 from calsync_google.connect import AuthorizeIn, AuthorizeOut, GoogleConnect
+from calsync_google.oauth import OAuthFlow
+from calsync_google.settings import client_secret, get_google_settings
+from calsync_google.worker import service_factory
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -51,18 +61,6 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _connect() -> GoogleConnect:
-    import boto3  # noqa: PLC0415
-
-    from calsync.api.accounts import AccountsDeps, AccountsService  # noqa: PLC0415
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.crypto import CredentialBox  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
-    from calsync.store.repository import Repository  # noqa: PLC0415
-    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
-    from calsync_google.oauth import OAuthFlow  # noqa: PLC0415
-    from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
-    from calsync_google.worker import service_factory  # noqa: PLC0415
-
     o, settings, google = _overrides, get_settings(), get_google_settings()
     table = o.get("table") or boto3.resource("dynamodb").Table(settings.table_name)
     box = CredentialBox(o.get("kms") or boto3.client("kms"), o.get("key_id") or settings.credentials_key_id)

@@ -12,9 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from calsync.observability import logger, metrics, tracer
+from calsync.config import get_settings
+from calsync.observability import logger, metrics
+from calsync.sync.poll import dispatch
+from calsync_google.worker import from_environment
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,15 +42,8 @@ def set_dependencies(**overrides: Any) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.sync.poll import dispatch  # noqa: PLC0415
-    from calsync_google.worker import from_environment  # noqa: PLC0415
-
     now = clock()
     # the poll first: two SendMessageBatch calls, so a renewal that runs out of time never starves it
     sqs = _overrides.get("sqs") or boto3.client("sqs")

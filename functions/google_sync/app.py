@@ -12,9 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from calsync.observability import logger, metrics, tracer
+import boto3
+
+from calsync.observability import logger, metrics
 from calsync.sync.jobs import SyncJob
 from calsync.sync.queue_worker import QueueWorker, backoff
+from calsync_google.settings import get_google_settings
+from calsync_google.worker import from_environment
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -46,21 +50,16 @@ def set_dependencies(**overrides: Any) -> None:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
 
     return boto3.client("sqs")
 
 
 @functools.cache
 def worker() -> GoogleSyncWorker:
-    from calsync_google.worker import from_environment  # noqa: PLC0415
-
     return from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "queue_url")})
 
 
 def _queue_url() -> str | None:
-    from calsync_google.settings import get_google_settings  # noqa: PLC0415
-
     return _overrides.get("queue_url") or get_google_settings().sync_queue_url
 
 
@@ -77,7 +76,6 @@ record_handler = queue.record_handler
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return queue.handle(event, context)

@@ -9,20 +9,23 @@ sync function.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.api.google_webhook import handle
+from calsync.config import get_settings
+from calsync.store.channels import ChannelStore
+from calsync.sync.jobs import enqueue_sync
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync.store.channels import ChannelStore
 
 logger = Logger(service="calsync")
 metrics = Metrics(namespace="calsync", service="google-webhook")
@@ -47,14 +50,8 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _channels() -> ChannelStore:
-    from calsync.store.channels import ChannelStore  # noqa: PLC0415
-
     table = _overrides.get("table")
     if table is None:
-        import boto3  # noqa: PLC0415
-
-        from calsync.config import get_settings  # noqa: PLC0415
-
         table = boto3.resource("dynamodb").Table(get_settings().table_name)
     return ChannelStore(table)
 
@@ -63,14 +60,11 @@ def _channels() -> ChannelStore:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
 
     return boto3.client("sqs")
 
 
 def _queue_url() -> str:
-    import os  # noqa: PLC0415
-
     return str(_overrides.get("queue_url") or os.environ.get("GOOGLE_SYNC_QUEUE_URL", ""))
 
 
@@ -102,8 +96,6 @@ def _empty(status: int) -> Response[None]:
     },
 )
 def google_push() -> Response[None]:
-    from calsync.sync.jobs import enqueue_sync  # noqa: PLC0415
-
     headers = {str(k).lower(): v for k, v in (app.current_event.headers or {}).items()}
     decision = handle(
         headers,

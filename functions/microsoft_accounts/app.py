@@ -23,9 +23,14 @@ from pydantic import Field
 
 from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
+from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, _account_out
 from calsync.api.auth import Principal, principal_from_event
 from calsync.api.schemas import Id, _Request, _Wire
+from calsync.store.accounts import AccountRepository
+from calsync.store.repository import Repository
+from calsync_microsoft import wiring
 from calsync_microsoft.connect import MicrosoftConnect
+from calsync_microsoft.registry import MicrosoftRegistry
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -64,12 +69,6 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _connect() -> MicrosoftConnect:
-    from calsync.api.accounts import AccountsDeps, AccountsService, Discovery  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
-    from calsync.store.repository import Repository  # noqa: PLC0415
-    from calsync_microsoft import wiring  # noqa: PLC0415
-    from calsync_microsoft.registry import MicrosoftRegistry  # noqa: PLC0415
-
     table = wiring.table_of(_overrides)
     box = wiring.box_of(_overrides)
     enqueue = wiring.enqueue_of(_overrides)
@@ -134,8 +133,6 @@ def callback(
 ) -> Response[AccountOut]:
     """Finish the sign-in (state and PKCE checked): 201 with the account; 409 for C3 and C4; 503
     when Microsoft could not be reached or throttled (nothing stored: sign in again)."""
-    from calsync.api.accounts import _account_out  # noqa: PLC0415
-
     account = svc.callback(me, {"code": code, "state": state}, clock())
     return Response(status_code=201, content_type=JSON, body=_account_out(account))
 

@@ -26,6 +26,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from calsync.observability import logger
+from calsync_microsoft import wiring
+from calsync_microsoft.jobs import MailboxJob, enqueue_many
+from calsync_microsoft.registry import MicrosoftRegistry
+from calsync_microsoft.subscriptions import renew_before
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -49,17 +53,11 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _wired() -> tuple[Any, Any, str, Any]:
-    from calsync_microsoft import wiring  # noqa: PLC0415
-    from calsync_microsoft.registry import MicrosoftRegistry  # noqa: PLC0415
-
     sqs, url = wiring.sqs_of(_overrides)
     return MicrosoftRegistry(wiring.table_of(_overrides)), sqs, url, wiring.settings_of(_overrides)
 
 
 def run(task: str, now: datetime) -> int:
-    from calsync_microsoft.jobs import MailboxJob, enqueue_many  # noqa: PLC0415
-    from calsync_microsoft.subscriptions import renew_before  # noqa: PLC0415
-
     registry, sqs, url, settings = _wired()
     if task == "poll":
         jobs = [

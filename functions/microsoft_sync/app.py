@@ -19,9 +19,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from calsync.observability import logger, metrics, tracer
+import boto3
+
+from calsync.observability import logger, metrics
 from calsync.sync.queue_worker import QueueWorker, backoff
 from calsync_microsoft.jobs import MailboxJob
+from calsync_microsoft.settings import get_microsoft_settings
+from calsync_microsoft.wiring import worker_of
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -51,21 +55,16 @@ def set_dependencies(**overrides: Any) -> None:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
 
     return boto3.client("sqs")
 
 
 @functools.cache
 def worker() -> MicrosoftSyncWorker:
-    from calsync_microsoft.wiring import worker_of  # noqa: PLC0415
-
     return worker_of(_overrides)
 
 
 def _queue_url() -> str | None:
-    from calsync_microsoft.settings import get_microsoft_settings  # noqa: PLC0415
-
     return _overrides.get("queue_url") or get_microsoft_settings().sync_queue_url
 
 
@@ -82,7 +81,6 @@ record_handler = queue.record_handler
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return queue.handle(event, context)

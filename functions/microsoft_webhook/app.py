@@ -28,17 +28,24 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.config import Config
+
+from calsync.config import get_settings
+from calsync.domain.errors import StoreUnavailable
+from calsync_microsoft.jobs import MailboxJob, enqueue_many
+from calsync_microsoft.registry import MicrosoftRegistry
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from calsync_microsoft.jobs import MailboxJob
-    from calsync_microsoft.registry import MicrosoftRegistry, SubscriptionRecord
+    from calsync_microsoft.registry import SubscriptionRecord
 
 logger = Logger(service="calsync")
 metrics = Metrics(namespace="calsync", service="microsoft-webhook")
@@ -54,8 +61,6 @@ _overrides: dict[str, Any] = {}
 
 def _fast_client_config() -> Any:
     """Short timeouts and one retry: Graph drops the connection after 3 s (M13)."""
-    from botocore.config import Config  # noqa: PLC0415
-
     return Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 
 
@@ -69,26 +74,16 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _registry() -> MicrosoftRegistry:
-    from calsync_microsoft.registry import MicrosoftRegistry  # noqa: PLC0415
-
     table = _overrides.get("table")
     if table is None:
-        import boto3  # noqa: PLC0415
-
-        from calsync.config import get_settings  # noqa: PLC0415
-
         table = boto3.resource("dynamodb", config=_fast_client_config()).Table(get_settings().table_name)
     return MicrosoftRegistry(table)
 
 
 @functools.cache
 def _sqs() -> tuple[Any, str]:
-    import os  # noqa: PLC0415
-
     sqs = _overrides.get("sqs")
     if sqs is None:
-        import boto3  # noqa: PLC0415
-
         sqs = boto3.client("sqs", config=_fast_client_config())
     return sqs, str(_overrides.get("queue_url") or os.environ.get("MICROSOFT_SYNC_QUEUE_URL", ""))
 
@@ -108,8 +103,6 @@ def _problem(status: int, detail: str) -> Response[str]:
 
 
 def _job_for(item: dict[str, Any], record: SubscriptionRecord, lifecycle: bool) -> MailboxJob | None:
-    from calsync_microsoft.jobs import MailboxJob  # noqa: PLC0415
-
     base = {"user_id": record.user_id, "account_id": record.account_id}
     if not lifecycle:
         return MailboxJob(**base, action="sync", reason="notification")
@@ -176,7 +169,6 @@ def _handle(lifecycle: bool) -> Response[str]:
             if refused
             else _plain(202, "")
         )
-    from calsync_microsoft.jobs import enqueue_many  # noqa: PLC0415
 
     sqs, url = _sqs()
     failed = enqueue_many(sqs, url, list(jobs.values()))
@@ -237,8 +229,6 @@ def lifecycle_notifications() -> Response[str]:
 
 @app.exception_handler(Exception)
 def _unexpected(exc: Exception) -> Response[str]:
-    from calsync.domain.errors import StoreUnavailable  # noqa: PLC0415
-
     if isinstance(exc, StoreUnavailable):
         return _problem(503, "busy; try again")
     logger.exception("webhook failed")

@@ -17,17 +17,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from pydantic import ValidationError
 
-from calsync.observability import logger, metrics, tracer
+from calsync.config import get_settings
+from calsync.observability import logger, metrics
+from calsync.store.sync_state import SyncStateStore
+from calsync.sync import budget as budgets
+from calsync.sync.poll import PollTask, poll_shard
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync.store.sync_state import SyncStateStore
 
 
 def utc_now() -> datetime:
@@ -50,11 +53,6 @@ def set_dependencies(**overrides: Any) -> None:
 
 @functools.cache
 def _state() -> SyncStateStore:
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-
     return SyncStateStore(
         _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     )
@@ -64,14 +62,10 @@ def _state() -> SyncStateStore:
 def _sqs() -> Any:
     if "sqs" in _overrides:
         return _overrides["sqs"]
-    import boto3  # noqa: PLC0415
-
     return boto3.client("sqs")
 
 
 def _sync_queue_url(provider: str) -> str:
-    from calsync.config import get_settings  # noqa: PLC0415
-
     urls = _overrides.get("sync_queue_urls") or {
         "caldav": get_settings().caldav_sync_queue_url,
         "google": get_settings().google_sync_queue_url,
@@ -80,15 +74,10 @@ def _sync_queue_url(provider: str) -> str:
 
 
 def _poll_queue_url() -> str:
-    from calsync.config import get_settings  # noqa: PLC0415
-
     return str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
 
 
 def record_handler(record: SQSRecord) -> None:
-    from calsync.sync import budget as budgets  # noqa: PLC0415
-    from calsync.sync.poll import PollTask, poll_shard  # noqa: PLC0415
-
     try:
         task = PollTask.model_validate_json(record.body)
     except ValidationError as exc:  # X5: it would fail forever; the next run sends a good one
@@ -122,11 +111,8 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from calsync.sync import budget as budgets  # noqa: PLC0415
-
     with budgets.running(budgets.LambdaBudget.of(context)):
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

@@ -11,6 +11,7 @@ import functools
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
+import boto3
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -29,7 +30,12 @@ from calsync.api.presence_schemas import (
     SessionOut,
 )
 from calsync.api.presence_service import PresenceService
+from calsync.config import get_presence_settings, get_settings
+from calsync.events import PresencePublisher
 from calsync.observability import logger, metrics
+from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.presence import PresenceRepository
+from calsync.store.repository import Repository
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -58,14 +64,7 @@ def set_aws(table: Any | None = None, s3: Any | None = None, events: Any | None 
 
 @functools.cache
 def _service() -> PresenceService:
-    # first request only (keeps the cold import cheap): the store, its settings and boto3
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_presence_settings, get_settings  # noqa: PLC0415
-    from calsync.events import PresencePublisher  # noqa: PLC0415
-    from calsync.store.photos import PhotoStore, s3_client  # noqa: PLC0415
-    from calsync.store.presence import PresenceRepository  # noqa: PLC0415
-    from calsync.store.repository import Repository  # noqa: PLC0415
+    # the settings are read and the clients made on the first request (tests inject theirs first)
 
     settings = get_presence_settings()
     table = _injected.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)

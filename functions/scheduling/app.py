@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
@@ -26,9 +27,17 @@ from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
-from calsync.api.scheduling import SchedulingService
+from calsync.api.scheduling import ProviderWriteRejected, SchedulingDeps, SchedulingService
 from calsync.api.scheduling_schemas import AppointmentIn, AppointmentOut, Availability, Meeting
+from calsync.config import get_settings
+from calsync.crypto import CredentialBox, open_login
 from calsync.domain.errors import CalsyncError, Conflict
+from calsync.domain.link_generator import from_environment
+from calsync.domain.models import Provider
+from calsync.store import keys
+from calsync.store.accounts import AccountRepository
+from calsync.store.repository import Repository
+from calsync.store.sync_state import SyncStateStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -36,8 +45,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from calsync.api.scheduling import WriterFactory
-    from calsync.domain.models import Provider
-    from calsync.store.accounts import Account, AccountRepository, CalendarListing
+    from calsync.store.accounts import Account, CalendarListing
     from calsync.store.items import Calendar
     from calsync.sync.writer import CalendarWriter
 
@@ -70,18 +78,12 @@ def set_dependencies(**overrides: Any) -> None:
 def _table() -> Any:
     table = _overrides.get("table")
     if table is None:
-        import boto3  # noqa: PLC0415 - first request only
-
-        from calsync.config import get_settings  # noqa: PLC0415
-
         table = boto3.resource("dynamodb").Table(get_settings().table_name)
     return table
 
 
 def _listing(accounts: AccountRepository, account: Account, calendar: Calendar) -> CalendarListing:
     """The account's listing of ``calendar`` (its provider id / URL); refused once it is gone."""
-    from calsync.api.scheduling import ProviderWriteRejected  # noqa: PLC0415
-
     listing = next(
         (
             c
@@ -110,11 +112,6 @@ def _on_first_write(build: Callable[[], WriterFactory]) -> WriterFactory:
 
 def _caldav_writer_factory() -> WriterFactory:
     """CalDAV: the account's opened login, the listed collection URL, the X6-guarded session."""
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.crypto import CredentialBox, open_login  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
     from calsync_caldav.connect import guarded_session  # noqa: PLC0415 - CaldavLayer
     from calsync_caldav.ical import ParseContext  # noqa: PLC0415
     from calsync_caldav.worker import _zone, collection_url  # noqa: PLC0415
@@ -153,11 +150,6 @@ def _caldav_writer_factory() -> WriterFactory:
 def _google_writer_factory() -> WriterFactory:
     """Google: the account's opened refresh token, the listed Google calendar id (GoogleLayer).
     Tests: ``google_services`` (refresh token -> calendar service)."""
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync.crypto import CredentialBox  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
     from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
     from calsync_google.source import GoogleContext  # noqa: PLC0415
     from calsync_google.worker import open_refresh_token, service_factory  # noqa: PLC0415
@@ -190,7 +182,6 @@ def _microsoft_writer_factory() -> WriterFactory:
     """Microsoft: the account's opened msal cache (written back after the write), the listed Graph
     calendar id (MicrosoftLayer). Tests: ``microsoft`` (overrides of ``calsync_microsoft.wiring``:
     ``http_client``, ``client_secret``, ``settings``…), on top of ``table``, ``kms``, ``key_id``."""
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
     from calsync_microsoft.wiring import writer_factory  # noqa: PLC0415 - MicrosoftLayer
 
     make_writer = writer_factory({**_overrides, "table": _table(), **(_overrides.get("microsoft") or {})})
@@ -204,8 +195,6 @@ def _microsoft_writer_factory() -> WriterFactory:
 
 
 def _writers() -> dict[Provider, WriterFactory]:
-    from calsync.domain.models import Provider  # noqa: PLC0415
-
     if "writers" in _overrides:
         return dict(_overrides["writers"])
     return {
@@ -217,12 +206,6 @@ def _writers() -> dict[Provider, WriterFactory]:
 
 @functools.cache
 def _service() -> SchedulingService:
-    from calsync.api.scheduling import SchedulingDeps  # noqa: PLC0415
-    from calsync.domain.link_generator import from_environment  # noqa: PLC0415
-    from calsync.store.accounts import AccountRepository  # noqa: PLC0415
-    from calsync.store.repository import Repository  # noqa: PLC0415
-    from calsync.store.sync_state import SyncStateStore  # noqa: PLC0415
-
     table = _table()
     deps = SchedulingDeps(
         writers=_writers(), link_generator=_overrides.get("link_generator") or from_environment()
@@ -232,10 +215,8 @@ def _service() -> SchedulingService:
 
 @functools.cache
 def _persistence() -> DynamoDBPersistenceLayer:
-    import boto3  # noqa: PLC0415
+    # only an appointment with an Idempotency-Key needs Powertools' idempotency
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # noqa: PLC0415
-
-    from calsync.store import keys  # noqa: PLC0415
 
     table = _table()
     meta = table.meta.client.meta

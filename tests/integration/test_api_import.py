@@ -1,5 +1,11 @@
-"""The API function's cold start: importing functions/api/app.py does nothing but definitions (no
-boto3, no X-Ray SDK, no table), and costs about what `import boto3` alone does (target <= 1.5x)."""
+"""What the functions' imports load (docs/adr/0010-cold-start-tracing-and-imports.md).
+
+A handler module imports what its routes need anyway (boto3 included: Lambda pays it at init, where
+SnapStart could keep it, instead of on the first request), but builds nothing: no client, no table,
+no settings read. No function imports the X-Ray SDK (Lambda's active tracing needs none), and a
+module only one route needs stays deferred: the accounts function imports no provider SDK until a
+disconnect needs it. The cost itself is measured by `make bench` (bench/coldstart.py), not here.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +15,68 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from local.template import functions, layer_paths, load
+
 ROOT = Path(__file__).resolve().parents[2]
-# Lambda puts the layer (/opt/python) and the function's directory (/var/task) on sys.path
-LAMBDA_PATH = os.pathsep.join([str(ROOT / "layers" / "core"), str(ROOT / "functions" / "api")])
-ROUNDS = 5
-# (Powertools imports the bare ``botocore`` package for its user agent: cheap, and not a client)
-HEAVY = ("boto3", "botocore.session", "botocore.client", "aws_xray_sdk", "moto")
+FUNCTIONS = functions(load())
+# environment of a deployed function, enough for the settings to be read
+ENV = {
+    "TABLE_NAME": "calsync-test",
+    "CREDENTIALS_KEY_ID": "alias/calsync-test",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_REGION": "eu-west-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_LAMBDA_FUNCTION_NAME": "calsync-test",  # Powertools' Tracer would be enabled in Lambda
+}
 
 
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": LAMBDA_PATH, "TABLE_NAME": "", "AWS_DEFAULT_REGION": "eu-west-1"}
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-
-
-def test_import_does_nothing_but_definitions() -> None:
-    # ARCHITECTURE: nothing builds a boto3 client or reads settings at import time
-    probe = (
-        f"HEAVY = {HEAVY!r}\n"
-        "import json, sys, app\n"
-        "heavy = sorted(m for m in HEAVY if m in sys.modules)\n"
-        "print(json.dumps({'heavy': heavy, 'table': app._table is None,"
-        " 'repository': app._repository.cache_info().currsize}))\n"
+def _run(logical_id: str, code: str) -> dict[str, object]:
+    """``code`` in a fresh interpreter whose path is the function's code directory and its layers
+    (as in Lambda), then the other layers' sources (the build copies some of their modules into a
+    function's code: MicrosoftWebhookFunction); it prints one JSON object."""
+    fn = FUNCTIONS[logical_id]
+    own = layer_paths({logical_id: fn})
+    layers = own + [p for p in layer_paths(FUNCTIONS) if p not in own]
+    path = os.pathsep.join([str(fn.code_uri), *(str(p) for p in layers)])
+    env = {**os.environ, **ENV, "PYTHONPATH": path}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=fn.code_uri
     )
-    state = json.loads(_run(probe).stdout)
-    assert state == {"heavy": [], "table": True, "repository": 0}
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def _cpu_seconds(code: str) -> float:
-    """CPU time (user + sys) of a fresh interpreter running ``code``: steadier than wall time."""
-    best = float("inf")
-    for _ in range(ROUNDS):
-        env = {**os.environ, "PYTHONPATH": LAMBDA_PATH}
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        assert status == 0
-        best = min(best, usage.ru_utime + usage.ru_stime)
-    return best
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_no_function_imports_the_xray_sdk(logical_id: str) -> None:
+    module = FUNCTIONS[logical_id].handler.rpartition(".")[0]
+    state = _run(
+        logical_id,
+        f"import json, sys, {module}\n"
+        "print(json.dumps({'xray': sorted(m for m in sys.modules if m.startswith('aws_xray_sdk'))}))\n",
+    )
+    assert state == {"xray": []}
 
 
-def test_cold_import_costs_about_as_much_as_boto3() -> None:
-    # measured (best of 5, CPU time, whole process) about 1.3-1.45x `import boto3`; a regression guard
-    # with head room for noisy machines: importing boto3 or the X-Ray SDK at import time would
-    # double it
-    boto3 = _cpu_seconds("import boto3")
-    app = _cpu_seconds("import app")
-    ratio = app / boto3
-    print(f"cold import: app {app * 1000:.0f} ms, boto3 {boto3 * 1000:.0f} ms, ratio {ratio:.2f}")
-    assert ratio <= 2.0
+def test_api_import_loads_what_every_route_needs_and_builds_nothing() -> None:
+    probe = (
+        "import json, sys, app\n"
+        "print(json.dumps({'boto3': 'boto3' in sys.modules, 'table': app._table is None,"
+        " 'repository': app._repository.cache_info().currsize, 'moto': 'moto' in sys.modules}))\n"
+    )
+    assert _run("ApiFunction", probe) == {"boto3": True, "table": True, "repository": 0, "moto": False}
+
+
+def test_accounts_loads_no_provider_sdk_until_a_disconnect_needs_it() -> None:
+    # _service() is what every route of the function builds first (settings, clients, table: no call)
+    probe = (
+        "import json, sys, app\n"
+        "app._service()\n"
+        "sdk = lambda: sorted(m for m in ('googleapiclient', 'msal') if m in sys.modules)\n"
+        "before = sdk()\n"
+        "from calsync.domain.models import Provider\n"
+        "stoppers = app._service()._deps.stop_push\n"
+        "print(json.dumps({'before': before, 'providers': sorted(p.value for p in stoppers)}))\n"
+    )
+    assert _run("AccountsFunction", probe) == {"before": [], "providers": ["google", "microsoft"]}

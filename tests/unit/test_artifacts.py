@@ -16,6 +16,7 @@ import pytest
 from local.artifacts import (
     Artifact,
     artifacts,
+    bytecode_problems,
     merge_layers,
     packaging_problems,
     run_function,
@@ -37,6 +38,13 @@ def lambda_handler(event, context):
         __import__(event["import"])
     return {"statusCode": event.get("status", 200), "body": DATA.read_text() + mylib.VALUE}
 """
+
+
+def _pyc(module: Path, tag: str = "cpython-313", flags: int = 0b01) -> None:
+    """A bytecode file beside ``module`` as the build ships it (header only: magic, flags, hash)."""
+    cache = module.parent / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / f"{module.stem}.{tag}.pyc").write_bytes(b"\xf3\r\r\n" + flags.to_bytes(4, "little") + bytes(8))
 
 
 def _dist(site: Path, name: str, version: str, *requires: str) -> None:
@@ -69,6 +77,8 @@ def build(tmp_path: Path) -> tuple[Artifact, Path]:
     events = tmp_path / "events"
     events.mkdir()
     (events / "fn-ok.json").write_text("{}")
+    for module in (code / "app.py", layer_a / "mylib.py", layer_b / "dep.py"):
+        _pyc(module)
     art = Artifact(
         "Fn",
         "app.lambda_handler",
@@ -267,6 +277,53 @@ def test_an_extension_module_for_another_machine_or_python_is_a_problem(build: t
         "LayerA: _cffi_backend.cpython-311-x86_64-linux-gnu.so is built for cpython-311, not cpython-313",
         "LayerA: _rust.abi3.so is built for x86_64, not aarch64",
     ]
+
+
+def test_a_module_without_usable_bytecode_for_the_runtime_is_a_problem(build: tuple[Artifact, Path]) -> None:
+    """Lambda's /opt and /var/task are read-only: a module without bytecode is compiled at every cold
+    start, and so is one whose bytecode is timestamp-checked (the zip does not keep the mtime)."""
+    art, tmp = build
+    layer_a, layer_b = tmp / "LayerA" / "python", tmp / "LayerB" / "python"
+    (layer_a / "more.py").write_text("")
+    _pyc(layer_a / "more.py", tag="cpython-311")
+    (layer_b / "dep.py").with_name("__pycache__").joinpath("dep.cpython-313.pyc").unlink()
+    _pyc(layer_b / "dep.py", flags=0b00)  # timestamp-based
+    assert packaging_problems(art, tmp / "runtime", "3.13") == [
+        "LayerA: 1 module(s) without cpython-313 bytecode, e.g. more.py",
+        "LayerA: 1 bytecode file(s) of another CPython than cpython-313, e.g. "
+        "__pycache__/more.cpython-311.pyc",
+        "LayerB: 1 module(s) whose bytecode is not unchecked-hash, e.g. dep.py",
+    ]
+
+
+def test_the_build_ships_bytecode_that_is_used_without_looking_at_the_source(tmp_path: Path) -> None:
+    """layers/bytecode.sh, with the interpreter of PY_VERSION (here this one's)."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    site = tmp_path / "python"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("WHAT = 'the shipped bytecode'\n")
+    env = {**os.environ, "PY_VERSION": version}
+    subprocess.run(["sh", str(ROOT / "layers" / "bytecode.sh"), str(site)], env=env, check=True)
+    assert bytecode_problems(site, version) == []
+    (site / "pkg" / "__init__.py").write_text("WHAT = 'the source'\n")  # same size, another mtime
+    probe = f"import sys; sys.path.insert(0, {str(site)!r}); import pkg; print(pkg.WHAT)"
+    what = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert what == "the shipped bytecode"  # unchecked-hash: the source is never looked at
+
+
+@pytest.mark.parametrize("makefile", [*(f"layers/{n}/Makefile" for n in LAYERS), "functions/api/Makefile"])
+def test_every_artifact_gets_bytecode_for_the_runtimes_python(makefile: str, tmp_path: Path) -> None:
+    env = {**os.environ, "ARTIFACTS_DIR": str(tmp_path)}
+    env.pop("PY_VERSION", None)
+    path = ROOT / makefile
+    target = next(line.split(":")[0] for line in path.read_text().splitlines() if line.startswith("build-"))
+    dry = subprocess.run(
+        ["make", "-n", "-f", str(path), target], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "PY_VERSION=3.13 sh" in dry and "bytecode.sh" in dry
+    assert dry.rstrip().splitlines()[-1].startswith("PY_VERSION=3.13 sh")  # last: after every copy
 
 
 def test_the_deployed_build_is_checked_for_the_templates_target() -> None:

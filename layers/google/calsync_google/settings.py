@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools.utilities import parameters
+
 from calsync_google.client import ClientSecret, GoogleEndpoints
 
 
@@ -32,8 +34,6 @@ def get_google_settings() -> GoogleSettings:
 
 def client_secret(name: str | None = None, *, provider: Any = None) -> ClientSecret:
     """The OAuth client, from Secrets Manager through Powertools (cached between invocations)."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
-
     name = name or get_google_settings().oauth_secret_name
     if provider is not None:
         data: Any = provider.get(name, transform="json", max_age=300)

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
+from calsync.config import get_settings
 from calsync.crypto import CredentialBox, SealedSecretError
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
@@ -46,6 +48,7 @@ from calsync_google.client import (
     credentials,
     credentials_of,
 )
+from calsync_google.settings import client_secret, get_google_settings
 from calsync_google.source import GoogleContext, GoogleSource
 
 PROVIDER = Provider.GOOGLE.value
@@ -478,11 +481,6 @@ class GoogleSyncWorker:
 def from_environment(**o: Any) -> GoogleSyncWorker:
     """The worker of the sync and renewal functions; tests override ``table``, ``kms``,
     ``key_id``, ``services``, ``client``, ``webhook_url``, ``links``, ``caller``."""
-    import boto3  # noqa: PLC0415
-
-    from calsync.config import get_settings  # noqa: PLC0415
-    from calsync_google.settings import client_secret, get_google_settings  # noqa: PLC0415
-
     google = get_google_settings()
     table = o.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     box = CredentialBox(

@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import msal  # type: ignore[import-untyped]
 import requests
+from aws_lambda_powertools.utilities import parameters
 
 from calsync.crypto import CredentialBox
 from calsync.sync.source import SourceAuthError, SourceUnavailable
@@ -75,8 +76,6 @@ class MicrosoftAppConfig:
 
 
 def _app_secret(secret_name: str) -> str:
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
-
     value = parameters.get_secret(secret_name, max_age=300)
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 

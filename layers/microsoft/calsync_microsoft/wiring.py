@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import boto3
+
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
 from calsync.domain.models import Occurrence
@@ -30,8 +32,6 @@ from calsync_microsoft.writer import MicrosoftWriter
 
 
 def _client(name: str) -> Any:
-    import boto3  # noqa: PLC0415
-
     return boto3.client(name)  # type: ignore[call-overload]
 
 
@@ -43,7 +43,6 @@ def settings_of(o: Mapping[str, Any]) -> MicrosoftSettings:
 def table_of(o: Mapping[str, Any]) -> Any:
     if o.get("table") is not None:
         return o["table"]
-    import boto3  # noqa: PLC0415
 
     return boto3.resource("dynamodb").Table(get_settings().table_name)
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from calsync.domain.errors import StoreUnavailable
@@ -23,9 +25,6 @@ PHOTO_URL_LIFETIME = timedelta(hours=1)
 
 def s3_client() -> Any:
     """An S3 client that signs with SigV4 (presigned POSTs and URLs included: SigV2 is deprecated)."""
-    import boto3  # noqa: PLC0415 - first request only
-    from botocore.config import Config  # noqa: PLC0415
-
     return boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "auto"}))
 
 
