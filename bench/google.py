@@ -50,6 +50,7 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
     from functions.google_webhook import app as webhook_app
     from tests.integration.test_google import World, post_webhook
     from tests.support.fake_google import fake_google
+    from tests.support.poll import PollFanOut
 
     answers: list[int] = []
 
@@ -91,9 +92,11 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
             }
         )
         get_google_settings.cache_clear()
+        polls = PollFanOut(table, sqs, {"google": url})  # the schedule's poll tasks (docs/adr/0016)
         try:
-            yield World(fake, table, sqs, url, arn, user, email, answers)
+            yield World(fake, table, sqs, url, arn, user, email, answers, polls)
         finally:
+            polls.close()
             for app in (accounts_app, sync_app, webhook_app):
                 app.set_dependencies()
             for k, v in saved.items():

@@ -45,15 +45,17 @@ def set_dependencies(**overrides: Any) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now = clock()
-    # the poll first: two SendMessageBatch calls, so a renewal that runs out of time never starves it
+    worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "poll_queue_url")})
+    # renewal before the poll: the sync jobs the poll queues would otherwise find a channel that is
+    # about to expire and open one of their own at the same time (two watches for one calendar).
+    # Then the poll (two SendMessageBatch calls), before the listings that may use the time left.
+    renewed = worker.renew(now)
     sqs = _overrides.get("sqs") or boto3.client("sqs")
     queue_url = _overrides.get("poll_queue_url") or get_settings().poll_queue_url
     failed = dispatch(sqs, queue_url, "google", now, adaptive=False)
     if failed:
         logger.error("poll tasks not sent; their shards wait for the next run", extra={"shards": failed})
         metrics.add_metric(name="PollTasksNotSent", unit=MetricUnit.Count, value=len(failed))
-    worker = from_environment(**{k: v for k, v in _overrides.items() if k not in ("sqs", "poll_queue_url")})
-    renewed = worker.renew(now)
     listed = worker.refresh_listings(now, context.get_remaining_time_in_millis)
     logger.info("google schedule", extra={**renewed, **listed, "pollTasksFailed": len(failed)})
     return {**renewed, **listed, "pollTasksFailed": len(failed)}

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from calsync.config import get_settings
 from calsync.domain.models import UTC, Provider
@@ -240,3 +241,29 @@ def test_disconnect_forgets_the_subscription_even_when_graph_fails(world: MsWorl
     assert world.fake.deliver_notifications() == [202]
     assert world.fake.redeliveries == []
     assert world.queued() == 0
+
+
+class _Unreachable:
+    """An HTTP client for which Microsoft's sign-in cannot be reached (DNS or network outage)."""
+
+    def get(self, url: str, **_: Any) -> Any:
+        raise requests.ConnectionError(f"{url}: Name or service not known")
+
+    post = get
+
+    def close(self) -> None:
+        pass
+
+
+def test_authorize_answers_503_when_microsoft_cannot_be_reached(world: MsWorld) -> None:
+    # X5: msal reads the authority's OpenID configuration when it builds the application; an outage
+    # there is a 503 problem to retry (it was an unhandled 500: found by the schemathesis run)
+    world.wire(http_client=_Unreachable())
+    got = Api(importlib.import_module("functions.microsoft_accounts.app")).call(
+        "POST",
+        "/v1/me/accounts/microsoft/authorize",
+        body={"locationId": "hq", "redirectUri": "https://app.calsync.test/oauth/microsoft"},
+        claims=apigw.claims("ann", ["hq"]),
+    )
+    assert got.status == 503, got.body
+    assert json.loads(got.body)["type"].endswith("/provider-unavailable")

@@ -56,14 +56,15 @@ class MsWorld:
             sync_queue_url=self.queue_url,
         )
 
-    def wire(self) -> None:
+    def wire(self, http_client: Any = None) -> None:
+        """``http_client``: what the functions reach Microsoft with (default: the fake, over HTTP)."""
         deps = {
             "table": self.table,
             "kms": self.kms,
             "key_id": self.key_id,
             "sqs": self.sqs,
             "queue_url": self.queue_url,
-            "http_client": LoopbackHttp(self.fake.port),
+            "http_client": http_client or LoopbackHttp(self.fake.port),
             "client_secret": "test-client-secret-9d1c",
             "settings": self.settings,
             "links": LINKS,

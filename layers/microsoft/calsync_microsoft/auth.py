@@ -116,8 +116,13 @@ class MicrosoftIdentity:
         return msal.ConfidentialClientApplication(self.config.client_id, **kwargs)
 
     def start(self, redirect_uri: str) -> dict[str, Any]:
-        """The auth-code flow: ``flow["auth_uri"]`` to send the person to, ``flow["state"]``."""
-        flow = self.app().initiate_auth_code_flow(list(SCOPES), redirect_uri=redirect_uri)
+        """The auth-code flow: ``flow["auth_uri"]`` to send the person to, ``flow["state"]``;
+        ``SourceUnavailable`` when the identity platform cannot be reached (msal reads the
+        authority's OpenID configuration when the application is built)."""
+        try:
+            flow = self.app().initiate_auth_code_flow(list(SCOPES), redirect_uri=redirect_uri)
+        except (msal.exceptions.MsalServiceError, requests.RequestException) as exc:
+            raise SourceUnavailable(f"the Microsoft identity platform failed: {type(exc).__name__}") from exc
         if "error" in flow:
             raise SourceAuthError(f"cannot start the Microsoft sign-in: {flow['error']}")
         return dict(flow)
@@ -127,9 +132,8 @@ class MicrosoftIdentity:
     ) -> tuple[msal.SerializableTokenCache, dict[str, Any]]:
         """The token cache and the id token claims; ``SourceAuthError`` when Microsoft refused."""
         cache = msal.SerializableTokenCache()
-        app = self.app(cache)
         try:
-            result = app.acquire_token_by_auth_code_flow(dict(flow), dict(params))
+            result = self.app(cache).acquire_token_by_auth_code_flow(dict(flow), dict(params))
         except (msal.exceptions.MsalServiceError, requests.RequestException) as exc:
             raise SourceUnavailable(f"the Microsoft identity platform failed: {type(exc).__name__}") from exc
         except (ValueError, RuntimeError) as exc:  # msal: state or nonce mismatch, a flow not ours

@@ -76,7 +76,10 @@ class MicrosoftConnect:
     ) -> tuple[str, str]:
         if not principal.is_member_of(location_id):  # C2, C8
             raise Forbidden("you can connect accounts only in the locations you are a member of")
-        flow = self.identity.start(redirect_uri)
+        try:
+            flow = self.identity.start(redirect_uri)
+        except SourceUnavailable as exc:  # X5: an outage at Microsoft is a 503 to retry, never a 500
+            raise ProviderUnavailable(f"Microsoft sign-in cannot be started now: {exc}") from exc
         state = str(flow["state"])
         sealed = self.box.seal(json.dumps(flow).encode("utf-8"), {"oauthState": state})
         self.registry.put_flow(state, PendingFlow(principal.user_id, location_id, sealed), now)
