@@ -34,6 +34,7 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure, FailureGroup
 
+from tests.e2e.test_local_microsoft import TlsGraph, _self_signed
 from tests.support.local_stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -75,11 +76,24 @@ class Run:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # no schedules in the background: the fuzzer is the only caller
-    s = Stack.start(tmp_path_factory.mktemp("fuzz"), CALSYNC_SCHEDULE_SPEEDUP="0")
+    # no schedules in the background: the fuzzer is the only caller. Microsoft's identity platform
+    # is the fake (over https, as msal requires): a sign-in start reads its OpenID configuration,
+    # and without it the answer would depend on whether this machine reaches Microsoft (a 503)
+    tmp = tmp_path_factory.mktemp("fuzz")
+    cert, key = _self_signed(tmp)
+    graph = TlsGraph()
+    graph.start_tls(cert, key)
+    s = Stack.start(
+        tmp,
+        parameters={"MicrosoftAuthority": graph.authority, "GraphEndpoint": graph.graph_endpoint},
+        secrets={"MicrosoftOAuthSecret": {"client_id": "local-app-id", "client_secret": "local-app-secret"}},
+        CALSYNC_SCHEDULE_SPEEDUP="0",
+        REQUESTS_CA_BUNDLE=str(cert),
+    )
     try:
         yield s
     finally:
+        graph.stop()
         if s.proc.poll() is None:
             os.killpg(s.proc.pid, signal.SIGKILL)
             for pid in s.info().get("children", []) if (s.state / "stack.json").exists() else []:

@@ -61,9 +61,17 @@ class Stack:
     ready_s: float = 0.0
 
     @classmethod
-    def start(cls, tmp: Path, **extra_env: str) -> Stack:
-        """The stack on free ports with ``extra_env``, once its API answers and its banner is out."""
-        stack = start_stack(tmp, stack_ports(), env=extra_env)
+    def start(
+        cls,
+        tmp: Path,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        secrets: Mapping[str, Any] | None = None,
+        **extra_env: str,
+    ) -> Stack:
+        """The stack on free ports with ``extra_env`` (and template ``parameters``, ``secrets`` as
+        ``start_stack``), once its API answers and its banner is out."""
+        stack = start_stack(tmp, stack_ports(), parameters=parameters, secrets=secrets, env=extra_env)
         deadline = time.monotonic() + 2 * READY_TIMEOUT
         while "TOKEN=" not in stack.out.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)  # the banner comes once the demo's calendars are synced (local/demo.py)
