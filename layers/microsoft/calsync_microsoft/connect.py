@@ -79,6 +79,9 @@ class MicrosoftConnect:
         try:
             flow = self.identity.start(redirect_uri)
         except SourceUnavailable as exc:  # X5: an outage at Microsoft is a 503 to retry, never a 500
+            logger.warning(
+                "Microsoft sign-in could not be started", extra={"error": str(exc.__cause__ or exc)[:500]}
+            )
             raise ProviderUnavailable(f"Microsoft sign-in cannot be started now: {exc}") from exc
         state = str(flow["state"])
         sealed = self.box.seal(json.dumps(flow).encode("utf-8"), {"oauthState": state})
