@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from calsync.api.calendar_sync import CalendarSync
 from calsync.domain import limits
 from calsync.domain.errors import Conflict
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
@@ -62,8 +63,10 @@ def world(table: Any) -> dict[str, Any]:
     return {"table": table, "repo": repo, "state": state, "engine": SyncEngine(repo, state), "cal": calendar}
 
 
-def titles(repo: Repository, owner: str = "alice") -> dict[str, str | None]:
-    events = repo.read_owner_events(OwnerKind.USER, owner, NOW - timedelta(days=1), NOW + timedelta(days=30))
+def titles(
+    repo: Repository, owner: str = "alice", *, kind: OwnerKind = OwnerKind.USER
+) -> dict[str, str | None]:
+    events = repo.read_owner_events(kind, owner, NOW - timedelta(days=1), NOW + timedelta(days=30))
     return {o.id: o.title for o in events.occurrences}
 
 
@@ -225,6 +228,24 @@ def test_change_during_a_running_sync_leads_to_another_sync(world: dict[str, Any
     assert world["state"].get(CAL).dirty == 0
 
 
+def test_a_room_registered_during_the_first_sync_ends_with_every_event(world: dict[str, Any]) -> None:
+    # rule R8: a room registered while the calendar's first sync runs is filled from the store at
+    # once, when the store holds only the first page; the sync itself fills it with the rest
+    src = FakeSource(page_size=1)
+    for i, name in enumerate("abc"):
+        src.put(name, [occ(name, NOW + timedelta(hours=1 + i))])
+    repo: Repository = world["repo"]
+
+    def register_room() -> None:  # what the API does for the admin (functions/api)
+        repo.subscribe(CAL, "ROOM#hq#r2", "room")
+        CalendarSync(repo, {}).fill(CAL, "ROOM#hq#r2", "room")
+
+    out = world["engine"].sync(world["cal"], _Racing(src, register_room), now=NOW)
+    assert out.status == "synced" and out.stored == 3
+    assert sorted(titles(repo, "hq#r2", kind=OwnerKind.ROOM)) == sorted(titles(repo))
+    assert len(titles(repo, "hq#r2", kind=OwnerKind.ROOM)) == 3
+
+
 def test_same_calendar_enqueued_many_times_at_once(world: dict[str, Any]) -> None:
     # rule S6: duplicates and concurrent runs yield one consistent state, no duplicate occurrence
     if "amazonaws.com" in str(world["table"].meta.client.meta.endpoint_url):
@@ -348,14 +369,15 @@ def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, 
     with dynamodb_calls(world["table"]) as calls:
         out = world["engine"].sync(world["cal"], src, now=NOW)
     assert out.stored == 200 and len(titles(world["repo"])) == 200
-    assert calls.count("GetItem") == 1 and "PutItem" not in calls.calls  # the sync state only
+    # the sync state, and the calendar once after the commit (R8: subscribers added meanwhile)
+    assert calls.count("GetItem") == 2 and "PutItem" not in calls.calls
     assert len(calls.calls) < 60, calls.calls  # 2 pages: ~50 BatchWriteItem of 25, 2 BatchGetItem
     for i in range(0, 200, 2):  # half of them change: the incremental pass batches too
         src.put(f"e{i:03}", [occ(f"e{i:03}", NOW + timedelta(hours=i % 50, minutes=i), title="changed")])
     with dynamodb_calls(world["table"]) as calls:
         out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
     assert out.stored == 100 and not out.full
-    assert calls.calls.count("GetItem") == 1 and "PutItem" not in calls.calls  # the sync state only
+    assert calls.calls.count("GetItem") == 2 and "PutItem" not in calls.calls  # as above
     assert sorted(titles(world["repo"]).values()).count("changed") == 100
 
 

@@ -211,6 +211,7 @@ class SyncEngine:
                         metrics.add_metric(
                             name="SyncEventsSkipped", unit=MetricUnit.Count, value=outcome.skipped_events
                         )
+                    self._fill_newcomers(calendar, budget)
                     return outcome
                 # a job arrived during the pass (S6): the cursor is stored, sync once more
                 logger.info("calendar changed during its sync: syncing again", extra={"calendar_id": cal_id})
@@ -223,6 +224,28 @@ class SyncEngine:
             if isinstance(exc, OutOfTime):
                 exc.outcome = outcome
             raise
+
+    def _fill_newcomers(self, calendar: Calendar, budget: LambdaBudget | None) -> None:
+        """R8: a subscriber added while this sync ran (a room registered during the calendar's
+        first sync) was filled from the store as it was then, and the pages stored since went to
+        the subscribers this sync started with. Fill the newcomers from the store now; what they
+        already have is left alone. Where the store cannot fill them, the next full pass fetches
+        everything again (as ``CalendarSync.fill`` does)."""
+        current = self.repository.get_calendar(calendar.calendar_id)
+        if current is None:
+            return
+        for pk, role in current.subscribers.items():
+            if pk in calendar.subscribers:
+                continue
+            done = self.repository.backfill(
+                current, pk, role, in_time=lambda: budget is None or not budget.exhausted()
+            )
+            if not done.complete:
+                self.state.forget_etags(calendar.calendar_id)
+            logger.info(
+                "subscriber added during the sync filled from the store",
+                extra={"calendar_id": calendar.calendar_id, "owner": pk, "copied": done.copied},
+            )
 
     def _reconcile_due(self, state: SyncState, now: datetime) -> bool:
         return state.last_full_at is None or now - state.last_full_at >= self.reconcile_after
