@@ -268,7 +268,11 @@ class LocalApi:
 # ---------------------------------------------------------------------------- the web page
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-_WEB_FILES = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript")}
+_WEB_FILES = {
+    "": ("index.html", "text/html; charset=utf-8"),
+    "index.html": ("index.html", "text/html; charset=utf-8"),
+    "app.js": ("app.js", "text/javascript"),
+}
 # the page talks to this origin (the API) and to the live channel's socket, nothing else
 _WEB_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self'"
 

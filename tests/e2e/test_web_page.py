@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.local_stack import Stack, running
+from tests.support.local_stack import Stack, free_ports, running
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 60.0  # what a broken run waits for; a loaded 2-core machine is slow, the page is not asserted on it
+VIEWS = 5  # alice's meetings, the room hq-aurora, bob's, carol's and dana's presence
 POLL_S = 0.05  # how often the DOM is read while waiting (the measured figures' resolution)
 
 
@@ -113,22 +114,21 @@ def _ics(uid: str, title: str, start: datetime) -> str:
 @pytest.fixture(scope="module")
 def page(stack: Stack, browser: Any) -> Any:
     """The page as alice, loaded and subscribed: every view read and read again once subscribed."""
-    browser.get(_page_link(stack))
-    _wait(
-        browser,
-        "the live channel connected",
-        "return document.getElementById('live').dataset.state === 'open'",
-    )
-    _wait(browser, "alice's meetings", "return document.querySelector('#meetings li[data-id]') !== null")
-    # each of the five views (meetings, room, three colleagues) read once at load and once when its
-    # subscription began; the second read sent the first one's ETag and got 304
-    _wait(
-        browser,
-        "every view read twice",
-        "return Number(document.getElementById('counters').dataset.fetches) >= 10",
-    )
+    _open(browser, _page_link(stack))
     browser.execute_script("window.notReloaded = true")
     return browser
+
+
+def _open(browser: Any, link: str) -> None:
+    browser.get("about:blank")  # the same link again would only change the fragment, not load it
+    browser.get(link)
+    live_open = "return document.getElementById('live').dataset.state === 'open'"
+    _wait(browser, "the live channel connected", live_open)
+    _wait(browser, "alice's meetings", "return document.querySelector('#meetings li[data-id]') !== null")
+    # each view read once at load and once when its subscription began; the second read sent the
+    # first one's ETag and got 304
+    read_twice = "return Number(document.getElementById('counters').dataset.fetches) >= 2 * arguments[0]"
+    _wait(browser, "every view read twice", read_twice, VIEWS)
 
 
 def test_the_page_shows_what_the_api_answers(stack: Stack, page: Any) -> None:
@@ -227,6 +227,54 @@ def test_an_event_changed_at_the_caldav_server_shows_without_reload(stack: Stack
         f"\nweb page: the moved meeting {(shown - started) * 1000:.0f} ms after the PUT at Radicale, "
         f"{(shown - polled) * 1000:.0f} ms after the poll run returned (calsync-local invoke took "
         f"{(polled - started) * 1000:.0f} ms)"
+    )
+
+
+# Loaded before the page's own script: every WebSocket the page opens is kept in window.sockets, and
+# while window.liveOffline is true a new one goes to a closed port instead (as if the network were down)
+OFFLINE_SWITCH = """
+window.sockets = [];
+window.WebSocket = class extends window.WebSocket {
+  constructor(url, protocols) {
+    super(window.liveOffline ? "ws://127.0.0.1:%d/event/realtime" : url, protocols);
+    window.sockets.push(this);
+  }
+};
+"""
+
+
+def test_after_a_reconnect_the_page_reads_once_and_misses_nothing(stack: Stack, browser: Any) -> None:
+    switch = OFFLINE_SWITCH % free_ports(1)[0]
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": switch})
+    _open(browser, _page_link(stack))
+    assert _counters(browser)["connects"] == 1
+    browser.execute_script("window.liveOffline = true; window.sockets.forEach((s) => s.close())")
+    live_state = "return document.getElementById('live').dataset.state"
+    _wait(browser, "the live channel lost", live_state + " === 'closed'")
+
+    # while the page is not connected, dana comes online and steps away: nothing tells the page
+    dana = {"Authorization": f"Bearer {stack.token('--user', 'dana', '--location', 'hq')}"}
+    assert requests.post(f"{stack.api}/v1/me/sessions", headers=dana, timeout=10).status_code == 201
+    away = requests.put(f"{stack.api}/v1/me/presence", json={"status": "away"}, headers=dana, timeout=10)
+    assert away.status_code == 200, away.text
+    shown = "return document.querySelector('#presence li[data-user=dana]').dataset.status"
+    assert browser.execute_script(shown) == "offline"  # the page does not poll
+    before = _counters(browser)
+
+    browser.execute_script("window.liveOffline = false")  # the page's next attempt connects
+    started = time.monotonic()
+    _wait(browser, "dana away after the reconnect", shown + " === 'away'")
+    reconnected_s = time.monotonic() - started
+    read_again = "return Number(document.getElementById('counters').dataset.fetches) >= arguments[0]"
+    _wait(browser, "every view read again", read_again, before["fetches"] + VIEWS)
+    after = _counters(browser)
+    assert after["connects"] == before["connects"] + 1
+    # once per view on its new subscription, and once more for each live event since (if any came)
+    reads, events = after["fetches"] - before["fetches"], after["events"] - before["events"]
+    assert VIEWS <= reads <= VIEWS + events, (before, after)
+    print(
+        f"\nweb page: dana's status {reconnected_s * 1000:.0f} ms after the network came back "
+        "(the page's retry backoff included)"
     )
 
 
