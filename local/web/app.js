@@ -174,15 +174,16 @@ function connect() {
       showProblem(`cannot subscribe to ${subscriptions.get(frame.id)?.channel}: ${JSON.stringify(frame.errors)}`);
     } else if (frame.type === "data") {
       counters.events += 1;
-      onEvent(JSON.parse(frame.event));
+      onEvent(typeof frame.event === "string" ? JSON.parse(frame.event) : frame.event);
     } else if (frame.type === "connection_error" || frame.type === "error") {
       showProblem(`live channel: ${JSON.stringify(frame.errors)}`);
     }
   };
   socket.onclose = () => {
     clearTimeout(silence);
-    showLive("closed", `reconnecting in ${retryMs / 1000} s`);
-    setTimeout(connect, retryMs);
+    const wait = retryMs / 2 + Math.random() * (retryMs / 2); // jittered exponential backoff (AWS's advice)
+    showLive("closed", `reconnecting in ${(wait / 1000).toFixed(1)} s`);
+    setTimeout(connect, wait);
     retryMs = Math.min(retryMs * 2, 30000);
   };
 }
