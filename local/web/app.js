@@ -85,12 +85,13 @@ async function refresh(view) {
   }
 }
 
-function when(meeting) {
+function when(meeting, timeZone) {
+  // in the owner's time zone (the person's, the room's), as the answer gives it
   if (meeting.allDay) return `${meeting.startDate} (all day)`;
   const start = new Date(meeting.start);
   const end = new Date(meeting.end);
-  const day = start.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" });
-  const time = { hour: "2-digit", minute: "2-digit" };
+  const day = start.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short", timeZone });
+  const time = { hour: "2-digit", minute: "2-digit", timeZone };
   return `${day} ${start.toLocaleTimeString([], time)}–${end.toLocaleTimeString([], time)}`;
 }
 
@@ -100,7 +101,7 @@ function renderMeetings(listId) {
       el(
         "li",
         { "data-id": m.id },
-        el("span", { class: "when" }, when(m)),
+        el("span", { class: "when" }, when(m, answer.timeZone || undefined)),
         el("span", { class: "title" }, m.title === null ? "(private)" : m.title),
         ...(m.meetingLink ? [" ", el("a", { href: m.meetingLink, target: "_blank", rel: "noopener" }, "join")] : []),
       ),

@@ -245,6 +245,7 @@ window.WebSocket = class extends window.WebSocket {
 
 def test_after_a_reconnect_the_page_reads_once_and_misses_nothing(stack: Stack, browser: Any) -> None:
     switch = OFFLINE_SWITCH % free_ports(1)[0]
+    dana = {"Authorization": f"Bearer {stack.token('--user', 'dana', '--location', 'hq')}"}
     browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": switch})
     _open(browser, _page_link(stack))
     assert _counters(browser)["connects"] == 1
@@ -253,7 +254,6 @@ def test_after_a_reconnect_the_page_reads_once_and_misses_nothing(stack: Stack, 
     _wait(browser, "the live channel lost", live_state + " === 'closed'")
 
     # while the page is not connected, dana comes online and steps away: nothing tells the page
-    dana = {"Authorization": f"Bearer {stack.token('--user', 'dana', '--location', 'hq')}"}
     assert requests.post(f"{stack.api}/v1/me/sessions", headers=dana, timeout=10).status_code == 201
     away = requests.put(f"{stack.api}/v1/me/presence", json={"status": "away"}, headers=dana, timeout=10)
     assert away.status_code == 200, away.text
