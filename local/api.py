@@ -1,8 +1,10 @@
 """The local API Gateway: every HttpApi route of template.yaml, served by calling the route's
 function with an HTTP API payload 2.0 event, behind the JWT authorizer's checks.
 
-Besides the template's routes it serves ``/.well-known/jwks.json`` (the local signing key) and
-``/docs`` (Swagger UI, with the assets bundled in aws-lambda-powertools, for ``/v1/openapi.json``).
+Besides the template's routes it serves ``/.well-known/jwks.json`` (the local signing key),
+``/docs`` (Swagger UI, with the assets bundled in aws-lambda-powertools, for ``/v1/openapi.json``)
+and ``/app/`` (the reference web page, local/web/: static files, on the API's own origin because the
+deployed HTTP API has no CorsConfiguration, so no CORS header is added here either).
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class LocalApi:
             )
         if request.method == "GET" and path.startswith("/docs/assets/"):
             return _swagger_asset(path.rsplit("/", 1)[1])
+        if request.method == "GET" and (path == "/app" or path.startswith("/app/")):
+            return _web_page(path)
         if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
             return Response(status=204)
         match = self._match(request.method, path)
@@ -259,6 +263,33 @@ class LocalApi:
         if "content-type" not in response.headers:
             response.headers["content-type"] = "application/json"
         return response
+
+
+# ---------------------------------------------------------------------------- the web page
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+_WEB_FILES = {
+    "": ("index.html", "text/html; charset=utf-8"),
+    "index.html": ("index.html", "text/html; charset=utf-8"),
+    "app.js": ("app.js", "text/javascript"),
+}
+# the page talks to this origin (the API) and to the live channel's socket, nothing else
+_WEB_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self'"
+
+
+def _web_page(path: str) -> Response:
+    if path == "/app":  # relative URLs of the page (app.js) need the trailing slash
+        return Response(status=308, headers={"location": "/app/"})
+    name = path.removeprefix("/app/")
+    if name not in _WEB_FILES:
+        return _json_response(404, {"message": "Not Found"})
+    file, content_type = _WEB_FILES[name]
+    return Response(
+        (WEB_DIR / file).read_bytes(),
+        status=200,
+        content_type=content_type,
+        headers={"content-security-policy": _WEB_CSP, "cache-control": "no-cache"},
+    )
 
 
 # ---------------------------------------------------------------------------- Swagger UI

@@ -37,6 +37,7 @@ PEOPLE: dict[str, tuple[str, str]] = {  # id -> (display name, time zone)
     "facilities": ("HQ facilities (owns the room calendars)", "Europe/Berlin"),
 }
 ADMINS = {"dana": [LOCATION], "facilities": [LOCATION]}
+ROOM_OWNERS = ("facilities",)  # an account, not a colleague (the web page leaves it out)
 #: people whose account the demo connects at start; carol's is left for you (README: "Connect a
 #: real CalDAV account")
 CONNECTED = ("alice", "bob", "dana", "facilities")

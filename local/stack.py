@@ -535,6 +535,23 @@ def reseed(info: StackInfo, tpl: dict[str, Any], now: datetime) -> Any:
     return summary, synced, used
 
 
+def web_page_url(info: StackInfo, token: str, user: str = "alice") -> str:
+    """The reference web page (local/web/, ADR 0024) for ``user`` of the demo, its settings in the
+    URL's fragment: the token, the live channel's socket, the colleagues and the room it shows."""
+    from urllib.parse import urlencode
+
+    from local import demo
+
+    colleagues = [p for p in demo.PEOPLE if p not in (user, *demo.ROOM_OWNERS)]
+    settings = {
+        "token": token,
+        "live": f"ws://{HOST}:{info.ports['live']}/event/realtime",
+        "people": ",".join(colleagues),
+        "room": next(iter(demo.ROOMS)),
+    }
+    return f"{info.api_url}/app/#{urlencode(settings, safe=',/:')}"
+
+
 def _wait_api(port: int) -> None:
     import urllib.request
 
@@ -561,6 +578,8 @@ def _banner(
     api = info.api_url
     from local.demo import CALDAV_PASSWORDS
 
+    page = web_page_url(info, token)
+
     lines = [
         "",
         f"calsync is running on {HOST}. Ctrl-C stops everything.",
@@ -571,6 +590,7 @@ def _banner(
         f"  OpenAPI      {api}/v1/openapi.json",
         f"  JWKS         {api}/.well-known/jwks.json",
         f"  Live         ws://{HOST}:{info.ports['live']}/event/realtime   (AppSync Events, ADR 0015)",
+        f"  Web page     {api}/app/   (the reference client, ADR 0024: open the link below)",
         f"  DynamoDB     {info.dynamodb_endpoint}   ("
         + (
             "Amazon DynamoDB Local, in memory"
@@ -602,6 +622,12 @@ def _banner(
         "A token for alice (location hq, valid 12 h):",
         "",
         f"  TOKEN={token}",
+        "",
+        "The reference web page as alice (her meetings, the room hq-aurora, her colleagues' presence,"
+        " kept current by the live channel; the token is in the link's fragment, which the browser"
+        " does not send to any server):",
+        "",
+        f"  {page}",
         "",
         "Try:",
         "",

@@ -151,6 +151,23 @@ def test_jwks_and_docs(client: Client, key: SigningKey) -> None:
     assert client.get("/docs/assets/../../etc/passwd").status_code == 404
 
 
+def test_web_page_is_served_on_the_api_origin_without_cors(client: Client, fake: FakeFunctions) -> None:
+    page = client.get("/app/")
+    assert page.status_code == 200 and page.content_type.startswith("text/html")
+    assert b'<script src="app.js"></script>' in page.data  # one local script, no CDN
+    assert "connect-src 'self' ws: wss:" in page.headers["content-security-policy"]
+    script = client.get("/app/app.js")
+    assert script.status_code == 200 and script.content_type.startswith("text/javascript")
+    assert b"aws-appsync-event-ws" in script.data and b"If-None-Match" in script.data
+    assert client.get("/app").headers["location"] == "/app/"
+    assert client.get("/app/index.html").data == page.data
+    for missing in ("/app/../api.py", "/app/web/app.js", "/app/app.js/"):
+        assert client.get(missing).status_code == 404, missing
+    # the deployed HTTP API has no CorsConfiguration: the page's origin is the API's, no header added
+    assert all("access-control-allow-origin" not in r.headers for r in (page, script))
+    assert fake.calls == []
+
+
 def test_runtime_imports_handlers_by_path_with_their_own_env(tmp_path: Path) -> None:
     from local.runtime import Runtime
     from local.template import Function, Resolver
