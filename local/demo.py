@@ -72,13 +72,19 @@ class DemoEvent:
             f"DTSTAMP:{stamp.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}",
             when("DTSTART", self.start),
             when("DTEND", self.end),
-            f"SUMMARY:{self.title}",
+            f"SUMMARY:{_text(self.title)}",
             *self.lines,
             "END:VEVENT",
             "END:VCALENDAR",
             "",
         ]
         return "\r\n".join(body)
+
+
+def _text(value: str) -> str:
+    """An iCalendar TEXT value (RFC 5545 3.3.11): backslash, semicolon, comma and newline escaped.
+    Unescaped, Radicale (vobject) keeps a SUMMARY only up to its first comma."""
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 @dataclass(frozen=True)

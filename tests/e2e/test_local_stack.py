@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from calsync.store import keys
+from local import demo
 from tests.support.local_stack import ROOT, Stack, table_of
 from tests.support.local_stack import alive as _alive
 from tests.support.local_stack import port_open as _port_open
@@ -119,6 +120,11 @@ def test_demo_meetings_came_through_the_caldav_sync(stack: Stack) -> None:
     calendars = {c["id"]: c["name"] for c in _get(stack, "/v1/me/calendars", alice).json()["calendars"]}
     assert {m["calendarId"] for m in meetings} <= set(calendars)
     assert "Design review" in {m["title"] for m in meetings}
+    # titles arrive whole: the demo escapes its TEXT values (RFC 5545 3.3.11), and Radicale keeps
+    # an unescaped SUMMARY only up to its first comma
+    written = {e.title for c in demo.calendars(datetime.now(UTC)) if c.owner == "alice" for e in c.events}
+    assert {m["title"] for m in meetings if m["title"]} <= written
+    assert any("," in m["title"] for m in meetings if m["title"]), "a demo title with a comma is listed"
     table = table_of(stack)
     paths = {"Alice (work)": "/alice/calendar/", "Alice (second calendar)": "/alice/second/"}
     for calendar_id, name in calendars.items():
