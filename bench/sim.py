@@ -62,6 +62,7 @@ SAMPLE_EVERY = 100  # one person in 100 is sampled (at least MIN_SAMPLE)
 MIN_SAMPLE = 10
 EVENTS_PER_DAY = 8
 ACTIVE, WEEKLY = 0.10, 0.15  # shares of calendars changed within a day / a week (the rest: quiet)
+SQS_CALL_S = 0.015  # assumed: one SendMessageBatch in a region
 PROVIDER_RTT_S = 0.15  # assumed: one CalDAV round trip of an unchanged poll (a ctag PROPFIND)
 ACCOUNT_CONCURRENCY = 1000  # assumed: Lambda's default account concurrency (no reserved one)
 PEAK_FACTOR = 3.0  # assumed: the busiest hour against the working day's mean
@@ -596,6 +597,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         TIME_CHANGES,
         WRU_PER_M,
     )
+    from calsync.store.keys import POLL_SHARDS
     from calsync.sync import poll
 
     n = world.people
@@ -732,12 +734,14 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
     sp = ph["poll shard (PollShardFunction)"]
     t_inv = sp.seconds / max(1, sp.invocations)
     t_entry = sp.per_op(sp.seconds)  # per registry entry read, due or not
-    conc = min(shard.max_concurrency or 16, 16)
-    poll_ceiling = conc * period / t_entry  # shards in parallel, each one's pages in sequence
-    unchanged = ph["sync: unchanged calendar (poll)"]
-    t_job = unchanged.per_op(unchanged.seconds) + PROVIDER_RTT_S
+    conc = min(shard.max_concurrency or POLL_SHARDS, POLL_SHARDS)  # a shard's pages run in sequence
     jobs_per_run = sum(r.jobs for r in world.runs) / max(1, len(world.runs))
     job_share = jobs_per_run / n
+    # the in-process queue answers at once: a SendMessageBatch of 10 jobs in a region is assumed
+    t_entry_sqs = t_entry + job_share / 10 * SQS_CALL_S
+    poll_ceiling = conc * period / t_entry_sqs  # shards in parallel, each one's pages in sequence
+    unchanged = ph["sync: unchanged calendar (poll)"]
+    t_job = unchanged.per_op(unchanged.seconds) + PROVIDER_RTT_S
     sync_rate = (sync.max_concurrency or 1) / t_job
     sync_ceiling = sync_rate * period / job_share
     read = ph["API: meetings read (200)"]
@@ -759,7 +763,8 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
             "CalDAV poll fan-out",
             f"PollShardFunction MaximumConcurrency {shard.max_concurrency}, BatchSize {shard.batch_size}, "
             f"Timeout {shard.timeout_s} s; rate {period // 60} min",
-            f"{t_entry * 1e6:.0f} µs per registry entry",
+            f"{t_entry * 1e6:.0f} µs per registry entry (+{(t_entry_sqs - t_entry) * 1e6:.0f} µs "
+            "assumed SQS)",
             f"{poll_ceiling:,.0f} calendars",
         ],
         [
