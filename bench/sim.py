@@ -664,7 +664,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
     lines.append(
         f"largest share of one invocation: {largest:,} jobs = {largest / n:.2%} of the registry "
         f"(bound: {bound:,} entries per invocation, SHARD_BATCH = {poll.SHARD_BATCH:,}: "
-        f"{min(1.0, bound / n):.2%} at {n:,}, 1% at 100,000; "
+        f"{min(1.0, bound / n):.2%} at {n:,}{'' if n == 100_000 else f', {bound / 100_000:.2%} at 100,000'}; "
         f"{'within' if largest <= bound else 'ABOVE'} the bound)"
     )
     lines.append(
