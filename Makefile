@@ -38,7 +38,7 @@ LINT_DIRS   := $(wildcard layers functions tests local bench tools)
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools ddb-local browser test lint build artifacts-check bench mutation openapi run clean
+.PHONY: help venv tools ddb-local browser test lint build artifacts-check bench sim mutation openapi run clean
 
 help: ## list the targets
 	@echo "calsync — make targets:"
@@ -132,6 +132,10 @@ openapi: venv ## regenerate functions/api/openapi.json from every HTTP function'
 
 bench: venv tools ddb-local ## run the benchmarks (python -m bench; (a) builds the host artifacts if missing)
 	$(VENV_PY) -m bench
+
+PEOPLE ?= 10000
+sim: venv ddb-local ## a compressed working day against DynamoDB Local: make sim PEOPLE=100000 (python -m bench.sim)
+	$(VENV_PY) -m bench.sim --people $(PEOPLE)
 
 run: venv ddb-local ## start the whole local stack in the foreground (python -m local)
 	$(VENV_PY) -m local

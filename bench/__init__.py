@@ -14,6 +14,9 @@
 (i) write cost (items, and WCU on DynamoDB Local) of one moved event on a calendar with 1, 10, 100
     and 1,000 subscribers (bench/sharing.py, docs/scaling.md).
 
+Apart (`make sim PEOPLE=N`, `python -m bench.sim`): a compressed working day of N people against
+DynamoDB Local through the handlers — bench/sim.py, docs/scaling.md section 0.
+
 Numbers are medians of interleaved runs, so that a noisy neighbour slows both sides alike.
 Nothing here asserts: it prints the numbers, the targets and whether they were met.
 """
