@@ -1,26 +1,33 @@
 """(h) What reads and updates cost per 1,000 people per month, polling vs the live channel (issue 15).
 
-Measured here, in-process on moto (the table from template.yaml) through the API and presence
-functions' handlers: the DynamoDB requests, read units and writes of each kind of request — a full
-meetings answer (200), a conditional one (304), the same for presence — and what a calendar change
-and a presence change write and publish. Read units are computed from the sizes of the items each
-read returns (DynamoDB's rules: 4 KB per strongly consistent read unit, items summed per Query);
-moto's own ConsumedCapacity does not look at sizes.
+Measured here, in-process on moto (the table from template.yaml) through the API, presence and
+LiveDue functions: the DynamoDB requests, read units and writes of each kind of request — a full
+meetings answer (200), a conditional one (304), the same for presence — what a calendar change and a
+status set write and publish (and whether the presence event carries the answer), what the schedule
+does when it looks again after a calendar change, and one working day of one person with the
+schedule run every minute on a frozen clock: the presence and meetings events that time alone
+publishes (meetings starting and ending, a meeting leaving the answer), the people-instants handled
+and their reads and writes, and the fixed cost of a run with nobody due. Read units are computed from
+the sizes of the items each read returns (DynamoDB's rules: 4 KB per strongly consistent read unit,
+items summed per Query); moto's own ConsumedCapacity does not look at sizes.
 
 Priced at list prices (US East, USD; docs/adr/0015 cites the pages):
 HTTP API $1.00 per million requests; Lambda $0.20 per million requests and $0.0000133334 per
 GB-second (arm64), 512 MB; DynamoDB on demand $0.125 per million read request units and $0.625 per
-million write request units; AppSync Events $1.00 per million operations and $0.08 per million
-connection-minutes.
+million write request units; AppSync Events $1.00 per million operations (a publish, and each
+delivery to a subscriber) and $0.08 per million connection-minutes.
 
 Usage (issue 15): apps open 10 h a day on 21 working days; 20 calendar changes and 10 presence
 changes per person per day. Assumed besides (stated, not measured): polling asks for the meetings
-every 60 s (the issue's baseline); a person's answer also changes by time about 6 times a day (a
-meeting ending, midnight), a refetch each; with the live channel each person's presence is watched
-by L = 5 colleagues' apps, each refetching it conditionally on an event (a 200: the version
-changed), presence changes include 8 time-driven ones a day (meetings starting and ending); one
-connection a day with 2 subscriptions (own meetings, the location's presence); Lambda durations
-30 ms for a full answer and 10 ms for a 304 (not measured here: moto is not DynamoDB's latency).
+every 60 s (the issue's baseline); a person has 4 meetings of 45 min a day (MEETING_HOURS; the
+time-driven events follow from them and are measured); each person's presence is watched by
+L = 5 colleagues' apps (WATCHERS), so a presence event is 1 publish + 5 deliveries; one connection
+a day with 2 subscriptions (own meetings, the location's presence), and at connect the app fetches
+its meetings once and each watched colleague's presence once; the meetings answer also changes at
+midnight (a publish nobody receives); Lambda durations 30 ms for a full answer, 10 ms for a 304,
+20 ms per scheduled run and per person it handles (not measured: moto is not DynamoDB's latency).
+Deliveries are publishes times subscribers: the publishes are counted, the subscribers assumed.
+The schedule's runs (every minute, all month) are a fixed cost, charged here in full to 1,000 people.
 """
 
 from __future__ import annotations
@@ -37,9 +44,12 @@ PEOPLE = 1_000
 DAYS = 21
 OPEN_MINUTES = 10 * 60
 POLL_EVERY_MIN = 1
-CAL_CHANGES, PRESENCE_CHANGES, TIME_CHANGES, TIME_PRESENCE = 20, 10, 6, 8
-WATCHERS = 5
-EVENTS_PER_DAY = 8  # events in each person's window per day (3 days shown)
+CAL_CHANGES, PRESENCE_CHANGES = 20, 10
+WATCHERS = 5  # colleagues' apps subscribed to each person's presence
+SUBSCRIPTIONS = 2  # own meetings, the location's presence (…/presence/*)
+MEETING_HOURS = (9, 11, 14, 16)  # 4 meetings of 45 min a day (UTC; the person's zone is Berlin)
+SCHEDULE_RUNS = 60 * 24 * 30  # LiveDueFunction every minute, all month: a fixed cost, whatever the people
+SCHEDULE_RUN_MS, PERSON_MS = 20, 20
 TARGET = 3.0
 
 HTTP_PER_M = 1.00
@@ -110,10 +120,19 @@ def metered(table: Any) -> Iterator[Meter]:
 class _Counting:
     def __init__(self) -> None:
         self.published = 0
+        self.by_type: dict[str, int] = {}
+        self.last: dict[str, Any] = {}
 
     def publish(self, channel: str, events: list[Any]) -> bool:
         self.published += len(events)
+        for event in events:
+            self.by_type[event["type"]] = self.by_type.get(event["type"], 0) + 1
+            self.last = dict(event)
         return True
+
+    def reset(self) -> None:
+        self.published = 0
+        self.by_type = {}
 
 
 @dataclass
@@ -124,30 +143,67 @@ class Measured:
     nm_calls: int
     presence_reads: float
     presence_nm_reads: float
-    change_bumps: int
+    change_writes: int  # a calendar change: the version bump and the "look again" (DUE#SOON)
     change_publishes: int
-    presence_bumps: int
+    change_look_reads: float  # the schedule's "look again" after it (idle run's cost left out)
+    change_look_writes: int
+    presence_writes: int  # a status set through the API: the item, the bump, the next instant
+    presence_reads_on_write: float
     presence_publishes: int
+    presence_event_has_answer: bool
+    presence_event_bytes: int
+    # one simulated working day of one person (the schedule run every minute, frozen clock)
+    day_runs: int
+    day_time_presence: int  # presence events published by time (meetings starting/ending, offline)
+    day_time_meetings: int  # meetings events published by time (a meeting leaving the answer)
+    day_handled: int  # people-instants the schedule handled (re-checks included)
+    day_reads: float  # read units of the schedule's runs for this person (idle runs' cost left out)
+    day_writes: int  # writes for this person (bumps, instants armed and deleted)
+    run_reads: float  # a run with nobody due (the buckets' Queries, the cursor)
+    run_writes: int
+
+
+def _seed_meetings(repo: Any, day: datetime) -> Any:
+    from tests.support.apigw import calendar, occurrence
+
+    cal = calendar(repo, "cal-a", "acc-a", "alice", subscribers={"USER#alice": "primary"})
+    occs = [
+        occurrence(
+            cal,
+            uuid.uuid4().hex,
+            f"Meeting {d}-{h}",
+            day + timedelta(days=d, hours=h),
+            day + timedelta(days=d, hours=h, minutes=45),
+        )
+        for d in range(3)
+        for h in MEETING_HOURS
+    ]
+    repo.store_occurrences(cal, occs)
+    return cal
 
 
 def measure() -> Measured:
     import importlib
+    import json
 
     import boto3
     from moto import mock_aws
 
     from calsync import live
     from calsync.config import get_presence_settings
-    from calsync.domain.presence import Status
-    from calsync.store.presence import PresenceRepository
+    from calsync.store import due
     from calsync.store.repository import Repository
     from tests.support import apigw
-    from tests.support.apigw import api_on, calendar, occurrence
+    from tests.support.apigw import api_on, occurrence
     from tests.support.template import table_create_kwargs
 
     counting = _Counting()
     live.use(counting)
     get_presence_settings.cache_clear()
+    presence_module = importlib.import_module("functions.presence.app")
+    due_module = importlib.import_module("functions.live_due.app")
+    saved = presence_module.clock, due_module.clock
+    clock = {"now": NOW}
     try:
         with mock_aws():
             table = boto3.resource("dynamodb", region_name="eu-west-1").create_table(
@@ -157,19 +213,7 @@ def measure() -> Measured:
             repo.update_profile("alice", time_zone="Europe/Berlin")
             repo.set_member_locations("alice", ["hq"])
             repo.set_member_locations("bob", ["hq"])
-            cal = calendar(repo, "cal-a", "acc-a", "alice", subscribers={"USER#alice": "primary"})
-            occs = [
-                occurrence(
-                    cal,
-                    uuid.uuid4().hex,
-                    f"Meeting {d}-{h}",
-                    NOW + timedelta(days=d, hours=h),
-                    NOW + timedelta(days=d, hours=h, minutes=45),
-                )
-                for d in range(3)
-                for h in range(EVENTS_PER_DAY)
-            ]
-            repo.store_occurrences(cal, occs)
+            cal = _seed_meetings(repo, NOW.replace(hour=0))
             alice = apigw.claims("alice", ["hq"])
             with api_on(table, NOW) as api:
                 first = api.get("/v1/me/meetings", claims=alice)
@@ -180,41 +224,62 @@ def measure() -> Measured:
                         "/v1/me/meetings", claims=alice, headers={"if-none-match": first.headers["ETag"]}
                     )
                 assert got.status == 304, (got.status, got.body)
-            presence_module = importlib.import_module("functions.presence.app")
             presence_module.set_aws(table=table)
-            saved = presence_module.clock
-            presence_module.clock = lambda: NOW
-            try:
-                ctx = apigw.LambdaContext()
+            due_module.set_dependencies(table=table)
+            presence_module.clock = due_module.clock = lambda: clock["now"]
+            due.DueStore(table).set_cursor(NOW)  # the schedule has been running
+            ctx = apigw.LambdaContext()
 
-                def presence(headers: dict[str, str] | None = None) -> apigw.Answer:
-                    event = apigw.event(
-                        "GET", "/v1/users/alice/presence", claims=apigw.claims("bob", ["hq"]), headers=headers
-                    )
-                    return apigw.answer(presence_module.lambda_handler(event, ctx))
+            def presence(method: str, path: str, who: str, **kw: Any) -> apigw.Answer:
+                event = apigw.event(method, path, claims=apigw.claims(who, ["hq"]), **kw)
+                return apigw.answer(presence_module.lambda_handler(event, ctx))
 
-                PresenceRepository(table).create_session("alice", "s1", NOW, timedelta(hours=12))
-                seen = presence()
-                with metered(table) as p_full:
-                    presence()
-                with metered(table) as p_nm:
-                    assert presence({"if-none-match": seen.headers["ETag"]}).status == 304
-            finally:
-                presence_module.clock = saved
-                presence_module.set_aws()
-            counting.published = 0
+            assert presence("POST", "/v1/me/sessions", "alice").status == 201  # the day starts
+            seen = presence("GET", "/v1/users/alice/presence", "bob")
+            with metered(table) as p_full:
+                presence("GET", "/v1/users/alice/presence", "bob")
+            with metered(table) as p_nm:
+                got = presence(
+                    "GET", "/v1/users/alice/presence", "bob", headers={"if-none-match": seen.headers["ETag"]}
+                )
+                assert got.status == 304
+            counting.reset()
             with metered(table) as change:
                 repo.store_occurrences(
                     cal, [occurrence(cal, "new", "New", NOW + timedelta(hours=3), NOW + timedelta(hours=4))]
                 )
             change_publishes = counting.published
-            counting.published = 0
+            soon = table.get_item(Key={"pk": due.SOON, "sk": "USER#alice"}).get("Item") is not None
+            idle_table = boto3.resource("dynamodb", region_name="eu-west-1").create_table(
+                **table_create_kwargs("calsync-bench-idle")
+            )
+            due.DueStore(idle_table).set_cursor(NOW)  # a run with nobody due: the schedule's fixed cost
+            with metered(idle_table) as idle:
+                assert due_module.run(due.DueStore(idle_table), due_module._parts()[1], NOW).people == 0
+            with metered(table) as looked:  # the schedule's next run: the change's "look again"
+                assert due_module.run(*due_module._parts(), NOW).people == 1
+            counting.reset()
             with metered(table) as pchange:
-                PresenceRepository(table).set_status("alice", Status.BUSY, None, NOW)
+                assert presence("PUT", "/v1/me/presence", "alice", body={"status": "busy"}).status == 200
             presence_publishes = counting.published
+            event = counting.last
+            assert presence("DELETE", "/v1/me/presence", "alice").status in (200, 204)
+            # a working day, the schedule run every minute (as EventBridge does), nothing else written
+            due_module.run(*due_module._parts(), NOW)  # the writes above: their "look again"
+            counting.reset()
+            handled = 0
+            with metered(table) as day:
+                for minute in range(1, OPEN_MINUTES + 1):
+                    clock["now"] = NOW + timedelta(minutes=minute)
+                    handled += due_module.run(*due_module._parts(), clock["now"]).people
+            day_types = dict(counting.by_type)
     finally:
+        presence_module.clock, due_module.clock = saved
+        presence_module.set_aws()
+        due_module.set_dependencies()
         live.use(None)
         get_presence_settings.cache_clear()
+    writes = ("PutItem", "UpdateItem", "DeleteItem")
     return Measured(
         full_reads=full.read_units,
         full_calls=len(full.calls),
@@ -222,10 +287,25 @@ def measure() -> Measured:
         nm_calls=len(nm.calls),
         presence_reads=p_full.read_units,
         presence_nm_reads=p_nm.read_units,
-        change_bumps=change.calls.count("UpdateItem"),
+        change_writes=change.calls.count("UpdateItem") + soon,  # the bump; the "look again" put
         change_publishes=change_publishes,
-        presence_bumps=pchange.calls.count("UpdateItem") - 1,  # the PRESENCE item itself is not a bump
+        presence_writes=sum(pchange.calls.count(op) for op in writes),
+        presence_reads_on_write=pchange.read_units,
         presence_publishes=presence_publishes,
+        presence_event_has_answer="presence" in event and "etag" in event,
+        presence_event_bytes=len(json.dumps(event, separators=(",", ":"))),
+        day_runs=OPEN_MINUTES,
+        day_time_presence=day_types.get("presence", 0),
+        day_time_meetings=day_types.get("meetings", 0),
+        day_handled=handled,
+        day_reads=day.read_units - OPEN_MINUTES * idle.read_units,
+        day_writes=sum(day.calls.count(op) for op in writes)
+        - OPEN_MINUTES * sum(idle.calls.count(op) for op in writes),
+        change_look_reads=looked.read_units - idle.read_units,
+        change_look_writes=sum(looked.calls.count(op) for op in writes)
+        - sum(idle.calls.count(op) for op in writes),
+        run_reads=idle.read_units,
+        run_writes=sum(idle.calls.count(op) for op in writes),
     )
 
 
@@ -237,13 +317,13 @@ def _reads(invocations: float, units: float) -> float:
     return invocations * units * RRU_PER_M / 1e6
 
 
-def model(m: Measured) -> tuple[list[list[str]], dict[str, float]]:
-    """Per 1,000 people per month: (rows, totals by approach)."""
-    n = PEOPLE * DAYS
+def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[str]]:
+    """Per 1,000 people per month: (rows, totals by approach, the live channel's floor explained)."""
+    n = PEOPLE * DAYS  # person-days
     polls = n * OPEN_MINUTES / POLL_EVERY_MIN
-    changes = n * (CAL_CHANGES + TIME_CHANGES)
-    writes_per_change = n * CAL_CHANGES * m.change_bumps * WRU_PER_M / 1e6  # the version bumps only
-    presence_events = n * (PRESENCE_CHANGES + TIME_PRESENCE)
+    time_meetings = m.day_time_meetings + 1  # measured in the open hours; + midnight (window moves)
+    changes = n * (CAL_CHANGES + time_meetings)
+    version_writes = n * CAL_CHANGES * WRU_PER_M / 1e6  # the bump of each calendar change
 
     def approach(http: float, lam: float, ddb: float, events: float) -> list[float]:
         return [http, lam, ddb, events, http + lam + ddb + events]
@@ -252,24 +332,39 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float]]:
     conditional = approach(
         polls * HTTP_PER_M / 1e6,
         _lambda(changes, FULL_MS) + _lambda(polls - changes, NOT_MODIFIED_MS),
-        _reads(changes, m.full_reads) + _reads(polls - changes, m.nm_reads) + writes_per_change,
+        _reads(changes, m.full_reads) + _reads(polls - changes, m.nm_reads) + version_writes,
         0.0,
     )
-    refetches = changes + n  # one per change, one per (re)connect (a 304 mostly: priced as a 200)
-    presence_refetches = presence_events * WATCHERS
-    ops = (
-        n * 3  # connect + 2 subscriptions
-        + n * CAL_CHANGES * m.change_publishes * 2  # publish + delivery to the person's app
-        + presence_events * m.presence_publishes * (1 + WATCHERS)  # publish + deliveries
+    # the live channel, from what the code was measured to do
+    refetches = n * (CAL_CHANGES + m.day_time_meetings + 1)  # own meetings: each event + the connect
+    presence_events = n * (PRESENCE_CHANGES * m.presence_publishes + m.day_time_presence)
+    presence_gets = n * WATCHERS  # each colleague's presence once, at connect
+    if not m.presence_event_has_answer:
+        presence_gets += presence_events * WATCHERS  # a refetch per delivery
+    connect_ops = n * (1 + SUBSCRIPTIONS)
+    meetings_ops = n * (
+        CAL_CHANGES * m.change_publishes * 2 + m.day_time_meetings * 2 + 1
+    )  # midnight: 0 receivers
+    presence_ops = presence_events * (1 + WATCHERS)  # publish + a delivery to each watcher
+    connection = n * OPEN_MINUTES * EVENTS_CONN_MIN_PER_M / 1e6
+    live_writes = n * (
+        CAL_CHANGES * (m.change_writes + m.change_look_writes)
+        + PRESENCE_CHANGES * (m.presence_writes - 1)
+        + m.day_writes
+    )  # what the live channel adds: bumps, instants armed and handled (the PRESENCE item is there anyway)
+    schedule_fixed = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
+    schedule_lambda = _lambda(SCHEDULE_RUNS, SCHEDULE_RUN_MS) + n * m.day_handled * PERSON_MS / 1000 * (
+        LAMBDA_GB * LAMBDA_GB_S
     )
     live_cost = approach(
-        (refetches + presence_refetches) * HTTP_PER_M / 1e6,
-        _lambda(refetches + presence_refetches, FULL_MS),
+        (refetches + presence_gets) * HTTP_PER_M / 1e6,
+        _lambda(refetches + presence_gets, FULL_MS) + schedule_lambda,
         _reads(refetches, m.full_reads)
-        + _reads(presence_refetches, m.presence_reads)
-        + writes_per_change
-        + n * PRESENCE_CHANGES * m.presence_bumps * WRU_PER_M / 1e6,
-        ops * EVENTS_OP_PER_M / 1e6 + n * OPEN_MINUTES * EVENTS_CONN_MIN_PER_M / 1e6,
+        + _reads(presence_gets, m.presence_reads)
+        + n * (m.day_reads + CAL_CHANGES * m.change_look_reads) * RRU_PER_M / 1e6
+        + live_writes * WRU_PER_M / 1e6
+        + schedule_fixed,
+        (connect_ops + meetings_ops + presence_ops) * EVENTS_OP_PER_M / 1e6 + connection,
     )
     rows = []
     for name, costs in (
@@ -278,7 +373,29 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float]]:
         ("live channel (AppSync Events)", live_cost),
     ):
         rows.append([name, *(f"${c:,.2f}" for c in costs)])
-    return rows, {"polling": plain[-1], "conditional": conditional[-1], "live": live_cost[-1]}
+    # the floor: what the live channel costs before a single presence event
+    own = (
+        refetches * HTTP_PER_M / 1e6
+        + _lambda(refetches, FULL_MS)
+        + _reads(refetches, m.full_reads)
+        + n * CAL_CHANGES * (m.change_writes + m.change_look_writes) * WRU_PER_M / 1e6
+        + n * CAL_CHANGES * m.change_look_reads * RRU_PER_M / 1e6
+    )
+    floor = connection + (connect_ops + meetings_ops) * EVENTS_OP_PER_M / 1e6 + own
+    per_event = n * (1 + WATCHERS) * EVENTS_OP_PER_M / 1e6  # one presence event a person-day, L watchers
+    room = max(0.0, TARGET - floor)
+    explained = [
+        f"connection-minutes {n * OPEN_MINUTES / 1e6:.1f} M x ${EVENTS_CONN_MIN_PER_M}/M = ${connection:.2f}",
+        f"connect + {SUBSCRIPTIONS} subscriptions {connect_ops / 1e3:,.0f} k ops = ${connect_ops / 1e6:.2f}",
+        f"own meetings events {meetings_ops / 1e3:,.0f} k ops = ${meetings_ops / 1e6:.2f}; their refetches"
+        f" {refetches / 1e3:,.0f} k (HTTP, Lambda, DynamoDB), version writes and looks again = ${own:.2f}",
+        f"floor before any presence event: ${floor:.2f}; each presence event per person-day, delivered to "
+        f"{WATCHERS} watchers, adds ${per_event:.2f}: the ${TARGET:.2f} target leaves room for "
+        f"{room / per_event:.1f} presence events per person-day; the usage has "
+        f"{PRESENCE_CHANGES * m.presence_publishes + m.day_time_presence}"
+        f" ({PRESENCE_CHANGES} chosen + {m.day_time_presence} by time, measured)",
+    ]
+    return rows, {"polling": plain[-1], "conditional": conditional[-1], "live": live_cost[-1]}, explained
 
 
 def bench_cost() -> int:
@@ -293,11 +410,23 @@ def bench_cost() -> int:
         f"304 {m.presence_nm_reads:g}"
     )
     print(
-        f"    a calendar change: {m.change_bumps} version bump, {m.change_publishes} publish; "
-        f"a presence change: {m.presence_bumps} bump, {m.presence_publishes} publish (one per location)"
+        f"    a calendar change: {m.change_writes} writes for the live channel (version, look-again) and "
+        f"{m.change_look_writes} writes, {m.change_look_reads:g} read units when the schedule looks again, "
+        f"{m.change_publishes} publish; a status set: {m.presence_writes} writes, {m.presence_publishes} "
+        f"publish (one per location), the answer in the event: {m.presence_event_has_answer} "
+        f"({m.presence_event_bytes} bytes)"
     )
-    rows, totals = model(m)
+    print(
+        f"    one working day ({len(MEETING_HOURS)} meetings, the schedule run every minute for "
+        f"{m.day_runs} min): {m.day_time_presence} presence and {m.day_time_meetings} meetings events "
+        f"by time, {m.day_handled} people-instants handled, {m.day_reads:g} read units, "
+        f"{m.day_writes} writes; a run with nobody due: {m.run_reads:g} read units, {m.run_writes} write"
+    )
+    rows, totals, floor = model(m)
     print(render(["approach", "HTTP API", "Lambda", "DynamoDB", "AppSync Events", "total"], rows))
+    print("    the live channel's floor (per 1,000 people per month):")
+    for line in floor:
+        print(f"      {line}")
     met = totals["live"] <= TARGET
     verdict = "met" if met else "NOT met"
     print(f"    target with the live channel: <= ${TARGET:.2f}: {verdict} (${totals['live']:.2f})")

@@ -33,6 +33,7 @@ from calsync.api.presence_service import PresenceService
 from calsync.config import get_presence_settings, get_settings
 from calsync.events import PresencePublisher
 from calsync.observability import logger, metrics
+from calsync.store.due import DueStore
 from calsync.store.photos import PhotoStore, s3_client
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
@@ -81,6 +82,7 @@ def _service() -> PresenceService:
         session_lifetime=timedelta(seconds=settings.session_ttl_seconds),
         publisher=publisher,
         photos=photos,
+        due=DueStore(table),  # the live schedule's instants (docs/adr/0018)
     )
 
 

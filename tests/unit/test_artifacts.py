@@ -195,7 +195,7 @@ def test_sample_events_are_the_code_dirs_own(tmp_path: Path) -> None:
 
 def test_every_function_of_the_template_has_a_sample_and_its_layers_in_template_order() -> None:
     arts = {a.logical_id: a for a in artifacts(template(), Path("/build"))}
-    assert len(arts) == 16
+    assert len(arts) == 17
     assert [lid for lid, _ in arts["AccountsFunction"].layers] == [
         "CoreLayer",
         "CaldavLayer",

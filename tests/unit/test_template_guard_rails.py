@@ -167,6 +167,7 @@ SCOPED = {
     "MicrosoftWebhookFunction": ["MSSUB#*"],  # MSSUB#<subscriptionId> / SUB
     "PollShardFunction": ["POLL#*"],  # POLL#<provider>#<shard> / CAL#<calendarId> (docs/adr/0016)
     "MicrosoftRenewFunction": ["MSSUBS#*", "MSPOLL#*"],
+    "LiveDueFunction": ["DUE#*", "USER#*"],  # DUE#<minute> / USER#<id> (docs/adr/0018); the people
 }
 
 

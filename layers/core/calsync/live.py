@@ -11,9 +11,12 @@ Channels (namespace ``calsync``; who may subscribe is checked on subscribe, X1):
   the location; a client may subscribe to ``…/presence/*`` for the whole location);
 - ``/calsync/locations/<locationId>/rooms/<roomId>``: "this room's meetings changed" (members).
 
-An event is ``{"type": "meetings"|"presence"|"room", "id": <owner id>, "version": <n>}``: never the
-content, which the client refetches with ``If-None-Match`` (a 304 when it has it already). Versions
-only grow: a client that sees a gap, or reconnects, refetches once and has lost nothing.
+An event is ``{"type": "meetings"|"presence"|"room", "id": <owner id>, "version": <n>}``. A presence
+event also carries the answer itself when its writer knows it (docs/adr/0018): ``"presence"``, the
+JSON a colleague's ``GET /v1/users/{id}/presence`` returns (X1: the channel is open to the same
+people), and ``"etag"``, that answer's ETag; so colleagues' apps need no refetch. Meetings are never
+in an event: the client refetches them with ``If-None-Match`` (a 304 when it has them already).
+Versions only grow: a client that sees a gap, or reconnects, refetches once and has lost nothing.
 
 Publishing never fails the write that caused it (the change is stored, reads are consistent): a
 failure is one WARNING log line and the metric ``LiveEventsFailed``.
@@ -25,7 +28,7 @@ import json
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from calsync.observability import logger, metrics
@@ -129,12 +132,16 @@ def current() -> Publisher | None:
     return _chosen["publisher"]
 
 
+Answer = Callable[[int], Mapping[str, Any]]  # a version -> the presence event's extra fields
+
+
 def changed(
-    kind: str, owner_pk: str, item: Mapping[str, Any], version: int
+    kind: str, owner_pk: str, item: Mapping[str, Any], version: int, answer: Answer | None = None
 ) -> Iterable[tuple[str, dict[str, Any]]]:
     """The (channel, event) pairs of one owner's new ``version``; ``item``: its PROFILE or ROOM item
     after the bump (the person's locations, the room's location). ``kind``: what changed for a
-    person, ``meetings`` or ``presence``."""
+    person, ``meetings`` or ``presence``; ``answer``: for presence, the fields the event carries
+    besides (``presence``, ``etag``) at this version."""
     owner_id = owner_pk.split("#", 1)[1]
     room = keys.room_of_pk(owner_pk)
     if room is not None:  # ROOM#<locationId>#<roomId> (docs/adr/0012); the room id is the location's own
@@ -145,17 +152,21 @@ def changed(
     if kind == "meetings":
         yield user_channel(owner_id), {"type": "meetings", "id": owner_id, "version": version}
         return
+    extra = dict(answer(version)) if answer is not None else {}
     for location in sorted(str(loc) for loc in (item.get("locations") or [])):
-        yield presence_channel(location, owner_id), {"type": "presence", "id": owner_id, "version": version}
+        event = {"type": "presence", "id": owner_id, "version": version, **extra}
+        yield presence_channel(location, owner_id), event
 
 
-def publish_changes(kind: str, bumped: Mapping[str, tuple[int, Mapping[str, Any]]]) -> None:
+def publish_changes(
+    kind: str, bumped: Mapping[str, tuple[int, Mapping[str, Any]]], answer: Answer | None = None
+) -> None:
     """Publish the new versions of the owners a write bumped (never raises)."""
     publisher = current()
     if publisher is None:
         return
     for pk, (version, item) in bumped.items():
-        for channel, event in changed(kind, pk, item, version):
+        for channel, event in changed(kind, pk, item, version, answer):
             try:
                 publisher.publish(channel, [event])
             except Exception as exc:

@@ -8,11 +8,12 @@ validated input, and maps ``CalsyncError`` to problem answers.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from calsync import live
 from calsync.api import etags
 from calsync.api.auth import Principal
 from calsync.api.presence_schemas import (
@@ -36,11 +37,15 @@ from calsync.domain.presence import (
     presence_view,
     starting_by,
 )
+from calsync.domain.rules import next_change as rules_next_change
+from calsync.domain.rules import select_for_person, window
+from calsync.store.keys import user_pk
 from calsync.store.photos import photo_key
 from calsync.store.presence import UNSET, PresenceRepository, PresenceState
 
 if TYPE_CHECKING:
     from calsync.events import PresencePublisher
+    from calsync.store.due import DueStore
     from calsync.store.photos import PhotoStore
     from calsync.store.repository import Repository
 
@@ -66,6 +71,28 @@ def _own_view(user_id: str, view: PresenceView) -> MyPresenceOut:
     return MyPresenceOut(**_others_view(user_id, view).model_dump(), chosen_status=view.chosen_status)
 
 
+def live_answer(user_id: str, view: PresenceView, until: datetime | None) -> live.Answer:
+    """What a presence event carries at a version (``calsync.live``): the answer a colleague's GET
+    returns (X1: the channel is open to the same people) and its ETag."""
+
+    def fields(version: int) -> dict[str, Any]:
+        return {
+            "presence": _others_view(user_id, view).model_dump(mode="json", by_alias=True),
+            "etag": etags.make("p", user_id, version, until),
+        }
+
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class TimeDriven:
+    view: PresenceView  # the presence now
+    presence_until: datetime | None  # when it may change by itself next
+    presence_changed: bool  # by time, since the instant due
+    meetings_changed: bool
+    next_at: datetime | None  # the next instant either answer may change by itself
+
+
 class PresenceService:
     def __init__(
         self,
@@ -75,12 +102,14 @@ class PresenceService:
         session_lifetime: timedelta,
         publisher: PresencePublisher | None = None,
         photos: PhotoStore | None = None,
+        due: DueStore | None = None,
     ) -> None:
         self._repo = repository
         self._presence = presence
         self._lifetime = session_lifetime
         self._publisher = publisher
         self._photos = photos
+        self._due = due
 
     # ---- the caller --------------------------------------------------------------------------
     def _me(self, principal: Principal) -> PresenceState:
@@ -123,20 +152,37 @@ class PresenceService:
         detail["reason"] = why
         self._publisher.publish(detail)
 
+    def _arm(self, user_id: str, until: datetime | None) -> None:
+        """The next instant this answer changes by itself goes to the live schedule (docs/adr/0018)."""
+        if self._due is not None and until is not None:
+            self._due.arm(user_id, until)
+
     # ---- presence (P1-P7, X1) ----------------------------------------------------------------
+    # Each write computes the answer it leads to first (from the state read and what it writes), so
+    # that the live channel's event carries it (``live_answer``), then writes, then tells the old
+    # PresenceChanged bus and arms the next instant the answer changes by itself.
     def set_presence(self, principal: Principal, body: PresenceIn, now: datetime) -> MyPresenceOut:
         state = self._me(principal)
-        message = body.message if "message" in body.model_fields_set else UNSET
-        chosen = self._presence.set_status(principal.user_id, body.status, message, now)
-        view = self._view(state, now, chosen, state.sessions)
+        given = "message" in body.model_fields_set
+        message = body.message if given else UNSET
+        old = state.chosen or _AUTOMATIC
+        chosen = Chosen(status=body.status, message=body.message if given else old.message, updated_at=now)
+        view, until = self._tagged_view(state, now, chosen, state.sessions)
+        self._presence.set_status(
+            principal.user_id, body.status, message, now, answer=live_answer(principal.user_id, view, until)
+        )
         self._publish(state, view, principal.locations, "status-set")
+        self._arm(principal.user_id, until)
         return _own_view(principal.user_id, view)
 
     def clear_presence(self, principal: Principal, now: datetime) -> MyPresenceOut:
         state = self._me(principal)
-        chosen = self._presence.clear_status(principal.user_id, now)
-        view = self._view(state, now, chosen, state.sessions)
+        chosen = Chosen(status=None, message=(state.chosen or _AUTOMATIC).message, updated_at=now)
+        view, until = self._tagged_view(state, now, chosen, state.sessions)
+        answer = live_answer(principal.user_id, view, until)
+        self._presence.clear_status(principal.user_id, now, answer=answer)
         self._publish(state, view, principal.locations, "status-cleared")
+        self._arm(principal.user_id, until)
         return _own_view(principal.user_id, view)
 
     def get_presence(
@@ -164,13 +210,24 @@ class PresenceService:
     # ---- sessions (P5) -------------------------------------------------------------------------
     def create_session(self, principal: Principal, now: datetime) -> SessionOut:
         state = self._me(principal)
-        session = self._presence.create_session(principal.user_id, uuid.uuid4().hex, now, self._lifetime)
+        session = Session(uuid.uuid4().hex, now + self._lifetime)
         sessions = [*state.sessions, session]
         chosen = replace(state.chosen or _AUTOMATIC, updated_at=now)
-        self._publish(state, self._view(state, now, chosen, sessions), principal.locations, "signed-in")
+        view, until = self._tagged_view(state, now, chosen, sessions)
+        self._presence.create_session(
+            principal.user_id,
+            session.session_id,
+            now,
+            self._lifetime,
+            answer=live_answer(principal.user_id, view, until),
+        )
+        self._publish(state, view, principal.locations, "signed-in")
+        self._arm(principal.user_id, until)
         return SessionOut(session_id=session.session_id, expires_at=session.expires_at)
 
     def renew_session(self, principal: Principal, session_id: str, now: datetime) -> SessionOut:
+        """Extend a live session. Nothing is armed: the instant armed for the old expiry comes first,
+        finds nothing changed and arms the next one (docs/adr/0018), cheaper than a write per renewal."""
         self._me(principal)
         session = self._presence.renew_session(principal.user_id, session_id, now, self._lifetime)
         return SessionOut(session_id=session.session_id, expires_at=session.expires_at)
@@ -178,10 +235,67 @@ class PresenceService:
     def end_session(self, principal: Principal, session_id: str, now: datetime) -> None:
         """Log out (idempotent: an unknown or expired session is simply gone)."""
         state = self._me(principal)
-        if self._presence.delete_session(principal.user_id, session_id, now):
-            sessions = [s for s in state.sessions if s.session_id != session_id]
-            chosen = replace(state.chosen or _AUTOMATIC, updated_at=now)
-            self._publish(state, self._view(state, now, chosen, sessions), principal.locations, "signed-out")
+        sessions = [s for s in state.sessions if s.session_id != session_id]
+        chosen = replace(state.chosen or _AUTOMATIC, updated_at=now)
+        view, until = self._tagged_view(state, now, chosen, sessions)
+        if self._presence.delete_session(
+            principal.user_id, session_id, now, answer=live_answer(principal.user_id, view, until)
+        ):
+            self._publish(state, view, principal.locations, "signed-out")
+            self._arm(principal.user_id, until)
+
+    # ---- time (docs/adr/0018) ------------------------------------------------------------------
+    def time_driven(self, user_id: str, since: datetime | None, now: datetime) -> TimeDriven:
+        """What time alone changed in ``user_id``'s answers between just before ``since`` (an instant
+        written down as due; ``None``: only find the next one) and ``now``, from ONE read of the
+        state and ONE Query of the events: the presence answer (others' view, ``updated_at`` aside)
+        and whether the meetings answer's ETag expired. Both compared on the same data, so a write
+        made meanwhile (which published itself) is not taken for a change by time."""
+        state = self._presence.read_state(user_id)
+        zone = state.profile.zone if state.profile else ZoneInfo("UTC")
+        before = (since - _NOW_SPAN) if since is not None and since <= now else now
+        start = min(window(before, zone)[0], window(now, zone)[0])
+        end = max(window(now, zone)[1], now + _LOOKAHEAD)
+        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end)
+        owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
+
+        def at(instant: datetime) -> tuple[PresenceView, datetime | None]:
+            chosen, sessions = state.chosen, state.sessions
+            meetings = None
+            if any(s.live(instant) for s in sessions) and (chosen is None or chosen.status is None):
+                meetings = (events.occurrences, owner, end, _NOW_SPAN)
+            meeting = None
+            if meetings is not None:
+                begun = starting_by(events.occurrences, instant + _NOW_SPAN)
+                meeting = meeting_in_progress(begun, instant, owner)
+            view = presence_view(chosen, sessions, meeting, instant, zone)
+            return view, next_change(chosen, sessions, instant, meetings)
+
+        old, _ = at(before)
+        view, presence_until = at(now)
+        shown = {"updated_at"}
+        presence_changed = _others_view(user_id, old).model_dump(exclude=shown) != _others_view(
+            user_id, view
+        ).model_dump(exclude=shown)
+
+        def meetings_until(instant: datetime) -> datetime:
+            return rules_next_change(select_for_person(events.occurrences, instant, owner), instant)
+
+        meetings_changed = before < now and meetings_until(before) <= now
+        following = min((t for t in (presence_until, meetings_until(now)) if t is not None), default=None)
+        return TimeDriven(view, presence_until, presence_changed, meetings_changed, following)
+
+    def publish_time_driven(self, user_id: str, since: datetime | None, now: datetime) -> TimeDriven:
+        """``time_driven``, then what changed on the live channel (one version bump for both answers)
+        and the next instant armed."""
+        found = self.time_driven(user_id, since, now)
+        changed = (("meetings", found.meetings_changed), ("presence", found.presence_changed))
+        kinds = [kind for kind, yes in changed if yes]
+        if kinds:
+            answer = live_answer(user_id, found.view, found.presence_until)
+            self._repo.bump_versions([user_pk(user_id)], *kinds, answer=answer)
+        self._arm(user_id, found.next_at)
+        return found
 
     # ---- profile (P8) --------------------------------------------------------------------------
     def set_directory_entry(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from calsync import live
 from calsync.domain.errors import Conflict, NotFound
 from calsync.domain.models import UTC
 from calsync.domain.presence import Chosen, Session, Status
@@ -89,8 +90,16 @@ class PresenceRepository:
         return PresenceState(user_id, profile, locations, chosen, sessions)
 
     # ---- the chosen status (P1-P4) --------------------------------------------------------------
-    def set_status(self, user_id: str, status: Status, message: str | Any | None, now: datetime) -> Chosen:
-        """Choose a status; ``message``: the new message, ``None`` to clear it, ``UNSET`` to keep it."""
+    def set_status(
+        self,
+        user_id: str,
+        status: Status,
+        message: str | Any | None,
+        now: datetime,
+        answer: live.Answer | None = None,
+    ) -> Chosen:
+        """Choose a status; ``message``: the new message, ``None`` to clear it, ``UNSET`` to keep it.
+        ``answer``: what the live channel's presence event carries (``calsync.live``), if known."""
         names = {"#type": "type", "#status": "status", "#updated": "updatedAt"}
         values: dict[str, Any] = {":type": "presence", ":status": status.value, ":updated": keys.iso(now)}
         expression = "SET #type = :type, #status = :status, #updated = :updated"
@@ -109,15 +118,15 @@ class PresenceRepository:
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-        self._bump(user_id)
+        self._bump(user_id, answer)
         return _chosen(item)
 
-    def _bump(self, user_id: str) -> None:
+    def _bump(self, user_id: str, answer: live.Answer | None) -> None:
         """What others see changed: the person's version grows (after the write, ``versions``)."""
         with _mapped_errors("store version"):
-            versions.bump(self._table, [keys.user_pk(user_id)], "presence")
+            versions.bump(self._table, [keys.user_pk(user_id)], "presence", answer=answer)
 
-    def clear_status(self, user_id: str, now: datetime) -> Chosen:
+    def clear_status(self, user_id: str, now: datetime, answer: live.Answer | None = None) -> Chosen:
         """Back to automatic (P6 applies again); the custom message stays."""
         with _mapped_errors("store presence"):
             item = self._table.update_item(
@@ -127,10 +136,10 @@ class PresenceRepository:
                 ExpressionAttributeValues={":type": "presence", ":updated": keys.iso(now)},
                 ReturnValues="ALL_NEW",
             )["Attributes"]
-        self._bump(user_id)
+        self._bump(user_id, answer)
         return _chosen(item)
 
-    def _touch(self, user_id: str, now: datetime) -> None:
+    def _touch(self, user_id: str, now: datetime, answer: live.Answer | None) -> None:
         """Record that what others see changed (a sign-in or a logout)."""
         with _mapped_errors("store presence"):
             self._table.update_item(
@@ -139,10 +148,17 @@ class PresenceRepository:
                 ExpressionAttributeNames={"#type": "type", "#updated": "updatedAt"},
                 ExpressionAttributeValues={":type": "presence", ":updated": keys.iso(now)},
             )
-        self._bump(user_id)
+        self._bump(user_id, answer)
 
     # ---- sessions (P5) --------------------------------------------------------------------------
-    def create_session(self, user_id: str, session_id: str, now: datetime, lifetime: timedelta) -> Session:
+    def create_session(
+        self,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        lifetime: timedelta,
+        answer: live.Answer | None = None,
+    ) -> Session:
         session = Session(session_id, now + lifetime)
         with _mapped_errors("store session"):
             try:
@@ -160,7 +176,7 @@ class PresenceRepository:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     raise Conflict("this session id is taken: try again") from exc
                 raise
-        self._touch(user_id, now)
+        self._touch(user_id, now, answer)
         return session
 
     def renew_session(self, user_id: str, session_id: str, now: datetime, lifetime: timedelta) -> Session:
@@ -187,7 +203,9 @@ class PresenceRepository:
                 raise
         return session
 
-    def delete_session(self, user_id: str, session_id: str, now: datetime) -> bool:
+    def delete_session(
+        self, user_id: str, session_id: str, now: datetime, answer: live.Answer | None = None
+    ) -> bool:
         """Log out; ``True`` when a live session ended (what others see may have changed)."""
         with _mapped_errors("delete session"):
             old = self._table.delete_item(
@@ -196,7 +214,7 @@ class PresenceRepository:
             ).get("Attributes")
         ended = old is not None and "expiresAt" in old and _instant(old["expiresAt"]) > now
         if ended:
-            self._touch(user_id, now)
+            self._touch(user_id, now, answer)
         return ended
 
     # ---- profile attributes (P8) ----------------------------------------------------------------

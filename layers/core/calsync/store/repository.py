@@ -22,7 +22,7 @@ from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
 from calsync.domain.limits import Unstorable, bounded, check_item
 from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
 from calsync.domain.privacy import for_room
-from calsync.store import keys, versions
+from calsync.store import due, keys, versions
 from calsync.store.items import (
     Calendar,
     Profile,
@@ -177,6 +177,7 @@ class Repository:
             changed = {keys.user_pk(user_id): (versions.of(item), item)}
             live.publish_changes("meetings", changed)
             live.publish_changes("presence", changed)
+            due.DueStore(self._table).arm_soon(user_id)  # its midnight moved
         return self._profile(user_id, item)
 
     # ---- rooms (keyed by location: docs/adr/0012) -------------------------------------------
@@ -462,10 +463,13 @@ class Repository:
         if removed:
             self.bump_versions([owner_pk])
 
-    def bump_versions(self, pks: Iterable[str]) -> dict[str, int]:
-        """After a write: the versions of the people and rooms among ``pks`` grow (``versions``)."""
+    def bump_versions(
+        self, pks: Iterable[str], *kinds: str, answer: live.Answer | None = None
+    ) -> dict[str, int]:
+        """After a write: the versions of the people and rooms among ``pks`` grow (``versions``;
+        ``kinds`` and ``answer``: what the live channel's events say)."""
         with _mapped_errors("store version"):
-            return versions.bump(self._table, pks)
+            return versions.bump(self._table, pks, *kinds, answer=answer)
 
     def backfill(
         self,

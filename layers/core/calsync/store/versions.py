@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from calsync import live
-from calsync.store import keys
+from calsync.store import due, keys
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -50,10 +50,11 @@ def owners(pks: Iterable[str]) -> list[str]:
     return sorted({pk for pk in pks if pk.startswith((USER_PREFIX, ROOM_PREFIX))})
 
 
-def bump(table: Table, pks: Iterable[str], kind: str = "meetings") -> dict[str, int]:
+def bump(table: Table, pks: Iterable[str], *kinds: str, answer: live.Answer | None = None) -> dict[str, int]:
     """Add one to the version of each person and room among ``pks``; their new versions. Each new
-    version is then published on the live channel (``calsync.live``; ``kind``: what changed for a
-    person, ``meetings`` or ``presence``), which never fails the write.
+    version is then published on the live channel (``calsync.live``; ``kinds``: what changed for a
+    person, ``meetings`` (the default) and/or ``presence``, whose event carries ``answer``'s fields),
+    which never fails the write.
 
     One UpdateItem each (callers pass the distinct owners one write touched). Errors are the
     store's (``ClientError``); callers run this inside their ``_mapped_errors``."""
@@ -84,5 +85,12 @@ def bump(table: Table, pks: Iterable[str], kind: str = "meetings") -> dict[str, 
                 continue
         out[pk] = of(attributes)
         items[pk] = (out[pk], dict(attributes))
-    live.publish_changes(kind, items)
+    kinds = kinds or ("meetings",)
+    if "meetings" in kinds:  # when the meetings change next by time is for the schedule to find out
+        soon = due.DueStore(table)
+        for pk in out:
+            if pk.startswith(USER_PREFIX):
+                soon.arm_soon(pk.removeprefix(USER_PREFIX))
+    for kind in kinds:
+        live.publish_changes(kind, items, answer if kind == "presence" else None)
     return out

@@ -1,0 +1,195 @@
+"""Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule runs it,
+with a frozen clock on moto. The presence API writes down when a person's answers change by time;
+the schedule publishes at (after) that instant, with no client timer: a meeting starting or ending,
+a session expiring; nothing when nothing is due."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from calsync import live
+from calsync.config import get_presence_settings
+from calsync.store import due, keys
+from calsync.store.repository import Repository
+from tests.support import apigw
+from tests.support.apigw import LambdaContext, answer, calendar, occurrence
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
+ALICE = apigw.claims("alice", ["hq"])
+BOB = apigw.claims("bob", ["hq"])
+SCHEDULED = {
+    "version": "0",
+    "id": "x",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-20T09:00:00Z",
+    "region": "eu-west-1",
+    "resources": [],
+    "detail": {},
+}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, channel: str, events: list[Any]) -> bool:
+        self.events += [(channel, dict(e)) for e in events]
+        return True
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for _, e in self.events if e["type"] == kind]
+
+
+@dataclass
+class World:
+    table: Any
+    published: Recorder
+    now: datetime = NOW
+    context: LambdaContext = field(default_factory=LambdaContext)
+
+    def presence(self, method: str, path: str, claims: dict[str, Any], body: Any = None) -> Any:
+        module = importlib.import_module("functions.presence.app")
+        event = apigw.event(method, path, claims=claims, body=body)
+        return answer(module.lambda_handler(event, self.context))
+
+    def tick(self, at: datetime) -> dict[str, Any]:
+        """The schedule's run at ``at``."""
+        self.now = at
+        module = importlib.import_module("functions.live_due.app")
+        return dict(module.lambda_handler(SCHEDULED, self.context))
+
+
+@pytest.fixture
+def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for name in ("PHOTO_BUCKET", "PRESENCE_BUS_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SESSION_TTL_SECONDS", str(8 * 3600))
+    get_presence_settings.cache_clear()
+    presence = importlib.import_module("functions.presence.app")
+    scheduled = importlib.import_module("functions.live_due.app")
+    recorder = Recorder()
+    w = World(moto_table, recorder)
+    live.use(recorder)
+    saved = presence.clock, scheduled.clock
+    presence.set_aws(table=moto_table)
+    scheduled.set_dependencies(table=moto_table)
+    presence.clock = scheduled.clock = lambda: w.now
+    repo = Repository(moto_table)
+    repo.set_member_locations("alice", ["hq"])
+    repo.set_member_locations("bob", ["hq"])
+    due.DueStore(moto_table).set_cursor(NOW)  # the schedule has been running every minute
+    try:
+        yield w
+    finally:
+        presence.clock, scheduled.clock = saved
+        presence.set_aws()
+        scheduled.set_dependencies()
+        live.use(None)
+        get_presence_settings.cache_clear()
+
+
+def meeting(world: World, name: str, start: datetime, end: datetime) -> None:
+    repo = Repository(world.table)
+    cal = calendar(repo, "cal-a", "acc-a", "alice", subscribers={"USER#alice": "primary"})
+    repo.store_occurrences(cal, [occurrence(cal, name, name, start, end)])
+
+
+def sign_in(world: World) -> None:
+    assert world.presence("POST", "/v1/me/sessions", ALICE).status == 201
+
+
+def test_a_meeting_starting_publishes_one_presence_event_with_a_grown_version(world: World) -> None:
+    meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
+    sign_in(world)
+    world.tick(NOW + timedelta(minutes=1))  # the sync's "look again": nothing changed by time yet
+    signed_in = world.published.of("presence")[-1]
+    assert signed_in["presence"]["status"] == "available"
+    world.published.events.clear()
+
+    world.tick(NOW + timedelta(minutes=29))
+    assert world.published.events == []  # nothing due before the meeting
+
+    world.tick(NOW + timedelta(minutes=30, seconds=20))
+    [event] = world.published.of("presence")
+    assert event["id"] == "alice" and event["version"] > signed_in["version"]
+    assert event["presence"]["status"] == "busy"
+    assert event["presence"]["inMeetingUntil"].startswith("2026-11-20T09:45")
+    # the same answer a colleague GETs, with its ETag: no refetch needed (and a 304 if one is made)
+    got = world.presence("GET", "/v1/users/alice/presence", BOB)
+    assert json.loads(got.body) == event["presence"] and got.headers["ETag"] == event["etag"]
+
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=45))
+    [ended] = world.published.of("presence")
+    assert ended["presence"]["status"] == "available" and ended["version"] > event["version"]
+
+
+def test_a_session_expiring_publishes_offline(world: World) -> None:
+    sign_in(world)
+    world.published.events.clear()
+    world.tick(NOW + timedelta(hours=7, minutes=59))
+    assert world.published.events == []
+    world.tick(NOW + timedelta(hours=8))
+    [event] = world.published.of("presence")
+    assert event["presence"]["status"] == "offline" and event["presence"]["acceptsCalls"] is False
+    world.published.events.clear()
+    world.tick(NOW + timedelta(hours=8, minutes=1))
+    assert world.published.events == []  # offline for good: nothing armed any more
+    assert not due.DueStore(world.table).page(due.bucket_pk(NOW + timedelta(days=1)), 10)
+
+
+def test_nothing_is_published_when_nothing_is_due(world: World) -> None:
+    sign_in(world)  # armed: the session's expiry, 8 h on
+    world.published.events.clear()
+    for minute in range(1, 6):
+        done = world.tick(NOW + timedelta(minutes=minute))
+        assert done["presence"] == 0 and done["meetings"] == 0
+    assert world.published.events == []
+
+
+def test_a_meeting_leaving_the_meetings_answer_tells_the_person(world: World) -> None:
+    meeting(world, "early", NOW - timedelta(hours=1), NOW - timedelta(minutes=30))
+    world.tick(NOW)  # the sync's "look again": arms the instant the meeting leaves the answer (U2)
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=30))
+    assert world.published.events == []
+    world.tick(NOW + timedelta(minutes=31))  # ended 61 min before: it leaves the list (U2)
+    [event] = world.published.of("meetings")
+    assert event["id"] == "alice"
+    assert world.published.of("presence") == []  # alice has no session: her presence did not change
+
+
+def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) -> None:
+    meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
+    sign_in(world)
+    world.tick(NOW + timedelta(minutes=1))
+    world.now = NOW + timedelta(minutes=10)
+    assert world.presence("PUT", "/v1/me/presence", ALICE, body={"status": "away"}).status == 200
+    [event] = world.published.of("presence")[-1:]
+    assert event["presence"]["status"] == "away"
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=30))  # the meeting starts, but a chosen status wins (P6)
+    assert world.published.events == []
+
+
+def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
+    module = importlib.import_module("functions.live_due.app")
+    store, service = module._parts()
+    for user in ("u1", "u2", "u3"):
+        store.arm(user, NOW - timedelta(seconds=30))
+    calls = iter([True, False])
+    first = module.run(store, service, NOW, in_time=lambda: next(calls, False))
+    assert (first.people, first.finished) == (1, False)
+    second = module.run(store, service, NOW)
+    assert (second.people, second.finished) == (2, True)
+    assert store.page(due.bucket_pk(NOW), 10) == []
+    assert keys.user_pk("u1") == "USER#u1"
