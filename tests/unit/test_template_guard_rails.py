@@ -82,7 +82,14 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         and a["ComparisonOperator"] == "GreaterThanThreshold"
         and _notifies_topic(a)
     }
-    assert dlqs == {"CaldavSyncDLQ", "GoogleSyncDLQ", "MicrosoftSyncDLQ", "PollDLQ", "ScheduleDLQ"}
+    assert dlqs == {
+        "CaldavSyncDLQ",
+        "GoogleSyncDLQ",
+        "MicrosoftSyncDLQ",
+        "PollDLQ",
+        "CleanupDLQ",
+        "ScheduleDLQ",
+    }
     assert dlqs <= watched
 
 

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from calsync.store import keys
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.jobs import SyncJob, enqueue_many
+from calsync.sync.tasks import ShardTask, send_tasks
 
 POLL_EVERY = timedelta(minutes=5)
 RECONCILE_EVERY = timedelta(hours=6)
@@ -53,20 +54,14 @@ MAX_STALENESS = POLL_EVERY * QUIET_EVERY  # 30 minutes between two polls of any 
 Provider = Literal["caldav", "google"]
 
 
-class PollTask(BaseModel):
-    """One message on the poll queue: poll ``shard`` of ``provider``'s registry for ``run``,
-    starting after the sort key ``after`` (None: from its first entry)."""
+class PollTask(ShardTask):
+    """One message on the poll queue (a ``calsync.sync.tasks.ShardTask`` of kind ``poll``): poll
+    ``shard`` of ``provider``'s registry for ``run``, starting after the sort key ``after``."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    provider: Provider
+    kind: Literal["poll"] = "poll"
     shard: int = Field(ge=0, lt=keys.POLL_SHARDS)
-    run: int = Field(ge=0)
-    after: str | None = Field(default=None, min_length=1, max_length=1024)
+    provider: Provider
     adaptive: bool = False
-
-    def body(self) -> str:
-        return self.model_dump_json(exclude_none=True)
 
 
 @dataclass(slots=True)
@@ -115,15 +110,7 @@ def dispatch(
     tasks = [
         PollTask(provider=provider, shard=s, run=run, adaptive=adaptive) for s in range(keys.POLL_SHARDS)
     ]
-    failed: list[int] = []
-    for start in range(0, len(tasks), 10):
-        chunk = tasks[start : start + 10]
-        resp = sqs_client.send_message_batch(
-            QueueUrl=poll_queue_url,
-            Entries=[{"Id": str(i), "MessageBody": t.body()} for i, t in enumerate(chunk)],
-        )
-        failed += [chunk[int(f["Id"])].shard for f in resp.get("Failed", [])]
-    return failed
+    return [t.shard for t in send_tasks(sqs_client, poll_queue_url, tasks)]
 
 
 def _job(entry: PollEntry, run: int) -> tuple[SyncJob, str]:
