@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 
 from calsync.config import get_settings
 from calsync.observability import logger, metrics
+from calsync.store.hosts import HostBudgets, configured_rate
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync import budget as budgets
 from calsync.sync.poll import PollTask, poll_shard
@@ -48,6 +49,7 @@ def set_dependencies(**overrides: Any) -> None:
     _overrides.clear()
     _overrides.update(overrides)
     _state.cache_clear()
+    _hosts.cache_clear()
     _sqs.cache_clear()
 
 
@@ -56,6 +58,12 @@ def _state() -> SyncStateStore:
     return SyncStateStore(
         _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     )
+
+
+@functools.cache
+def _hosts() -> HostBudgets:
+    table = _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
+    return HostBudgets(table, configured_rate())
 
 
 @functools.cache
@@ -80,14 +88,21 @@ def _poll_queue_url() -> str:
 def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None:
     extra: dict[str, Any] = {"provider": task.provider, "shard": task.shard, "run": task.run}
     kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
+    hosts = _hosts() if task.provider == "caldav" else None  # the per-server budget (docs/adr/0020)
     summary = poll_shard(
-        _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, **kwargs
+        _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, hosts=hosts, **kwargs
     )
     if summary.failed:
         logger.warning(
             "jobs not sent; the next poll sends them", extra={**extra, "calendars": summary.failed}
         )
         metrics.add_metric(name="PollJobsNotSent", unit=MetricUnit.Count, value=len(summary.failed))
+    if summary.deferred:
+        logger.info(
+            "calendars deferred: their server is backing off or over budget",
+            extra={**extra, "deferred": summary.deferred, "hosts": summary.throttled_hosts},
+        )
+        metrics.add_metric(name="PollDeferred", unit=MetricUnit.Count, value=summary.deferred)
     logger.info(
         "poll shard done" if summary.rest is None else "poll shard: the rest is handed back",
         extra={**extra, "read": summary.read, "enqueued": summary.enqueued, "resting": summary.resting},
