@@ -17,6 +17,7 @@ import boto3
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
 from calsync.observability import logger, metrics
+from calsync.store.hosts import configured_rate
 from calsync.sync.jobs import SyncJob
 from calsync.sync.queue_worker import QueueWorker, backoff
 from calsync_caldav.worker import CalDAVSyncWorker, guarded_client_factory
@@ -65,7 +66,13 @@ def worker() -> CalDAVSyncWorker:
         allow_local=bool(o["allow_local"] if "allow_local" in o else get_settings().local),
         resolve=o.get("resolve"),
     )
-    return CalDAVSyncWorker(table, box, links=o.get("links") or get_settings().links, client_factory=clients)
+    return CalDAVSyncWorker(
+        table,
+        box,
+        links=o.get("links") or get_settings().links,
+        client_factory=clients,
+        host_jobs_per_minute=int(o.get("host_jobs_per_minute") or configured_rate()),
+    )
 
 
 def _queue_url() -> str | None:

@@ -1,64 +1,105 @@
-"""Cleanup of ended events (rule S9), run by an EventBridge schedule.
+"""Cleanup of ended events (rule S9), fanned out (``calsync.sync.cleanup``; docs/adr/0020).
 
-Deletes every stored occurrence copy (and occurrence index entry) that ended more than 61 minutes
-ago, through the hour buckets of the KEYS_ONLY index gsi1 (never a Scan): see
-docs/cleanup-scaling.md. A cursor remembers the first hour that still has to be read; it is set to
-the start of the hour of ``now - 61 min``, so the partial hour is read again on the next run.
-DynamoDB's TTL (expiresAt) is only a backstop; reads never rely on either having run.
+Two event sources, one function:
+- the EventBridge schedule (every 15 minutes) *dispatches*: one ``CleanupTask`` per shard of the
+  hour buckets to the CleanupQueue (two SendMessageBatch calls, nothing read);
+- the CleanupQueue (``BatchSize: 1``, up to 16 at once) runs one task per invocation: at most
+  ``CLEANUP_PAGE`` = 1,000 keys of one shard deleted under the time budget, the rest handed back.
+
+DynamoDB's TTL (expiresAt) is only a backstop; reads never rely on either having run
+(docs/cleanup-scaling.md).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.config import get_settings
 from calsync.domain.models import UTC
 from calsync.observability import logger, metrics
-from calsync.store.repository import ENDED_GRACE, Repository
+from calsync.store.keys import CLEANUP_SHARDS
+from calsync.store.repository import Repository
+from calsync.sync import budget as budgets
+from calsync.sync.cleanup import CleanupTask, clean_shard, dispatch
+from calsync.sync.tasks import handle_record
 
-DEFAULT_LOOKBACK = timedelta(hours=48)  # how far back the first run (no cursor yet) looks
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# The clock and the repository are looked up at call time, so tests can replace them.
+# The clock and the dependencies are looked up at call time, so tests can replace them.
 clock: Callable[[], datetime] = utc_now
+_overrides: dict[str, Any] = {}
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@lru_cache(maxsize=1)
+def set_dependencies(**overrides: Any) -> None:
+    """Tests: ``table``, ``sqs``, ``task_queue_url``, ``limit`` (keys per task); no arguments
+    restores the defaults."""
+    _overrides.clear()
+    _overrides.update(overrides)
+    repository.cache_clear()
+
+
+@functools.cache
 def repository() -> Repository:
-    return Repository(boto3.resource("dynamodb").Table(get_settings().table_name))
+    return Repository(_overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name))
 
 
-def next_cursor(now: datetime) -> datetime:
-    """The start of the hour of ``now - 61 min``: that hour may still receive ended events."""
-    return (now.astimezone(UTC) - ENDED_GRACE).replace(minute=0, second=0, microsecond=0)
+def _sqs() -> Any:
+    return _overrides.get("sqs") or boto3.client("sqs")
 
 
-def clean(repo: Repository, now: datetime) -> int:
-    """Delete what ended in [cursor, now - 61 min); move the cursor. Returns the items deleted."""
-    since = repo.get_cleanup_cursor() or now.astimezone(UTC) - DEFAULT_LOOKBACK
-    deleted = repo.delete_ended(now, since)
-    repo.set_cleanup_cursor(next_cursor(now))
-    logger.info("cleanup done", extra={"since": since.isoformat(), "deleted": deleted})
-    return deleted
+def _queue_url() -> str:
+    return str(_overrides.get("task_queue_url") or get_settings().task_queue_url)
+
+
+def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask | None:
+    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
+    summary = clean_shard(repository(), task, clock(), budget=budget, **kwargs)
+    logger.info(
+        "cleanup shard done" if summary.rest is None else "cleanup shard: the rest is handed back",
+        extra={"shard": task.shard, "run": task.run, "deleted": summary.deleted, "queries": summary.queries},
+    )
+    metrics.add_metric(name="EndedItemsDeleted", unit=MetricUnit.Count, value=summary.deleted)
+    return summary.rest
+
+
+def _hand_back(rest: CleanupTask) -> None:
+    _sqs().send_message(QueueUrl=_queue_url(), MessageBody=rest.body())
+
+
+def record_handler(record: SQSRecord) -> None:
+    handle_record(record.body, CleanupTask, _run, _hand_back)
+
+
+def _dispatch() -> dict[str, Any]:
+    failed = dispatch(_sqs(), _queue_url(), clock())
+    if failed:
+        logger.error("cleanup tasks not sent; their shards wait for the next run", extra={"shards": failed})
+        metrics.add_metric(name="CleanupTasksNotSent", unit=MetricUnit.Count, value=len(failed))
+    logger.info("cleanup dispatched", extra={"shards": CLEANUP_SHARDS - len(failed)})
+    return {"dispatched": CLEANUP_SHARDS - len(failed), "failed": len(failed)}
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    logger.debug("scheduled run", extra={"scheduled_time": event.get("time")})
-    deleted = clean(repository(), clock())
-    metrics.add_metric(name="EndedItemsDeleted", unit=MetricUnit.Count, value=deleted)
-    return {"deleted": deleted}
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" not in (event or {}):  # the schedule (an EventBridge scheduled event)
+        return _dispatch()
+    with budgets.running(budgets.LambdaBudget.of(context)):
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )

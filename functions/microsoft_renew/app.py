@@ -1,7 +1,10 @@
 """Microsoft schedules (S4, S5, S7): renew subscriptions at half-life at the latest, reconcile.
 
-Each run lists the mailboxes (the subscription registry, one Query per shard) and queues mailbox
-jobs on the MicrosoftSyncQueue; the sync worker does the Graph calls:
+Fanned out like the poll (``calsync_microsoft.schedule``; docs/adr/0020): a schedule dispatches one
+task per shard of the mailbox registry to the MicrosoftRenewQueue, and the queue's invocations (this
+function too) each read at most 1,000 mailboxes of one shard and queue their mailbox jobs on the
+MicrosoftSyncQueue under the time budget, handing the rest back; the sync worker does the Graph
+calls:
 
 - ``renew`` (every hour): mailboxes whose subscription expires within half the configured lifetime
   get a ``renew`` job (PATCH, or a new subscription when Graph removed it). Renewing uses the
@@ -25,16 +28,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from calsync.observability import logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from calsync.config import get_settings
+from calsync.observability import logger, metrics
+from calsync.store.keys import MS_SUB_SHARDS
+from calsync.sync import budget as budgets
+from calsync.sync.tasks import handle_record
 from calsync_microsoft import wiring
-from calsync_microsoft.jobs import MailboxJob, enqueue_many
 from calsync_microsoft.registry import MicrosoftRegistry
+from calsync_microsoft.schedule import Job, MicrosoftTask, dispatch, run_task
 from calsync_microsoft.subscriptions import renew_before
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 _overrides: dict[str, Any] = {}
+processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def utc_now() -> datetime:
@@ -45,7 +57,8 @@ clock: Callable[[], datetime] = utc_now
 
 
 def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``queue_url``, ``settings``."""
+    """Tests: ``table``, ``sqs``, ``queue_url`` (the sync queue), ``task_queue_url``, ``settings``,
+    ``limit`` (mailboxes per task)."""
     _overrides.clear()
     _overrides.update(overrides)
     _wired.cache_clear()
@@ -57,33 +70,53 @@ def _wired() -> tuple[Any, Any, str, Any]:
     return MicrosoftRegistry(wiring.table_of(_overrides)), sqs, url, wiring.settings_of(_overrides)
 
 
-def run(task: str, now: datetime) -> int:
+def _task_queue_url() -> str:
+    return str(_overrides.get("task_queue_url") or get_settings().task_queue_url)
+
+
+def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftTask | None:
     registry, sqs, url, settings = _wired()
-    if task == "poll":
-        jobs = [
-            MailboxJob(user_id=u, account_id=a, calendar_ids=cals, reason="poll")
-            for u, a, cals in registry.polled_mailboxes()
-        ]
-    elif task == "reconcile":
-        due = list(registry.mailboxes_due(datetime.max.replace(tzinfo=UTC)))
-        jobs = [
-            MailboxJob(
-                user_id=u, account_id=a, action="renew", full=True, list_calendars=True, reason="reconcile"
-            )
-            for u, a, _ in due
-        ]
-    else:
-        due = list(registry.mailboxes_due(renew_before(now, settings.subscription_lifetime)))
-        jobs = [
-            MailboxJob(user_id=u, account_id=a, action="renew", list_calendars=True, reason="renew")
-            for u, a, _ in due
-        ]
-    failed = enqueue_many(sqs, url, jobs)
-    logger.info("microsoft schedule", extra={"task": task, "queued": len(jobs) - failed, "failed": failed})
-    return len(jobs) - failed
+    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
+    before = renew_before(clock(), settings.subscription_lifetime)
+    summary = run_task(registry, sqs, url, task, before, budget=budget, **kwargs)
+    extra = {"task": task.job, "shard": task.shard, "run": task.run, "read": summary.read}
+    if summary.failed:
+        logger.warning(
+            "mailbox jobs not sent; the next run sends them", extra={**extra, "failed": summary.failed}
+        )
+        metrics.add_metric(name="MailboxJobsNotSent", unit=MetricUnit.Count, value=summary.failed)
+    logger.info(
+        "microsoft schedule shard done"
+        if summary.rest is None
+        else "microsoft schedule: the rest is handed back",
+        extra={**extra, "queued": summary.queued},
+    )
+    metrics.add_metric(name="MailboxJobsQueued", unit=MetricUnit.Count, value=summary.queued)
+    return summary.rest
+
+
+def _hand_back(rest: MicrosoftTask) -> None:
+    _wired()[1].send_message(QueueUrl=_task_queue_url(), MessageBody=rest.body())
+
+
+def record_handler(record: SQSRecord) -> None:
+    handle_record(record.body, MicrosoftTask, _run, _hand_back)
 
 
 @logger.inject_lambda_context
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    task = str((event or {}).get("task") or "renew")
-    return {"task": task, "queued": run(task, clock())}
+    if "Records" in (event or {}):
+        with budgets.running(budgets.LambdaBudget.of(context)):
+            return process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+    job: Job = {"reconcile": "reconcile", "poll": "poll"}.get(str((event or {}).get("task")), "renew")  # type: ignore[assignment]
+    failed = dispatch(_wired()[1], _task_queue_url(), job, clock())
+    if failed:
+        logger.error(
+            "microsoft schedule tasks not sent; their shards wait for the next run", extra={"shards": failed}
+        )
+        metrics.add_metric(name="MailboxTasksNotSent", unit=MetricUnit.Count, value=len(failed))
+    logger.info("microsoft schedule dispatched", extra={"task": job, "shards": MS_SUB_SHARDS - len(failed)})
+    return {"task": job, "dispatched": MS_SUB_SHARDS - len(failed), "failed": len(failed)}

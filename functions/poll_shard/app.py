@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from pydantic import ValidationError
 
 from calsync.config import get_settings
 from calsync.observability import logger, metrics
+from calsync.store.hosts import HostBudgets, configured_rate
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync import budget as budgets
 from calsync.sync.poll import PollTask, poll_shard
+from calsync.sync.tasks import handle_record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -48,6 +49,7 @@ def set_dependencies(**overrides: Any) -> None:
     _overrides.clear()
     _overrides.update(overrides)
     _state.cache_clear()
+    _hosts.cache_clear()
     _sqs.cache_clear()
 
 
@@ -56,6 +58,12 @@ def _state() -> SyncStateStore:
     return SyncStateStore(
         _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
     )
+
+
+@functools.cache
+def _hosts() -> HostBudgets:
+    table = _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
+    return HostBudgets(table, configured_rate())
 
 
 @functools.cache
@@ -77,37 +85,40 @@ def _poll_queue_url() -> str:
     return str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
 
 
-def record_handler(record: SQSRecord) -> None:
-    try:
-        task = PollTask.model_validate_json(record.body)
-    except ValidationError as exc:  # X5: it would fail forever; the next run sends a good one
-        logger.warning("malformed poll task dropped", extra={"error": str(exc)[:500]})
-        metrics.add_metric(name="PollTaskMalformed", unit=MetricUnit.Count, value=1)
-        return
+def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None:
     extra: dict[str, Any] = {"provider": task.provider, "shard": task.shard, "run": task.run}
-    budget = budgets.current()
-    if budget is not None and budget.exhausted():
-        rest = task
-        summary = None
-    else:
-        kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
-        summary = poll_shard(
-            _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, **kwargs
+    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
+    hosts = _hosts() if task.provider == "caldav" else None  # the per-server budget (docs/adr/0020)
+    summary = poll_shard(
+        _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, hosts=hosts, **kwargs
+    )
+    if summary.failed:
+        logger.warning(
+            "jobs not sent; the next poll sends them", extra={**extra, "calendars": summary.failed}
         )
-        rest = summary.rest
-        if summary.failed:
-            logger.warning(
-                "jobs not sent; the next poll sends them", extra={**extra, "calendars": summary.failed}
-            )
-            metrics.add_metric(name="PollJobsNotSent", unit=MetricUnit.Count, value=len(summary.failed))
+        metrics.add_metric(name="PollJobsNotSent", unit=MetricUnit.Count, value=len(summary.failed))
+    if summary.deferred:
         logger.info(
-            "poll shard done" if rest is None else "poll shard: the rest is handed back",
-            extra={**extra, "read": summary.read, "enqueued": summary.enqueued, "resting": summary.resting},
+            "calendars deferred: their server is backing off or over budget",
+            extra={**extra, "deferred": summary.deferred, "hosts": summary.throttled_hosts},
         )
-        metrics.add_metric(name="PollEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
-        metrics.add_metric(name="PollReconciles", unit=MetricUnit.Count, value=summary.reconciles)
-    if rest is not None:  # a failure here fails the record: it comes back whole (jobs are deduplicated)
-        _sqs().send_message(QueueUrl=_poll_queue_url(), MessageBody=rest.body())
+        metrics.add_metric(name="PollDeferred", unit=MetricUnit.Count, value=summary.deferred)
+    logger.info(
+        "poll shard done" if summary.rest is None else "poll shard: the rest is handed back",
+        extra={**extra, "read": summary.read, "enqueued": summary.enqueued, "resting": summary.resting},
+    )
+    metrics.add_metric(name="PollEnqueued", unit=MetricUnit.Count, value=summary.enqueued)
+    metrics.add_metric(name="PollReconciles", unit=MetricUnit.Count, value=summary.reconciles)
+    return summary.rest
+
+
+def _hand_back(rest: PollTask) -> None:
+    _sqs().send_message(QueueUrl=_poll_queue_url(), MessageBody=rest.body())
+
+
+def record_handler(record: SQSRecord) -> None:
+    # the generic shard-task loop (calsync.sync.tasks): malformed tasks dropped, budget, hand-back
+    handle_record(record.body, PollTask, _run, _hand_back)
 
 
 @logger.inject_lambda_context

@@ -31,6 +31,7 @@ from calsync.config import get_settings
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
+from calsync.store.hosts import HostBudgets
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
 from calsync_caldav.worker import collection_url
@@ -429,4 +430,24 @@ def test_a_503_without_retry_after_is_retried_later_with_backoff(
     assert attrs["ApproximateNumberOfMessagesNotVisible"] == "1"
     (retried,) = [r for r in caplog.records if r.getMessage() == "sync failed"]  # S13: one line
     assert getattr(retried, "error_class", "") == "SourceThrottled" and getattr(retried, "retry_in", 0) > 0
+    assert icloud.titles() == []
+
+
+def test_a_429_with_retry_after_backs_off_the_partition_host_not_the_discovery_host(
+    icloud: ICloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 16 B (docs/providers/icloud.md I10, I2): the budget and the backoff are per server host,
+    # and iCloud's calendars live on partition hosts: a 429 with Retry-After (delay-seconds) from
+    # the partition backs off that host for those seconds; the job is retried, the account stays
+    _connected(icloud)
+    icloud.put("standup", "Standup", NOW + timedelta(hours=2))
+    icloud.partition.fault = lambda method, path: (429, {"Retry-After": "90"}, b"")
+    caplog.clear()
+    failed = icloud.drain()
+    assert len(failed) == 1 and len(failed[0]["batchItemFailures"]) == 1
+    throttled = [r for r in caplog.records if "throttles calsync" in r.getMessage()]
+    assert [(r.levelname, getattr(r, "host", "")) for r in throttled] == [("WARNING", PARTITION)]
+    hosts = HostBudgets(icloud.table)
+    assert hosts.state(PARTITION).backoff_until == NOW + timedelta(seconds=90)
+    assert hosts.state(DISCOVERY).backoff_until is None
     assert icloud.titles() == []

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from calsync.store.accounts import (
     account_id_for,
     calendar_id_for,
 )
+from calsync.store.hosts import HostBudgets
 from calsync.store.items import Calendar
 from calsync.store.keys import poll_shard
 from calsync.store.repository import Repository
@@ -48,7 +50,7 @@ from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
 from calsync_caldav.client import CalDAVClient
 from calsync_caldav.source import CalDAVSource, dump_cursor, load_cursor
-from calsync_caldav.worker import CalDAVSyncWorker
+from calsync_caldav.worker import CalDAVSyncWorker, RetryLater
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
 from local.sources import sqs_record, to_delete
@@ -256,6 +258,7 @@ def make_world(
             base_url=base_url,
             allow_local=True,  # X6 on every connection; the test servers are on loopback
             on_response=lambda r: world.requests.append(f"{r.request.method} {r.status_code}"),
+            clock=lambda: sync_app.clock(),  # noqa: PLW0108 - the frozen clock of the sync (Retry-After dates)
         )
         if client_hook is not None:
             client_hook(client)
@@ -642,6 +645,88 @@ def test_503_with_retry_after_is_retried_then_succeeds(
     answers = w.drain(NOW + timedelta(minutes=2))
     assert answers and answers[0]["batchItemFailures"] == []
     assert [t for t, _ in w.listed(NOW)] == ["A"]
+
+
+def test_429_with_an_http_date_backs_the_host_off_and_the_poll_defers_its_calendars(
+    proxied: tuple[World, FaultyProxy], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 16 B: a 429 with Retry-After as an HTTP-date (RFC 9110 §10.2.3) backs off the whole
+    # host: the job is retried later (the account is not failed), one WARNING line and a metric say
+    # so, other jobs of the host wait without a request, and the poll defers (not drops) its calendars
+    w, proxy = proxied
+    w.put("a", ics("a", "A", at(1), at(2)))
+    w.enqueue()
+    assert w.drain(NOW)[0]["batchItemFailures"] == []
+    until = NOW + timedelta(minutes=10)
+    proxy.fault = lambda method, path: (
+        429,
+        {"Retry-After": format_datetime(until, usegmt=True)},
+        b"slow down",
+    )
+    w.enqueue("poll")
+    capsys.readouterr()
+    assert len(w.drain(NOW)[0]["batchItemFailures"]) == 1
+    out = capsys.readouterr().out
+    throttled = [r for r in caplog.records if "the CalDAV server throttles calsync" in r.getMessage()]
+    assert [r.levelname for r in throttled] == ["WARNING"]
+    assert '"CaldavHostThrottled":[1.0]' in out
+    assert HostBudgets(w.table).state("127.0.0.1").backoff_until == until
+    account = AccountRepository(w.table).get_account(w.user, w.account_id)
+    assert account is not None and account.status == "active"  # not failed, not reauth_required
+    proxy.fault = None
+    seen = proxy.requests
+    with pytest.raises(RetryLater) as retry:  # another job of the host (the queue would retry it)
+        sync_app.worker().run(w.job("config"), NOW + timedelta(minutes=1))
+    assert retry.value.delay == 9 * 60
+    assert proxy.requests == seen  # waited without a request
+    assert w.poll(NOW + timedelta(minutes=5)) == 0  # deferred: the host backs off
+    assert SyncStateStore(w.table).poll_page("caldav", poll_shard(w.calendar_id))[0]  # still registered
+    assert w.poll(NOW + timedelta(minutes=15)) == 1  # the backoff is over: polled again
+
+
+def test_the_poll_keeps_to_each_hosts_budget_and_defers_the_rest(moto_table: Any) -> None:
+    # issue 16 B: 5 jobs a minute for one host: a poll of 8 of its calendars sends 5 and defers 3
+    # (still registered); a minute later the bucket has 5 more and they go
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName=f"sync-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    polls = PollFanOut(moto_table, sqs, {"caldav": url})
+    try:
+        from calsync.store.sync_state import PollEntry
+
+        state = SyncStateStore(moto_table)
+        for i in range(8):
+            state.register_poll(
+                "caldav",
+                PollEntry(
+                    calendar_id=f"cal-{i}", user_id="u", account_id="a", changed_at=NOW, host="p01.example"
+                ),
+            )
+        state.register_poll(
+            "caldav", PollEntry(calendar_id="other", user_id="u", account_id="b", changed_at=NOW)
+        )
+        os_rate = {"CALDAV_HOST_JOBS_PER_MINUTE": "5"}
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in os_rate.items():
+                mp.setenv(k, v)
+            from functions.poll_shard import app as shard_app
+
+            shard_app.set_dependencies(**{**shard_app._overrides})
+            poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
+            event = json.loads(
+                (Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text()
+            )
+            poll_app.clock = lambda: NOW
+            poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+            polls.run(NOW)
+            assert queue_depth(sqs, url) == 5 + 1  # 5 of the host's 8, and the other server's one
+            poll_app.clock = lambda: NOW + timedelta(minutes=5)
+            poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+            polls.run(NOW + timedelta(minutes=5))
+            assert queue_depth(sqs, url) == 6 + 5 + 1  # the bucket refilled (5 a minute, 5 at most)
+    finally:
+        polls.close()
+        poll_app.set_dependencies()
+        poll_app.clock = poll_app.utc_now
 
 
 def test_failing_job_lands_in_the_dead_letter_queue(

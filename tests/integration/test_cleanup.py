@@ -6,20 +6,29 @@ The clock is frozen: ``now`` is passed explicitly, or the handler's ``clock`` is
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
 from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
+from calsync.sync import cleanup
 from functions.cleanup import app
+from tests.support.apigw import LambdaContext
+from tests.support.tasks import TaskQueue, run_cleanup
+from tests.support.template import table_create_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 3, 10, 12, 20, 30, tzinfo=UTC)
@@ -68,9 +77,14 @@ def counted(table: Any) -> Iterator[Counter[str]]:
 
 
 def clean(repo: Repository, now: datetime) -> tuple[int, Counter[str]]:
+    """One scheduled run: its 16 shard tasks (and what they hand back), as the queue runs them."""
     with counted(repo.table) as calls:
-        deleted = app.clean(repo, now)
+        deleted = run_cleanup(repo, now).total
     return deleted, calls
+
+
+def cursors(repo: Repository) -> set[datetime | None]:
+    return {repo.get_cleanup_cursor(s) for s in range(keys.CLEANUP_SHARDS)}
 
 
 @pytest.fixture
@@ -126,7 +140,7 @@ def test_a_second_run_deletes_nothing_more_and_a_later_run_catches_up(repo: Repo
     over = occ("over", NOW - GRACE - timedelta(minutes=30))
     store(repo, exactly, over)
     assert clean(repo, NOW)[0] == 4
-    assert repo.get_cleanup_cursor() == datetime(2025, 3, 10, 11, tzinfo=UTC)  # hour of now - 61 min
+    assert cursors(repo) == {datetime(2025, 3, 10, 11, tzinfo=UTC)}  # hour of now - 61 min
     deleted, calls = clean(repo, NOW)
     assert deleted == 0
     assert calls["BatchWriteItem"] == 0
@@ -142,7 +156,7 @@ def test_first_run_looks_back_48_hours(repo: Repository, table: Any) -> None:
     inside = occ("inside", NOW - timedelta(hours=47))
     outside = occ("outside", NOW - timedelta(hours=50))
     store(repo, inside, outside)
-    assert repo.get_cleanup_cursor() is None
+    assert cursors(repo) == {None}
     deleted, calls = clean(repo, NOW)
     assert deleted == 4
     assert remaining(table) == ids(outside)
@@ -152,7 +166,8 @@ def test_first_run_looks_back_48_hours(repo: Repository, table: Any) -> None:
 
 def test_works_across_many_hours_since_the_cursor(repo: Repository, table: Any) -> None:
     # rule S9: a function that did not run for a day catches up in one run, every hour and shard
-    repo.set_cleanup_cursor(NOW - timedelta(days=1))
+    for shard in range(keys.CLEANUP_SHARDS):
+        repo.advance_cleanup_cursor(shard, NOW - timedelta(days=1))
     ended = [
         occ(f"e{h}", NOW - timedelta(hours=h, minutes=2), calendar_id=f"cal-{h % 3}") for h in range(2, 24)
     ]
@@ -207,30 +222,175 @@ def test_items_of_every_shard_are_found(repo: Repository, table: Any) -> None:
     assert remaining(table) == set()
 
 
-def test_handler_with_the_sample_schedule_event(
-    repo: Repository, table: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # rule S9: the scheduled function itself (events/cleanup-schedule.json, as `sam local invoke -e`)
+@contextmanager
+def deletes(table: Any) -> Iterator[list[int]]:
+    """Counts the keys sent in BatchWriteItem delete requests meanwhile (``[n]``)."""
+    count = [0]
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        count[0] += sum(len(reqs) for reqs in params["RequestItems"].values())
+
+    events = table.meta.client.meta.events
+    events.register("provide-client-params.dynamodb.BatchWriteItem", seen)
+    try:
+        yield count
+    finally:
+        events.unregister("provide-client-params.dynamodb.BatchWriteItem", seen)
+
+
+@pytest.fixture
+def queued(moto_table: Any) -> Iterator[tuple[Repository, TaskQueue]]:
+    """The cleanup function wired to a CleanupQueue (moto: table and queue)."""
+    repo = Repository(moto_table)
+    queue = TaskQueue(boto3.client("sqs", region_name="eu-west-1"), app, "cleanup")
+    app.set_dependencies(table=moto_table, sqs=queue.sqs, task_queue_url=queue.url)
+    app.clock = lambda: NOW
+    yield repo, queue
+    app.set_dependencies()
+    app.clock = app.utc_now
+
+
+def many_ended(repo: Repository, n: int) -> list[Occurrence]:
+    """``n`` events that ended over the last ``n`` hours (each 3 copies and an index entry)."""
+    ended = [occ(f"e{i}", NOW - timedelta(hours=2 + i % 20, minutes=i % 50)) for i in range(n)]
+    store(repo, *ended)
+    return ended
+
+
+def test_handler_with_the_sample_events(queued: tuple[Repository, TaskQueue]) -> None:
+    # rule S9: the schedule dispatches one task per shard (events/cleanup-schedule.json, as
+    # `sam local invoke -e`), the queue's invocations delete (events/cleanup-task.json is one)
+    repo, queue = queued
     event = json.loads((ROOT / "events" / "cleanup-schedule.json").read_text())
     assert event["detail-type"] == "Scheduled Event"
-    store(repo, occ("over", NOW - timedelta(hours=2)), occ("future", NOW + timedelta(hours=1)))
-    monkeypatch.setattr(app, "clock", lambda: NOW)
-    monkeypatch.setattr(app, "repository", lambda: repo)
-    with counted(table):
-        assert app.lambda_handler(event, LambdaContextStub()) == {"deleted": 4}
-        assert app.lambda_handler(event, LambdaContextStub()) == {"deleted": 0}
-    assert repo.get_cleanup_cursor() == app.next_cursor(NOW)
+    future = occ("future", NOW + timedelta(hours=1))
+    store(repo, occ("over", NOW - timedelta(hours=2)), future)
+    assert app.lambda_handler(event, LambdaContext(function_name="calsync-cleanup")) == {
+        "dispatched": 16,
+        "failed": 0,
+    }
+    with deletes(repo.table) as n:
+        assert len(queue.run()) == keys.CLEANUP_SHARDS  # one invocation per shard: nothing left
+    assert n == [4]
+    assert remaining(repo.table) == ids(future) and cursors(repo) == {cleanup.next_cursor(NOW)}
+    sample = json.loads((ROOT / "events" / "cleanup-task.json").read_text())
+    assert app.lambda_handler(sample, LambdaContext(function_name="calsync-cleanup")) == {
+        "batchItemFailures": []
+    }
+
+
+def test_a_large_cleanup_is_shared_by_invocations_of_a_bounded_page(
+    queued: tuple[Repository, TaskQueue],
+) -> None:
+    # issue 16: no invocation deletes more than its page (7 here, CLEANUP_PAGE = 1,000 deployed);
+    # what a shard holds beyond it is handed back; everything ended is deleted, each key once
+    repo, queue = queued
+    ended = many_ended(repo, 60)
+    kept = occ("kept", NOW - timedelta(minutes=30))
+    store(repo, kept)
+    app.set_dependencies(table=repo.table, sqs=queue.sqs, task_queue_url=queue.url, limit=7)
+    app.lambda_handler({"detail-type": "Scheduled Event"}, LambdaContext(function_name="calsync-cleanup"))
+    with deletes(repo.table) as n:
+        per = queue.run(measure=lambda: n[0])
+    assert max(per) <= 7
+    assert sum(per) == len(ended) * 4  # three copies and an index entry each: none twice
+    assert len(per) > keys.CLEANUP_SHARDS  # shards needed several invocations: the rest came back
+    assert remaining(repo.table) == ids(kept)
+    assert cursors(repo) == {cleanup.next_cursor(NOW)}
+
+
+@dataclass
+class Draining(LambdaContext):
+    """A context whose remaining time drops by ``tick`` ms at each read (no wall clock)."""
+
+    left: int = 300_000
+    tick: int = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.left -= self.tick
+        return self.left
+
+
+def test_an_invocation_short_of_time_hands_the_rest_back(queued: tuple[Repository, TaskQueue]) -> None:
+    # issue 16: the budget (a quarter of 300 s kept back) is spent after a few Queries: the
+    # invocation stops and hands the rest back; a redelivered task deletes nothing twice
+    repo, queue = queued
+    ended = many_ended(repo, 40)
+    for shard in range(keys.CLEANUP_SHARDS):
+        repo.advance_cleanup_cursor(shard, NOW - timedelta(hours=24))
+    app.lambda_handler({"detail-type": "Scheduled Event"}, LambdaContext(function_name="calsync-cleanup"))
+    with deletes(repo.table) as n:
+        per = queue.run(lambda: Draining(tick=20_000), measure=lambda: n[0], redeliver=True)
+    assert sum(per) == len(ended) * 4
+    assert remaining(repo.table) == set()
+    # 20 s a read: the budget (70 s kept back of 280 s) allows 9 Queries an invocation, so the
+    # 25 hour buckets of each shard since its cursor take 3 invocations, each handing the rest back
+    assert sum(1 for b in queue.bodies if '"after"' in b) > keys.CLEANUP_SHARDS
+    assert cursors(repo) == {cleanup.next_cursor(NOW)}
+
+
+def test_the_cursor_never_moves_back(repo: Repository) -> None:
+    # issue 16: tasks of one shard finishing in any order (a redelivery, or the next run's task)
+    assert repo.advance_cleanup_cursor(3, NOW)
+    assert not repo.advance_cleanup_cursor(3, NOW - timedelta(hours=2))
+    assert not repo.advance_cleanup_cursor(3, NOW)
+    assert repo.get_cleanup_cursor(3) == NOW.replace(microsecond=0)
+    # a shard without a cursor of its own falls back to the one cursor kept before the fan-out
+    repo.table.put_item(Item={**keys.CLEANUP_CURSOR, "until": keys.iso(NOW - timedelta(hours=5))})
+    assert repo.get_cleanup_cursor(4) == NOW.replace(microsecond=0) - timedelta(hours=5)
+    assert repo.get_cleanup_cursor(3) == NOW.replace(microsecond=0)
+
+
+def test_two_invocations_of_one_shard_at_once_on_dynamodb_local(ddb_local_endpoint: str) -> None:
+    # issue 16 (DynamoDB Local, real concurrency): a task delivered twice runs in two invocations
+    # at the same time; together they delete every ended key of the shard, and the cursor ends
+    # where one run alone would put it (conditional, forward only)
+    resource = boto3.resource("dynamodb", region_name="eu-west-1", endpoint_url=ddb_local_endpoint)
+    table = resource.create_table(**table_create_kwargs(f"calsync-cleanup-{uuid.uuid4().hex[:8]}"))
+    table.wait_until_exists()
+    try:
+        repo = Repository(table)
+        many_ended(repo, 80)
+        shard = keys.cleanup_shard("USER#alice")
+        task = cleanup.CleanupTask(shard=shard, run=cleanup.run_number(NOW))
+        barrier = threading.Barrier(2)
+
+        def invocation() -> int:
+            barrier.wait()
+            done = 0
+            rest: cleanup.CleanupTask | None = task
+            while rest is not None:
+                summary = cleanup.clean_shard(Repository(table), rest, NOW, limit=5)
+                assert summary.deleted <= 5
+                done += summary.deleted
+                rest = summary.rest
+            return done
+
+        with ThreadPoolExecutor(2) as pool:
+            done = [f.result() for f in [pool.submit(invocation), pool.submit(invocation)]]
+        assert sum(done) >= 80  # alice's copies (each deleted by one of them, or by both)
+        left = table.query(
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :b",
+            ExpressionAttributeValues={":b": keys.end_bucket(NOW - timedelta(hours=2), shard)},
+        )["Items"]
+        assert left == []
+        assert "USER#alice" not in {
+            str(i["pk"]) for i in table.scan(ConsistentRead=True)["Items"] if "occId" in i
+        }
+        assert repo.get_cleanup_cursor(shard) == cleanup.next_cursor(NOW)
+    finally:
+        table.delete()
 
 
 def test_next_cursor_is_the_start_of_the_hour_61_minutes_ago() -> None:
     # rule S9: the partial hour is re-read on the next run
-    assert app.next_cursor(datetime(2025, 3, 10, 12, 0, tzinfo=UTC)) == datetime(2025, 3, 10, 10, tzinfo=UTC)
-    assert app.next_cursor(datetime(2025, 3, 10, 12, 1, tzinfo=UTC)) == datetime(2025, 3, 10, 11, tzinfo=UTC)
-    assert app.next_cursor(datetime(2025, 3, 10, 0, 30, tzinfo=UTC)) == datetime(2025, 3, 9, 23, tzinfo=UTC)
-
-
-class LambdaContextStub:
-    function_name = "calsync-cleanup"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:calsync-cleanup"
-    aws_request_id = "req-1"
+    assert cleanup.next_cursor(datetime(2025, 3, 10, 12, 0, tzinfo=UTC)) == datetime(
+        2025, 3, 10, 10, tzinfo=UTC
+    )
+    assert cleanup.next_cursor(datetime(2025, 3, 10, 12, 1, tzinfo=UTC)) == datetime(
+        2025, 3, 10, 11, tzinfo=UTC
+    )
+    assert cleanup.next_cursor(datetime(2025, 3, 10, 0, 30, tzinfo=UTC)) == datetime(
+        2025, 3, 9, 23, tzinfo=UTC
+    )

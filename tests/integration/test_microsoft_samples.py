@@ -82,4 +82,7 @@ def test_sync_and_schedule_samples(world: MsWorld) -> None:  # rules S4, S5
         ("microsoft_renew-poll", "poll"),
     ):
         got = renew_app.lambda_handler(sample(name), LambdaContext(function_name="ms-renew"))
-        assert got == {"task": task, "queued": 0}
+        assert got == {"task": task, "dispatched": 4, "failed": 0}  # one task per shard
+        assert world.tasks.run() == [0] * 4  # each shard's task: no mailbox, nothing left
+    got = renew_app.lambda_handler(sample("microsoft_renew-task"), LambdaContext(function_name="ms-renew"))
+    assert got == {"batchItemFailures": []}

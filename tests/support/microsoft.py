@@ -26,6 +26,7 @@ from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import Answer, Api, LambdaContext, api_on
 from tests.support.fake_graph import FakeGraph, LoopbackHttp
+from tests.support.tasks import TaskQueue
 
 REGION = "eu-west-1"
 CLIENT_ID = "calsync-client-id"
@@ -44,6 +45,7 @@ class MsWorld:
     key_id: str
     now: datetime
     webhook_answers: list[Answer] = field(default_factory=list)
+    tasks: Any = None  # the MicrosoftRenewQueue (a TaskQueue), made by ``wire``
 
     @property
     def settings(self) -> MicrosoftSettings:
@@ -69,8 +71,10 @@ class MsWorld:
             "settings": self.settings,
             "links": LINKS,
         }
-        for module in (accounts_app, sync_app, renew_app):
+        for module in (accounts_app, sync_app):
             module.set_dependencies(**deps)
+        self.tasks = TaskQueue(self.sqs, renew_app, "ms-renew")  # the MicrosoftRenewQueue
+        renew_app.set_dependencies(**deps, task_queue_url=self.tasks.url)
         webhook_app.set_dependencies(table=self.table, sqs=self.sqs, queue_url=self.queue_url)
         self.fake.transport = self.deliver
 
@@ -123,11 +127,15 @@ class MsWorld:
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def renew(self, task: str = "renew") -> dict[str, Any]:
+        """One scheduled run: its shard tasks dispatched and run (docs/adr/0020); ``queued``: the
+        mailbox jobs it added to the sync queue."""
         renew_app.clock = lambda: self.now
+        before = self.queued()
         result: dict[str, Any] = renew_app.lambda_handler(
             {"task": task}, LambdaContext(function_name="ms-renew")
         )
-        return result
+        self.tasks.run()
+        return {**result, "queued": self.queued() - before}
 
     def listed(self, user: str) -> list[tuple[str, str]]:
         claims = apigw.claims(user, ["hq"])

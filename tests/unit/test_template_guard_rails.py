@@ -82,7 +82,15 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         and a["ComparisonOperator"] == "GreaterThanThreshold"
         and _notifies_topic(a)
     }
-    assert dlqs == {"CaldavSyncDLQ", "GoogleSyncDLQ", "MicrosoftSyncDLQ", "PollDLQ", "ScheduleDLQ"}
+    assert dlqs == {
+        "CaldavSyncDLQ",
+        "GoogleSyncDLQ",
+        "MicrosoftSyncDLQ",
+        "PollDLQ",
+        "CleanupDLQ",
+        "MicrosoftRenewDLQ",
+        "ScheduleDLQ",
+    }
     assert dlqs <= watched
 
 
@@ -165,7 +173,8 @@ def test_microsoft_accounts_opens_only_sign_in_flows() -> None:
 SCOPED = {
     "GoogleWebhookFunction": ["CAL#*"],  # CAL#<calendarId> / GCHAN#<channelId>
     "MicrosoftWebhookFunction": ["MSSUB#*"],  # MSSUB#<subscriptionId> / SUB
-    "PollShardFunction": ["POLL#*"],  # POLL#<provider>#<shard> / CAL#<calendarId> (docs/adr/0016)
+    # POLL#<provider>#<shard> / CAL#<calendarId> (docs/adr/0016); SRV#<host> / BUDGET (docs/adr/0020)
+    "PollShardFunction": ["POLL#*", "SRV#*"],
     "MicrosoftRenewFunction": ["MSSUBS#*", "MSPOLL#*"],
     "LiveDueFunction": ["DUE#*", "USER#*"],  # DUE#<minute> / USER#<id> (docs/adr/0018); the people
 }
@@ -176,11 +185,13 @@ def test_table_access_is_scoped_to_item_types(function: str, prefixes: list[str]
     # (CaldavPollFunction only dispatches one task per shard since docs/adr/0016: no table access)
     table_statements = [st for st in _statements(function) if "dynamodb:" in str(st["Action"])]
     assert table_statements
+    named: list[str] = []
     for st in table_statements:
-        assert st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == prefixes
+        named += st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
         # ForAllValues holds vacuously for a request without keys (a Scan): it must name one
         assert st["Condition"]["Null"]["dynamodb:LeadingKeys"] == "false"
         assert "dynamodb:Scan" not in str(st["Action"]) and "*" not in str(st["Action"])
+    assert sorted(named) == sorted(prefixes)
     policies = _resources()[function]["Properties"]["Policies"]
     assert not any(isinstance(p, dict) and any(k.startswith("DynamoDB") for k in p) for p in policies)
 

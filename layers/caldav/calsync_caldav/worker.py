@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,6 +37,7 @@ from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
 from calsync.observability import logger, metrics
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
+from calsync.store.hosts import DEFAULT_BACKOFF, DEFAULT_JOBS_PER_MINUTE, MAX_BACKOFF, HostBudgets
 from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
@@ -96,8 +97,10 @@ class CalDAVSyncWorker:
         links: LinkSettings | None = None,
         client_factory: ClientFactory = default_client,
         engine: SyncEngine | None = None,
+        host_jobs_per_minute: int = DEFAULT_JOBS_PER_MINUTE,
     ) -> None:
         self.repository = Repository(table)
+        self.hosts = HostBudgets(table, host_jobs_per_minute)
         self.accounts = AccountRepository(table)
         self.state = SyncStateStore(table)
         self.engine = engine or SyncEngine(self.repository, self.state)
@@ -110,6 +113,19 @@ class CalDAVSyncWorker:
             return self._run(job, now)
         except StoreUnavailable as exc:
             raise RetryLater(f"the store is busy: {exc.detail}") from exc
+
+    def _throttled(self, host: str, exc: SourceThrottled, now: datetime, extra: dict[str, Any]) -> None:
+        """429/503 (S8): the whole host waits for its Retry-After (or a minute), not only this job:
+        the poll defers its other calendars and other workers retry later without a request."""
+        wait = timedelta(seconds=exc.retry_after) if exc.retry_after else DEFAULT_BACKOFF
+        until = now + min(wait, MAX_BACKOFF)
+        if host:
+            self.hosts.back_off(host, until)
+        logger.warning(
+            "the CalDAV server throttles calsync: its host backs off",
+            extra={**extra, "host": host, "retry_after": exc.retry_after, "until": until.isoformat()},
+        )
+        metrics.add_metric(name="CaldavHostThrottled", unit=MetricUnit.Count, value=1)
 
     def _gone(self, job: SyncJob, why: str) -> JobResult:
         logger.info("calendar not synced any more", extra={"calendar_id": job.calendar_id, "why": why})
@@ -140,6 +156,8 @@ class CalDAVSyncWorker:
         )
         if listing is None or not listing.href:
             return self._gone(job, "the account no longer lists the calendar")
+        url = collection_url(account, listing)
+        host = (urlsplit(url).hostname or "").lower()
         if job.reason not in ("poll", "reconcile"):  # poll jobs come from the registry already
             # a calendar just configured counts as active: polled every run until a day passes quietly
             self.state.register_poll(
@@ -149,8 +167,14 @@ class CalDAVSyncWorker:
                     user_id=account.user_id,
                     account_id=account.account_id,
                     changed_at=now,
+                    host=host or None,
                 ),
             )
+        # a host that asked us to wait (429/503 + Retry-After, docs/adr/0020) is not contacted:
+        # the job comes back when it may (one GetItem; the poll already kept to the host's budget)
+        wait = self.hosts.state(host).backoff_for(now) if host else 0
+        if wait:
+            raise RetryLater(f"the CalDAV server {host} asked calsync to wait", wait)
         context = {"userId": account.user_id, "accountId": account.account_id}
         try:
             username, password = open_login(self.box, account.credentials, context)
@@ -159,7 +183,6 @@ class CalDAVSyncWorker:
             self.accounts.set_status(account.user_id, account.account_id, "reauth_required")
             return JobResult("reauth_required", detail=exc.detail)
 
-        url = collection_url(account, listing)
         client = self.client_factory(username, password, url)
         source = CalDAVSource(
             client,
@@ -188,6 +211,7 @@ class CalDAVSyncWorker:
             logger.warning("the CalDAV server refuses access to the calendar", extra=extra)
             return JobResult("failed", detail=str(exc))
         except SourceThrottled as exc:
+            self._throttled(host, exc, now, extra)
             raise RetryLater(str(exc), exc.retry_after) from exc
         except SourceUnavailable as exc:
             raise RetryLater(str(exc)) from exc

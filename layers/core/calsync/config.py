@@ -31,6 +31,8 @@ class Settings(BaseModel):
     # the poll fan-out (calsync.sync.poll): the queue of shard tasks, and Google's sync queue
     poll_queue_url: str = ""
     google_sync_queue_url: str = ""
+    # a schedule that fans out to itself (calsync.sync.tasks): the queue of its own shard tasks
+    task_queue_url: str = ""
     local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
@@ -55,6 +57,7 @@ def get_settings() -> Settings:
         caldav_sync_queue_url=env.get("CALDAV_SYNC_QUEUE_URL", ""),
         poll_queue_url=env.get("POLL_QUEUE_URL", ""),
         google_sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
+        task_queue_url=env.get("TASK_QUEUE_URL", ""),
         local=env.get("CALSYNC_LOCAL", "") == "1",
     )
 

@@ -49,11 +49,11 @@ def from_sync_job(job: SyncJob) -> MailboxJob:
     )
 
 
-def _entry(job: MailboxJob) -> dict[str, str]:
+def _entry(job: MailboxJob, dedup: str | None = None) -> dict[str, str]:
     return {
         "MessageBody": job.body(),
         "MessageGroupId": job.account_id,
-        "MessageDeduplicationId": uuid.uuid4().hex,
+        "MessageDeduplicationId": dedup or uuid.uuid4().hex,
     }
 
 
@@ -61,11 +61,18 @@ def enqueue(sqs_client: Any, queue_url: str, job: MailboxJob) -> None:
     sqs_client.send_message(QueueUrl=queue_url, **_entry(job))
 
 
-def enqueue_many(sqs_client: Any, queue_url: str, jobs: Sequence[MailboxJob]) -> int:
-    """Send jobs 10 per call; the number that could not be sent."""
+def enqueue_many(
+    sqs_client: Any, queue_url: str, jobs: Sequence[MailboxJob], dedup_ids: Sequence[str] | None = None
+) -> int:
+    """Send jobs 10 per call; the number that could not be sent. ``dedup_ids`` (one per job): a
+    schedule's, so that a shard task delivered twice sends each job once (FIFO deduplication,
+    5 minutes); otherwise each message is fresh."""
     failed = 0
     for start in range(0, len(jobs), 10):
         chunk = jobs[start : start + 10]
-        entries = [{"Id": str(i), **_entry(job)} for i, job in enumerate(chunk)]
+        ids = dedup_ids[start : start + 10] if dedup_ids is not None else [None] * len(chunk)
+        entries = [
+            {"Id": str(i), **_entry(job, d)} for i, (job, d) in enumerate(zip(chunk, ids, strict=True))
+        ]
         failed += len(sqs_client.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed", []))
     return failed

@@ -252,6 +252,26 @@ class MicrosoftRegistry:
                     break
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def mailbox_page(
+        self, polled: bool, shard: int, *, after: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One Query of a shard of the subscription registry (``MSSUBS#``) or of the polled
+        mailboxes (``MSPOLL#``): at most ``limit`` items after the sort key ``after``, with the sort
+        key to continue from (None: the shard is read to its end). The schedules' fan-out
+        (docs/adr/0020) reads the registry this way, a bounded page per invocation."""
+        pk = f"{POLL_PREFIX}{shard:02d}" if polled else keys.ms_mailbox_pk(shard)
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": pk},
+            "Limit": limit,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": pk, "sk": after}
+        with _mapped_errors("list mailboxes"):
+            resp = self._table.query(**kwargs)
+        last = resp.get("LastEvaluatedKey")
+        return list(resp.get("Items", [])), (str(last["sk"]) if last else None)
+
     def mailboxes_due(self, before: datetime) -> Iterator[tuple[str, str, str]]:
         """(user id, account id, subscription id) of every mailbox whose subscription expires before
         ``before`` (S4: the schedule passes now + half the lifetime)."""

@@ -16,7 +16,9 @@ PROFILE = "PROFILE"
 ROOM = "ROOM"
 CALENDAR = "CALENDAR"
 EV_PREFIX = "EV#"
-CLEANUP_CURSOR = {"pk": "SYS#cleanup", "sk": "CURSOR"}  # where the cleanup function resumes
+# where the cleanup of one shard resumes (docs/cleanup-scaling.md); the single cursor of the
+# cleanup before its fan-out (docs/adr/0020) is read as the fallback of a shard without one
+CLEANUP_CURSOR = {"pk": "SYS#cleanup", "sk": "CURSOR"}
 OCC_PREFIX = "OCC#"
 
 
@@ -108,6 +110,10 @@ def event_range(window_start: datetime, window_end: datetime) -> tuple[str, str]
 
 def cleanup_shard(pk: str) -> int:
     return int.from_bytes(hashlib.blake2b(pk.encode(), digest_size=2).digest(), "big") % CLEANUP_SHARDS
+
+
+def cleanup_cursor(shard: int) -> dict[str, str]:
+    return {"pk": f"SYS#cleanup#{shard:02d}", "sk": "CURSOR"}
 
 
 def end_bucket(end: datetime, shard: int) -> str:

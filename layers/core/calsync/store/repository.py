@@ -6,6 +6,7 @@ The table (a boto3 ``Table`` resource) is injected. Keys come from ``calsync.sto
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -746,53 +747,54 @@ class Repository:
         return OwnerEvents(occurrences, frozenset(primary))
 
     # ---- cleanup (S9) -----------------------------------------------------------------------
-    def delete_ended(self, now: datetime, since: datetime) -> int:
-        """Delete every occurrence copy and index entry that ended in [since, now - 61 min).
-
-        Reads the GSI's hour buckets shard by shard (no Scan): the work is proportional to what
-        ended, not to the table.
-        """
-        cutoff = now.astimezone(UTC) - ENDED_GRACE
-        hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        deleted = 0
-        owners: set[str] = set()
-        while hour <= cutoff:
-            for shard in range(keys.CLEANUP_SHARDS):
-                deleted += self._delete_bucket(keys.end_bucket(hour, shard), keys.iso(cutoff), owners)
-            hour += timedelta(hours=1)
-        # an ended event is still in an answer's ``excluded`` list (U2, explain=true) until now
-        self.bump_versions(owners)
-        return deleted
-
-    def _delete_bucket(self, bucket: str, cutoff_iso: str, owners: set[str]) -> int:
+    def delete_ended_page(
+        self, bucket: str, cutoff: datetime, *, limit: int, after: dict[str, Any] | None = None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """One page of the cleanup (docs/cleanup-scaling.md): one Query of at most ``limit`` keys of
+        the hour bucket ``bucket`` that ended before ``cutoff`` (after the index key ``after``),
+        deleted with BatchWriteItem, and the people and rooms touched get a new version. Returns the
+        keys deleted and the index key to continue from (None: the bucket is read to its end).
+        Deleting a key twice (a task delivered again) deletes nothing the second time."""
         kwargs: dict[str, Any] = {
             "IndexName": "gsi1",
             "KeyConditionExpression": "gsi1pk = :b AND gsi1sk < :c",
-            "ExpressionAttributeValues": {":b": bucket, ":c": cutoff_iso},
+            "ExpressionAttributeValues": {":b": bucket, ":c": keys.iso(cutoff)},
+            "Limit": limit,
         }
-        deleted = 0
-        while True:
-            with _mapped_errors("read ended events"):
-                resp = self._table.query(**kwargs)
-            items = resp.get("Items", [])
-            if items:
-                with _mapped_errors("delete ended events"), self._table.batch_writer() as batch:
-                    for item in items:
-                        batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-                owners.update(str(item["pk"]) for item in items)
-                deleted += len(items)
-            if "LastEvaluatedKey" not in resp:
-                return deleted
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = after
+        with _mapped_errors("read ended events"):
+            resp = self._table.query(**kwargs)
+        items = resp.get("Items", [])
+        if items:
+            with _mapped_errors("delete ended events"), self._table.batch_writer() as batch:
+                for item in items:
+                    batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+            # an ended event is still in an answer's ``excluded`` list (U2, explain=true) until now
+            self.bump_versions({str(item["pk"]) for item in items})
+        return len(items), resp.get("LastEvaluatedKey")
 
-    def get_cleanup_cursor(self) -> datetime | None:
-        with _mapped_errors("read cleanup cursor"):
-            item = self._table.get_item(Key=keys.CLEANUP_CURSOR).get("Item")
+    def get_cleanup_cursor(self, shard: int) -> datetime | None:
+        """The first hour the cleanup of ``shard`` still has to read (the cursor the single
+        cleanup invocation kept before the fan-out is the fallback: docs/adr/0020)."""
+        mine, legacy = keys.cleanup_cursor(shard), keys.CLEANUP_CURSOR
+        found = batch_get(self._table, [mine, legacy], "read cleanup cursor")
+        item = found.get((mine["pk"], mine["sk"])) or found.get((legacy["pk"], legacy["sk"]))
         return keys.parse_iso(str(item["until"])) if item else None
 
-    def set_cleanup_cursor(self, until: datetime) -> None:
-        with _mapped_errors("store cleanup cursor"):
-            self._table.put_item(Item={**keys.CLEANUP_CURSOR, "until": keys.iso(until)})
+    def advance_cleanup_cursor(self, shard: int, until: datetime) -> bool:
+        """Move the shard's cursor to ``until``, never backwards (two tasks of a shard — a task
+        delivered twice, or a run and the next one's — may finish in any order). False: it was
+        already there or further."""
+        with contextlib.suppress(Conflict), _mapped_errors("store cleanup cursor"):
+            self._table.put_item(
+                Item={**keys.cleanup_cursor(shard), "until": keys.iso(until)},
+                ConditionExpression="attribute_not_exists(#u) OR #u < :u",
+                ExpressionAttributeNames={"#u": "until"},
+                ExpressionAttributeValues={":u": keys.iso(until)},
+            )
+            return True
+        return False
 
 
 def batch_get(

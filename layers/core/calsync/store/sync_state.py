@@ -79,6 +79,7 @@ class PollEntry(BaseModel):
     user_id: str
     account_id: str
     changed_at: datetime | None = None  # the last sync that stored or deleted something
+    host: str | None = None  # CalDAV: the server host of its collection (the per-host budget)
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -401,6 +402,7 @@ class SyncStateStore:
                 user_id=str(item["userId"]),
                 account_id=str(item["accountId"]),
                 changed_at=keys.parse_iso(str(item["changedAt"])) if item.get("changedAt") else None,
+                host=str(item["host"]) if item.get("host") else None,
             )
             for item in resp.get("Items", [])
         ]
@@ -423,14 +425,18 @@ class SyncStateStore:
 
 def poll_item(provider: str, entry: PollEntry) -> dict[str, Any]:
     """The registry item of a polled calendar."""
-    return {
-        "pk": keys.poll_pk(provider, keys.poll_shard(entry.calendar_id)),
-        "sk": keys.poll_sk(entry.calendar_id),
-        "type": "pollEntry",
-        "calendarId": entry.calendar_id,
-        "userId": entry.user_id,
-        "accountId": entry.account_id,
-    } | ({"changedAt": keys.iso(entry.changed_at)} if entry.changed_at else {})
+    return (
+        {
+            "pk": keys.poll_pk(provider, keys.poll_shard(entry.calendar_id)),
+            "sk": keys.poll_sk(entry.calendar_id),
+            "type": "pollEntry",
+            "calendarId": entry.calendar_id,
+            "userId": entry.user_id,
+            "accountId": entry.account_id,
+        }
+        | ({"changedAt": keys.iso(entry.changed_at)} if entry.changed_at else {})
+        | ({"host": entry.host} if entry.host else {})
+    )
 
 
 def _resource(item: dict[str, Any]) -> ResourceEntry:

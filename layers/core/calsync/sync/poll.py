@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from calsync.store import keys
+from calsync.store.hosts import HostBudgets
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.jobs import SyncJob, enqueue_many
+from calsync.sync.tasks import ShardTask, send_tasks
 
 POLL_EVERY = timedelta(minutes=5)
 RECONCILE_EVERY = timedelta(hours=6)
@@ -53,20 +55,14 @@ MAX_STALENESS = POLL_EVERY * QUIET_EVERY  # 30 minutes between two polls of any 
 Provider = Literal["caldav", "google"]
 
 
-class PollTask(BaseModel):
-    """One message on the poll queue: poll ``shard`` of ``provider``'s registry for ``run``,
-    starting after the sort key ``after`` (None: from its first entry)."""
+class PollTask(ShardTask):
+    """One message on the poll queue (a ``calsync.sync.tasks.ShardTask`` of kind ``poll``): poll
+    ``shard`` of ``provider``'s registry for ``run``, starting after the sort key ``after``."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    provider: Provider
+    kind: Literal["poll"] = "poll"
     shard: int = Field(ge=0, lt=keys.POLL_SHARDS)
-    run: int = Field(ge=0)
-    after: str | None = Field(default=None, min_length=1, max_length=1024)
+    provider: Provider
     adaptive: bool = False
-
-    def body(self) -> str:
-        return self.model_dump_json(exclude_none=True)
 
 
 @dataclass(slots=True)
@@ -75,6 +71,8 @@ class ShardSummary:
     enqueued: int = 0
     reconciles: int = 0
     resting: int = 0  # not due in this run (adaptive intervals)
+    deferred: int = 0  # due, but their server host is backing off or over budget: the next run
+    throttled_hosts: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     rest: PollTask | None = None  # what is left of the task (hand it back to the poll queue)
 
@@ -115,15 +113,7 @@ def dispatch(
     tasks = [
         PollTask(provider=provider, shard=s, run=run, adaptive=adaptive) for s in range(keys.POLL_SHARDS)
     ]
-    failed: list[int] = []
-    for start in range(0, len(tasks), 10):
-        chunk = tasks[start : start + 10]
-        resp = sqs_client.send_message_batch(
-            QueueUrl=poll_queue_url,
-            Entries=[{"Id": str(i), "MessageBody": t.body()} for i, t in enumerate(chunk)],
-        )
-        failed += [chunk[int(f["Id"])].shard for f in resp.get("Failed", [])]
-    return failed
+    return [t.shard for t in send_tasks(sqs_client, poll_queue_url, tasks)]
 
 
 def _job(entry: PollEntry, run: int) -> tuple[SyncJob, str]:
@@ -139,6 +129,33 @@ def _job(entry: PollEntry, run: int) -> tuple[SyncJob, str]:
     return job, f"poll-{entry.calendar_id}-{run}"
 
 
+def _within_budget(
+    hosts: HostBudgets,
+    entries: list[PollEntry],
+    due: list[tuple[str, SyncJob, str]],
+    by_host: dict[str, int],
+    *,
+    now: datetime,
+    summary: ShardSummary,
+) -> list[tuple[str, SyncJob, str]]:
+    """The per-server budget (docs/adr/0020): one take of tokens per host for the page's jobs; the
+    calendars of a host backing off or beyond the tokens granted are deferred to the next run
+    (their entries stay: nothing is dropped)."""
+    granted = {host: hosts.take(host, now, wanted) for host, wanted in sorted(by_host.items())}
+    summary.throttled_hosts = sorted(h for h, n in granted.items() if n < by_host[h])
+    host_of = {keys.poll_sk(e.calendar_id): (e.host or "").lower() for e in entries}
+    kept: list[tuple[str, SyncJob, str]] = []
+    for sk, job, dedup in due:
+        host = host_of.get(sk, "")
+        if host in granted:
+            if granted[host] <= 0:
+                summary.deferred += 1
+                continue
+            granted[host] -= 1
+        kept.append((sk, job, dedup))
+    return kept
+
+
 def poll_shard(
     state: SyncStateStore,
     sqs_client: Any,
@@ -148,6 +165,7 @@ def poll_shard(
     *,
     budget: LambdaBudget | None = None,
     limit: int = SHARD_BATCH,
+    hosts: HostBudgets | None = None,
 ) -> ShardSummary:
     """One invocation's share of a poll: at most ``limit`` entries of one shard (one Query). Jobs
     go out 10 per call; the budget is checked before each call. ``rest``: the task that continues
@@ -156,12 +174,17 @@ def poll_shard(
     entries, after = state.poll_page(task.provider, task.shard, after=task.after, limit=limit)
     summary.read = len(entries)
     due: list[tuple[str, SyncJob, str]] = []  # (sort key, job, dedup id) of the entries due now
+    by_host: dict[str, int] = {}  # the jobs due per server host (CalDAV)
     for entry in entries:
         job, dedup = _job(entry, task.run)
         if not job.full and task.adaptive and not is_due(entry, task.run, now):
             summary.resting += 1
             continue
+        if hosts is not None and entry.host:
+            by_host[entry.host.lower()] = by_host.get(entry.host.lower(), 0) + 1
         due.append((keys.poll_sk(entry.calendar_id), job, dedup))
+    if by_host and hosts is not None:
+        due = _within_budget(hosts, entries, due, by_host, now=now, summary=summary)
     for start in range(0, len(due), 10):
         if budget is not None and budget.exhausted():
             # the entries not due in this run are not due in its rest either: skip past them
