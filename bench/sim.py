@@ -296,6 +296,9 @@ class Metering:
 # ----------------------------------------------------------------------- the world
 
 _SINK = io.StringIO()
+# a person's meetings answer changing by time alone in a working day of 4 meetings: 5 (measured by
+# bench/cost.py's frozen day: the meetings events LiveDueFunction publishes); a refetch each
+MEETINGS_BY_TIME = 5
 
 
 @dataclass
@@ -550,23 +553,56 @@ def run_day(world: World) -> None:
                 ph.ops += 1
                 ph.invocations += 1
 
-    saved = cleanup_app.repository, cleanup_app.clock
-    cleanup_app.repository = lambda: Repository(world.table)  # type: ignore[assignment]
+    run_cleanup(world, at, cleanup_app)
+
+
+def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
+    """One cleanup run as deployed: the schedule's handler dispatches one task per shard to the
+    cleanup queue, and CleanupFunction's handler runs the tasks (``BatchSize`` records an
+    invocation) until the queue is empty, handed-back rests included."""
+    from local.runtime import LambdaContext
+    from local.sources import sqs_record, to_delete
+
+    settings = fn_settings("CleanupFunction")
+    q = Queue("calsync-cleanup")
+    cleanup_app.set_dependencies(table=world.table, sqs=Sqs(q), task_queue_url=q.url)
+    saved_clock = cleanup_app.clock
     cleanup_app.clock = lambda: at
+    deleted = Counter[str]()
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "BatchWriteItem":
+            body = json.loads(params.get("body") or b"{}")
+            for reqs in (body.get("RequestItems") or {}).values():
+                deleted["items"] += sum(1 for r in reqs if "DeleteRequest" in r)
+
+    events = world.table.meta.client.meta.events
+    events.register("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
     try:
         with world.meter.phase("cleanup (CleanupFunction)") as ph:
-            ctx = apigw.LambdaContext(function_name="cleanup")
-            world.cleanup_deleted = int(
-                cleanup_app.lambda_handler({"detail-type": "Scheduled Event"}, ctx)["deleted"]
-            )
+            ctx = LambdaContext("cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s)
+            with redirect_stdout(_SINK):
+                assert cleanup_app.lambda_handler({"detail-type": "Scheduled Event"}, ctx)["failed"] == 0
+            ph.invocations += 1
+            while msgs := q.receive(settings.batch_size or 1):
+                records = [sqs_record(m, q.arn, REGION) for m in msgs]
+                with redirect_stdout(_SINK):
+                    answer = cleanup_app.lambda_handler({"Records": records}, ctx)
+                for rec in to_delete(records, answer, report_failures=True):
+                    q.delete(rec["receiptHandle"])
+                if q.in_flight:
+                    raise RuntimeError(f"cleanup tasks failed: {answer}")
+                ph.invocations += 1
+            world.cleanup_deleted = deleted["items"]
             ph.ops += world.cleanup_deleted
             cutoff = at - timedelta(minutes=61)
             world.cleanup_ended = sum(
                 1 for p in world.sample for occ in _events(p.user_id, p.calendar) if occ.end <= cutoff
             )
-            ph.invocations += 1
     finally:
-        cleanup_app.repository, cleanup_app.clock = saved  # type: ignore[assignment]
+        events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
+        cleanup_app.set_dependencies()
+        cleanup_app.clock = saved_clock
 
 
 def _moved(occ: Any) -> Any:
@@ -594,10 +630,9 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         LAMBDA_REQ_PER_M,
         OPEN_MINUTES,
         RRU_PER_M,
-        TIME_CHANGES,
         WRU_PER_M,
     )
-    from calsync.store.keys import POLL_SHARDS
+    from calsync.store.keys import CLEANUP_SHARDS, POLL_SHARDS
     from calsync.sync import poll
 
     n = world.people
@@ -700,7 +735,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         "poll shard (PollShardFunction)": runs_per_day / len(world.runs),
         "sync: unchanged calendar (poll)": jobs_share * runs_per_day,
         "sync: one event moved": CAL_CHANGES,
-        "API: meetings read (200)": CAL_CHANGES + TIME_CHANGES + 1,
+        "API: meetings read (200)": CAL_CHANGES + MEETINGS_BY_TIME + 1,
         "API: conditional read (304)": 0,  # the live channel refetches on a change only
         "cleanup (CleanupFunction)": 0.5,  # the run deleted two days of ends
     }
@@ -745,14 +780,17 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
     sync_rate = (sync.max_concurrency or 1) / t_job
     sync_ceiling = sync_rate * period / job_share
     read = ph["API: meetings read (200)"]
-    reads_per_day = CAL_CHANGES + TIME_CHANGES + 1
+    reads_per_day = CAL_CHANGES + MEETINGS_BY_TIME + 1
     api_conc = ACCOUNT_CONCURRENCY if not isinstance(api.reserved, int) else api.reserved
     api_rate = api_conc / read.per_op(read.seconds)
     peak_per_person = reads_per_day / (OPEN_MINUTES * 60) * PEAK_FACTOR
     api_ceiling = api_rate / peak_per_person
     cl = ph["cleanup (CleanupFunction)"]
     delete_rate = cl.ops / cl.seconds if cl.seconds and cl.ops else 0.0
-    per_cleanup_run = delete_rate * cleanup.timeout_s
+    cleanup_period = cleanup.schedule_s() or 900
+    cleanup_conc = min(cleanup.max_concurrency or CLEANUP_SHARDS, CLEANUP_SHARDS)
+    # the shards in parallel, each one's pages in sequence, within one schedule period
+    per_cleanup_run = delete_rate * cleanup_conc * cleanup_period
     items_per_end = world.cleanup_deleted / world.cleanup_ended if world.cleanup_ended else 1.0
     ends_per_person_day = EVENTS_PER_DAY * items_per_end  # items deleted a person a day
     cleanup_ceiling = per_cleanup_run / (0.1 * ends_per_person_day) if per_cleanup_run else 0.0
@@ -784,7 +822,8 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         ],
         [
             "Cleanup",
-            f"CleanupFunction one invocation, Timeout {cleanup.timeout_s} s, {cleanup.schedule}",
+            f"CleanupFunction MaximumConcurrency {cleanup.max_concurrency}, BatchSize "
+            f"{cleanup.batch_size}, Timeout {cleanup.timeout_s} s, {cleanup.schedule}",
             f"{delete_rate:,.0f} deletes/s; busiest 15 min = 10 % of {ends_per_person_day:g} "
             "items/person/day",
             f"{cleanup_ceiling:,.0f} people",
