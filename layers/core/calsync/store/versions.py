@@ -86,3 +86,16 @@ def bump(table: Table, pks: Iterable[str], kind: str = "meetings") -> dict[str, 
         items[pk] = (out[pk], dict(attributes))
     live.publish_changes(kind, items)
     return out
+
+
+def bump_wide(table: Table, calendar_id: str) -> int:
+    """Add one to a wide calendar's version (``WIDE#<calendarId> / VERSION``, docs/adr/0021) and
+    return it: its subscribers' meetings ETags include it. The live channel is the caller's."""
+    attributes = table.update_item(
+        Key={"pk": keys.wide_pk(calendar_id), "sk": keys.VERSION},
+        UpdateExpression="SET #type = if_not_exists(#type, :type) ADD #v :one",
+        ExpressionAttributeNames={"#type": "type", "#v": VERSION},
+        ExpressionAttributeValues={":type": "wideVersion", ":one": 1},
+        ReturnValues="UPDATED_NEW",
+    )["Attributes"]
+    return of(attributes)
