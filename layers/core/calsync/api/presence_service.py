@@ -108,7 +108,8 @@ class PresenceService:
             # P6 from the store (no provider call): the events begun by now + 1 s, and those of the
             # next hour for when the answer changes next, ONE Query
             horizon = now + _LOOKAHEAD
-            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon)
+            wide = state.profile.wide_calendars if state.profile else {}
+            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon, wide)
             owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
             meeting = meeting_in_progress(starting_by(events.occurrences, now + _NOW_SPAN), now, owner)
             meetings = (events.occurrences, owner, horizon, _NOW_SPAN)
