@@ -388,3 +388,74 @@ def test_every_subscriber_hears_a_change_of_a_wide_calendar(repo: Repository) ->
     }
     assert {e["calendarId"] for _, e in heard} == {cal_id}
     assert len({e["calendarVersion"] for _, e in heard}) == 1
+
+
+# ---- crossing the threshold: bounded, resumable, nothing missed ----------------------------------
+def test_a_widening_cut_short_is_resumed_and_no_read_misses_an_event(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)  # the same code as at 25, fewer items on moto
+    cal_id = f"growing-{next(_ids)}"
+    people = {keys.user_pk(f"g{i}"): "conflict" for i in range(3)}
+    cal = calendar(cal_id, people)
+    repo.put_calendar(cal)
+    start = NOW + timedelta(hours=2)
+    events = [
+        Occurrence(
+            Provider.GOOGLE, "acc-team", cal_id, f"e{i}", f"E{i}", start=start, end=start + timedelta(hours=1)
+        )
+        for i in range(5)
+    ]
+    repo.store_occurrences(cal, events)
+    window_start, window_end = window(NOW, ZoneInfo("UTC"))
+
+    def seen_by_everyone() -> None:
+        for pk in people:
+            profile = repo.get_profile(pk.removeprefix("USER#"))
+            listed = profile.wide_calendars if profile else {}
+            read = repo.read_owner_events(
+                OwnerKind.USER, pk.removeprefix("USER#"), window_start, window_end, listed
+            )
+            assert sorted(o.title or "" for o in read.occurrences) == [f"E{i}" for i in range(5)]
+
+    rounds = 0
+    while True:
+        rounds += 1
+        budget = iter([True] * rounds)  # call n has time for n pages, then is out of time
+        done = repo.widen(cal_id, in_time=lambda b=budget: next(b, False))
+        seen_by_everyone()
+        stored = repo.get_calendar(cal_id)
+        assert stored is not None
+        if stored.layout == "widening":  # a write meanwhile goes to both layouts
+            moved = dataclasses.replace(
+                events[0],
+                start=start + timedelta(minutes=rounds),
+                end=start + timedelta(hours=1, minutes=rounds),
+                id="",
+            )
+            repo.store_occurrences(stored, [moved])
+            seen_by_everyone()
+        if done is None or not done.incomplete:
+            break
+        assert rounds < 10
+    assert rounds > 1  # it was cut short at least once
+    final = repo.get_calendar(cal_id)
+    assert final is not None and final.layout == "wide"
+    for pk in people:  # the copies went
+        items = repo.table.query(
+            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": pk}, ConsistentRead=True
+        )["Items"]
+        assert not [i for i in items if i["sk"].startswith(keys.EV_PREFIX)]
+    # a newcomer on the wide calendar is listed and sees it at once (CalendarSync.fill, R8)
+    from calsync.api.calendar_sync import CalendarSync
+
+    repo.subscribe(cal_id, keys.user_pk("late"), "primary")
+    CalendarSync(repo, {}).fill(cal_id, keys.user_pk("late"), "primary")
+    late = repo.get_profile("late")
+    assert late is not None and late.wide_calendars == {cal_id: "primary"}
+    read = repo.read_owner_events(OwnerKind.USER, "late", window_start, window_end, late.wide_calendars)
+    assert len(read.occurrences) == 5 and read.primary_calendar_ids == {cal_id}
+    # and one who leaves is unlisted
+    repo.unsubscribe(cal_id, keys.user_pk("late"))
+    late = repo.get_profile("late")
+    assert late is not None and late.wide_calendars == {}

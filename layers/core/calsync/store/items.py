@@ -107,6 +107,8 @@ class Calendar(BaseModel):
     layout: Layout = "copies"
     # the subscribers of a wide calendar that still get copies (their reads hold no more wide ones)
     copy_to: dict[str, SubscriberRole] = Field(default_factory=dict)
+    # a wide calendar whose subscribers' old copies are all deleted (step 5 of the widening, 0021)
+    swept: bool = True
 
 
 def _opt_date(value: Any) -> date | None:

@@ -401,6 +401,7 @@ class Repository:
             room_consent=bool(item.get("roomConsent", False)),
             layout=item.get("layout", "copies"),
             copy_to=_roles(item.get("copyTo")),
+            swept=bool(item.get("swept", True)),
         )
 
     def set_room_consent(self, calendar_id: str, owner_user_id: str, *, consent: bool) -> None:
@@ -532,8 +533,8 @@ class Repository:
            stays on copies: ``copyTo``), its version bumped;
         4. ``layout = wide``: writes go to the calendar's partitions (and ``copyTo``) only;
         5. the subscribers' copies are deleted (a read meanwhile sees each occurrence once: reads
-           keep the first of an id). What is left when time runs out goes with the next write of
-           the occurrence (its old copies are stale then), its deletion or the cleanup (S9)."""
+           keep the first of an id, with the role from the list); ``swept`` stays false until then,
+           so the next call goes on."""
         calendar = self.get_calendar(calendar_id)
         if calendar is None or not wide.should_widen(calendar):
             return None
@@ -547,6 +548,9 @@ class Repository:
                 )
             calendar = calendar.model_copy(update={"layout": "widening"})
         result = Backfill()
+        if calendar.layout == "wide":  # only the sweep was left
+            result.incomplete = not self._sweep_copies(calendar, in_time)
+            return result
         for pk, role in wide.wide_targets(calendar).items():
             done = self.backfill(calendar, pk, role, in_time=in_time)
             result.copied += done.copied
@@ -562,9 +566,9 @@ class Repository:
         with _mapped_errors("widen calendar"):
             self._table.update_item(
                 Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
-                UpdateExpression="SET #l = :wide",
-                ExpressionAttributeNames={"#l": "layout"},
-                ExpressionAttributeValues={":wide": "wide"},
+                UpdateExpression="SET #l = :wide, #s = :no",
+                ExpressionAttributeNames={"#l": "layout", "#s": "swept"},
+                ExpressionAttributeValues={":wide": "wide", ":no": False},
             )
         calendar = self.get_calendar(calendar_id) or calendar
         result.incomplete = not self._sweep_copies(calendar, in_time)
@@ -596,15 +600,29 @@ class Repository:
                 ]
                 if not stale:
                     continue
+                try:  # only if no write of the occurrence came meanwhile (it deleted them itself)
+                    with _mapped_errors("update occurrence index"):
+                        self._table.update_item(
+                            Key={"pk": index["pk"], "sk": index["sk"]},
+                            UpdateExpression="SET #c = :c",
+                            ConditionExpression="#c = :old",
+                            ExpressionAttributeNames={"#c": "copies"},
+                            ExpressionAttributeValues={
+                                ":c": [list(r) for r in copies if r not in stale],
+                                ":old": index["copies"],
+                            },
+                        )
+                except Conflict:
+                    continue
                 self._delete_copies(stale)
                 owners.update(pk for pk, _ in stale)
-                with _mapped_errors("update occurrence index"):
-                    self._table.update_item(
-                        Key={"pk": index["pk"], "sk": index["sk"]},
-                        UpdateExpression="SET #c = :c",
-                        ExpressionAttributeNames={"#c": "copies"},
-                        ExpressionAttributeValues={":c": [list(r) for r in copies if r not in stale]},
-                    )
+            with _mapped_errors("widen calendar"):
+                self._table.update_item(
+                    Key={"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.CALENDAR},
+                    UpdateExpression="SET #s = :yes",
+                    ExpressionAttributeNames={"#s": "swept"},
+                    ExpressionAttributeValues={":yes": True},
+                )
             return True
         finally:
             self.bump_versions(owners)

@@ -51,6 +51,7 @@ def targets(calendar: Calendar) -> dict[str, SubscriberRole]:
 
 
 def should_widen(calendar: Calendar) -> bool:
-    return calendar.layout == "widening" or (
-        calendar.layout == "copies" and len(calendar.subscribers) > WIDE_THRESHOLD
-    )
+    """Past the threshold and still on copies, or a widening not finished (copies left to sweep)."""
+    if calendar.layout == "copies":
+        return len(calendar.subscribers) > WIDE_THRESHOLD
+    return calendar.layout == "widening" or not calendar.swept
