@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from calsync.store.items import Calendar, SubscriberRole
 
 # Past this many subscribers a calendar is stored once (0021: the measured write cost of a moved
-# event is ~4N + 13 WCU with copies; at 25 that is ~113 WCU in 5 BatchWriteItem calls).
+# event is ~5N + 6 WCU with copies (bench sharing); at 25 that is ~130 WCU in 5 BatchWriteItem calls).
 WIDE_THRESHOLD = 25
 # At most this many wide calendars per reader: a meetings read is at most 1 + MAX_WIDE Queries.
 MAX_WIDE = 4
