@@ -459,3 +459,29 @@ def test_a_widening_cut_short_is_resumed_and_no_read_misses_an_event(
     repo.unsubscribe(cal_id, keys.user_pk("late"))
     late = repo.get_profile("late")
     assert late is not None and late.wide_calendars == {}
+
+
+def test_availability_and_a_room_panel_read_a_wide_calendar(repo: Repository) -> None:
+    # C11 (busy time from a wide calendar) and R1-R7 through the room's answer and its ETag
+    from calsync.store.availability import read_calendar_events
+
+    person_id = "bea"
+    cal_id = wide_calendar_with_event(repo, keys.user_pk(person_id))
+    start, end = NOW, NOW + timedelta(days=1)
+    assert read_calendar_events(repo.table, person_id, [cal_id], start, end) == []  # not in her partition
+    busy = read_calendar_events(repo.table, person_id, [cal_id], start, end, wide_calendars=[cal_id])
+    assert [o.title for o in busy] == [f"All hands {cal_id}"]
+
+    room_pk = put_room(repo.table, "hq", "atrium", cal_id)
+    repo.subscribe(cal_id, room_pk, "room")
+    from calsync.api.calendar_sync import CalendarSync
+
+    CalendarSync(repo, {}).fill(cal_id, room_pk, "room")  # R8: the rooms' partition is filled at once
+    service = ApiService(repo)
+    member = Principal(user_id="visitor", locations=frozenset({"hq"}), admin_of=frozenset())
+    answer, etag = service.room_meetings(member, "atrium", NOW, explain=False)
+    assert [m.title for m in answer.meetings] == [f"All hands {cal_id}"]
+    calls = Calls(repo.table)
+    with pytest.raises(NotModified):
+        service.room_meetings(member, "atrium", NOW, explain=False, if_none_match=etag)
+    assert calls.names["Query"] == 0 and calls.names["BatchGetItem"] == 2  # the room, its calendar's version
