@@ -485,3 +485,52 @@ def test_availability_and_a_room_panel_read_a_wide_calendar(repo: Repository) ->
     with pytest.raises(NotModified):
         service.room_meetings(member, "atrium", NOW, explain=False, if_none_match=etag)
     assert calls.names["Query"] == 0 and calls.names["BatchGetItem"] == 2  # the room, its calendar's version
+
+
+def test_a_sync_of_a_calendar_past_the_threshold_widens_it_under_its_lease(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from calsync.store.sync_state import SyncStateStore
+    from calsync.sync.engine import SyncEngine
+    from calsync.sync.fake import FakeSource
+
+    cal_id = f"synced-{next(_ids)}"
+    people = {keys.user_pk(f"s{i}"): "conflict" for i in range(3)}
+    cal = calendar(cal_id, people)
+    repo.put_calendar(cal)
+    engine = SyncEngine(repo, SyncStateStore(repo.table))
+    source = FakeSource(page_size=10)
+    start = NOW + timedelta(hours=1)
+    source.put(
+        "a",
+        [
+            Occurrence(
+                Provider.GOOGLE, "acc-team", cal_id, "a", "A", start=start, end=start + timedelta(hours=1)
+            )
+        ],
+    )
+    engine.sync(cal, source, now=NOW)  # 3 subscribers: copies
+    assert (repo.get_calendar(cal_id) or cal).layout == "copies"
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)  # now past it
+    source.put(
+        "b",
+        [
+            Occurrence(
+                Provider.GOOGLE, "acc-team", cal_id, "b", "B", start=start, end=start + timedelta(hours=2)
+            )
+        ],
+    )
+    engine.sync(repo.get_calendar(cal_id) or cal, source, now=NOW + timedelta(minutes=5))
+    widened = repo.get_calendar(cal_id)
+    assert widened is not None and widened.layout == "wide" and widened.swept
+    window_start, window_end = window(NOW, ZoneInfo("UTC"))
+    for pk in people:
+        person = pk.removeprefix("USER#")
+        profile = repo.get_profile(person)
+        assert profile is not None and profile.wide_calendars == {cal_id: "conflict"}
+        read = repo.read_owner_events(
+            OwnerKind.USER, person, window_start, window_end, profile.wide_calendars
+        )
+        assert sorted(o.title or "" for o in read.occurrences) == ["A", "B"]
+        own = repo.read_owner_events(OwnerKind.USER, person, window_start, window_end, {})
+        assert own.occurrences == []  # B was written once, A's copies were swept
