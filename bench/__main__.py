@@ -252,7 +252,8 @@ def bench_cost_section() -> int:
 
 
 def bench_sharing_section() -> int:
-    """See bench/sharing.py: write cost of one moved event at 1, 10, 100, 1,000 subscribers."""
+    """See bench/sharing.py: write cost of one moved event at 1, 10, 100, 1,000 subscribers, and one
+    subscriber's read, before (copies) and after (wide calendars, ADR 0021)."""
     for path in (LAYER, ROOT):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))

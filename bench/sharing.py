@@ -1,4 +1,7 @@
-"""(h) Write cost of one moved event on a calendar with N subscribers (docs/adr/0002, 0016).
+"""(h) Write cost of one moved event on a calendar with N subscribers (docs/adr/0002, 0016, 0021),
+and read cost of one subscriber's meetings read, for both layouts side by side: ``copies`` (before:
+every subscriber's partition holds a copy, as with any N before 0021) and ``0021`` (after: past
+``WIDE_THRESHOLD`` subscribers the calendar is widened and stored once).
 
 A calendar with N subscribers (its owner's ``primary`` and N - 1 people's ``conflict``) holds one
 event; the event moves by a day (its index chunk, hence the sort key of every copy, changes) and
@@ -7,6 +10,11 @@ only: the write requests (items put, updated or deleted, whether one by one or i
 BatchWriteItem) and, on DynamoDB Local, the write capacity units it reports
 (``ReturnConsumedCapacity=INDEXES``: the table's and the KEYS_ONLY GSI's). moto's figures are
 item counts only: its ConsumedCapacity knows neither item sizes nor indexes.
+
+The read: what ``GET /v1/me/meetings`` asks of the store for one of the subscribers (not the
+calendar's owner) after the move: the profile's GetItem, the wide calendars' versions (one
+BatchGetItem, only with wide calendars) and the Queries; its RCU (strongly consistent) and the
+number of Queries.
 """
 
 from __future__ import annotations
@@ -57,15 +65,18 @@ class Meter:
                 self.capacity[f"{kind} table"] += float(c.get("CapacityUnits", 0.0))
 
 
-def moved_event_cost(make_table: Callable[[], Any], n: int) -> tuple[Counter[str], Counter[str]]:
-    """(items written by kind, capacity units by kind) of storing one moved event at ``n``
-    subscribers."""
-    from calsync.domain.models import UTC, Occurrence, Provider
+def moved_event_cost(
+    make_table: Callable[[], Any], n: int, *, threshold: int | None = None
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """(items written by kind, capacity units by kind, the read's requests and units) of storing
+    one moved event at ``n`` subscribers, then one subscriber's meetings read. ``threshold``: the
+    wide threshold in force (``None``: copies whatever N, as before 0021)."""
+    from calsync.domain.models import UTC, Provider
+    from calsync.store import wide
     from calsync.store.items import Calendar
     from calsync.store.repository import Repository
     from calsync.store.sync_state import SyncStateStore
     from calsync.sync.engine import SyncEngine
-    from calsync.sync.fake import FakeSource
 
     now = NOW.replace(tzinfo=UTC)
     tbl = make_table()
@@ -81,6 +92,26 @@ def moved_event_cost(make_table: Callable[[], Any], n: int) -> tuple[Counter[str
         subscribers=subscribers,
     )
     engine.repository.put_calendar(cal)
+    saved = wide.WIDE_THRESHOLD
+    wide.WIDE_THRESHOLD = threshold if threshold is not None else 10**9
+    try:
+        return _moved(engine, cal, meter, now)
+    finally:
+        wide.WIDE_THRESHOLD = saved
+
+
+def _moved(
+    engine: Any, cal: Any, meter: Meter, now: datetime
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    from zoneinfo import ZoneInfo
+
+    from calsync.domain.models import Occurrence, OwnerKind, Provider
+    from calsync.domain.rules import window
+    from calsync.sync.fake import FakeSource
+
+    repo = engine.repository
+    repo.widen(cal.calendar_id)  # what a subscription past the threshold does (CalendarSync.fill)
+    cal = repo.get_calendar(cal.calendar_id) or cal
 
     def event(start: datetime) -> Occurrence:
         return Occurrence(
@@ -102,30 +133,57 @@ def moved_event_cost(make_table: Callable[[], Any], n: int) -> tuple[Counter[str
     meter.reset()
     outcome = engine.sync(cal, source, now=now + timedelta(minutes=5))
     assert outcome.status == "synced" and outcome.stored == 1, outcome
-    return meter.items, meter.capacity
+    items, capacity = Counter(meter.items), Counter(meter.capacity)
+    reader = sorted(cal.subscribers)[-1].removeprefix("USER#")  # a subscriber (the owner at N = 1)
+    meter.reset()
+    calls: Counter[str] = Counter()
+    hook = lambda model, **_: calls.update([model.name])  # noqa: E731
+    events = repo.table.meta.client.meta.events
+    events.register("before-call.dynamodb", hook)
+    try:
+        profile = repo.get_profile(reader)
+        wide_calendars = profile.wide_calendars if profile else {}
+        repo.meetings_version(profile.version if profile else 0, wide_calendars)
+        start, end = window(now, ZoneInfo("UTC"))
+        found = repo.read_owner_events(OwnerKind.USER, reader, start, end, wide_calendars)
+    finally:
+        events.unregister("before-call.dynamodb", hook)
+    assert len(found.occurrences) == 1, found
+    read = Counter({"rcu": meter.capacity["read table"], **calls})
+    return items, capacity, read
 
 
 def bench_sharing(counts: tuple[int, ...] = SUBSCRIBERS) -> int:
     from bench.__main__ import table as render
     from bench.fullsync import _backends
+    from calsync.store.wide import WIDE_THRESHOLD
 
     rows: list[list[str]] = []
     for backend, make_table in _backends():
         for n in counts:
-            items, capacity = moved_event_cost(make_table, n)
-            wcu = capacity["write table"] + capacity["write gsi"]
-            rows.append(
-                [
-                    backend,
-                    str(n),
-                    str(sum(items.values())),
-                    ", ".join(f"{k} {v}" for k, v in sorted(items.items())),
-                    f"{wcu:g}" if backend != "moto" else "-",
-                    f"{capacity['write table']:g} + {capacity['write gsi']:g}" if backend != "moto" else "-",
-                    f"{capacity['read table']:g}" if backend != "moto" else "-",
-                ]
-            )
-    print("(h) write cost of one moved event at N subscribers (sync engine, FakeSource; the second sync)")
-    print(render(["DynamoDB", "N", "items", "by kind", "WCU", "table + gsi1", "RCU"], rows))
+            for layout, threshold in (("copies", None), ("0021", WIDE_THRESHOLD)):
+                items, capacity, read = moved_event_cost(make_table, n, threshold=threshold)
+                wcu = capacity["write table"] + capacity["write gsi"]
+                measured = backend != "moto"
+                rows.append(
+                    [
+                        backend,
+                        str(n),
+                        layout,
+                        str(sum(items.values())),
+                        ", ".join(f"{k} {v}" for k, v in sorted(items.items())),
+                        f"{wcu:g}" if measured else "-",
+                        f"{capacity['write table']:g} + {capacity['write gsi']:g}" if measured else "-",
+                        f"{capacity['read table']:g}" if measured else "-",
+                        ", ".join(f"{k} {read[k]}" for k in ("GetItem", "BatchGetItem", "Query") if read[k]),
+                        f"{read['rcu']:g}" if measured else "-",
+                    ]
+                )
+    print(
+        "(h) one moved event at N subscribers (sync engine, FakeSource; the second sync), before (copies) "
+        f"and after (0021: wide past {WIDE_THRESHOLD}); then one subscriber's meetings read"
+    )
+    header = ["DynamoDB", "N", "layout", "items", "by kind", "WCU", "table + gsi1", "sync RCU"]
+    print(render([*header, "read requests", "read RCU"], rows))
     print()
     return 0

@@ -16,7 +16,7 @@ import pytest
 
 from calsync import live
 from calsync.config import get_presence_settings
-from calsync.store import due, keys
+from calsync.store import due, keys, wide
 from calsync.store.repository import Repository
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, answer, calendar, occurrence
@@ -193,3 +193,29 @@ def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
     assert (second.people, second.finished) == (2, True)
     assert store.page(due.bucket_pk(NOW), 10) == []
     assert keys.user_pk("u1") == "USER#u1"
+
+
+def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0018 with 0021: the schedule reads the person's wide calendars too (stored once)
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)
+    repo = Repository(world.table)
+    subscribers = {"USER#alice": "primary", "USER#bob": "primary", "USER#carol": "primary"}
+    cal = calendar(repo, "cal-team", "acc-t", "carol", subscribers=subscribers)
+    assert repo.widen("cal-team") is not None
+    profile, widened = repo.get_profile("alice"), repo.get_calendar("cal-team")
+    assert profile is not None and profile.wide_calendars == {"cal-team": "primary"}
+    assert widened is not None and widened.layout == "wide"
+    cal = widened  # its events are stored once, in WIDE#cal-team
+    repo.store_occurrences(
+        cal,
+        [occurrence(cal, "all-hands", "All hands", NOW + timedelta(minutes=30), NOW + timedelta(hours=1))],
+    )
+    sign_in(world)
+    world.tick(NOW + timedelta(minutes=1))
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=30, seconds=20))
+    [event] = [e for e in world.published.of("presence") if e["id"] == "alice"]
+    assert event["presence"]["status"] == "busy"
+    assert event["presence"]["inMeetingUntil"].startswith("2026-11-20T10:00")

@@ -173,6 +173,63 @@ def publish_changes(
                 _failed(type(exc).__name__, channel)
 
 
+PUBLISH_THREADS = 16
+
+
+def publish_wide(calendar_id: str, version: int, subscribers: Mapping[str, str]) -> None:
+    """A wide calendar changed (docs/adr/0021): every subscriber's own channel hears it, as
+    ``{"type": "meetings"|"room", "id", "calendarId", "calendarVersion"}`` (the calendar's version
+    grows like an owner's). One publish per subscriber, ``PUBLISH_THREADS`` at a time: no table
+    write, and a client needs no new subscription or authorization. Never raises."""
+    publisher = current()
+    if publisher is None:
+        return
+    sends: list[tuple[str, dict[str, Any]]] = []
+    for pk in sorted(subscribers):
+        room = keys.room_of_pk(pk)
+        if room is not None:
+            if room[0]:  # a legacy room (no location in its key) has no channel
+                sends.append(
+                    (
+                        room_channel(room[0], room[1]),
+                        {
+                            "type": "room",
+                            "id": room[1],
+                            "calendarId": calendar_id,
+                            "calendarVersion": version,
+                        },
+                    )
+                )
+        elif pk.startswith(keys.user_pk("")):
+            user_id = pk.removeprefix(keys.user_pk(""))
+            sends.append(
+                (
+                    user_channel(user_id),
+                    {
+                        "type": "meetings",
+                        "id": user_id,
+                        "calendarId": calendar_id,
+                        "calendarVersion": version,
+                    },
+                )
+            )
+
+    def send(pair: tuple[str, dict[str, Any]]) -> None:
+        try:
+            publisher.publish(pair[0], [pair[1]])
+        except Exception as exc:
+            _failed(type(exc).__name__, pair[0])
+
+    if len(sends) <= 1:
+        for pair in sends:
+            send(pair)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only for wide calendars
+
+    with ThreadPoolExecutor(max_workers=min(PUBLISH_THREADS, len(sends))) as pool:
+        list(pool.map(send, sends))
+
+
 def may_subscribe(channel: str, user_id: str, locations: Iterable[str]) -> bool:
     """X1 on the channels: a person's own meetings channel; a location's presence and room channels
     (one person or room, or ``*`` for all of them) for its members only."""

@@ -55,10 +55,13 @@ class CalendarSync:
     ) -> Backfill:
         """Copy what the store holds of the calendar to ``owner_pk`` (already a subscriber); make
         the next full pass fetch everything again where that is not enough."""
+        widened = self._repo.widen(calendar_id, in_time=self._in_time)  # past the threshold: 0021
         calendar = self._repo.get_calendar(calendar_id)
         if calendar is None:
             return Backfill()
         done = self._repo.backfill(calendar, owner_pk, role, restamp=restamp, in_time=self._in_time)
+        if widened is not None and widened.missing:
+            done.missing += widened.missing
         if not done.complete:
             SyncStateStore(self._repo.table).forget_etags(calendar_id)
         logger.info(

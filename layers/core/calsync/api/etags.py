@@ -32,19 +32,20 @@ class NotModified(Exception):
         self.etag = etag
 
 
-def _digest(kind: str, owner: str, version: int, until: str) -> str:
+def _digest(kind: str, owner: str, version: int | str, until: str) -> str:
     text = f"{kind}\n{owner}\n{version}\n{until}".encode()
     return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
-def make(kind: str, owner: str, version: int, until: datetime | None) -> str:
+def make(kind: str, owner: str, version: int | str, until: datetime | None) -> str:
     """The ETag (quoted, strong) of an answer of ``kind`` about ``owner`` at ``version``, valid by
-    time until ``until`` (``None``: only a write changes it)."""
+    time until ``until`` (``None``: only a write changes it). ``version``: the owner's, or with wide
+    calendars (docs/adr/0021) the owner's and each wide calendar's, ``-``-joined."""
     end = NEVER if until is None else str(int(until.timestamp()))  # floor: never later than the truth
     return f'"{kind}.{version}.{end}.{_digest(kind, owner, version, end)}"'
 
 
-def _current(tag: str, kind: str, owner: str, version: int, now: datetime) -> bool:
+def _current(tag: str, kind: str, owner: str, version: int | str, now: datetime) -> bool:
     parts = tag.removeprefix("W/").strip('"').split(".")
     if len(parts) != 4 or parts[0] != kind or parts[1] != str(version):
         return False
@@ -54,7 +55,7 @@ def _current(tag: str, kind: str, owner: str, version: int, now: datetime) -> bo
     return end == NEVER or (end.isdigit() and now.timestamp() < int(end))
 
 
-def check(if_none_match: str | None, kind: str, owner: str, version: int, now: datetime) -> None:
+def check(if_none_match: str | None, kind: str, owner: str, version: int | str, now: datetime) -> None:
     """Raise ``NotModified`` when ``if_none_match`` (the header: a list of tags) holds a tag that is
     still current: same kind, owner and version, and ``now`` before its ``until``."""
     for tag in _tags(if_none_match):

@@ -137,7 +137,8 @@ class PresenceService:
             # P6 from the store (no provider call): the events begun by now + 1 s, and those of the
             # next hour for when the answer changes next, ONE Query
             horizon = now + _LOOKAHEAD
-            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon)
+            wide = state.profile.wide_calendars if state.profile else {}
+            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon, wide)
             owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
             meeting = meeting_in_progress(starting_by(events.occurrences, now + _NOW_SPAN), now, owner)
             meetings = (events.occurrences, owner, horizon, _NOW_SPAN)
@@ -256,7 +257,8 @@ class PresenceService:
         before = (since - _NOW_SPAN) if since is not None and since <= now else now
         start = min(window(before, zone)[0], window(now, zone)[0])
         end = max(window(now, zone)[1], now + _LOOKAHEAD)
-        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end)
+        wide = state.profile.wide_calendars if state.profile else {}  # 0021: their events too
+        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end, wide)
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
 
         def at(instant: datetime) -> tuple[PresenceView, datetime | None]:

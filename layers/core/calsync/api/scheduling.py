@@ -143,10 +143,19 @@ class SchedulingService:
 
     # ---- availability (C11) --------------------------------------------------------------------
     def _busy(
-        self, user_id: str, config: CalendarConfig, zone: ZoneInfo, start: datetime, end: datetime
+        self,
+        user_id: str,
+        profile: Profile | None,
+        config: CalendarConfig,
+        start: datetime,
+        end: datetime,
     ) -> list[Interval]:
         ids = config.calendar_ids
-        occurrences = read_calendar_events(self._repo.table, user_id, ids, start, end)  # ONE Query
+        zone = profile.zone if profile else ZoneInfo("UTC")
+        wide = [c for c in (profile.wide_calendars if profile else {}) if c in ids]  # 0021: one more each
+        occurrences = read_calendar_events(
+            self._repo.table, user_id, ids, start, end, wide_calendars=wide
+        )  # ONE Query
         return busy(occurrences, calendar_ids=ids, zone=zone, start=start, end=end)
 
     def availability(
@@ -161,7 +170,7 @@ class SchedulingService:
         profile = self._authorize(principal, location_id, user_id)
         zone = profile.zone if profile else ZoneInfo("UTC")
         config = self._accounts.get_config(user_id, location_id)
-        intervals = self._busy(user_id, config, zone, start, end)
+        intervals = self._busy(user_id, profile, config, start, end)
         return Availability(
             time_zone=zone.key,
             start=start,
@@ -181,7 +190,8 @@ class SchedulingService:
                 "no primary calendar is set in this location: choose one in the calendar configuration first"
             )
         if not body.allow_conflict:
-            clash = overlaps(self._busy(user_id, config, zone, body.start, body.end), body.start, body.end)
+            busy_ = self._busy(user_id, profile, config, body.start, body.end)
+            clash = overlaps(busy_, body.start, body.end)
             if clash:
                 when = ", ".join(
                     f"{s.astimezone(zone).isoformat()}/{e.astimezone(zone).isoformat()}" for s, e in clash
@@ -261,9 +271,11 @@ class SchedulingService:
         return written
 
     # ---- meeting links (C12, U10) --------------------------------------------------------------
-    def _listed(self, user_id: str, zone: ZoneInfo, now: datetime) -> list[Listed]:
+    def _listed(self, user_id: str, profile: Profile | None, now: datetime) -> list[Listed]:
+        zone = profile.zone if profile else ZoneInfo("UTC")
         start, end = window(now, zone)
-        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end)
+        wide = profile.wide_calendars if profile else {}
+        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end, wide)
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
         return select_for_person(events.occurrences, now, owner).listed
 
@@ -271,7 +283,7 @@ class SchedulingService:
         profile, _ = self._repo.get_member(principal.user_id)
         zone = profile.zone if profile else ZoneInfo("UTC")
         item = next(
-            (i for i in self._listed(principal.user_id, zone, now) if i.occurrence.id == meeting_id), None
+            (i for i in self._listed(principal.user_id, profile, now) if i.occurrence.id == meeting_id), None
         )
         if item is None:
             raise NotFound("no such meeting among your listed meetings")

@@ -25,15 +25,24 @@ MAX_FILTER_VALUES = 100  # DynamoDB's limit on the operands of IN
 
 
 def read_calendar_events(
-    table: Table, user_id: str, calendar_ids: Collection[str], start: datetime, end: datetime
+    table: Table,
+    user_id: str,
+    calendar_ids: Collection[str],
+    start: datetime,
+    end: datetime,
+    *,
+    wide_calendars: Collection[str] = (),
 ) -> list[Occurrence]:
     """The occurrences of ``calendar_ids`` in the person's partition that may overlap ``[start, end)``
-    (all-day events included wherever they may fall; the caller places them in the person's zone)."""
+    (all-day events included wherever they may fall; the caller places them in the person's zone),
+    and those of the wide calendars among them the person reads from the calendars' own partitions
+    (``wide_calendars``: one Query each, docs/adr/0021)."""
     ids = sorted(set(calendar_ids))
     if not ids:
         return []
     low, high = keys.event_range(start.astimezone(UTC), end.astimezone(UTC))
-    values: dict[str, Any] = {":pk": keys.user_pk(user_id), ":lo": low, ":hi": high}
+    partitions = [keys.user_pk(user_id), *(keys.wide_pk(c) for c in sorted(set(wide_calendars)))]
+    values: dict[str, Any] = {":pk": partitions[0], ":lo": low, ":hi": high}
     kwargs: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
         "ExpressionAttributeValues": values,
@@ -46,15 +55,19 @@ def read_calendar_events(
     wanted = set(ids)
     seen: set[str] = set()
     out: list[Occurrence] = []
-    while True:
-        with _mapped_errors("read availability"):
-            resp = table.query(**kwargs)
-        for item in resp.get("Items", []):
-            occ_id = str(item["occId"])
-            if occ_id in seen or str(item.get("calendarId")) not in wanted:
-                continue
-            seen.add(occ_id)
-            out.append(item_to_occurrence(item))
-        if "LastEvaluatedKey" not in resp:
-            return out
-        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    for pk in partitions:
+        values[":pk"] = pk
+        kwargs.pop("ExclusiveStartKey", None)
+        while True:
+            with _mapped_errors("read availability"):
+                resp = table.query(**kwargs)
+            for item in resp.get("Items", []):
+                occ_id = str(item["occId"])
+                if occ_id in seen or str(item.get("calendarId")) not in wanted:
+                    continue
+                seen.add(occ_id)
+                out.append(item_to_occurrence(item))
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    return out

@@ -13,6 +13,9 @@ from calsync.store import keys
 
 AccessRole = Literal["owner", "writer", "reader", "freeBusyReader"]
 SubscriberRole = Literal["primary", "conflict", "room"]
+# where a calendar's occurrences are stored (docs/adr/0021): a copy in every subscriber's partition,
+# or once in the calendar's own partitions (``wide``); ``widening`` writes both while it moves
+Layout = Literal["copies", "widening", "wide"]
 
 
 def valid_zone(name: str) -> str:
@@ -39,6 +42,8 @@ class Profile(BaseModel):
     photo_key: str | None = None
     photo_pending_key: str | None = None
     version: int = 0  # calsync.store.versions: grows with every change of the meetings or presence
+    # the wide calendars the person reads from their own partitions, with the person's role (0021)
+    wide_calendars: dict[str, SubscriberRole] = Field(default_factory=dict)
 
     @field_validator("time_zone")
     @classmethod
@@ -62,6 +67,8 @@ class Room(BaseModel):
     # R9: who registered it (None: stored without a registrant, e.g. by a seeding tool)
     registered_by: str | None = None
     version: int = 0  # calsync.store.versions: grows with every change of the room's meetings
+    # its calendar when that calendar is wide (read from the calendar's room partition, 0021)
+    wide_calendars: dict[str, SubscriberRole] = Field(default_factory=dict)
 
     @field_validator("time_zone")
     @classmethod
@@ -96,6 +103,12 @@ class Calendar(BaseModel):
     subscribers: dict[str, SubscriberRole] = Field(default_factory=dict)
     # R9: its owner marked it as a room calendar (an admin of their location may make it a room)
     room_consent: bool = False
+    # docs/adr/0021: copies per subscriber, or once in the calendar's own partitions past a threshold
+    layout: Layout = "copies"
+    # the subscribers of a wide calendar that still get copies (their reads hold no more wide ones)
+    copy_to: dict[str, SubscriberRole] = Field(default_factory=dict)
+    # a wide calendar whose subscribers' old copies are all deleted (step 5 of the widening, 0021)
+    swept: bool = True
 
 
 def _opt_date(value: Any) -> date | None:

@@ -79,6 +79,36 @@ def calendar_pk(calendar_id: str) -> str:
     return f"CAL#{calendar_id}"
 
 
+# ---- wide calendars (docs/adr/0021) -------------------------------------------------------------
+# WIDE#<calendarId> / EV#…       the occurrences of a wide calendar, whole: what its people read
+# WIDEROOM#<calendarId> / EV#…   the same with R4 applied (privacy.for_room): what its rooms read
+# WIDE#<calendarId> / VERSION    the calendar's version: part of its subscribers' ETags
+WIDE_PREFIX = "WIDE#"
+WIDE_ROOM_PREFIX = "WIDEROOM#"
+VERSION = "VERSION"
+
+
+def wide_pk(calendar_id: str) -> str:
+    return f"{WIDE_PREFIX}{calendar_id}"
+
+
+def wide_room_pk(calendar_id: str) -> str:
+    return f"{WIDE_ROOM_PREFIX}{calendar_id}"
+
+
+def wide_read_pk(calendar_id: str, role: str) -> str:
+    """The partition a subscriber of this role reads a wide calendar from."""
+    return wide_room_pk(calendar_id) if role == "room" else wide_pk(calendar_id)
+
+
+def wide_calendar_of_pk(pk: str) -> str | None:
+    """The calendar of a wide partition key; ``None`` for any other key."""
+    for prefix in (WIDE_ROOM_PREFIX, WIDE_PREFIX):
+        if pk.startswith(prefix):
+            return pk.removeprefix(prefix)
+    return None
+
+
 def occurrence_index_sk(occ_id: str) -> str:
     return f"{OCC_PREFIX}{occ_id}"
 

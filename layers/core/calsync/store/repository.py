@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,8 @@ from calsync.domain.errors import Conflict, NotFound, StoreUnavailable
 from calsync.domain.limits import Unstorable, bounded, check_item
 from calsync.domain.models import UTC, Occurrence, OwnerKind, widest_instants
 from calsync.domain.privacy import for_room
-from calsync.store import due, keys, versions
+from calsync.observability import logger
+from calsync.store import due, keys, versions, wide
 from calsync.store.items import (
     Calendar,
     Profile,
@@ -148,6 +149,7 @@ class Repository:
             photo_key=_str_or_none(item.get("photoKey")),
             photo_pending_key=_str_or_none(item.get("photoPendingKey")),
             version=versions.of(item),
+            wide_calendars=_roles(item.get("wide")),
         )
 
     def update_profile(
@@ -193,6 +195,7 @@ class Repository:
             calendar_id=str(item["calendarId"]),
             registered_by=_str_or_none(item.get("registeredBy")),
             version=versions.of(item),
+            wide_calendars=_roles(item.get("wide")),
         )
 
     def get_room(self, location_id: str, room_id: str) -> Room | None:
@@ -276,7 +279,9 @@ class Repository:
                 }
             },
         ]
-        unchanged = existing is not None and existing == room.model_copy(update={"version": existing.version})
+        unchanged = existing is not None and existing == room.model_copy(
+            update={"version": existing.version, "wide_calendars": existing.wide_calendars}
+        )
         if not unchanged:  # the same PUT again writes nothing (its version stays)
             with _mapped_errors("store room"):
                 client.transact_write_items(TransactItems=transaction)
@@ -394,8 +399,11 @@ class Repository:
             name=str(item.get("name", "")),
             access_role=item.get("accessRole", "owner"),
             time_zone=_str_or_none(item.get("timeZone")),
-            subscribers={str(k): v for k, v in _as_map(item.get("subscribers")).items()},
+            subscribers=_roles(item.get("subscribers")),
             room_consent=bool(item.get("roomConsent", False)),
+            layout=item.get("layout", "copies"),
+            copy_to=_roles(item.get("copyTo")),
+            swept=bool(item.get("swept", True)),
         )
 
     def set_room_consent(self, calendar_id: str, owner_user_id: str, *, consent: bool) -> None:
@@ -422,15 +430,204 @@ class Repository:
         return frozenset(marked)
 
     def subscribe(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> None:
-        """Copy this calendar's occurrences to ``owner_pk`` from now on (the next sync backfills)."""
+        """Copy this calendar's occurrences to ``owner_pk`` from now on (the next sync backfills);
+        of a wide calendar (0021), list it on the owner's item instead, while there is room."""
         with _mapped_errors("subscribe calendar"):
-            self._table.update_item(
+            item = self._table.update_item(
                 Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
                 UpdateExpression="SET #subs.#o = :role",
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeNames={"#subs": "subscribers", "#o": owner_pk},
                 ExpressionAttributeValues={":role": role},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        if item.get("layout", "copies") != "copies":  # widening too: it may have read the list before
+            self._join_wide(calendar_id, owner_pk, role)
+
+    @staticmethod
+    def _anchor(owner_pk: str) -> dict[str, str]:
+        """The item that lists an owner's wide calendars: a person's profile, a room's item."""
+        return {"pk": owner_pk, "sk": keys.ROOM if owner_pk.startswith("ROOM#") else keys.PROFILE}
+
+    def _join_wide(self, calendar_id: str, owner_pk: str, role: SubscriberRole) -> bool:
+        """List a wide calendar on its subscriber's item with their role, unless the item lists
+        ``wide.MAX_WIDE`` others already: then the subscriber keeps getting copies (the calendar's
+        ``copyTo``). True when listed. Idempotent."""
+        anchor = self._anchor(owner_pk)
+        room = anchor["sk"] == keys.ROOM
+        names = {"#w": wide.WIDE_ATTR, "#c": calendar_id}
+        try:
+            with _mapped_errors("list wide calendar"):
+                if room:  # a room that is gone stays gone
+                    self._table.update_item(
+                        Key=anchor,
+                        UpdateExpression="SET #w = if_not_exists(#w, :empty)",
+                        ConditionExpression="attribute_exists(pk)",
+                        ExpressionAttributeNames={"#w": wide.WIDE_ATTR},
+                        ExpressionAttributeValues={":empty": {}},
+                    )
+                else:
+                    self._table.update_item(
+                        Key=anchor,
+                        UpdateExpression="SET #w = if_not_exists(#w, :empty), #t = if_not_exists(#t, :type)",
+                        ExpressionAttributeNames={"#w": wide.WIDE_ATTR, "#t": "type"},
+                        ExpressionAttributeValues={":empty": {}, ":type": "profile"},
+                    )
+                self._table.update_item(
+                    Key=anchor,
+                    UpdateExpression="SET #w.#c = :role",
+                    ConditionExpression="attribute_exists(#w.#c) OR size(#w) < :max",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":role": role, ":max": wide.MAX_WIDE},
+                )
+            listed = True
+        except Conflict:  # a room that is gone, or a reader with MAX_WIDE wide calendars already
+            listed = False
+        with _mapped_errors("subscribe calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression="SET #cp = if_not_exists(#cp, :empty)",
+                ExpressionAttributeNames={"#cp": "copyTo"},
+                ExpressionAttributeValues={":empty": {}},
             )
+            key = {"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR}
+            names = {"#cp": "copyTo", "#o": owner_pk}
+            if listed:
+                self._table.update_item(
+                    Key=key, UpdateExpression="REMOVE #cp.#o", ExpressionAttributeNames=names
+                )
+            else:
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET #cp.#o = :role",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":role": role},
+                )
+        if listed:
+            self.bump_versions([owner_pk])  # their answer now includes the calendar's partition
+        return listed
+
+    def _leave_wide(self, calendar_id: str, owner_pk: str) -> bool:
+        """Take a calendar off its subscriber's list of wide calendars; True when it was there."""
+        try:
+            with _mapped_errors("unlist wide calendar"):
+                self._table.update_item(
+                    Key=self._anchor(owner_pk),
+                    UpdateExpression="REMOVE #w.#c",
+                    ConditionExpression="attribute_exists(#w.#c)",
+                    ExpressionAttributeNames={"#w": wide.WIDE_ATTR, "#c": calendar_id},
+                )
+        except Conflict:
+            return False
+        return True
+
+    def widen(self, calendar_id: str, *, in_time: Callable[[], bool] = lambda: True) -> Backfill | None:
+        """Store a calendar that has more than ``wide.WIDE_THRESHOLD`` subscribers once (0021),
+        resuming where an earlier call stopped; ``None`` when there is nothing to do. Steps, each
+        idempotent, ``in_time()`` asked between pages (out of time: ``incomplete``, the next call
+        goes on; the sync engine and the next subscription call it):
+
+        1. ``layout = widening``: from now on every write goes to the copies AND the calendar's
+           partitions, so no reader misses a change whichever step it sees;
+        2. the calendar's partitions are filled from the copies (``backfill``, R4 for the rooms');
+           what has no usable copy is ``missing`` (the caller has the next full sync fetch it);
+        3. every subscriber lists the calendar on its item (or, with ``MAX_WIDE`` listed already,
+           stays on copies: ``copyTo``), its version bumped;
+        4. ``layout = wide``: writes go to the calendar's partitions (and ``copyTo``) only;
+        5. the subscribers' copies are deleted (a read meanwhile sees each occurrence once: reads
+           keep the first of an id, with the role from the list); ``swept`` stays false until then,
+           so the next call goes on."""
+        calendar = self.get_calendar(calendar_id)
+        if calendar is None or not wide.should_widen(calendar):
+            return None
+        if calendar.layout == "copies":
+            with _mapped_errors("widen calendar"):
+                self._table.update_item(
+                    Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                    UpdateExpression="SET #l = :widening, #cp = if_not_exists(#cp, :empty)",
+                    ExpressionAttributeNames={"#l": "layout", "#cp": "copyTo"},
+                    ExpressionAttributeValues={":widening": "widening", ":empty": {}},
+                )
+            calendar = calendar.model_copy(update={"layout": "widening"})
+        result = Backfill()
+        if calendar.layout == "wide":  # only the sweep was left
+            result.incomplete = not self._sweep_copies(calendar, in_time)
+            return result
+        for pk, role in wide.wide_targets(calendar).items():
+            done = self.backfill(calendar, pk, role, in_time=in_time)
+            result.copied += done.copied
+            result.missing += done.missing
+            if done.incomplete:
+                result.incomplete = True
+                return result
+        for n, (pk, role) in enumerate(sorted(calendar.subscribers.items())):
+            if n % 25 == 0 and not in_time():
+                result.incomplete = True
+                return result
+            self._join_wide(calendar_id, pk, role)
+        with _mapped_errors("widen calendar"):
+            self._table.update_item(
+                Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                UpdateExpression="SET #l = :wide, #s = :no",
+                ExpressionAttributeNames={"#l": "layout", "#s": "swept"},
+                ExpressionAttributeValues={":wide": "wide", ":no": False},
+            )
+        calendar = self.get_calendar(calendar_id) or calendar
+        result.incomplete = not self._sweep_copies(calendar, in_time)
+        logger.info(
+            "calendar widened",
+            extra={
+                "calendar_id": calendar_id,
+                "subscribers": len(calendar.subscribers),
+                "copy_to": len(calendar.copy_to),
+                "copied": result.copied,
+                "missing": result.missing,
+                "swept": not result.incomplete,
+            },
+        )
+        return result
+
+    def _sweep_copies(self, calendar: Calendar, in_time: Callable[[], bool]) -> bool:
+        """Delete the copies of a wide calendar held by subscribers that read its partitions; True
+        when none is left."""
+        keep = set(calendar.copy_to)
+        owners: set[str] = set()
+        try:
+            for n, index in enumerate(self._index_items(calendar.calendar_id)):
+                if n % 100 == 0 and not in_time():
+                    return False
+                copies = _copy_refs(index)
+                stale = [
+                    ref for ref in copies if keys.wide_calendar_of_pk(ref[0]) is None and ref[0] not in keep
+                ]
+                if not stale:
+                    continue
+                try:  # only if no write of the occurrence came meanwhile (it deleted them itself)
+                    with _mapped_errors("update occurrence index"):
+                        self._table.update_item(
+                            Key={"pk": index["pk"], "sk": index["sk"]},
+                            UpdateExpression="SET #c = :c",
+                            ConditionExpression="#c = :old",
+                            ExpressionAttributeNames={"#c": "copies"},
+                            ExpressionAttributeValues={
+                                ":c": [list(r) for r in copies if r not in stale],
+                                ":old": index["copies"],
+                            },
+                        )
+                except Conflict:
+                    continue
+                self._delete_copies(stale)
+                owners.update(pk for pk, _ in stale)
+            with _mapped_errors("widen calendar"):
+                self._table.update_item(
+                    Key={"pk": keys.calendar_pk(calendar.calendar_id), "sk": keys.CALENDAR},
+                    UpdateExpression="SET #s = :yes",
+                    ExpressionAttributeNames={"#s": "swept"},
+                    ExpressionAttributeValues={":yes": True},
+                )
+            return True
+        finally:
+            self.bump_versions(owners)
 
     def unsubscribe(self, calendar_id: str, owner_pk: str) -> None:
         """Stop copying to ``owner_pk`` and delete the copies it has."""
@@ -446,7 +643,14 @@ class Repository:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise
-        removed = False
+            with suppress(ClientError):  # only a wide calendar has the map (0021)
+                self._table.update_item(
+                    Key={"pk": keys.calendar_pk(calendar_id), "sk": keys.CALENDAR},
+                    UpdateExpression="REMOVE #cp.#o",
+                    ConditionExpression="attribute_exists(#cp)",
+                    ExpressionAttributeNames={"#cp": "copyTo", "#o": owner_pk},
+                )
+        removed = self._leave_wide(calendar_id, owner_pk)
         for index in self._index_items(calendar_id):
             copies = _copy_refs(index)
             stale = [ref for ref in copies if ref[0] == owner_pk]
@@ -465,12 +669,46 @@ class Repository:
             self.bump_versions([owner_pk])
 
     def bump_versions(
-        self, pks: Iterable[str], *kinds: str, answer: live.Answer | None = None
+        self,
+        pks: Iterable[str],
+        *kinds: str,
+        answer: live.Answer | None = None,
+        calendar: Calendar | None = None,
     ) -> dict[str, int]:
         """After a write: the versions of the people and rooms among ``pks`` grow (``versions``;
-        ``kinds`` and ``answer``: what the live channel's events say)."""
+        ``kinds`` and ``answer``: what the live channel's events say), and those of the wide
+        calendars whose partitions are among them (0021), whose subscribers are then told on the
+        live channel (``calendar``: the one written, when the caller has it)."""
+        pks = list(pks)
+        calendar_ids = sorted({c for c in map(keys.wide_calendar_of_pk, pks) if c is not None})
         with _mapped_errors("store version"):
-            return versions.bump(self._table, pks, *kinds, answer=answer)
+            out = versions.bump(self._table, pks, *kinds, answer=answer)
+            for calendar_id in calendar_ids:
+                version = versions.bump_wide(self._table, calendar_id)
+                out[keys.wide_pk(calendar_id)] = version
+                of = calendar if calendar is not None and calendar.calendar_id == calendar_id else None
+                of = of or self.get_calendar(calendar_id)
+                if of is not None:
+                    live.publish_wide(calendar_id, version, of.subscribers)
+        return out
+
+    def wide_versions(self, calendar_ids: Iterable[str]) -> dict[str, int]:
+        """The versions of these wide calendars (0 for one never written): ONE BatchGetItem for up
+        to 100 (a reader has at most ``wide.MAX_WIDE``)."""
+        ids = sorted(set(calendar_ids))
+        if not ids:
+            return {}
+        found = self._batch_get([(keys.wide_pk(c), keys.VERSION) for c in ids])
+        return {c: versions.of(found.get((keys.wide_pk(c), keys.VERSION))) for c in ids}
+
+    def meetings_version(self, own: int, wide_calendars: Mapping[str, str]) -> int | str:
+        """What an owner's meetings ETag is made of: their own version, and with wide calendars
+        (0021) each one's version (ONE BatchGetItem), read before the data as ``versions`` requires.
+        The set of wide calendars only changes with a bump of the owner's own version."""
+        if not wide_calendars:
+            return own
+        found = self.wide_versions(wide_calendars)
+        return "-".join([str(own), *(str(found[c]) for c in sorted(found))])
 
     def backfill(
         self,
@@ -491,7 +729,15 @@ class Repository:
         already has a copy in ``owner_pk`` is left alone, unless ``restamp`` (a person's role
         changed): then that copy is written again with the new role. Reads and writes go in
         batches of 100 occurrences; before each, ``in_time()`` is asked (the caller's time budget):
-        when it says no, the rest is left out and the result is ``incomplete``."""
+        when it says no, the rest is left out and the result is ``incomplete``.
+
+        Of a wide calendar (0021) that the owner reads from the calendar's partitions, the partition
+        of the owner's kind is what is filled (a room's is written only once a room subscribes)."""
+        reads_wide = owner_pk in calendar.subscribers and owner_pk not in calendar.copy_to
+        if calendar.layout == "wide" and reads_wide:
+            owner_pk = keys.wide_read_pk(calendar.calendar_id, role)
+            role = "room" if role == "room" else "conflict"
+            restamp = False
         result = Backfill()
         try:
             page: list[dict[str, Any]] = []
@@ -531,7 +777,7 @@ class Repository:
                 by_owner.setdefault(pk, []).append(sk)
             if owner_pk in by_owner and not restamp:
                 continue
-            whole = [pk for pk in by_owner if calendar.subscribers.get(pk, "room") != "room"]
+            whole = [pk for pk in by_owner if _whole(calendar, pk)]
             if owner_pk in by_owner and role != "room":
                 whole = [owner_pk]  # a person's own copy is whole: written again with the new role
             usable = whole or (list(by_owner) if role == "room" else [])
@@ -621,7 +867,7 @@ class Repository:
             sks = keys.event_sks(first, last, occ.id)
             expires = int((wide_end + TTL_MARGIN).timestamp())
             copies: list[dict[str, Any]] = []
-            for owner_pk, role in calendar.subscribers.items():
+            for owner_pk, role in wide.targets(calendar).items():
                 copy = for_room(occ, calendar.access_role) if role == "room" else occ
                 body = occurrence_to_item(copy, role)
                 for sk in sks:
@@ -672,7 +918,8 @@ class Repository:
                     changed.update(c["pk"] for c in copies)
         if stale:
             self._delete_copies(sorted(stale))
-        self.bump_versions([*changed, *(pk for pk, _ in stale)])  # the same occurrences again: none
+        # the same occurrences again: none
+        self.bump_versions([*changed, *(pk for pk, _ in stale)], calendar=calendar)
         return written
 
     def _get_many(self, item_keys: Sequence[Mapping[str, str]], what: str) -> dict[CopyRef, dict[str, Any]]:
@@ -714,37 +961,52 @@ class Repository:
                 batch.delete_item(Key={"pk": pk, "sk": sk})
 
     def read_owner_events(
-        self, kind: OwnerKind, owner_id: str, window_start: datetime, window_end: datetime
+        self,
+        kind: OwnerKind,
+        owner_id: str,
+        window_start: datetime,
+        window_end: datetime,
+        wide_calendars: Mapping[str, SubscriberRole] | None = None,
     ) -> OwnerEvents:
-        """Every occurrence in an owner's partition that may overlap the window: ONE Query.
+        """Every occurrence in an owner's partition that may overlap the window: ONE Query, plus one
+        per wide calendar the owner reads (``wide_calendars``, from their profile or room item:
+        at most ``wide.MAX_WIDE``, docs/adr/0021), each with the owner's role on it.
 
         Correct for events that began before the window (see ``keys.event_range``); the rules then
         place each event exactly. Ended events are not filtered here: the rules do, so that reads
         never rely on TTL or cleanup having run.
         """
         low, high = keys.event_range(window_start.astimezone(UTC), window_end.astimezone(UTC))
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {":pk": keys.owner_pk(kind, owner_id), ":lo": low, ":hi": high},
-        }
+        roles = dict(wide_calendars or {})
+        partitions = [keys.owner_pk(kind, owner_id)]
+        partitions += [keys.wide_read_pk(c, role) for c, role in sorted(roles.items())]
         seen: set[str] = set()
         occurrences: list[Occurrence] = []
         primary: set[str] = set()
-        while True:
-            with _mapped_errors("read meetings"):
-                resp = self._table.query(**kwargs, ConsistentRead=True)
-            for item in resp.get("Items", []):
+        for pk in partitions:
+            for item in self._query_events(pk, low, high):
                 occ_id = str(item["occId"])
-                if occ_id in seen:
+                if occ_id in seen:  # chunks of a long event; a copy left while a calendar widens
                     continue
                 seen.add(occ_id)
                 occurrences.append(item_to_occurrence(item))
-                if item.get("role") == "primary":
-                    primary.add(str(item["calendarId"]))
-            if "LastEvaluatedKey" not in resp:  # only past 1 MB of candidates
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+                calendar_id = str(item["calendarId"])
+                if roles.get(calendar_id, item.get("role")) == "primary":  # a wide one: the owner's role
+                    primary.add(calendar_id)
         return OwnerEvents(occurrences, frozenset(primary))
+
+    def _query_events(self, pk: str, low: str, high: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {":pk": pk, ":lo": low, ":hi": high},
+        }
+        while True:
+            with _mapped_errors("read meetings"):
+                resp = self._table.query(**kwargs, ConsistentRead=True)
+            yield from resp.get("Items", [])
+            if "LastEvaluatedKey" not in resp:  # only past 1 MB of candidates
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # ---- cleanup (S9) -----------------------------------------------------------------------
     def delete_ended_page(
@@ -833,10 +1095,23 @@ def _as_map(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+def _roles(value: Any) -> dict[str, SubscriberRole]:
+    """A stored map of partition keys (or calendar ids) to subscriber roles."""
+    return {str(k): v for k, v in _as_map(value).items()}
+
+
 def _copy_refs(index: Mapping[str, Any] | None) -> list[CopyRef]:
     """The (pk, sk) of every copy an occurrence index entry lists."""
     refs = (index or {}).get("copies") or []
     return [(str(ref[0]), str(ref[1])) for ref in refs]
+
+
+def _whole(calendar: Calendar, pk: str) -> bool:
+    """Whether the copy in ``pk`` is whole (a person's, or a wide calendar's people's partition),
+    not R4-filtered (a room's)."""
+    if keys.wide_calendar_of_pk(pk) is not None:
+        return pk.startswith(keys.WIDE_PREFIX)
+    return calendar.subscribers.get(pk, "room") != "room"
 
 
 def _str_or_none(value: Any) -> str | None:

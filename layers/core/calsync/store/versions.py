@@ -94,3 +94,16 @@ def bump(table: Table, pks: Iterable[str], *kinds: str, answer: live.Answer | No
     for kind in kinds:
         live.publish_changes(kind, items, answer if kind == "presence" else None)
     return out
+
+
+def bump_wide(table: Table, calendar_id: str) -> int:
+    """Add one to a wide calendar's version (``WIDE#<calendarId> / VERSION``, docs/adr/0021) and
+    return it: its subscribers' meetings ETags include it. The live channel is the caller's."""
+    attributes = table.update_item(
+        Key={"pk": keys.wide_pk(calendar_id), "sk": keys.VERSION},
+        UpdateExpression="SET #type = if_not_exists(#type, :type) ADD #v :one",
+        ExpressionAttributeNames={"#type": "type", "#v": VERSION},
+        ExpressionAttributeValues={":type": "wideVersion", ":one": 1},
+        ReturnValues="UPDATED_NEW",
+    )["Attributes"]
+    return of(attributes)

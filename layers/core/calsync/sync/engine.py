@@ -45,6 +45,7 @@ from calsync.observability import logger, metrics
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import ResourceEntry, SyncState, SyncStateStore
+from calsync.store.wide import should_widen
 from calsync.sync import budget as budgets
 from calsync.sync.budget import LambdaBudget, OutOfTime
 from calsync.sync.failures import describe
@@ -181,6 +182,14 @@ class SyncEngine:
         outcome = SyncOutcome("synced")
         try:
             state = leased
+            if should_widen(calendar):  # under the lease: a widening cut short goes on (0021)
+                widened = self.repository.widen(
+                    cal_id, in_time=lambda: budget is None or not budget.exhausted()
+                )
+                if widened is not None and widened.missing:  # no copy to widen from: fetch it all
+                    self.state.forget_etags(cal_id)
+                    full = True
+                calendar = self.repository.get_calendar(cal_id) or calendar
             for _ in range(MAX_PASSES):
                 outcome.passes += 1
                 want_full = (
