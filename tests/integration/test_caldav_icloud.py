@@ -33,6 +33,7 @@ from calsync.domain.models import UTC
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.wiring.scheduling import scheduling_deps
 from calsync_caldav.worker import collection_url
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
@@ -169,30 +170,28 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
     sync_app.set_dependencies(**common, sqs=sqs, queue_url=queue_url, links=LINKS)
     polls = PollFanOut(table, sqs, {"caldav": queue_url})
     poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
-    scheduling_app.set_dependencies(**common, links=LINKS)
-    scheduling_app.clock = lambda: NOW
+    scheduling = scheduling_deps(**common, links=LINKS, clock=lambda: NOW)
     try:
-        yield ICloud(
-            table,
-            sqs,
-            queue_url,
-            queue_arn,
-            radicale,
-            partition,
-            discovery,
-            resolver,
-            user,
-            password,
-            home_url,
-            polls,
-        )
+        with scheduling_app.wiring.use(scheduling):
+            yield ICloud(
+                table,
+                sqs,
+                queue_url,
+                queue_arn,
+                radicale,
+                partition,
+                discovery,
+                resolver,
+                user,
+                password,
+                home_url,
+                polls,
+            )
     finally:
         importlib.import_module("functions.accounts.app").set_dependencies()
         sync_app.set_dependencies()
         poll_app.set_dependencies()
         polls.close()
-        scheduling_app.set_dependencies()
-        scheduling_app.clock = scheduling_app.utc_now
         get_settings.cache_clear()
         partition.close()
         discovery.close()
