@@ -14,6 +14,7 @@ Google (tests/support/fake_google.py); DynamoDB, SQS and KMS on moto. The accoun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
     import boto3
 
     from calsync.domain.links import LinkSettings
+    from calsync.wiring.webhook import webhook_deps
     from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
     from calsync_google.settings import get_google_settings
     from functions.google_accounts import app as accounts_app
@@ -82,7 +84,8 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
             links=LinkSettings.of(["meet.google.com"], [], []),
             caller=lambda: Caller(sleep=lambda _s: None),
         )
-        webhook_app.set_dependencies(table=table, sqs=sqs, queue_url=url)
+        wired = contextlib.ExitStack()
+        wired.enter_context(webhook_app.wiring.use(webhook_deps(table, sqs=sqs, queue_url=url)))
         saved = {k: os.environ.get(k) for k in ("GOOGLE_API_ENDPOINT", "GOOGLE_TOKEN_URI", "TABLE_NAME")}
         os.environ.update(
             {
@@ -97,8 +100,9 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
             yield World(fake, table, sqs, url, arn, user, email, answers, polls)
         finally:
             polls.close()
-            for app in (accounts_app, sync_app, webhook_app):
+            for app in (accounts_app, sync_app):
                 app.set_dependencies()
+            wired.close()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import idempotency, problem_handlers, problems
-from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.auth import Principal, principal_from_event
+from calsync.api.params import LocationId, MeetingId, UserId
 from calsync.api.scheduling_schemas import AppointmentIn, AppointmentOut, Availability, Meeting
 from calsync.wiring import Wiring
 from calsync.wiring.scheduling import SchedulingFunctionDeps, scheduling_deps
@@ -32,7 +33,6 @@ logger = Logger(service="calsync")
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
 wiring: Wiring[SchedulingFunctionDeps] = Wiring(scheduling_deps)  # tests: ``with wiring.use(deps):``
 JSON = "application/json"
-MEETING_ID_PATTERN = r"^[a-f0-9]{32}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
 DESCRIBED = {
     422: "Idempotency-Key reused with another body",
@@ -46,9 +46,6 @@ def caller() -> Principal:
 
 Caller = Annotated[Principal, Depends(caller)]
 Deps = Annotated[SchedulingFunctionDeps, Depends(wiring)]
-UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
-LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
-MeetingId = Annotated[str, Path(pattern=MEETING_ID_PATTERN)]
 
 
 @app.get(

@@ -24,6 +24,8 @@ import pytest
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC
 from calsync.store.channels import ChannelStore
+from calsync.wiring.accounts import accounts_deps
+from calsync.wiring.webhook import webhook_deps
 from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
 from functions.google_accounts import app as accounts_app
 from functions.google_renew import app as renew_app
@@ -157,15 +159,14 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         sync_app.set_dependencies(**worker_deps)
         polls = PollFanOut(moto_table, sqs, {"google": url})
         renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url)
-        webhook_app.set_dependencies(table=moto_table, sqs=sqs, queue_url=url)
         try:
-            yield World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
+            with webhook_app.wiring.use(webhook_deps(moto_table, sqs=sqs, queue_url=url)):
+                yield World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
         finally:
             accounts_app.set_dependencies()
             sync_app.set_dependencies()
             renew_app.set_dependencies()
             polls.close()
-            webhook_app.set_dependencies()
             get_google_settings.cache_clear()
 
 
@@ -262,11 +263,11 @@ def test_throttling_is_retried_and_revoked_grant_marks_reauth(world: World) -> N
     claims = apigw.claims(world.user, ["hq"])
     from functions.accounts import app as caldav_accounts
 
-    caldav_accounts.set_dependencies(table=world.table, enqueue=lambda job: None, kms=None, key_id="k")
-    try:
+    deps = accounts_deps(
+        world.table, enqueue=lambda job: None, kms=boto3.client("kms", region_name=REGION), key_id="k"
+    )
+    with caldav_accounts.wiring.use(deps):
         got = apigw.Api(caldav_accounts).get("/v1/me/accounts", claims=claims)
-    finally:
-        caldav_accounts.set_dependencies()
     assert got.json()["accounts"][0]["status"] == "reauth_required"
 
 
@@ -327,16 +328,14 @@ def test_disconnect_stops_the_channels_at_google(world: World) -> None:  # rule 
     endpoints = GoogleEndpoints(world.fake.auth_uri, world.fake.token_uri, world.fake.api_endpoint)
     services = service_factory(o["client"], endpoints)
     stop = {Provider.GOOGLE: channel_stopper(world.table, box, services)}
-    caldav_accounts.set_dependencies(
-        table=world.table, enqueue=lambda job: None, kms=o["kms"], key_id=o["key_id"], stop_push=stop
+    deps = accounts_deps(
+        world.table, enqueue=lambda job: None, kms=o["kms"], key_id=o["key_id"], stop_push=stop
     )
     claims = apigw.claims(world.user, ["hq"])
-    try:
+    with caldav_accounts.wiring.use(deps):
         api = apigw.Api(caldav_accounts)
         [account] = api.get("/v1/me/accounts", claims=claims).json()["accounts"]
         got = api.call("DELETE", f"/v1/me/accounts/{account['id']}", claims=claims)
-    finally:
-        caldav_accounts.set_dependencies()
     assert got.status == 204, got.body
     assert world.fake.live_channels() == []  # stopped at Google (channels.stop)
     assert ChannelStore(world.table).get(channel.channel_id) is None
@@ -420,8 +419,8 @@ def accounts_api(world: World) -> Iterator[AccountsApi]:
     get_settings.cache_clear()
     module = importlib.import_module("functions.accounts.app")
     kms = boto3.client("kms", region_name=REGION)
-    module.set_dependencies(
-        table=world.table,
+    deps = accounts_deps(
+        world.table,
         kms=kms,
         key_id=kms.create_key()["KeyMetadata"]["KeyId"],
         sqs=world.sqs,
@@ -430,9 +429,9 @@ def accounts_api(world: World) -> Iterator[AccountsApi]:
         stop_push={},
     )
     try:
-        yield AccountsApi(apigw.Api(module), apigw.claims(world.user, ["hq"]))
+        with module.wiring.use(deps):
+            yield AccountsApi(apigw.Api(module), apigw.claims(world.user, ["hq"]))
     finally:
-        module.set_dependencies()
         get_settings.cache_clear()
 
 

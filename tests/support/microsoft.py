@@ -17,6 +17,7 @@ import boto3
 from moto import mock_aws
 
 from calsync.domain.links import LinkSettings
+from calsync.wiring.webhook import webhook_deps
 from calsync_microsoft.settings import MicrosoftSettings
 from functions.microsoft_accounts import app as accounts_app
 from functions.microsoft_renew import app as renew_app
@@ -44,6 +45,7 @@ class MsWorld:
     key_id: str
     now: datetime
     webhook_answers: list[Answer] = field(default_factory=list)
+    wired: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     @property
     def settings(self) -> MicrosoftSettings:
@@ -71,12 +73,14 @@ class MsWorld:
         }
         for module in (accounts_app, sync_app, renew_app):
             module.set_dependencies(**deps)
-        webhook_app.set_dependencies(table=self.table, sqs=self.sqs, queue_url=self.queue_url)
+        webhook = webhook_deps(self.table, sqs=self.sqs, queue_url=self.queue_url)
+        self.wired.enter_context(webhook_app.wiring.use(webhook))
         self.fake.transport = self.deliver
 
     def unwire(self) -> None:
-        for module in (accounts_app, sync_app, renew_app, webhook_app):
+        for module in (accounts_app, sync_app, renew_app):
             module.set_dependencies()
+        self.wired.close()
 
     # ---- Graph -> the webhook function (API Gateway payload 2.0, Auth NONE) ---------------------
     def deliver(self, url: str, query: dict[str, str], body: bytes | None) -> tuple[int, dict[str, str], str]:

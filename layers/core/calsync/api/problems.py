@@ -113,3 +113,11 @@ def answers(
     out: dict[int, OpenAPIResponse] = {200: {"description": ok}} if ok else {}
     out.update(responses(*statuses, described=described))
     return out
+
+
+def conditional(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """The answers of a GET with an ``ETag``: also 304 for a current ``If-None-Match``."""
+    return {
+        **answers(*statuses, ok="OK (the ETag header tags this answer)"),
+        304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
+    }

@@ -10,15 +10,18 @@ is assigned, and what a test leaves behind is what it found.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 import boto3
 
 from calsync.config import get_settings
+from calsync.domain.models import Provider
 
 D = TypeVar("D")
 Clock = Callable[[], datetime]
@@ -60,3 +63,21 @@ class Wiring(Generic[D]):
 def table_from_settings() -> Any:
     """The calsync table named by TABLE_NAME."""
     return boto3.resource("dynamodb").Table(get_settings().table_name)
+
+
+# What calsync asks of each provider, registered once: its layer's ``provider`` module has
+# ``writers(context, **options)`` (the scheduling function's writer) and, where the provider has
+# push channels, ``push_stopper(table, box, **options)`` (C9). A layer is imported when first needed.
+PROVIDER_MODULES: dict[Provider, str] = {
+    Provider.CALDAV: "calsync_caldav.provider",
+    Provider.GOOGLE: "calsync_google.provider",
+    Provider.MICROSOFT: "calsync_microsoft.provider",
+}
+
+
+def provider_module(provider: Provider) -> ModuleType | None:
+    """The provider layer's ``provider`` module; ``None`` where the function lacks the layer."""
+    try:
+        return importlib.import_module(PROVIDER_MODULES[provider])
+    except ImportError:
+        return None

@@ -1,14 +1,14 @@
 """SchedulingFunction's dependencies (docs/adr/0023): the service with every provider's writer,
 the idempotency store of appointments, the clock.
 
-The providers' writers are registered once, here: each provider layer's ``scheduling`` module
-turns an account, a calendar and the account's listing of it into a ``CalendarWriter``. A layer is
-imported when a write to its provider first needs it: reads (availability) never load a provider SDK.
+The providers' writers are registered once (``calsync.wiring.PROVIDER_MODULES``): each provider
+layer's ``provider.writers`` turns an account, a calendar and the account's listing of it into a
+``CalendarWriter``. A layer is imported when a write to its provider first needs it: reads
+(availability) never load a provider SDK.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,7 +25,7 @@ from calsync.store import keys
 from calsync.store.accounts import AccountRepository
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
-from calsync.wiring import Clock, table_from_settings, utc_now
+from calsync.wiring import PROVIDER_MODULES, Clock, provider_module, table_from_settings, utc_now
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -33,13 +33,6 @@ if TYPE_CHECKING:
     from calsync.store.accounts import Account, CalendarListing
     from calsync.store.items import Calendar
     from calsync.sync.writer import CalendarWriter
-
-# the provider layers' modules with ``writers(context, **options) -> ListedWriterFactory``
-PROVIDER_WRITERS: Mapping[Provider, str] = {
-    Provider.CALDAV: "calsync_caldav.scheduling",
-    Provider.GOOGLE: "calsync_google.scheduling",
-    Provider.MICROSOFT: "calsync_microsoft.scheduling",
-}
 
 
 class ListedWriterFactory(Protocol):
@@ -107,7 +100,9 @@ def provider_writers(
         def make(account: Account, calendar: Calendar) -> CalendarWriter:
             if not built:
                 ctx = context()
-                module = importlib.import_module(PROVIDER_WRITERS[provider])
+                module = provider_module(provider)
+                if module is None:
+                    raise ProviderWriteRejected(f"this function cannot write to {provider.value} calendars")
                 built.append(
                     (AccountRepository(ctx.table), module.writers(ctx, **(options or {}).get(provider, {})))
                 )
@@ -116,7 +111,7 @@ def provider_writers(
 
         return make
 
-    return {provider: factory(provider) for provider in PROVIDER_WRITERS}
+    return {provider: factory(provider) for provider in PROVIDER_MODULES}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The scheduling function's CalDAV writer (registered in ``calsync.wiring.scheduling``): the
+"""The scheduling function's CalDAV writer (registered in ``calsync.wiring.PROVIDER_MODULES``): the
 account's opened login, the listed collection URL, the X6-guarded session."""
 
 from __future__ import annotations
