@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 from calsync.crypto import open_login
 from calsync_caldav.connect import guarded_session
-from calsync_caldav.ical import ParseContext
-from calsync_caldav.worker import _zone, collection_url
+from calsync_caldav.worker import collection_url, parse_context
 from calsync_caldav.writer import CalDAVWriter
 
 if TYPE_CHECKING:
@@ -27,14 +26,7 @@ def writers(ctx: WriterContext) -> ListedWriterFactory:
             guarded_session(allow_local=ctx.allow_local, resolve=ctx.resolve),
             (username, password),
             collection_url(account, listing),  # discovery's URL (iCloud: the partition host)
-            ParseContext(
-                account_id=account.account_id,
-                calendar_id=calendar.calendar_id,
-                own_addresses=frozenset(a.lower() for a in account.own_addresses),
-                calendar_writable=calendar.access_role in ("owner", "writer"),
-                calendar_time_zone=_zone(calendar.time_zone or listing.time_zone),
-                links=ctx.links,
-            ),
+            parse_context(account, calendar, listing, ctx.links),
             organizer=(account.own_addresses or [account.email or ""])[0] or None,
             clock=ctx.clock,
         )
