@@ -8,24 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from calsync.domain.errors import CalsyncError, Conflict
+from calsync.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 IDEMPOTENCY_TTL = 24 * 3600
 Request = dict[str, Any]
-
-
-class IdempotencyKeyReused(CalsyncError):
-    status = 422
-    type_slug = "idempotency-key-reused"
-    title = "Idempotency-Key reused with another request"
-
-
-class IdempotencyInProgress(Conflict):
-    type_slug = "idempotency-in-progress"
-    title = "The same request is still being processed"
 
 
 def once(

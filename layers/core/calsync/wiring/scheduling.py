@@ -9,6 +9,7 @@ layer's ``provider.writers`` turns an account, a calendar and the account's list
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -160,22 +161,18 @@ def scheduling_deps(
     registered ones, or the ``writer_context`` arguments and ``providers`` ({Provider: options of
     its layer's ``writers``})."""
     table = table if table is not None else table_from_settings()
-    context: list[WriterContext] = []
-
-    def shared_context() -> WriterContext:
-        if not context:
-            context.append(
-                writer_context(
-                    table,
-                    kms=kms,
-                    key_id=key_id,
-                    links=links,
-                    allow_local=allow_local,
-                    resolve=resolve,
-                    clock=clock,
-                )
-            )
-        return context[0]
+    shared_context = functools.cache(
+        functools.partial(
+            writer_context,
+            table,
+            kms=kms,
+            key_id=key_id,
+            links=links,
+            allow_local=allow_local,
+            resolve=resolve,
+            clock=clock,
+        )
+    )
 
     deps = SchedulingDeps(
         writers=dict(writers) if writers is not None else provider_writers(shared_context, providers),
