@@ -48,6 +48,11 @@ class Wiring(Generic[D]):
                 deps = self._deps
         return deps
 
+    @property
+    def built(self) -> bool:
+        """Whether the deps were built (or handed over) already."""
+        return self._deps is not None
+
     @contextmanager
     def use(self, deps: D) -> Iterator[D]:
         """``deps`` for the calls made inside the block (tests, benches); then what was before."""
