@@ -744,18 +744,19 @@ def accounts_and_calendars(w: World, now: datetime) -> tuple[dict[str, Any], dic
     """GET /v1/me/accounts and /v1/me/calendars of functions/accounts (this world's account and
     calendar)."""
     module = importlib.import_module("functions.accounts.app")
-    deps = accounts_deps(w.table, kms=w.kms, key_id=w.key_id, sqs=w.sqs, queue_url=w.queue_url)
     claims = apigw.claims(w.user, ["hq"])
-    with pytest.MonkeyPatch.context() as mp, module.wiring.use(deps):
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TABLE_NAME", w.table.name)
         get_settings.cache_clear()
+        deps = accounts_deps(w.table, kms=w.kms, key_id=w.key_id, sqs=w.sqs, queue_url=w.queue_url)
         api = AccountsApi(module)
-        got = api.get("/v1/me/accounts", claims=claims)
-        assert got.status == 200, got.body
-        accounts = got.json()["accounts"]
-        got = api.get("/v1/me/calendars", claims=claims)
-        assert got.status == 200, got.body
-        calendars = got.json()["calendars"]
+        with module.wiring.use(deps):
+            got = api.get("/v1/me/accounts", claims=claims)
+            assert got.status == 200, got.body
+            accounts = got.json()["accounts"]
+            got = api.get("/v1/me/calendars", claims=claims)
+            assert got.status == 200, got.body
+            calendars = got.json()["calendars"]
     get_settings.cache_clear()
     account = next(a for a in accounts if a["id"] == w.account_id)
     calendar = next(c for c in calendars if c["id"] == w.calendar_id)
