@@ -14,6 +14,7 @@ Google (tests/support/fake_google.py); DynamoDB, SQS and KMS on moto. The accoun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -43,10 +44,11 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
     import boto3
 
     from calsync.domain.links import LinkSettings
+    from calsync.wiring.webhook import webhook_deps
     from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
+    from calsync_google.provider import connect_deps
     from calsync_google.settings import get_google_settings
     from functions.google_accounts import app as accounts_app
-    from functions.google_sync import app as sync_app
     from functions.google_webhook import app as webhook_app
     from tests.integration.test_google import World, post_webhook
     from tests.support.fake_google import fake_google
@@ -73,16 +75,15 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
         endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
         secret = ClientSecret(fake.client_id, fake.client_secret)
         common = {"table": table, "kms": kms, "key_id": key_id, "sqs": sqs, "queue_url": url}
-        accounts_app.set_dependencies(**common, client=lambda: secret, endpoints=endpoints)
-        accounts_app.clock = lambda: now
-        sync_app.set_dependencies(
+        worker = {
             **common,
-            client=lambda: secret,
-            webhook_url=WEBHOOK,
-            links=LinkSettings.of(["meet.google.com"], [], []),
-            caller=lambda: Caller(sleep=lambda _s: None),
-        )
-        webhook_app.set_dependencies(table=table, sqs=sqs, queue_url=url)
+            "client": lambda: secret,
+            "webhook_url": WEBHOOK,
+            "links": LinkSettings.of(["meet.google.com"], [], []),
+            "caller": lambda: Caller(sleep=lambda _s: None),
+        }
+        wired = contextlib.ExitStack()
+        wired.enter_context(webhook_app.wiring.use(webhook_deps(table, sqs=sqs, queue_url=url)))
         saved = {k: os.environ.get(k) for k in ("GOOGLE_API_ENDPOINT", "GOOGLE_TOKEN_URI", "TABLE_NAME")}
         os.environ.update(
             {
@@ -93,12 +94,15 @@ def google_world(table: Any, now: datetime) -> Iterator[Any]:
         )
         get_google_settings.cache_clear()
         polls = PollFanOut(table, sqs, {"google": url})  # the schedule's poll tasks (docs/adr/0016)
+        world = World(fake, table, sqs, url, arn, user, email, answers, polls, now=now, wired=wired)
         try:
-            yield World(fake, table, sqs, url, arn, user, email, answers, polls)
+            world.wire_sync(**worker)  # the sync function; its clock is world.now (drain(now) sets it)
+            connect = connect_deps(**common, client=lambda: secret, endpoints=endpoints, clock=lambda: now)
+            wired.enter_context(accounts_app.wiring.use(connect))
+            yield world
         finally:
             polls.close()
-            for app in (accounts_app, sync_app, webhook_app):
-                app.set_dependencies()
+            wired.close()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

@@ -108,7 +108,6 @@ def _drain_concurrently(world: Any) -> None:
     from local.sources import sqs_record, to_delete
     from tests.support.apigw import LambdaContext
 
-    sync_app.clock = lambda: world.now
     idle = [0] * WORKERS
 
     def work(n: int) -> None:

@@ -46,12 +46,12 @@ class _Sqs:
 
 
 def graph(table: Any, runs: int) -> list[str]:
+    from calsync.wiring.webhook import webhook_deps
     from functions.microsoft_webhook import app
     from tests.support.apigw import Api, dynamodb_calls
 
-    app.set_dependencies(table=table, sqs=_Sqs(), queue_url="bench")
     api, lines = Api(app), []
-    try:
+    with app.wiring.use(webhook_deps(table, sqs=_Sqs(), queue_url="bench")):
         for run in range(runs):
             items = [{"subscriptionId": str(uuid.uuid4()), "clientState": "x"} for _ in range(1000)]
             with dynamodb_calls(table) as calls:
@@ -61,14 +61,13 @@ def graph(table: Any, runs: int) -> list[str]:
             ops = ", ".join(sorted(set(calls.calls)))
             n = len(calls.calls)
             lines.append(f"Graph run {run}: {got.status}, {n} requests ({ops}), {seconds:.2f} s")
-    finally:
-        app.set_dependencies()
     return lines
 
 
 def google(table: Any) -> list[str]:
     from calsync.domain.models import UTC
     from calsync.store.channels import Channel, ChannelStore, new_channel_id, token_digest
+    from calsync.wiring.webhook import webhook_deps
     from functions.google_webhook import app
     from tests.support.apigw import Api
 
@@ -87,9 +86,6 @@ def google(table: Any) -> list[str]:
         )
     )
     sqs = _Sqs()
-    app.set_dependencies(table=table, sqs=sqs, queue_url="bench")
-    saved = getattr(app, "clock", None)  # (the code before issue 13 had no clock)
-    app.clock = lambda: now
     headers = {
         "x-goog-channel-id": channel_id,
         "x-goog-channel-token": token,
@@ -97,12 +93,8 @@ def google(table: Any) -> list[str]:
         "x-goog-resource-state": "exists",
         "x-goog-message-number": "7",
     }
-    try:
+    with app.wiring.use(webhook_deps(table, sqs=sqs, queue_url="bench", clock=lambda: now)):
         statuses = [Api(app).call("POST", "/v1/webhooks/google", headers=headers).status for _ in range(20)]
-    finally:
-        app.set_dependencies()
-        if saved is not None:
-            app.clock = saved
     answers = sorted(set(statuses))
     return [f"Google: 20 posts of one notification: answers {answers}, {sqs.sent} job(s) queued"]
 

@@ -2,30 +2,27 @@
 
 Thin: Powertools' event handler routes and validates (pydantic, OpenAPI), ``calsync.api.service``
 does the work, and every error leaves as an RFC 9457 problem from the handlers at the bottom.
-Its import loads what every route uses (boto3 included: docs/adr/0010); the settings are read and the
-table reached on the first request.
+Its import loads what every route uses (boto3 included: docs/adr/0010); ``calsync.wiring.api``
+builds what the routes work with on the first request (docs/adr/0023).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import pathlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
-from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
-from calsync.api.calendar_sync import CalendarSync
+from calsync.api.auth import Principal, principal_from_event
+from calsync.api.params import CalendarId, Explain, LocationId, RoomId, RoomLocation, UserId
 from calsync.api.schemas import (
-    CALENDAR_ID_PATTERN,
     ExplainedMeetings,
     Meetings,
     ProfileOut,
@@ -33,121 +30,26 @@ from calsync.api.schemas import (
     RoomIn,
     RoomOut,
 )
-from calsync.api.service import ApiService
-from calsync.config import get_presence_settings, get_settings
-from calsync.domain.models import Provider
-from calsync.store.photos import PhotoStore, s3_client
-from calsync.store.repository import Repository
-from calsync.sync.jobs import enqueue_sync
+from calsync.api.service import ApiService, tagged
+from calsync.wiring import Wiring
+from calsync.wiring.api import ApiFunctionDeps, api_deps
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from calsync.api.calendar_sync import Enqueue
-    from calsync.sync.jobs import SyncJob
 
 logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
-
 JSON = "application/json"
+wiring: Wiring[ApiFunctionDeps] = Wiring(api_deps)  # tests: ``with wiring.use(deps):`` (docs/adr/0023)
+Deps = Annotated[ApiFunctionDeps, Depends(wiring)]
 
 
-# ---- dependencies: clock, table, caller (tests override clock() and set_table()) ---------------
-def clock() -> datetime:
-    """Now. Tests monkeypatch this to freeze time."""
-    return datetime.now(UTC)
+def service(deps: Deps) -> ApiService:
+    return deps.service(getattr(app, "lambda_context", None))
 
 
-_table: Any = None
-
-
-_queues: Mapping[Provider, Enqueue] | None = None
-
-
-def set_table(table: Any | None, sync_queues: Mapping[Provider, Enqueue] | None = None) -> None:
-    """Use this DynamoDB ``Table`` resource (tests); ``None``: the one named by TABLE_NAME.
-    ``sync_queues``: what receives the sync jobs of room calendars, per provider (tests); ``None``:
-    the providers' SQS queues named by *_SYNC_QUEUE_URL."""
-    global _table, _queues  # noqa: PLW0603 - the one injection point of the module
-    _table = table
-    _queues = sync_queues
-    _repository.cache_clear()
-    _photos.cache_clear()
-    _sync_queues.cache_clear()
-
-
-@functools.cache
-def _repository() -> Repository:
-    # the settings are read and the table reached on the first request (tests set their own first)
-    table = _table
-    if table is None:
-        table = boto3.resource("dynamodb").Table(get_settings().table_name)
-    return Repository(table)
-
-
-@functools.cache
-def _photos() -> PhotoStore | None:
-    """Profile photos (P8, issue 8): the bucket named by PHOTO_BUCKET, if any (first request only)."""
-    bucket = get_presence_settings().photo_bucket
-    if bucket is None:
-        return None
-    return PhotoStore(s3_client(), bucket)
-
-
-@functools.cache
-def _sync_queues() -> Mapping[Provider, Enqueue]:
-    """R8: each provider's sync queue (CALDAV_SYNC_QUEUE_URL, GOOGLE_SYNC_QUEUE_URL,
-    MICROSOFT_SYNC_QUEUE_URL), reached on a room's first PUT or DELETE only. Microsoft takes
-    mailbox jobs (calsync_microsoft.jobs, MicrosoftLayer)."""
-    if _queues is not None:
-        return _queues
-
-    @functools.cache
-    def sqs() -> Any:
-        return boto3.client("sqs")
-
-    def calendar_queue(url: str) -> Enqueue:
-        def enqueue(job: SyncJob) -> None:
-            enqueue_sync(sqs(), url, job)
-
-        return enqueue
-
-    out: dict[Provider, Enqueue] = {}
-    for provider in (Provider.CALDAV, Provider.GOOGLE):
-        url = os.environ.get(f"{provider.value.upper()}_SYNC_QUEUE_URL", "")
-        if url:
-            out[provider] = calendar_queue(url)
-    microsoft = os.environ.get("MICROSOFT_SYNC_QUEUE_URL", "")
-    if microsoft:
-        try:
-            from calsync_microsoft import jobs as ms_jobs  # noqa: PLC0415 - MicrosoftLayer
-        except ImportError:
-            logger.warning("no MicrosoftLayer: rooms on Microsoft calendars are not synced")
-        else:
-
-            def mailbox(job: SyncJob) -> None:
-                ms_jobs.enqueue(sqs(), microsoft, ms_jobs.from_sync_job(job))
-
-            out[Provider.MICROSOFT] = mailbox
-    return out
-
-
-RESERVE_MS = 3_000  # R8: a room's copy from the store stops this long before the function's timeout
-
-
-def _in_time() -> bool:
-    """Whether the request still has time for another page of a room's copy (the rest is then left
-    to the full sync that registering the room queues anyway)."""
-    context = getattr(app, "lambda_context", None)
-    return context is None or int(context.get_remaining_time_in_millis()) > RESERVE_MS
-
-
-def service() -> ApiService:
-    repository = _repository()
-    return ApiService(repository, _photos(), CalendarSync(repository, _sync_queues(), in_time=_in_time))
+def now(deps: Deps) -> datetime:
+    return deps.clock()
 
 
 def caller() -> Principal:
@@ -157,34 +59,7 @@ def caller() -> Principal:
 
 Caller = Annotated[Principal, Depends(caller)]
 Service = Annotated[ApiService, Depends(service)]
-Explain = Annotated[
-    bool, Query(description="also list the events left out in the window, with rule ids (U11)")
-]
-UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
-RoomId = Annotated[str, Path(pattern=ID_PATTERN)]
-LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
-RoomLocation = Annotated[
-    str | None,
-    Query(pattern=ID_PATTERN, description="the room's location, when several of yours have this room id"),
-]
-CalendarId = Annotated[
-    str, Path(pattern=CALENDAR_ID_PATTERN, description="one of your calendars (GET /v1/me/calendars)")
-]
-
-
-def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPIResponse]:
-    """OpenAPI answers of a route: 200 (the return type's schema) and the problems it may give."""
-    answers: dict[int, OpenAPIResponse] = {200: {"description": ok}} if ok else {}
-    answers.update(problems.responses(*problem_statuses))
-    return answers
-
-
-def _conditional(*problem_statuses: int) -> dict[int, OpenAPIResponse]:
-    """The answers of a GET with an ``ETag``: also 304 for a current ``If-None-Match``."""
-    return {
-        **_answers(*problem_statuses, ok="OK (the ETag header tags this answer)"),
-        304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
-    }
+Now = Annotated[datetime, Depends(now)]
 
 
 # ---- routes ------------------------------------------------------------------------------------
@@ -193,50 +68,51 @@ def if_none_match() -> str | None:
     return app.current_event.headers.get("if-none-match")
 
 
-def _tagged(answer: tuple[Meetings, str]) -> Response[Meetings | ExplainedMeetings]:
-    meetings, etag = answer
-    return Response(status_code=200, content_type=JSON, body=meetings, headers={"ETag": etag})
-
-
-@app.get("/v1/me/meetings", tags=["meetings"], responses=_conditional(400, 401, 503))
-def my_meetings(me: Caller, svc: Service, explain: Explain = False) -> Response[Meetings | ExplainedMeetings]:
+@app.get("/v1/me/meetings", tags=["meetings"], responses=problems.conditional(400, 401, 503))
+def my_meetings(
+    me: Caller, svc: Service, now: Now, explain: Explain = False
+) -> Response[Meetings | ExplainedMeetings]:
     """The caller's meetings of the next three days (U1-U11). Carries an ETag; ``If-None-Match``
     with the current one answers 304."""
-    return _tagged(svc.my_meetings(me, clock(), explain=explain, if_none_match=if_none_match()))
+    return tagged(svc.my_meetings(me, now, explain=explain, if_none_match=if_none_match()))
 
 
-@app.get("/v1/users/<userId>/meetings", tags=["meetings"], responses=_conditional(400, 401, 403, 503))
+@app.get("/v1/users/<userId>/meetings", tags=["meetings"], responses=problems.conditional(400, 401, 403, 503))
 def user_meetings(
-    userId: UserId, me: Caller, svc: Service, explain: Explain = False
+    userId: UserId, me: Caller, svc: Service, now: Now, explain: Explain = False
 ) -> Response[Meetings | ExplainedMeetings]:
     """The meetings of a member of a location the caller administers (X1). ETag as above."""
-    return _tagged(svc.user_meetings(me, userId, clock(), explain=explain, if_none_match=if_none_match()))
+    return tagged(svc.user_meetings(me, userId, now, explain=explain, if_none_match=if_none_match()))
 
 
-@app.get("/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=_conditional(400, 401, 404, 409, 503))
+@app.get(
+    "/v1/rooms/<roomId>/meetings", tags=["meetings"], responses=problems.conditional(400, 401, 404, 409, 503)
+)
 def room_meetings(
+    *,
     roomId: RoomId,
     me: Caller,
     svc: Service,
+    now: Now,
     explain: Explain = False,
     locationId: RoomLocation = None,
 ) -> Response[Meetings | ExplainedMeetings]:
     """A room panel's meetings (R1-R7): at most three, links first, private titles hidden. Room ids
     are scoped by location: the room is looked for in the caller's locations (404 when none has it,
     409 when several do and ``locationId`` does not name one). ETag as above."""
-    return _tagged(
+    return tagged(
         svc.room_meetings(
-            me, roomId, clock(), explain=explain, location_id=locationId, if_none_match=if_none_match()
+            me, roomId, now, explain=explain, location_id=locationId, if_none_match=if_none_match()
         )
     )
 
 
-@app.get("/v1/me/profile", tags=["profile"], responses=_answers(401, 503))
+@app.get("/v1/me/profile", tags=["profile"], responses=problems.answers(401, 503))
 def my_profile(me: Caller, svc: Service) -> ProfileOut:
     return svc.my_profile(me)
 
 
-@app.patch("/v1/me/profile", tags=["profile"], responses=_answers(400, 401, 503))
+@app.patch("/v1/me/profile", tags=["profile"], responses=problems.answers(400, 401, 503))
 def patch_my_profile(patch: Annotated[ProfilePatch, Body()], me: Caller, svc: Service) -> ProfileOut:
     """Change the time zone (IANA name) and/or display name."""
     return svc.update_my_profile(me, patch)

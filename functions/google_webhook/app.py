@@ -1,6 +1,6 @@
 """Google push webhook: ``POST /v1/webhooks/google`` (no JWT; Google's channel token, X2).
 
-Thin and SDK-free (no Google client is imported): Powertools routes, ``calsync.api.google_webhook``
+Routes only, SDK-free (no Google client is imported): Powertools routes, ``calsync.api.google_webhook``
 decides from the headers and one GetItem, drops replays and coalesces bursts (two conditional
 writes), and a sync job goes on the Google sync queue. It answers at once; the sync runs in the
 sync function.
@@ -9,20 +9,17 @@ sync function.
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.api.google_webhook import handle
-from calsync.config import get_settings
 from calsync.store.channels import ChannelStore
 from calsync.sync.jobs import enqueue_sync
+from calsync.wiring import Wiring
+from calsync.wiring.webhook import WebhookDeps, webhook_deps
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,42 +27,8 @@ if TYPE_CHECKING:
 logger = Logger(service="calsync")
 metrics = Metrics(namespace="calsync", service="google-webhook")
 app = APIGatewayHttpResolver()
-_overrides: dict[str, Any] = {}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-clock: Callable[[], datetime] = utc_now  # tests freeze it
-
-
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``queue_url``; no arguments restores the defaults."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    _channels.cache_clear()
-    _sqs.cache_clear()
-
-
-@functools.cache
-def _channels() -> ChannelStore:
-    table = _overrides.get("table")
-    if table is None:
-        table = boto3.resource("dynamodb").Table(get_settings().table_name)
-    return ChannelStore(table)
-
-
-@functools.cache
-def _sqs() -> Any:
-    if "sqs" in _overrides:
-        return _overrides["sqs"]
-
-    return boto3.client("sqs")
-
-
-def _queue_url() -> str:
-    return str(_overrides.get("queue_url") or os.environ.get("GOOGLE_SYNC_QUEUE_URL", ""))
+build = functools.partial(webhook_deps, queue_env="GOOGLE_SYNC_QUEUE_URL")
+wiring: Wiring[WebhookDeps] = Wiring(build)  # tests: ``with wiring.use(deps):`` (docs/adr/0023)
 
 
 def _empty(status: int) -> Response[None]:
@@ -96,12 +59,13 @@ def _empty(status: int) -> Response[None]:
     },
 )
 def google_push() -> Response[None]:
+    deps = wiring()
     headers = {str(k).lower(): v for k, v in (app.current_event.headers or {}).items()}
     decision = handle(
         headers,
-        _channels(),
-        lambda job, dedup_id: enqueue_sync(_sqs(), _queue_url(), job, dedup_id=dedup_id),
-        clock(),
+        ChannelStore(deps.table),
+        lambda job, dedup_id: enqueue_sync(deps.sqs, deps.queue_url, job, dedup_id=dedup_id),
+        deps.clock(),
     )
     metrics.add_metric(name=f"GooglePush_{decision.outcome}", unit=MetricUnit.Count, value=1)
     if decision.status != 200:

@@ -9,9 +9,6 @@ Thin: ``calsync_microsoft.connect`` does the work; errors leave as RFC 9457 prob
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -23,14 +20,13 @@ from pydantic import Field
 
 from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
-from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, _account_out
+from calsync.api.accounts import _account_out
 from calsync.api.auth import Principal, principal_from_event
 from calsync.api.schemas import Id, _Request, _Wire
-from calsync.store.accounts import AccountRepository
-from calsync.store.repository import Repository
-from calsync_microsoft import wiring
+from calsync.wiring import Wiring
+from calsync.wiring.connect import ConnectFunctionDeps
 from calsync_microsoft.connect import MicrosoftConnect
-from calsync_microsoft.registry import MicrosoftRegistry
+from calsync_microsoft.provider import connect_deps
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,14 +34,6 @@ if TYPE_CHECKING:
 logger = Logger(service="calsync")
 app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
 JSON = "application/json"
-_overrides: dict[str, Any] = {}
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-clock: Callable[[], datetime] = utc_now  # tests freeze it
 
 
 class MicrosoftAuthorizeIn(_Request):
@@ -60,39 +48,8 @@ class MicrosoftAuthorizeOut(_Wire):
     state: str
 
 
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: see ``calsync_microsoft.wiring``; no arguments restores the defaults."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    _connect.cache_clear()
-
-
-@functools.cache
-def _connect() -> MicrosoftConnect:
-    table = wiring.table_of(_overrides)
-    box = wiring.box_of(_overrides)
-    enqueue = wiring.enqueue_of(_overrides)
-
-    def no_discovery(server_url: str, username: str, password: str) -> Discovery:
-        raise NotImplementedError("CalDAV is connected by the accounts function")
-
-    service = AccountsService(
-        Repository(table), AccountRepository(table), AccountsDeps(no_discovery, box, enqueue)
-    )
-    return MicrosoftConnect(
-        service,
-        AccountRepository(table),
-        MicrosoftRegistry(table),
-        wiring.identity_of(_overrides),
-        box,
-        wiring.worker_of(_overrides),
-        enqueue,
-        wiring.mailbox_enqueue_of(_overrides),
-    )
-
-
-def connect() -> MicrosoftConnect:
-    return _connect()
+wiring: Wiring[ConnectFunctionDeps[MicrosoftConnect]] = Wiring(connect_deps)  # tests: ``wiring.use``
+Deps = Annotated[ConnectFunctionDeps[MicrosoftConnect], Depends(wiring)]
 
 
 def caller() -> Principal:
@@ -100,7 +57,6 @@ def caller() -> Principal:
 
 
 Caller = Annotated[Principal, Depends(caller)]
-Connect = Annotated[MicrosoftConnect, Depends(connect)]
 
 
 @app.post(
@@ -108,12 +64,10 @@ Connect = Annotated[MicrosoftConnect, Depends(connect)]
     tags=["accounts"],
     responses={200: {"description": "OK"}, **problems.responses(400, 401, 403, 503)},
 )
-def authorize(
-    body: Annotated[MicrosoftAuthorizeIn, Body()], me: Caller, svc: Connect
-) -> MicrosoftAuthorizeOut:
+def authorize(body: Annotated[MicrosoftAuthorizeIn, Body()], me: Caller, deps: Deps) -> MicrosoftAuthorizeOut:
     """Start the Microsoft sign-in (authority common: work/school and personal accounts): send the
     person to ``authorizationUrl``; the redirect URI gets ``code`` and ``state`` for the callback."""
-    url, state = svc.authorize(me, body.location_id, body.redirect_uri, clock())
+    url, state = deps.connect.authorize(me, body.location_id, body.redirect_uri, deps.clock())
     return MicrosoftAuthorizeOut(authorization_url=url, state=state)
 
 
@@ -129,11 +83,11 @@ def callback(
     code: Annotated[str, Query(min_length=1, max_length=4096)],
     state: Annotated[str, Query(min_length=1, max_length=256)],
     me: Caller,
-    svc: Connect,
+    deps: Deps,
 ) -> Response[AccountOut]:
     """Finish the sign-in (state and PKCE checked): 201 with the account; 409 for C3 and C4; 503
     when Microsoft could not be reached or throttled (nothing stored: sign in again)."""
-    account = svc.callback(me, {"code": code, "state": state}, clock())
+    account = deps.connect.callback(me, {"code": code, "state": state}, deps.clock())
     return Response(status_code=201, content_type=JSON, body=_account_out(account))
 
 

@@ -17,6 +17,7 @@ from calsync.domain.models import Provider
 from calsync.store import keys
 from calsync.store.accounts import Account, AccountRepository, account_id_for
 from calsync.store.repository import Repository
+from calsync.wiring.accounts import accounts_deps
 from tests.support import accounts as fixtures
 from tests.support import apigw
 from tests.support.accounts import AccountsApi, Aws, connect_body
@@ -169,7 +170,7 @@ def test_a_calendar_created_later_at_the_server_becomes_selectable(
 
 
 def test_a_failing_server_keeps_the_stored_listing(
-    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi, monkeypatch: pytest.MonkeyPatch
+    table: Any, radicale: Radicale, aws: Aws, accounts_api: AccountsApi
 ) -> None:
     # best effort: the refresh never fails the listing
     _connect(accounts_api, radicale)
@@ -178,19 +179,13 @@ def test_a_failing_server_keeps_the_stored_listing(
     def down(*_: Any) -> Any:
         raise ConnectionError("server down")
 
-    service = accounts_api.module.service()
-    monkeypatch.setattr(
-        service, "_deps", service._deps.__class__(**{**vars_of(service._deps), "discover": down})
+    deps = accounts_deps(
+        table, kms=aws.kms, key_id=aws.key_id, sqs=aws.sqs, queue_url=aws.queue_url, discover=down
     )
-    got = accounts_api.get("/v1/me/calendars", claims=ALICE)
+    with accounts_api.module.wiring.use(deps):
+        got = accounts_api.get("/v1/me/calendars", claims=ALICE)
     assert got.status == 200, got.body
     assert {c["name"]: c["id"] for c in got.json()["calendars"]} == before
-
-
-def vars_of(deps: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return {f.name: getattr(deps, f.name) for f in dataclasses.fields(deps)}
 
 
 @pytest.mark.parametrize(

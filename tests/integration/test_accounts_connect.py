@@ -16,6 +16,7 @@ from calsync.crypto import CredentialBox, open_login
 from calsync.store import keys
 from calsync.store.accounts import AccountRepository
 from calsync.store.repository import Repository
+from calsync.wiring.accounts import accounts_deps
 from tests.support import accounts as fixtures
 from tests.support import apigw
 from tests.support.accounts import USERS, AccountsApi, Aws, connect_body
@@ -209,27 +210,25 @@ def test_server_urls_refused_by_x6_in_a_deployed_stack(
     table: Any, accounts_api: AccountsApi, server_url: str
 ) -> None:
     # rule X6: https only, never private/link-local/metadata addresses (the deployed stack's setting)
-    accounts_api.module.set_dependencies(
-        table=table, allow_local=False, kms=object(), key_id="k", enqueue=print
-    )
-    before = snapshot(table)
-    body = {"locationId": "hq", "serverUrl": server_url, "username": "alice", "password": "pw"}
-    got = accounts_api.post(PATH, body=body, claims=ALICE)
-    assert got.status == 400, got.body
-    assert got.json()["type"].endswith("/caldav-url-refused")
-    assert snapshot(table) == before
+    deps = accounts_deps(table, allow_local=False, kms=object(), key_id="k", enqueue=print)
+    with accounts_api.module.wiring.use(deps):
+        before = snapshot(table)
+        body = {"locationId": "hq", "serverUrl": server_url, "username": "alice", "password": "pw"}
+        got = accounts_api.post(PATH, body=body, claims=ALICE)
+        assert got.status == 400, got.body
+        assert got.json()["type"].endswith("/caldav-url-refused")
+        assert snapshot(table) == before
 
 
 def test_loopback_is_refused_outside_the_local_stack(
     table: Any, radicale: Radicale, accounts_api: AccountsApi
 ) -> None:
     # rule X6: Radicale on 127.0.0.1 is reachable only when the local stack allows loopback
-    accounts_api.module.set_dependencies(
-        table=table, allow_local=False, kms=object(), key_id="k", enqueue=print
-    )
-    got = accounts_api.post(PATH, body=connect_body(radicale, "alice"), claims=ALICE)
-    assert got.status == 400
-    assert got.json()["type"].endswith("/caldav-url-refused")
+    deps = accounts_deps(table, allow_local=False, kms=object(), key_id="k", enqueue=print)
+    with accounts_api.module.wiring.use(deps):
+        got = accounts_api.post(PATH, body=connect_body(radicale, "alice"), claims=ALICE)
+        assert got.status == 400
+        assert got.json()["type"].endswith("/caldav-url-refused")
 
 
 def test_only_members_of_the_location_connect(

@@ -62,21 +62,21 @@ def test_no_function_imports_the_xray_sdk(logical_id: str) -> None:
 def test_api_import_loads_what_every_route_needs_and_builds_nothing() -> None:
     probe = (
         "import json, sys, app\n"
-        "print(json.dumps({'boto3': 'boto3' in sys.modules, 'table': app._table is None,"
-        " 'repository': app._repository.cache_info().currsize, 'moto': 'moto' in sys.modules}))\n"
+        "print(json.dumps({'boto3': 'boto3' in sys.modules, 'built': app.wiring.built,"
+        " 'moto': 'moto' in sys.modules}))\n"
     )
-    assert _run("ApiFunction", probe) == {"boto3": True, "table": True, "repository": 0, "moto": False}
+    assert _run("ApiFunction", probe) == {"boto3": True, "built": False, "moto": False}
 
 
 def test_accounts_loads_no_provider_sdk_until_a_disconnect_needs_it() -> None:
-    # _service() is what every route of the function builds first (settings, clients, table: no call)
+    # wiring() is what every route of the function builds first (settings, clients, table: no call)
     probe = (
         "import json, sys, app\n"
-        "app._service()\n"
+        "app.wiring()\n"
         "sdk = lambda: sorted(m for m in ('googleapiclient', 'msal') if m in sys.modules)\n"
         "before = sdk()\n"
         "from calsync.domain.models import Provider\n"
-        "stoppers = app._service()._deps.stop_push\n"
+        "stoppers = app.wiring().service._deps.stop_push\n"
         "print(json.dumps({'before': before, 'providers': sorted(p.value for p in stoppers)}))\n"
     )
     assert _run("AccountsFunction", probe) == {"before": [], "providers": ["google", "microsoft"]}

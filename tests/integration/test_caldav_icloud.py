@@ -13,7 +13,6 @@ Rules: C1, C6, C7, C9, S3, S7, X6. Facts: docs/providers/icloud.md.
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -34,7 +33,10 @@ from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.hosts import HostBudgets
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.wiring.accounts import accounts_deps
+from calsync.wiring.scheduling import scheduling_deps
 from calsync_caldav.worker import collection_url
+from functions.accounts import app as accounts_app
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
 from functions.scheduling import app as scheduling_app
@@ -81,7 +83,7 @@ class ICloud:
         return self.user, self.password
 
     def accounts(self) -> Api:
-        return Api(importlib.import_module("functions.accounts.app"))
+        return Api(accounts_app)
 
     def claims(self) -> dict[str, Any]:
         return apigw.claims(self.user, ["hq"])
@@ -166,34 +168,31 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TABLE_NAME", table.name)
     get_settings.cache_clear()
     common = {"table": table, "kms": kms, "key_id": key_id, "allow_local": True, "resolve": resolver}
-    importlib.import_module("functions.accounts.app").set_dependencies(**common, sqs=sqs, queue_url=queue_url)
     sync_app.set_dependencies(**common, sqs=sqs, queue_url=queue_url, links=LINKS)
     polls = PollFanOut(table, sqs, {"caldav": queue_url})
     poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
-    scheduling_app.set_dependencies(**common, links=LINKS)
-    scheduling_app.clock = lambda: NOW
+    scheduling = scheduling_deps(**common, links=LINKS, clock=lambda: NOW)
+    accounts = accounts_deps(**common, sqs=sqs, queue_url=queue_url)
     try:
-        yield ICloud(
-            table,
-            sqs,
-            queue_url,
-            queue_arn,
-            radicale,
-            partition,
-            discovery,
-            resolver,
-            user,
-            password,
-            home_url,
-            polls,
-        )
+        with scheduling_app.wiring.use(scheduling), accounts_app.wiring.use(accounts):
+            yield ICloud(
+                table,
+                sqs,
+                queue_url,
+                queue_arn,
+                radicale,
+                partition,
+                discovery,
+                resolver,
+                user,
+                password,
+                home_url,
+                polls,
+            )
     finally:
-        importlib.import_module("functions.accounts.app").set_dependencies()
         sync_app.set_dependencies()
         poll_app.set_dependencies()
         polls.close()
-        scheduling_app.set_dependencies()
-        scheduling_app.clock = scheduling_app.utc_now
         get_settings.cache_clear()
         partition.close()
         discovery.close()

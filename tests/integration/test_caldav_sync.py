@@ -48,6 +48,7 @@ from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.wiring.accounts import accounts_deps
 from calsync_caldav.client import CalDAVClient
 from calsync_caldav.source import CalDAVSource, dump_cursor, load_cursor
 from calsync_caldav.worker import CalDAVSyncWorker, RetryLater
@@ -828,19 +829,19 @@ def accounts_and_calendars(w: World, now: datetime) -> tuple[dict[str, Any], dic
     """GET /v1/me/accounts and /v1/me/calendars of functions/accounts (this world's account and
     calendar)."""
     module = importlib.import_module("functions.accounts.app")
-    module.set_dependencies(table=w.table, kms=w.kms, key_id=w.key_id, sqs=w.sqs, queue_url=w.queue_url)
     claims = apigw.claims(w.user, ["hq"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TABLE_NAME", w.table.name)
         get_settings.cache_clear()
+        deps = accounts_deps(w.table, kms=w.kms, key_id=w.key_id, sqs=w.sqs, queue_url=w.queue_url)
         api = AccountsApi(module)
-        got = api.get("/v1/me/accounts", claims=claims)
-        assert got.status == 200, got.body
-        accounts = got.json()["accounts"]
-        got = api.get("/v1/me/calendars", claims=claims)
-        assert got.status == 200, got.body
-        calendars = got.json()["calendars"]
-        module.set_dependencies()
+        with module.wiring.use(deps):
+            got = api.get("/v1/me/accounts", claims=claims)
+            assert got.status == 200, got.body
+            accounts = got.json()["accounts"]
+            got = api.get("/v1/me/calendars", claims=claims)
+            assert got.status == 200, got.body
+            calendars = got.json()["calendars"]
     get_settings.cache_clear()
     account = next(a for a in accounts if a["id"] == w.account_id)
     calendar = next(c for c in calendars if c["id"] == w.calendar_id)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,7 +25,11 @@ import pytest
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC
 from calsync.store.channels import ChannelStore
+from calsync.wiring.accounts import accounts_deps
+from calsync.wiring.webhook import webhook_deps
 from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
+from calsync_google.provider import connect_deps as google_connect_deps
+from calsync_google.worker import sync_deps as google_sync_deps
 from functions.google_accounts import app as accounts_app
 from functions.google_renew import app as renew_app
 from functions.google_sync import app as sync_app
@@ -64,10 +69,17 @@ class World:
     email: str
     webhook_answers: list[int]
     polls: PollFanOut  # the PollQueue and PollShardFunction (the schedule's poll tasks)
+    now: datetime = NOW  # the sync function's clock
+    wired: ExitStack = field(default_factory=ExitStack)
+    sync_options: dict[str, Any] = field(default_factory=dict)
+
+    def wire_sync(self, **worker: Any) -> None:
+        """The sync function on a fresh worker (no cached access token), its clock at ``now``."""
+        self.wired.enter_context(sync_app.wiring.use(google_sync_deps(clock=lambda: self.now, **worker)))
 
     def drain(self, now: datetime = NOW) -> list[str]:
         self.polls.run(now)  # the schedule's poll tasks first: they queue the sync jobs
-        sync_app.clock = lambda: now
+        self.now = now
         statuses: list[str] = []
         for _ in range(20):
             msgs = self.sqs.receive_message(
@@ -140,8 +152,6 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         secret = ClientSecret(fake.client_id, fake.client_secret)
         monkeypatch.setenv("TABLE_NAME", moto_table.name)
         common = {"table": moto_table, "kms": kms, "key_id": key_id, "sqs": sqs, "queue_url": url}
-        accounts_app.set_dependencies(**common, client=lambda: secret, endpoints=endpoints)
-        accounts_app.clock = lambda: NOW
         worker_deps = {
             **common,
             "client": lambda: secret,
@@ -154,18 +164,20 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         from calsync_google.settings import get_google_settings
 
         get_google_settings.cache_clear()
-        sync_app.set_dependencies(**worker_deps)
         polls = PollFanOut(moto_table, sqs, {"google": url})
         renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url)
-        webhook_app.set_dependencies(table=moto_table, sqs=sqs, queue_url=url)
+        world = World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
+        world.sync_options = worker_deps
+        world.wire_sync(**worker_deps)
+        connect = google_connect_deps(**common, client=lambda: secret, endpoints=endpoints, clock=lambda: NOW)
+        world.wired.enter_context(accounts_app.wiring.use(connect))
         try:
-            yield World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
+            with webhook_app.wiring.use(webhook_deps(moto_table, sqs=sqs, queue_url=url)):
+                yield world
         finally:
-            accounts_app.set_dependencies()
-            sync_app.set_dependencies()
+            world.wired.close()
             renew_app.set_dependencies()
             polls.close()
-            webhook_app.set_dependencies()
             get_google_settings.cache_clear()
 
 
@@ -255,18 +267,18 @@ def test_throttling_is_retried_and_revoked_grant_marks_reauth(world: World) -> N
     assert world.queued() == 1  # failed with a delay; nothing lost
     world.fake._throttles.clear()
     world.fake.revoke(world.email)
-    sync_app.set_dependencies(**{**sync_app._overrides})  # a fresh worker: no cached access token
+    world.wire_sync(**world.sync_options)  # a fresh worker: no cached access token
     world.sqs.purge_queue(QueueUrl=world.queue_url)
     world.fake.put_event(world.email, ev("t2", "Other", NOW + timedelta(hours=6)))
     world.drain()
     claims = apigw.claims(world.user, ["hq"])
     from functions.accounts import app as caldav_accounts
 
-    caldav_accounts.set_dependencies(table=world.table, enqueue=lambda job: None, kms=None, key_id="k")
-    try:
+    deps = accounts_deps(
+        world.table, enqueue=lambda job: None, kms=boto3.client("kms", region_name=REGION), key_id="k"
+    )
+    with caldav_accounts.wiring.use(deps):
         got = apigw.Api(caldav_accounts).get("/v1/me/accounts", claims=claims)
-    finally:
-        caldav_accounts.set_dependencies()
     assert got.json()["accounts"][0]["status"] == "reauth_required"
 
 
@@ -322,21 +334,19 @@ def test_disconnect_stops_the_channels_at_google(world: World) -> None:  # rule 
 
     connected(world)
     [channel] = world.fake.live_channels()
-    o = accounts_app._overrides
+    o = world.sync_options  # the table, KMS key and client secret the functions were wired with
     box = CredentialBox(o["kms"], o["key_id"])
     endpoints = GoogleEndpoints(world.fake.auth_uri, world.fake.token_uri, world.fake.api_endpoint)
     services = service_factory(o["client"], endpoints)
     stop = {Provider.GOOGLE: channel_stopper(world.table, box, services)}
-    caldav_accounts.set_dependencies(
-        table=world.table, enqueue=lambda job: None, kms=o["kms"], key_id=o["key_id"], stop_push=stop
+    deps = accounts_deps(
+        world.table, enqueue=lambda job: None, kms=o["kms"], key_id=o["key_id"], stop_push=stop
     )
     claims = apigw.claims(world.user, ["hq"])
-    try:
+    with caldav_accounts.wiring.use(deps):
         api = apigw.Api(caldav_accounts)
         [account] = api.get("/v1/me/accounts", claims=claims).json()["accounts"]
         got = api.call("DELETE", f"/v1/me/accounts/{account['id']}", claims=claims)
-    finally:
-        caldav_accounts.set_dependencies()
     assert got.status == 204, got.body
     assert world.fake.live_channels() == []  # stopped at Google (channels.stop)
     assert ChannelStore(world.table).get(channel.channel_id) is None
@@ -420,8 +430,8 @@ def accounts_api(world: World) -> Iterator[AccountsApi]:
     get_settings.cache_clear()
     module = importlib.import_module("functions.accounts.app")
     kms = boto3.client("kms", region_name=REGION)
-    module.set_dependencies(
-        table=world.table,
+    deps = accounts_deps(
+        world.table,
         kms=kms,
         key_id=kms.create_key()["KeyMetadata"]["KeyId"],
         sqs=world.sqs,
@@ -430,9 +440,9 @@ def accounts_api(world: World) -> Iterator[AccountsApi]:
         stop_push={},
     )
     try:
-        yield AccountsApi(apigw.Api(module), apigw.claims(world.user, ["hq"]))
+        with module.wiring.use(deps):
+            yield AccountsApi(apigw.Api(module), apigw.claims(world.user, ["hq"]))
     finally:
-        module.set_dependencies()
         get_settings.cache_clear()
 
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from calsync.domain.models import UTC
 from calsync.store import keys
 from calsync.store.channels import Channel, ChannelStore, new_channel_id, token_digest
+from calsync.wiring.webhook import webhook_deps
 from functions.google_webhook import app as webhook_app
 from tests.support import apigw
 from tests.support.apigw import LambdaContext
@@ -61,11 +62,8 @@ def sqs(moto_table: Any) -> Iterator[RecordingSqs]:
     assert stopped is not None
     store.set_state(stopped, "stopped")
     recorder = RecordingSqs(moto_table)
-    webhook_app.set_dependencies(table=moto_table, sqs=recorder, queue_url="https://sqs.test/q.fifo")
-    try:
+    with webhook_app.wiring.use(webhook_deps(moto_table, sqs=recorder, queue_url="https://sqs.test/q.fifo")):
         yield recorder
-    finally:
-        webhook_app.set_dependencies()
 
 
 NAMES = [
@@ -162,7 +160,7 @@ def test_store_outage_is_503_so_google_retries(sqs: RecordingSqs, moto_table: An
         def get_item(self, **_: Any) -> Any:
             raise RuntimeError("DynamoDB is down")
 
-    webhook_app.set_dependencies(table=Broken(), sqs=sqs, queue_url="https://sqs.test/q.fifo")
     headers = {"x-goog-channel-id": CHANNEL_ID, "x-goog-channel-token": TOKEN, "x-goog-resource-id": RESOURCE}
-    answer = webhook_app.lambda_handler(_event(headers, None, False), CONTEXT)
+    with webhook_app.wiring.use(webhook_deps(Broken(), sqs=sqs, queue_url="https://sqs.test/q.fifo")):
+        answer = webhook_app.lambda_handler(_event(headers, None, False), CONTEXT)
     assert answer["statusCode"] == 503 and not sqs.sent

@@ -25,6 +25,7 @@ from calsync.store.accounts import (
 )
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
+from calsync.wiring.accounts import accounts_deps
 from calsync_microsoft.registry import MicrosoftRegistry
 from tests.support import apigw
 from tests.support.accounts import Aws, aws  # noqa: F401 - the fixture
@@ -90,8 +91,8 @@ def accounts_app(table: Any, aws: Aws, table_env: Any) -> Iterator[tuple[Any, di
         ]
         for p in ("google", "microsoft")
     }
-    module.set_dependencies(
-        table=table,
+    deps = accounts_deps(
+        table,
         kms=aws.kms,
         key_id=aws.key_id,
         sqs=aws.sqs,
@@ -99,10 +100,8 @@ def accounts_app(table: Any, aws: Aws, table_env: Any) -> Iterator[tuple[Any, di
         queue_urls=urls,
         stop_push={},
     )
-    try:
+    with module.wiring.use(deps):
         yield module, {**urls, "caldav": aws.queue_url}
-    finally:
-        module.set_dependencies()
 
 
 def test_calendar_config_jobs_go_to_each_providers_own_queue(
@@ -173,8 +172,8 @@ def test_disconnect_deletes_the_graph_subscription_and_its_records(world: MsWorl
     registry.put_polled("ann", account_id, [listing.calendar_id])  # as for a shared calendar (M10)
 
     module = importlib.import_module("functions.accounts.app")
-    module.set_dependencies(
-        table=world.table,
+    deps = accounts_deps(
+        world.table,
         kms=world.kms,
         key_id=world.key_id,
         sqs=world.sqs,
@@ -185,12 +184,10 @@ def test_disconnect_deletes_the_graph_subscription_and_its_records(world: MsWorl
             "settings": world.settings,
         },
     )
-    try:
+    with module.wiring.use(deps):
         answer = Api(module).call(
             "DELETE", f"/v1/me/accounts/{account_id}", claims=apigw.claims("ann", ["hq"])
         )
-    finally:
-        module.set_dependencies()
     assert answer.status == 204, answer.body
     assert world.fake.subscriptions_of(ANN) == []  # deleted at Graph
     assert "DELETE /v1.0/subscriptions/" + sub.id in world.fake.calls_by_path
@@ -213,8 +210,8 @@ def test_disconnect_forgets_the_subscription_even_when_graph_fails(world: MsWorl
     [sub] = world.fake.subscriptions_of(ANN)
     world.fake.throttle(10, retry_after=30)
     module = importlib.import_module("functions.accounts.app")
-    module.set_dependencies(
-        table=world.table,
+    deps = accounts_deps(
+        world.table,
         kms=world.kms,
         key_id=world.key_id,
         sqs=world.sqs,
@@ -225,12 +222,10 @@ def test_disconnect_forgets_the_subscription_even_when_graph_fails(world: MsWorl
             "settings": world.settings,
         },
     )
-    try:
+    with module.wiring.use(deps):
         answer = Api(module).call(
             "DELETE", f"/v1/me/accounts/{account_id}", claims=apigw.claims("ann", ["hq"])
         )
-    finally:
-        module.set_dependencies()
     assert answer.status == 204, answer.body
     registry = MicrosoftRegistry(world.table)
     assert registry.get_subscription(sub.id) is None and registry.mailbox_subscription_id(account_id) is None

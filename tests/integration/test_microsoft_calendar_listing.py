@@ -20,6 +20,7 @@ import pytest
 from calsync.config import get_settings
 from calsync.domain.models import UTC
 from calsync.store.accounts import AccountRepository
+from calsync.wiring.accounts import accounts_deps
 from calsync_microsoft.registry import MicrosoftRegistry
 from tests.support import apigw
 from tests.support.apigw import Api, snapshot
@@ -56,8 +57,8 @@ def world(table: Any, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Itera
         get_settings.cache_clear()
         accounts = importlib.import_module("functions.accounts.app")
         other = w.sqs.create_queue(QueueName="calsync-other-sync.fifo", Attributes={"FifoQueue": "true"})
-        accounts.set_dependencies(
-            table=table,
+        deps = accounts_deps(
+            table,
             kms=w.kms,
             key_id=w.key_id,
             sqs=w.sqs,
@@ -66,9 +67,9 @@ def world(table: Any, fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> Itera
             stop_push={},
         )
         try:
-            yield w
+            with accounts.wiring.use(deps):
+                yield w
         finally:
-            accounts.set_dependencies()
             get_settings.cache_clear()
 
 

@@ -241,11 +241,12 @@ class _KmsAsMicrosoftAccountsRole:
 def test_connect_opens_only_its_sign_in_flow(world: MsWorld) -> None:
     """The callback creates the subscription with the msal cache it holds: its role opens sign-in
     flows only, never an account's credentials (issue 13 point 6)."""
+    from calsync_microsoft.provider import connect_deps
     from functions.microsoft_accounts import app as accounts_app
 
     kms = _KmsAsMicrosoftAccountsRole(world.kms)
-    accounts_app.set_dependencies(**{**accounts_app._overrides, "kms": kms})
-    got = world.connect("ann", ANN)
+    with accounts_app.wiring.use(connect_deps({**world.deps, "kms": kms}, clock=lambda: world.now)):
+        got = world.connect("ann", ANN)
     assert got.status == 201, got.body
     assert kms.refused == []
     assert len(world.fake.subscriptions_of(ANN)) == 1  # created in the callback, not left to a job

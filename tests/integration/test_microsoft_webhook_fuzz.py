@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calsync.domain.models import UTC
+from calsync.wiring.webhook import webhook_deps
 from calsync_microsoft.registry import MicrosoftRegistry, SubscriptionRecord, client_state_hash
 from functions.microsoft_webhook import app as webhook_app
 from tests.support.apigw import Api
@@ -36,11 +37,8 @@ def env() -> Iterator[tuple[Api, Any, str]]:
         )
         sqs = boto3.client("sqs", region_name="eu-west-1")
         url = sqs.create_queue(QueueName="ms-fuzz.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-        webhook_app.set_dependencies(table=table, sqs=sqs, queue_url=url)
-        try:
+        with webhook_app.wiring.use(webhook_deps(table, sqs=sqs, queue_url=url)):
             yield Api(webhook_app), sqs, url
-        finally:
-            webhook_app.set_dependencies()
 
 
 def queued(sqs: Any, url: str) -> int:
@@ -183,11 +181,10 @@ def test_a_thousand_unknown_subscriptions_cost_a_bounded_number_of_reads(
 ) -> None:
     # issue 13 point 2: 1,000 distinct unknown subscriptionIds made 1,000 sequential GetItems;
     # now one BatchGetItem per 100 distinct ids (ceil(1000 / 100) = 10), duplicates read once
-    from functions.microsoft_webhook.app import _registry
     from tests.support.apigw import dynamodb_calls
 
     api, sqs, url = env
-    table = _registry()._table
+    table = webhook_app.wiring().table
     with dynamodb_calls(table) as calls:
         got = api.call("POST", path, body=_collection([f"sub-x{i}" for i in range(1000)]))
     assert got.status == 202, got.body
@@ -213,13 +210,12 @@ def test_a_known_subscription_among_many_unknown_ones_is_still_queued(env: tuple
 def test_an_oversized_body_is_refused_before_it_is_read(env: tuple[Api, Any, str]) -> None:
     # issue 13 point 2: a body of 3 MB (under Lambda's 6 MB) is refused (413) before parsing:
     # nothing is read from the store, nothing queued (a genuine Graph collection is far smaller)
-    from functions.microsoft_webhook.app import _registry
     from tests.support.apigw import dynamodb_calls
 
     api, sqs, url = env
     body = json.dumps(_collection([SUB] * 500, pad=6000))
     assert len(body) > 3_000_000
-    with dynamodb_calls(_registry()._table) as calls:
+    with dynamodb_calls(webhook_app.wiring().table) as calls:
         got = api.call("POST", "/v1/webhooks/microsoft", body=body)
     assert got.status == 413, got.body[:200]
     assert got.headers["Content-Type"] == "application/problem+json"
@@ -235,13 +231,11 @@ def test_the_aws_clients_give_up_within_graphs_budget(monkeypatch: pytest.Monkey
     monkeypatch.setenv("TABLE_NAME", "calsync-budget")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     get_settings.cache_clear()
-    webhook_app.set_dependencies()
     try:
-        sqs, _url = webhook_app._sqs()
-        for client in (webhook_app._registry()._table.meta.client, sqs):
+        deps = webhook_app.build()  # what the function builds from its settings
+        for client in (deps.table.meta.client, deps.sqs):
             config = client.meta.config
             assert (config.connect_timeout, config.read_timeout) == (1, 1)
             assert config.retries == {"mode": "standard", "total_max_attempts": 2}  # one retry
     finally:
-        webhook_app.set_dependencies()
         get_settings.cache_clear()

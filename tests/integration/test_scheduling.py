@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,6 +37,7 @@ from calsync.store.accounts import (
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.sync.jobs import SyncJob
+from calsync.wiring.scheduling import SchedulingFunctionDeps, scheduling_deps
 from calsync_caldav.client import CalDAVClient
 from calsync_caldav.worker import CalDAVSyncWorker
 from functions.scheduling import app as scheduling_app
@@ -78,6 +80,23 @@ class World:
     conflict: CalDAVCal
     google_calendar_id: str
     worker: CalDAVSyncWorker
+    kms: Any
+    key_id: str
+
+    def wired(self, **options: Any) -> AbstractContextManager[SchedulingFunctionDeps]:
+        """The scheduling function on this world's table, KMS key, Radicale and frozen clock;
+        ``options``: more of ``scheduling_deps``'s (a provider's fakes)."""
+        deps = scheduling_deps(
+            self.table,
+            kms=self.kms,
+            key_id=self.key_id,
+            allow_local=True,
+            links=LINKS,
+            link_generator=lambda _id: MEET.format(id="r1"),
+            clock=lambda: NOW,
+            **options,
+        )
+        return scheduling_app.wiring.use(deps)
 
     def sync(self, cal: CalDAVCal, now: datetime = NOW) -> None:
         job = SyncJob(
@@ -182,24 +201,15 @@ def make_world(
         return CalDAVClient(username, pw, base_url=base_url, allow_local=True)  # loopback test server
 
     worker = CalDAVSyncWorker(table, box, links=LINKS, client_factory=client_factory)
-    scheduling_app.set_dependencies(
-        table=table,
-        kms=kms,
-        key_id=key_id,
-        allow_local=True,
-        links=LINKS,
-        link_generator=lambda _id: MEET.format(id="r1"),
-    )
-    scheduling_app.clock = lambda: NOW
-    return World(table, server, box, person, primary, conflict, google_cal, worker)
+    return World(table, server, box, person, primary, conflict, google_cal, worker, kms, key_id)
 
 
 @pytest.fixture
 def world(moto_table: Any, server: RadicaleServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    yield make_world(moto_table, server, monkeypatch)
-    scheduling_app.set_dependencies()
+    world = make_world(moto_table, server, monkeypatch)
+    with world.wired():
+        yield world
     get_settings.cache_clear()
-    scheduling_app.clock = scheduling_app.utc_now
 
 
 def at(hour: float, days: int = 0) -> datetime:
@@ -472,14 +482,12 @@ def test_all_day_events_block_the_whole_day_in_the_persons_time_zone(
 ) -> None:
     # rule C11: an all-day event on Nov 21 in the person's own zone
     world = make_world(moto_table, server, monkeypatch, time_zone=zone)
-    try:
+    with world.wired():
         world.put(world.primary, "allday", ics_all_day("allday", date(2026, 11, 21), date(2026, 11, 22)))
         world.sync(world.primary)
         busy = iv(world.availability(datetime(2026, 11, 19, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)))
         assert busy == [(start, end)]
         assert world.availability(at(0), at(1)).json()["timeZone"] == zone
-    finally:
-        scheduling_app.set_dependencies()
 
 
 def ics_all_day(uid: str, first: date, end: date) -> str:
@@ -592,12 +600,11 @@ def test_appointment_on_a_google_primary_calendar_is_written_once_and_blocks_ava
         Repository(world.table).subscribe(calendar_id, f"USER#{world.person}", "primary")
         endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
         secret = ClientSecret(fake.client_id, fake.client_secret)
-        scheduling_app.set_dependencies(
-            **{**scheduling_app._overrides, "google_services": service_factory(lambda: secret, endpoints)}
-        )
+        google_fake = {Provider.GOOGLE: {"services": service_factory(lambda: secret, endpoints)}}
         body = {"title": "On Google", "start": at(16).isoformat(), "end": at(17).isoformat()}
-        first = world.book(body, key="key-google-0001")
-        second = world.book(body, key="key-google-0001")
+        with world.wired(providers=google_fake):
+            first = world.book(body, key="key-google-0001")
+            second = world.book(body, key="key-google-0001")
         assert first.status == second.status == 201, (first.body, second.body)
         assert first.json() == second.json()
         assert first.json()["provider"] == "google" and first.json()["calendarId"] == calendar_id
@@ -617,7 +624,7 @@ def test_appointment_on_a_microsoft_primary_is_written_once_and_merges_with_othe
     from calsync_microsoft.settings import MicrosoftSettings
     from tests.support.fake_graph import LoopbackHttp, fake_graph
 
-    with fake_graph(page_size=50) as fake:
+    with fake_graph(page_size=50) as fake, ExitStack() as stack:
         upn = f"{world.person}@contoso.test"
         fake.add_mailbox(upn, {"cal-main": ("Calendar", True)})
         identity = MicrosoftIdentity(
@@ -663,7 +670,7 @@ def test_appointment_on_a_microsoft_primary_is_written_once_and_merges_with_othe
                 client_id="calsync-client-id", authority=fake.authority, graph_endpoint=fake.graph_endpoint
             ),
         }
-        scheduling_app.set_dependencies(**{**scheduling_app._overrides, "microsoft": microsoft})
+        stack.enter_context(world.wired(providers={Provider.MICROSOFT: microsoft}))
         world.put(world.conflict, "b", ics("b", "B", at(9), at(10)))  # CalDAV conflict (account B)
         world.sync(world.conflict)
         google(world, "g1", at(10), at(10.5))  # Google conflict, touching B: merged

@@ -14,6 +14,7 @@ import pytest
 
 from calsync.config import get_settings
 from calsync.store.repository import Repository
+from calsync.wiring.scheduling import scheduling_deps
 from functions.scheduling import app as scheduling_app
 from tests.support.apigw import LambdaContext
 
@@ -34,11 +35,8 @@ def scheduling(table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     repo = Repository(table)
     repo.update_profile("alice", time_zone="Europe/Berlin")
     repo.set_member_locations("alice", ["hq"])
-    scheduling_app.set_dependencies(table=table)
-    scheduling_app.clock = lambda: NOW
-    yield scheduling_app
-    scheduling_app.set_dependencies()
-    scheduling_app.clock = scheduling_app.utc_now
+    with scheduling_app.wiring.use(scheduling_deps(table, clock=lambda: NOW)):
+        yield scheduling_app
     get_settings.cache_clear()
 
 

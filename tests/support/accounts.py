@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from calsync.config import get_settings
+from calsync.wiring.accounts import accounts_deps
 from tests.support.apigw import Answer, Api
 from tests.support.radicale import Radicale, radicale_server
 
@@ -90,13 +91,13 @@ def accounts_api(table: Any, aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("TABLE_NAME", table.name)
     get_settings.cache_clear()
     module = importlib.import_module("functions.accounts.app")
-    module.set_dependencies(
-        table=table, kms=aws.kms, key_id=aws.key_id, sqs=aws.sqs, queue_url=aws.queue_url, allow_local=True
+    deps = accounts_deps(
+        table, kms=aws.kms, key_id=aws.key_id, sqs=aws.sqs, queue_url=aws.queue_url, allow_local=True
     )
     try:
-        yield AccountsApi(module)
+        with module.wiring.use(deps):
+            yield AccountsApi(module)
     finally:
-        module.set_dependencies()
         get_settings.cache_clear()
 
 

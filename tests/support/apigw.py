@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from calsync.domain.models import Occurrence, Provider
 from calsync.store.items import AccessRole, Calendar, SubscriberRole
 from calsync.store.repository import Repository
+from calsync.wiring.api import api_deps
 
 ClaimsStyle = Literal["apigw", "list", "json"]
 _TIME = "20/Nov/2026:08:00:00 +0000"
@@ -177,7 +178,7 @@ def answer(result: dict[str, Any]) -> Answer:
 
 # ---- calling the API function in tests -------------------------------------------------------------
 def app_module() -> ModuleType:
-    """``functions/api/app.py`` (imported once, like Lambda does; tests inject table and clock)."""
+    """``functions/api/app.py`` (imported once, like Lambda does; tests hand it their deps)."""
     return importlib.import_module("functions.api.app")
 
 
@@ -212,14 +213,8 @@ def api_on(table: Any, now: datetime, sync_queues: Any = None) -> Iterator[Api]:
     """The API function using ``table`` and a clock frozen at ``now``; restored afterwards.
     ``sync_queues``: {provider: enqueue} receiving the sync jobs of room calendars (R8)."""
     module = app_module()
-    saved_clock = module.clock
-    module.set_table(table, sync_queues)
-    module.clock = lambda: now
-    try:
+    with module.wiring.use(api_deps(table, queues=sync_queues, clock=lambda: now)):
         yield Api(module)
-    finally:
-        module.clock = saved_clock
-        module.set_table(None)
 
 
 class CallCounter:

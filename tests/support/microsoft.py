@@ -17,7 +17,10 @@ import boto3
 from moto import mock_aws
 
 from calsync.domain.links import LinkSettings
+from calsync.wiring.webhook import webhook_deps
+from calsync_microsoft.provider import connect_deps as ms_connect_deps
 from calsync_microsoft.settings import MicrosoftSettings
+from calsync_microsoft.wiring import sync_deps as ms_sync_deps
 from functions.microsoft_accounts import app as accounts_app
 from functions.microsoft_renew import app as renew_app
 from functions.microsoft_sync import app as sync_app
@@ -46,6 +49,8 @@ class MsWorld:
     now: datetime
     webhook_answers: list[Answer] = field(default_factory=list)
     tasks: Any = None  # the MicrosoftRenewQueue (a TaskQueue), made by ``wire``
+    wired: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    deps: dict[str, Any] = field(default_factory=dict)  # what the functions are wired with
 
     @property
     def settings(self) -> MicrosoftSettings:
@@ -71,16 +76,18 @@ class MsWorld:
             "settings": self.settings,
             "links": LINKS,
         }
-        for module in (accounts_app, sync_app):
-            module.set_dependencies(**deps)
+        self.deps = deps
         self.tasks = TaskQueue(self.sqs, renew_app, "ms-renew")  # the MicrosoftRenewQueue
         renew_app.set_dependencies(**deps, task_queue_url=self.tasks.url)
-        webhook_app.set_dependencies(table=self.table, sqs=self.sqs, queue_url=self.queue_url)
+        self.wired.enter_context(accounts_app.wiring.use(ms_connect_deps(deps, clock=lambda: self.now)))
+        self.wired.enter_context(sync_app.wiring.use(ms_sync_deps(deps, clock=lambda: self.now)))
+        webhook = webhook_deps(self.table, sqs=self.sqs, queue_url=self.queue_url)
+        self.wired.enter_context(webhook_app.wiring.use(webhook))
         self.fake.transport = self.deliver
 
     def unwire(self) -> None:
-        for module in (accounts_app, sync_app, renew_app, webhook_app):
-            module.set_dependencies()
+        renew_app.set_dependencies()
+        self.wired.close()
 
     # ---- Graph -> the webhook function (API Gateway payload 2.0, Auth NONE) ---------------------
     def deliver(self, url: str, query: dict[str, str], body: bytes | None) -> tuple[int, dict[str, str], str]:
@@ -94,7 +101,6 @@ class MsWorld:
     # ---- the person -----------------------------------------------------------------------------
     def connect(self, user: str, upn: str, location: str = "hq") -> Answer:
         api = Api(accounts_app)
-        accounts_app.clock = lambda: self.now
         claims = apigw.claims(user, [location])
         started = api.call(
             "POST",
@@ -108,7 +114,6 @@ class MsWorld:
 
     def drain(self) -> list[dict[str, Any]]:
         answers: list[dict[str, Any]] = []
-        sync_app.clock = lambda: self.now
         for _ in range(50):
             msgs = self.sqs.receive_message(
                 QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]

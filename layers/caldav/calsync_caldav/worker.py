@@ -38,6 +38,7 @@ from calsync.domain.models import Provider
 from calsync.observability import logger, metrics
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.hosts import DEFAULT_BACKOFF, DEFAULT_JOBS_PER_MINUTE, MAX_BACKOFF, HostBudgets
+from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.engine import SyncEngine, SyncOutcome
@@ -78,6 +79,20 @@ def guarded_client_factory(*, allow_local: bool = False, resolve: Resolver | Non
 
 
 default_client: Final = guarded_client_factory()
+
+
+def parse_context(
+    account: Account, calendar: Calendar, listing: CalendarListing, links: LinkSettings
+) -> ParseContext:
+    """How the calendar's events are read (the sync) and written back (the scheduling function)."""
+    return ParseContext(
+        account_id=account.account_id,
+        calendar_id=calendar.calendar_id,
+        own_addresses=frozenset(a.lower() for a in account.own_addresses),
+        calendar_writable=calendar.access_role in ("owner", "writer"),
+        calendar_time_zone=_zone(calendar.time_zone or listing.time_zone),
+        links=links,
+    )
 
 
 def collection_url(account: Account, listing: CalendarListing) -> str:
@@ -187,14 +202,7 @@ class CalDAVSyncWorker:
         source = CalDAVSource(
             client,
             url,
-            ParseContext(
-                account_id=account.account_id,
-                calendar_id=calendar.calendar_id,
-                own_addresses=frozenset(a.lower() for a in account.own_addresses),
-                calendar_writable=calendar.access_role in ("owner", "writer"),
-                calendar_time_zone=_zone(calendar.time_zone or listing.time_zone),
-                links=self.links,
-            ),
+            parse_context(account, calendar, listing, self.links),
         )
         extra = {"calendar_id": calendar.calendar_id, "account_id": account.account_id, "reason": job.reason}
         try:

@@ -38,6 +38,8 @@ from calsync.sync.source import (
     SourceThrottled,
     SourceUnavailable,
 )
+from calsync.wiring import Clock, utc_now
+from calsync.wiring.sync import SyncWorkerDeps
 from calsync_google import channels
 from calsync_google.calendars import list_calendars
 from calsync_google.client import (
@@ -100,6 +102,18 @@ def open_grant(box: CredentialBox, sealed: dict[str, str], context: dict[str, st
 
 def seal_refresh_token(box: CredentialBox, refresh_token: str, context: dict[str, str]) -> dict[str, str]:
     return seal_grant(box, GoogleGrant(refresh_token), context)
+
+
+def google_context(
+    account: Account, calendar: Calendar, listing: CalendarListing, links: LinkSettings
+) -> GoogleContext:
+    """How the calendar's events are read (the sync) and written back (the scheduling function)."""
+    return GoogleContext(
+        account_id=account.account_id,
+        calendar_id=calendar.calendar_id,
+        access_role=calendar.access_role or listing.access_role,
+        links=links,
+    )
 
 
 def open_refresh_token(box: CredentialBox, sealed: dict[str, str], context: dict[str, str]) -> str:
@@ -255,12 +269,7 @@ class GoogleSyncWorker:
         source = GoogleSource(
             service,
             listing.href,
-            GoogleContext(
-                account_id=account.account_id,
-                calendar_id=calendar.calendar_id,
-                access_role=calendar.access_role or listing.access_role,
-                links=self.links,
-            ),
+            google_context(account, calendar, listing, self.links),
             caller=caller,
         )
         extra = {"calendar_id": calendar.calendar_id, "account_id": account.account_id, "reason": job.reason}
@@ -494,4 +503,17 @@ def from_environment(**o: Any) -> GoogleSyncWorker:
         webhook_url=o.get("webhook_url", google.webhook_url),
         links=o.get("links") or get_settings().links,
         **({"caller": o["caller"]} if "caller" in o else {}),
+    )
+
+
+def sync_deps(
+    *, sqs: Any = None, queue_url: str | None = None, clock: Clock = utc_now, **worker: Any
+) -> SyncWorkerDeps:
+    """GoogleSyncFunction's dependencies (docs/adr/0023): the worker of ``from_environment(**worker)``,
+    the GoogleSyncQueue, the clock."""
+    return SyncWorkerDeps(
+        worker=from_environment(**worker),
+        sqs=sqs if sqs is not None else boto3.client("sqs"),
+        queue_url=queue_url or get_google_settings().sync_queue_url,
+        clock=clock,
     )

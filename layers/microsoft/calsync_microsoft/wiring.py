@@ -17,6 +17,8 @@ from calsync.store.accounts import Account
 from calsync.store.items import Calendar
 from calsync.sync.jobs import SyncJob
 from calsync.sync.writer import CalendarWriter, EventDraft, WrittenEvent
+from calsync.wiring import Clock, utc_now
+from calsync.wiring.sync import SyncWorkerDeps
 from calsync_microsoft import jobs
 from calsync_microsoft.auth import (
     MicrosoftAppConfig,
@@ -164,3 +166,15 @@ def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
             registry.forget_subscription(subscription_id, account.account_id)
 
     return stop
+
+
+def sync_deps(o: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> SyncWorkerDeps:
+    """MicrosoftSyncFunction's dependencies (docs/adr/0023): the worker of ``worker_of(o)``, the
+    MicrosoftSyncQueue (``sqs``, ``queue_url`` of ``o``), the clock."""
+    o = o or {}
+    return SyncWorkerDeps(
+        worker=worker_of(o),
+        sqs=o.get("sqs") or _client("sqs"),
+        queue_url=o.get("queue_url") or settings_of(o).sync_queue_url,
+        clock=clock,
+    )

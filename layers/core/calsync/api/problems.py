@@ -90,13 +90,34 @@ def internal() -> Problem:
 
 
 # OpenAPI: the problem answers every route may give
-def responses(*statuses: int) -> dict[int, OpenAPIResponse]:
-    described = {
+def responses(*statuses: int, described: Mapping[int, str] | None = None) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI answers of these problem statuses; ``described``: a route's own descriptions."""
+    descriptions = {
         400: "Invalid input",
         401: "Missing or invalid token",
         403: "Not allowed",
         404: "Not found",
         409: "Conflict",
         503: "Store unavailable, retry",
+        **(described or {}),
     }
-    return {s: {"description": described[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses}
+    return {
+        s: {"description": descriptions[s], "content": {PROBLEM_JSON: {"model": Problem}}} for s in statuses
+    }
+
+
+def answers(
+    *statuses: int, ok: str | None = "OK", described: Mapping[int, str] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI answers of a route: 200 (the return type's schema) and the problems it may give."""
+    out: dict[int, OpenAPIResponse] = {200: {"description": ok}} if ok else {}
+    out.update(responses(*statuses, described=described))
+    return out
+
+
+def conditional(*statuses: int) -> dict[int, OpenAPIResponse]:
+    """The answers of a GET with an ``ETag``: also 304 for a current ``If-None-Match``."""
+    return {
+        **answers(*statuses, ok="OK (the ETag header tags this answer)"),
+        304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
+    }

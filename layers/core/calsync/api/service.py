@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
+from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel
 
 from calsync.api import etags
@@ -380,3 +381,9 @@ class ApiService:
 
             logger.info("rooms deleted: consent withdrawn", extra={"calendar_id": calendar_id, "rooms": gone})
         return gone
+
+
+def tagged(answer: tuple[Meetings, str]) -> Response[Meetings | ExplainedMeetings]:
+    """A meetings answer with its ``ETag`` (``calsync.api.etags``)."""
+    meetings, etag = answer
+    return Response(status_code=200, content_type="application/json", body=meetings, headers={"ETag": etag})

@@ -72,3 +72,18 @@ class RoomConsentRequired(Conflict):
 
     type_slug = "room-consent-required"
     title = "The calendar's owner has not agreed to a room"
+
+
+class IdempotencyKeyReused(CalsyncError):
+    """An appointment's Idempotency-Key sent again with another body (calsync.api.idempotency)."""
+
+    status = 422
+    type_slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another request"
+
+
+class IdempotencyInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running."""
+
+    type_slug = "idempotency-in-progress"
+    title = "The same request is still being processed"
