@@ -63,7 +63,7 @@ def _sqs() -> Any:
 
 
 def _queue_url() -> str:
-    return str(_overrides.get("task_queue_url") or get_settings().task_queue_url)
+    return str(_overrides.get("task_queue_url") or get_settings().cleanup_queue_url)
 
 
 def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask | None:

@@ -71,7 +71,7 @@ def _wired() -> tuple[Any, Any, str, Any]:
 
 
 def _task_queue_url() -> str:
-    return str(_overrides.get("task_queue_url") or get_settings().task_queue_url)
+    return str(_overrides.get("task_queue_url") or get_settings().microsoft_renew_queue_url)
 
 
 def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftTask | None:

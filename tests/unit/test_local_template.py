@@ -121,6 +121,20 @@ def test_real_template_routes_and_auth() -> None:
     assert "TABLE_NAME" in fns["ApiFunction"].environment  # from Globals
 
 
+def test_no_two_functions_set_one_variable_differently() -> None:
+    # the local stack runs every function in one process, where the settings are read once
+    # (calsync.config.get_settings): a name that means another queue in another function would
+    # send one function's messages to the other's queue (local/runtime.py serialises them at best)
+    seen: dict[str, tuple[str, Any]] = {}
+    clashes = []
+    for lid, fn in t.functions(t.template()).items():
+        for name, value in fn.environment.items():
+            other = seen.setdefault(name, (lid, value))
+            if other[1] != value:
+                clashes.append((name, other[0], lid))
+    assert clashes == []
+
+
 def test_functions_and_event_sources(small: dict[str, Any], tmp_path: Path) -> None:
     fns = t.functions(small, root=tmp_path)
     api, sync = fns["ApiFunction"], fns["SyncFunction"]

@@ -32,7 +32,8 @@ class Settings(BaseModel):
     poll_queue_url: str = ""
     google_sync_queue_url: str = ""
     # a schedule that fans out to itself (calsync.sync.tasks): the queue of its own shard tasks
-    task_queue_url: str = ""
+    cleanup_queue_url: str = ""  # CleanupFunction's own task queue
+    microsoft_renew_queue_url: str = ""  # MicrosoftRenewFunction's own task queue
     local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
@@ -57,7 +58,8 @@ def get_settings() -> Settings:
         caldav_sync_queue_url=env.get("CALDAV_SYNC_QUEUE_URL", ""),
         poll_queue_url=env.get("POLL_QUEUE_URL", ""),
         google_sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
-        task_queue_url=env.get("TASK_QUEUE_URL", ""),
+        cleanup_queue_url=env.get("CLEANUP_QUEUE_URL", ""),
+        microsoft_renew_queue_url=env.get("MICROSOFT_RENEW_QUEUE_URL", ""),
         local=env.get("CALSYNC_LOCAL", "") == "1",
     )
 
