@@ -16,9 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
@@ -32,6 +29,7 @@ from calsync.api.account_schemas import (
 )
 from calsync.api.accounts import AccountsDeps, AccountsService, Discovery, Enqueue, StopPush
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Response
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
 from calsync.domain.models import Provider

@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
 from calsync.api.calendar_sync import CalendarSync
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Query, Response
 from calsync.api.schemas import (
     CALENDAR_ID_PATTERN,
     ExplainedMeetings,

@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.config import Config
 
+from calsync.api.http import APIGatewayHttpResolver, Response
 from calsync.config import get_settings
 from calsync.domain.errors import StoreUnavailable
 from calsync_microsoft.jobs import MailboxJob, enqueue_many

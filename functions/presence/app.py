@@ -12,13 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Response
 from calsync.api.presence_schemas import (
     DirectoryEntryIn,
     DirectoryEntryOut,

@@ -20,13 +20,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Header, Path, Query, Response
 from calsync.api.scheduling import ProviderWriteRejected, SchedulingDeps, SchedulingService
 from calsync.api.scheduling_schemas import AppointmentIn, AppointmentOut, Availability, Meeting
 from calsync.config import get_settings

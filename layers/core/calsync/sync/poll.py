@@ -57,7 +57,7 @@ class PollTask(BaseModel):
     """One message on the poll queue: poll ``shard`` of ``provider``'s registry for ``run``,
     starting after the sort key ``after`` (None: from its first entry)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     provider: Provider
     shard: int = Field(ge=0, lt=keys.POLL_SHARDS)
