@@ -120,3 +120,17 @@ def test_http_functions_build_no_model_at_import() -> None:
         "print(json.dumps({'models': len(ours) > 10, 'built': built}))\n"
     )
     assert _run("ApiFunction", probe) == {"models": True, "built": []}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_no_function_builds_powertools_parser_models(logical_id: str) -> None:
+    # the batch utility imports them for its annotations when pydantic is loaded first; calsync
+    # validates the records' bodies with its own models and passes the processors no model
+    module = FUNCTIONS[logical_id].handler.rpartition(".")[0]
+    state = _run(
+        logical_id,
+        f"import json, sys, {module}\n"
+        "print(json.dumps({'parser': sorted(m for m in sys.modules\n"
+        "    if m.startswith('aws_lambda_powertools.utilities.parser'))}))\n",
+    )
+    assert state == {"parser": []}

@@ -77,3 +77,16 @@ def test_a_package_imported_already_is_left_as_it_is() -> None:
         " 'appsync': 'aws_lambda_powertools.event_handler.appsync' in sys.modules}))\n"
     )
     assert state == {"same": True, "appsync": True}
+
+
+def test_the_batch_utility_imported_before_pydantic_loads_no_parser_models() -> None:
+    state = _run(
+        "import json, sys, calsync, pydantic\n"
+        "from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor\n"
+        "print(json.dumps({'parser': [m for m in sys.modules if '.utilities.parser' in m],\n"
+        " 'processor': SqsFifoPartialProcessor.__module__}))\n"
+    )
+    assert state == {
+        "parser": [],
+        "processor": "aws_lambda_powertools.utilities.batch.sqs_fifo_partial_processor",
+    }

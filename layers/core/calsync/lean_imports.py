@@ -1,14 +1,17 @@
 """Powertools' catch-all package ``__init__`` modules, loaded name by name (docs/adr/0022).
 
 ``aws_lambda_powertools.event_handler/__init__`` imports every resolver (AppSync with asyncio,
-Bedrock, VPC Lattice, ...) and ``aws_lambda_powertools.utilities.data_classes/__init__`` the event
-class of every AWS service, while a function uses one resolver (API Gateway HTTP) or one event type
-(SQS, EventBridge): importing any of their submodules runs the whole ``__init__`` first, at every
-cold start. :func:`install` puts a lazy stand-in for each of these packages in ``sys.modules``: the
-package itself (its ``__path__``, so submodules import as usual), whose names (``from
-aws_lambda_powertools.event_handler import Response``) are each imported from the submodule the real
-``__init__`` takes them from, on first use — read from that ``__init__``'s own ``from .x import y``
-lines, so the stand-in offers exactly the names of the installed Powertools.
+Bedrock, VPC Lattice, ...), ``aws_lambda_powertools.utilities.data_classes/__init__`` the event
+class of every AWS service and ``aws_lambda_powertools.utilities.batch/__init__`` every processor,
+while a function uses one resolver (API Gateway HTTP) or one event type (SQS, EventBridge):
+importing any of their submodules runs the whole ``__init__`` first, at every cold start.
+
+:func:`install` puts a lazy stand-in for each of these packages in ``sys.modules``: the package
+itself (its ``__path__``, so submodules import as usual), whose names (``from
+aws_lambda_powertools.event_handler import Response``) are each imported on first use from the
+submodule the real ``__init__`` takes them from. The names are read from that ``__init__``'s own
+``from .x import y`` lines, so the stand-in offers exactly the names of the installed Powertools; an
+``__init__`` that does anything else is imported as usual.
 
 It must run before anything imports these packages: ``calsync/__init__.py`` calls it, and the
 functions import Powertools' event handler through :mod:`calsync.api.http`. A package already
@@ -24,13 +27,25 @@ import sys
 from types import ModuleType
 from typing import Any
 
-LAZY_PACKAGES = ("aws_lambda_powertools.event_handler", "aws_lambda_powertools.utilities.data_classes")
+LAZY_PACKAGES = (
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.data_classes",
+    "aws_lambda_powertools.utilities.batch",
+)
+# Imported by install() while pydantic is not loaded yet: the batch utility's type aliases, which
+# otherwise import (and build) Powertools' parser models of SQS, DynamoDB streams, Kinesis and Kafka
+# records whenever pydantic is already loaded, for annotations only (calsync passes the batch
+# processors no model: its workers validate the records' bodies themselves).
+BEFORE_PYDANTIC = ("aws_lambda_powertools.utilities.batch.types",)
 
 
 def install(packages: tuple[str, ...] = LAZY_PACKAGES) -> None:
     for name in packages:
         if name not in sys.modules:
             _install(name)
+    if "pydantic" not in sys.modules:
+        for name in BEFORE_PYDANTIC:
+            importlib.import_module(name)
 
 
 def _install(name: str) -> None:
