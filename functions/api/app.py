@@ -34,7 +34,7 @@ from calsync.api.schemas import (
 from calsync.api.service import ApiService
 from calsync.config import get_presence_settings, get_settings
 from calsync.domain.models import Provider
-from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.photos import PhotoStore
 from calsync.store.repository import Repository
 from calsync.sync.jobs import enqueue_sync
 
@@ -92,7 +92,7 @@ def _photos() -> PhotoStore | None:
     bucket = get_presence_settings().photo_bucket
     if bucket is None:
         return None
-    return PhotoStore(s3_client(), bucket)
+    return PhotoStore(None, bucket)  # the S3 client is made by the first photo route
 
 
 @functools.cache

@@ -31,7 +31,7 @@ from calsync.api.presence_service import PresenceService
 from calsync.config import get_presence_settings, get_settings
 from calsync.events import PresencePublisher
 from calsync.observability import logger, metrics
-from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.photos import PhotoStore
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
 
@@ -72,7 +72,7 @@ def _service() -> PresenceService:
         publisher = PresencePublisher(events, settings.presence_bus_name)
     photos = None
     if settings.photo_bucket:
-        photos = PhotoStore(_injected.get("s3") or s3_client(), settings.photo_bucket)
+        photos = PhotoStore(_injected.get("s3"), settings.photo_bucket)  # S3 client: on first use
     return PresenceService(
         Repository(table),
         PresenceRepository(table),
