@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
@@ -28,6 +25,7 @@ from calsync.api.account_schemas import (
 )
 from calsync.api.accounts import AccountsService
 from calsync.api.auth import Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Response
 from calsync.api.params import AccountId, LocationId, UserId
 from calsync.wiring import Wiring
 from calsync.wiring.accounts import AccountsFunctionDeps, accounts_deps

@@ -14,13 +14,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Response
 from calsync.api.params import CalendarId, Explain, LocationId, RoomId, RoomLocation, UserId
 from calsync.api.schemas import (
     ExplainedMeetings,

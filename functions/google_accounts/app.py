@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
 from calsync.api.auth import Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Query, Response
 from calsync.wiring import Wiring
 from calsync.wiring.connect import ConnectFunctionDeps
 from calsync_google.connect import AuthorizeIn, AuthorizeOut, GoogleConnect

@@ -12,10 +12,10 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.api.google_webhook import handle
+from calsync.api.http import APIGatewayHttpResolver, Response
 from calsync.store.channels import ChannelStore
 from calsync.sync.jobs import enqueue_sync
 from calsync.wiring import Wiring

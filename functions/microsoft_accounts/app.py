@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import Field
 
@@ -22,6 +19,7 @@ from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
 from calsync.api.accounts import _account_out
 from calsync.api.auth import Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Query, Response
 from calsync.api.schemas import Id, _Request, _Wire
 from calsync.wiring import Wiring
 from calsync.wiring.connect import ConnectFunctionDeps

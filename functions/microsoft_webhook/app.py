@@ -13,8 +13,8 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from calsync.api.http import APIGatewayHttpResolver, Response
 from calsync.domain.errors import StoreUnavailable
 from calsync.wiring import Wiring
 from calsync.wiring.webhook import WebhookDeps, webhook_deps

@@ -12,13 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import boto3
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Response
 from calsync.api.presence_schemas import (
     DirectoryEntryIn,
     DirectoryEntryOut,
@@ -34,7 +32,7 @@ from calsync.config import get_presence_settings, get_settings
 from calsync.events import PresencePublisher
 from calsync.observability import logger, metrics
 from calsync.store.due import DueStore
-from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.photos import PhotoStore
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
 
@@ -75,7 +73,7 @@ def _service() -> PresenceService:
         publisher = PresencePublisher(events, settings.presence_bus_name)
     photos = None
     if settings.photo_bucket:
-        photos = PhotoStore(_injected.get("s3") or s3_client(), settings.photo_bucket)
+        photos = PhotoStore(_injected.get("s3"), settings.photo_bucket)  # S3 client: on first use
     return PresenceService(
         Repository(table),
         PresenceRepository(table),

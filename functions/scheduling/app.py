@@ -14,13 +14,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.depends import Depends
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from calsync.api import idempotency, problem_handlers, problems
 from calsync.api.auth import Principal, principal_from_event
+from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Header, Query, Response
 from calsync.api.params import LocationId, MeetingId, UserId
 from calsync.api.scheduling_schemas import AppointmentIn, AppointmentOut, Availability, Meeting
 from calsync.wiring import Wiring

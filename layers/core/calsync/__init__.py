@@ -1,1 +1,5 @@
 """calsync: the shared layer (domain, rules, store) of the calsync serverless stack."""
+
+from calsync import lean_imports
+
+lean_imports.install()  # before anything imports Powertools' event handler or data classes (docs/adr/0022)

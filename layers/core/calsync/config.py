@@ -19,7 +19,7 @@ def _split(value: str | list[str] | None) -> list[str]:
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     table_name: str = Field(min_length=3, max_length=255)
     meeting_hosts: list[str] = Field(default_factory=list)
@@ -70,7 +70,7 @@ class PresenceSettings(BaseModel):
     PHOTO_BUCKET: where profile photos go (P8); PRESENCE_BUS_NAME: the EventBridge bus of presence
     changes. Empty names switch the feature off (the function still answers)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     photo_bucket: str | None = None

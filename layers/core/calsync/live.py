@@ -92,7 +92,9 @@ class HttpPublisher:
         from botocore.auth import SigV4Auth  # noqa: PLC0415
         from botocore.awsrequest import AWSRequest  # noqa: PLC0415
 
-        session = boto3.Session()
+        # the session of the function's own clients (a write always comes first): its credentials
+        # are resolved already; a new Session would load botocore's data again (docs/adr/0022)
+        session = boto3.DEFAULT_SESSION or boto3.Session()
         credentials = session.get_credentials()
         if credentials is None:
             raise OSError("no AWS credentials to sign the publish with")

@@ -23,7 +23,7 @@ _ID = r"^[\x21-\x7e]{1,128}$"
 
 
 class MailboxJob(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     user_id: str = Field(alias="userId", pattern=r"^[^\x00-\x1f\x7f]{1,256}$")
     account_id: str = Field(alias="accountId", pattern=_ID)

@@ -21,12 +21,14 @@ _MAX_ERRORS = 20
 class ProblemError(BaseModel):
     """One validation error: where (``["query", "explain"]``) and what."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use (docs/adr/0022)
+
     loc: list[str | int]
     msg: str
 
 
 class Problem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: str = Field(examples=[TYPE_BASE + "invalid-input"])
     title: str

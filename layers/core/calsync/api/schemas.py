@@ -53,11 +53,13 @@ ExternalId = Annotated[str, StringConstraints(pattern=EXTERNAL_ID_PATTERN)]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True)
 
 
 class _Request(_Wire):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=False, frozen=True, extra="forbid", defer_build=True
+    )
 
 
 # ---- meetings --------------------------------------------------------------------------------

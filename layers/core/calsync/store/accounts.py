@@ -69,7 +69,7 @@ def calendar_id_for(account_id: str, remote_id: str) -> str:
 
 
 class Account(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     account_id: str
     user_id: str
@@ -89,7 +89,7 @@ class Account(BaseModel):
 class CalendarListing(BaseModel):
     """One calendar of an account, as listed to its owner (``GET /v1/me/calendars``)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     calendar_id: str
     account_id: str
@@ -110,7 +110,7 @@ class CalendarListing(BaseModel):
 class CalendarConfig(BaseModel):
     """C6: a person's primary and conflict calendars in one location."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     location_id: str
     primary_calendar_id: str | None = None

@@ -60,7 +60,7 @@ def calendar_of(channel_id: str) -> str | None:
 
 
 class Channel(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     channel_id: str
     calendar_id: str

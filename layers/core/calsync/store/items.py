@@ -30,7 +30,7 @@ def valid_zone(name: str) -> str:
 
 
 class Profile(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     user_id: str
     display_name: str | None = None
@@ -56,7 +56,7 @@ class Profile(BaseModel):
 
 
 class Room(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     room_id: str
     location_id: str
@@ -90,7 +90,7 @@ class Room(BaseModel):
 
 
 class Calendar(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     calendar_id: str
     account_id: str

@@ -1,10 +1,12 @@
 """Profile photos in S3 (P8). The bucket is private: uploads go through a presigned POST whose
 policy makes S3 itself enforce the content type and the size; the profile shows a short-lived
-presigned GET URL. The S3 client is injected (and built by the caller, never at import time).
+presigned GET URL. The S3 client is injected, or made on the store's first use (never at import
+time, and never by a request that has no photo to sign: docs/adr/0022).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,9 +43,16 @@ class PhotoUpload:
 
 
 class PhotoStore:
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self._s3 = s3
+    def __init__(self, s3: Any | None, bucket: str) -> None:
+        """``s3``: an S3 client; ``None``: :func:`s3_client`, made when a photo is first signed or
+        checked (an S3 client costs about as much to make as a DynamoDB one, and most requests of
+        the functions that have photos never touch one)."""
+        self._given = s3
         self.bucket = bucket
+
+    @functools.cached_property
+    def _s3(self) -> Any:
+        return self._given if self._given is not None else s3_client()
 
     def presigned_upload(self, key: str, content_type: PhotoType, now: datetime) -> PhotoUpload:
         """A presigned POST for exactly ``key``: S3 refuses another content type, an empty file and

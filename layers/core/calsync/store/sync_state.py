@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 class SyncState(BaseModel):
     """``CAL#<calendarId> / SYNC`` (a calendar never synced has the defaults)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     calendar_id: str
     cursor: str | None = None
@@ -61,7 +61,7 @@ class SyncState(BaseModel):
 class ResourceEntry(BaseModel):
     """``CAL#<calendarId> / RES#<hash>``: what one provider resource put in the store."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     key: str
     etag: str = ""
@@ -73,7 +73,7 @@ class ResourceEntry(BaseModel):
 
 
 class PollEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     calendar_id: str
     user_id: str

@@ -30,7 +30,7 @@ _ID = r"^[^\x00-\x1f\x7f]{1,256}$"
 class SyncJob(BaseModel):
     """The message body (JSON, camelCase)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     calendar_id: str = Field(alias="calendarId", pattern=_GROUP_ID)
     user_id: str = Field(alias="userId", pattern=_ID)

@@ -34,7 +34,7 @@ class ShardTask(BaseModel):
     """One message on a task queue: walk ``shard`` of the ``kind``'s index for ``run``, starting
     after ``after`` (None: from the shard's first entry)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     kind: str = Field(default="poll", min_length=1, max_length=32)
     shard: int = Field(ge=0, lt=MAX_SHARDS)

@@ -12,7 +12,7 @@ from calsync.api.calendar_sync import CalendarSync, Enqueue
 from calsync.api.service import ApiService
 from calsync.config import get_presence_settings
 from calsync.domain.models import Provider
-from calsync.store.photos import PhotoStore, s3_client
+from calsync.store.photos import PhotoStore
 from calsync.store.repository import Repository
 from calsync.wiring import Clock, table_from_settings, utc_now
 from calsync.wiring.queues import sync_queues
@@ -50,7 +50,7 @@ def api_deps(
     bucket = get_presence_settings().photo_bucket
     return ApiFunctionDeps(
         repository=Repository(table if table is not None else table_from_settings()),
-        photos=None if bucket is None else PhotoStore(s3_client(), bucket),
+        photos=None if bucket is None else PhotoStore(None, bucket),  # S3 client: on the first photo route
         queues=(lambda: queues) if queues is not None else functools.cache(sync_queues),
         clock=clock,
     )
