@@ -59,6 +59,8 @@ for _path in (ROOT / "layers" / "core", ROOT):
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)  # a Friday, 08:00 UTC
 REGION = "eu-west-1"
 SAMPLE_EVERY = 100  # one person in 100 is sampled (at least MIN_SAMPLE)
+MS_EVERY = 2  # one person in 2 has a Microsoft mailbox (stated, not measured)
+MS_DUE_EVERY = 2  # of those, one in 2 has a subscription past its half-life at the renew run
 MIN_SAMPLE = 10
 EVENTS_PER_DAY = 8
 ACTIVE, WEEKLY = 0.10, 0.15  # shares of calendars changed within a day / a week (the rest: quiet)
@@ -318,6 +320,15 @@ class PollRun:
 
 
 @dataclass
+class RenewRun:
+    mailboxes: int  # in the registry
+    jobs: int  # renew jobs queued on the Microsoft sync queue
+    invocations: int  # MicrosoftRenewFunction task invocations
+    per_invocation: list[int]
+    bound: int
+
+
+@dataclass
 class World:
     people: int
     sample: list[Person]
@@ -331,6 +342,7 @@ class World:
     calendars: list[str] = field(default_factory=list)
     seed_seconds: float = 0.0
     cleanup_deleted: int = 0
+    renew: RenewRun | None = None
     cleanup_ended: int = 0  # the sample's events that had ended (a copy and an index entry each)
     limit: int | None = None  # PollShardFunction's page (None: SHARD_BATCH)
 
@@ -374,6 +386,24 @@ def _events(person: str, cal: Any) -> list[Any]:
     return out
 
 
+def mailbox_item(i: int) -> dict[str, Any]:
+    """A mailbox of the Microsoft subscription registry, as ``MicrosoftRegistry.put_subscription``
+    writes it: its subscription expires in 1 h (due for renewal) or in 3 days (not due)."""
+    from calsync.store import keys
+
+    account = f"m{i:07d}"
+    expires = NOW + (timedelta(hours=1) if (i // MS_EVERY) % MS_DUE_EVERY == 0 else timedelta(days=3))
+    return {
+        "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account)),
+        "sk": keys.ms_mailbox_sk(account),
+        "type": "msMailbox",
+        "userId": f"p{i:07d}",
+        "accountId": account,
+        "subscriptionId": f"sub-{account}",
+        "subExpiresAt": keys.iso(expires),
+    }
+
+
 def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads: int) -> list[Person]:
     """The registry (BatchWriteItem, ``threads`` writers) and the sample people (sync engine)."""
     from calsync.domain.models import Provider
@@ -395,6 +425,8 @@ def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads:
                     changed_at=changed_at(i),
                 )
                 batch.put_item(Item=poll_item("caldav", entry))
+                if i % MS_EVERY == 0:  # the Microsoft mailbox registry (MSSUBS#<shard> / ACC#<id>)
+                    batch.put_item(Item=mailbox_item(i))
 
     step = max(1, people // sample_size)
     picked = [i for i in range(0, people, step)][:sample_size]
@@ -553,7 +585,60 @@ def run_day(world: World) -> None:
                 ph.ops += 1
                 ph.invocations += 1
 
+    run_microsoft_renew(world, at)
     run_cleanup(world, at, cleanup_app)
+
+
+def run_microsoft_renew(world: World, at: datetime) -> None:
+    """One hourly renew run of the Microsoft mailbox registry as deployed: the schedule's handler
+    dispatches one task per shard to the renew queue, and MicrosoftRenewFunction's handler runs the
+    tasks (``BatchSize`` records an invocation) until the queue is empty, queueing a ``renew`` job
+    on the (FIFO) Microsoft sync queue per mailbox past its subscription's half-life. The jobs'
+    Graph calls are the sync worker's, not run here."""
+    from calsync_microsoft.schedule import MAILBOX_PAGE
+    from functions.microsoft_renew import app as renew_app
+    from local.runtime import LambdaContext
+    from local.sources import sqs_record, to_delete
+
+    settings = fn_settings("MicrosoftRenewFunction")
+    tasks, jobs = Queue("calsync-ms-renew"), Queue("calsync-ms-sync.fifo")
+    limit = {"limit": world.limit} if world.limit else {}
+    renew_app.set_dependencies(
+        table=world.table, sqs=Sqs(tasks, jobs), queue_url=jobs.url, task_queue_url=tasks.url, **limit
+    )
+    saved_clock = renew_app.clock
+    renew_app.clock = lambda: at
+    per_invocation: list[int] = []
+    try:
+        with world.meter.phase("microsoft renew (MicrosoftRenewFunction)") as ph:
+            ctx = LambdaContext(
+                "ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s
+            )
+            with redirect_stdout(_SINK):
+                assert renew_app.lambda_handler({}, ctx)["failed"] == 0
+            ph.invocations += 1
+            while msgs := tasks.receive(settings.batch_size or 1):
+                records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
+                before = jobs.sent + jobs.duplicates
+                with redirect_stdout(_SINK):
+                    answer = renew_app.lambda_handler({"Records": records}, ctx)
+                for rec in to_delete(records, answer, report_failures=True):
+                    tasks.delete(rec["receiptHandle"])
+                if tasks.in_flight:
+                    raise RuntimeError(f"renew tasks failed: {answer}")
+                per_invocation.append(jobs.sent + jobs.duplicates - before)
+            ph.invocations += len(per_invocation)
+            ph.ops += len(range(0, world.people, MS_EVERY))  # every mailbox is read once a run
+    finally:
+        renew_app.set_dependencies()
+        renew_app.clock = saved_clock
+    world.renew = RenewRun(
+        len(range(0, world.people, MS_EVERY)),
+        jobs.sent,
+        len(per_invocation),
+        per_invocation,
+        world.limit or MAILBOX_PAGE,
+    )
 
 
 def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
@@ -632,7 +717,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         RRU_PER_M,
         WRU_PER_M,
     )
-    from calsync.store.keys import CLEANUP_SHARDS, POLL_SHARDS
+    from calsync.store.keys import CLEANUP_SHARDS, MS_SUB_SHARDS, POLL_SHARDS
     from calsync.sync import poll
 
     n = world.people
@@ -715,6 +800,24 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         "invocations_per_run": [r.invocations for r in world.runs],
     }
 
+    renew = world.renew
+    if renew is not None:
+        largest_renew = max(renew.per_invocation, default=0)
+        lines.append("")
+        lines.append(f"== measured: one Microsoft renew run over {renew.mailboxes:,} mailboxes ==")
+        lines.append(
+            f"{renew.jobs:,} renew jobs queued by {renew.invocations} MicrosoftRenewFunction task "
+            f"invocations; largest invocation {largest_renew:,} jobs (bound: {renew.bound:,} mailboxes "
+            f"read per invocation; {'within' if largest_renew <= renew.bound else 'ABOVE'} the bound)"
+        )
+        out["renew"] = {
+            "mailboxes": renew.mailboxes,
+            "jobs": renew.jobs,
+            "invocations": renew.invocations,
+            "largest": largest_renew,
+            "bound": renew.bound,
+        }
+
     # ---- busiest partition
     everything: Counter[str] = Counter()
     for p in ph.values():
@@ -794,6 +897,15 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
     items_per_end = world.cleanup_deleted / world.cleanup_ended if world.cleanup_ended else 1.0
     ends_per_person_day = EVENTS_PER_DAY * items_per_end  # items deleted a person a day
     cleanup_ceiling = per_cleanup_run / (0.1 * ends_per_person_day) if per_cleanup_run else 0.0
+    ms = fn_settings("MicrosoftRenewFunction")
+    mr = ph.get("microsoft renew (MicrosoftRenewFunction)")
+    t_mailbox = mr.per_op(mr.seconds) if mr else 0.0
+    due_share = (world.renew.jobs / world.renew.mailboxes) if world.renew and world.renew.mailboxes else 0.0
+    t_mailbox_sqs = t_mailbox + due_share / 10 * SQS_CALL_S
+    # the shards in parallel, each one's pages in sequence: within the 5-minute poll, the tightest
+    # of the schedules that walk the registry (renew hourly, reconcile daily, poll every 5 minutes)
+    ms_conc = min(ms.max_concurrency or MS_SUB_SHARDS, MS_SUB_SHARDS)
+    renew_ceiling = ms_conc * PERIOD_S / t_mailbox_sqs if t_mailbox_sqs else 0.0
     lines.append("")
     lines.append("== extrapolated: each component's ceiling at the template's settings ==")
     rows = [
@@ -828,7 +940,14 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
             "items/person/day",
             f"{cleanup_ceiling:,.0f} people",
         ],
-        ["Google / Microsoft renewal", "not run by the simulation", "-", "see docs/scaling.md (estimated)"],
+        [
+            "Microsoft renew fan-out",
+            f"MicrosoftRenewFunction MaximumConcurrency {ms.max_concurrency}, BatchSize {ms.batch_size}, "
+            f"Timeout {ms.timeout_s} s; hourly",
+            f"{t_mailbox * 1e6:.0f} µs per mailbox (+{(t_mailbox_sqs - t_mailbox) * 1e6:.0f} µs assumed SQS)",
+            f"{renew_ceiling:,.0f} mailboxes",
+        ],
+        ["Google channel renewal", "not run by the simulation (Google calls)", "-", "docs/scaling.md"],
     ]
     lines.append(render(["component", "template settings", "measured input", "ceiling"], rows))
     out["ceilings"] = {
@@ -836,6 +955,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         "sync": sync_ceiling,
         "api": api_ceiling,
         "cleanup": cleanup_ceiling,
+        "microsoft_renew": renew_ceiling,
     }
 
     # ---- throughput at N (the day, extrapolated)

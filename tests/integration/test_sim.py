@@ -65,6 +65,19 @@ def test_the_report_has_each_section_and_says_what_is_measured(simulated: tuple[
     assert phases["cleanup (CleanupFunction)"]["ops"] > 0  # the sample's ended events were deleted
 
 
+def test_the_microsoft_renew_run_queues_each_due_mailbox_once_within_the_bound(
+    simulated: tuple[str, dict[str, Any]],
+) -> None:
+    # issue 16: renewal fans out like the poll (docs/adr/0020); 100 mailboxes, half of them due
+    _, figures = simulated
+    renew = figures["renew"]
+    assert renew["mailboxes"] == PEOPLE // sim.MS_EVERY
+    assert renew["jobs"] == renew["mailboxes"] // sim.MS_DUE_EVERY  # each due one, once (FIFO dedup aside)
+    assert renew["bound"] == PAGE and 0 < renew["largest"] <= PAGE
+    assert renew["invocations"] > 4  # 4 shards that did not fit one page each
+    assert figures["ceilings"]["microsoft_renew"] > 0
+
+
 def component_key(component: str) -> str:
     return {
         "CalDAV poll fan-out": "poll",
