@@ -17,7 +17,8 @@ What runs, through the real code:
   sync engine, as the sync workers run it, on the FakeSource: no provider HTTP), a **meetings
   read** and a **conditional read (304)** through the API function's handler, and one
   **cleanup** run of CleanupFunction's handler over the sample's ended events.
-- **renewals** are not run (Google's needs the fake Google and KMS; see docs/scaling.md).
+- one hourly **Microsoft renew** run as deployed (the schedule's dispatch, then the renew queue's
+  tasks until it is empty); Google's channel renewal is not run (it calls Google per channel).
 
 Every DynamoDB request of the day goes through one client: its calls, the capacity DynamoDB Local
 reports (``ReturnConsumedCapacity=INDEXES``, bench/sharing.py's ``Meter``) and the partition key of
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "layers" / "core", ROOT):
+for _path in (ROOT / "layers" / "core", ROOT / "layers" / "microsoft", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
