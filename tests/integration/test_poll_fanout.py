@@ -151,6 +151,60 @@ def test_a_sync_that_changed_the_calendar_makes_it_busy_again(moto_table: Any) -
     assert list(state.list_poll("caldav", poll.keys.poll_shard("c1"))) == []
 
 
+def test_a_person_signing_in_makes_their_quiet_calendars_polled_every_run_while_online(
+    moto_table: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 16: "people online -> more often": the CalDAV calendars of a person's configuration are
+    # polled every run for the lifetime of the session she opened; then their own interval again
+    import importlib
+
+    from calsync.config import get_presence_settings
+    from calsync.store.accounts import AccountRepository, CalendarConfig
+    from tests.support import apigw
+
+    state = SyncStateStore(moto_table)
+    long_ago = NOW - timedelta(days=30)
+    for cal in ("c-primary", "c-conflict", "c-not-hers"):
+        state.register_poll(
+            "caldav", PollEntry(calendar_id=cal, user_id="alice", account_id="a", changed_at=long_ago)
+        )
+    config = CalendarConfig(
+        location_id="hq", primary_calendar_id="c-primary", conflict_calendar_ids=["c-conflict"]
+    )
+    AccountRepository(moto_table).put_config("alice", config)
+    monkeypatch.setenv("SESSION_TTL_SECONDS", str(8 * 3600))
+    for name in ("PHOTO_BUCKET", "PRESENCE_BUS_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    get_presence_settings.cache_clear()
+    presence = importlib.import_module("functions.presence.app")
+    presence.set_aws(table=moto_table)
+    monkeypatch.setattr(presence, "clock", lambda: NOW)
+    try:
+        event = apigw.event("POST", "/v1/me/sessions", claims=apigw.claims("alice", ["hq"]))
+        assert apigw.answer(presence.lambda_handler(event, LambdaContext())).status == 201
+    finally:
+        presence.set_aws()
+        get_presence_settings.cache_clear()
+
+    entries = {e.calendar_id: e for s in range(poll.keys.POLL_SHARDS) for e in state.list_poll("caldav", s)}
+    until = NOW + timedelta(hours=8)
+    assert {c: e.online_until for c, e in entries.items()} == {
+        "c-primary": until,
+        "c-conflict": until,
+        "c-not-hers": None,
+    }
+    for later, expected in ((NOW + timedelta(hours=1), 1), (until, poll.QUIET_EVERY)):
+        assert (
+            poll.poll_every(entries["c-primary"].changed_at, later, entries["c-primary"].online_until)
+            == expected
+        )
+    runs = range(poll.run_number(NOW), poll.run_number(NOW) + poll.QUIET_EVERY)
+    assert all(poll.is_due(entries["c-primary"], run, NOW) for run in runs)
+    assert sum(poll.is_due(entries["c-not-hers"], run, NOW) for run in runs) == 1
+    # a later mark never moves the end back
+    assert not state.mark_poll_online("caldav", "c-primary", NOW + timedelta(hours=1))
+
+
 def test_a_malformed_poll_task_is_dropped(world: Any) -> None:
     _, fan_out = world
     fan_out.sqs.send_message(QueueUrl=fan_out.url, MessageBody='{"provider": "caldav", "shard": 99}')

@@ -26,7 +26,7 @@ from calsync.api.presence_schemas import (
     PresenceOut,
     SessionOut,
 )
-from calsync.domain.errors import Forbidden, StoreUnavailable
+from calsync.domain.errors import CalsyncError, Forbidden, StoreUnavailable
 from calsync.domain.models import OwnerKind, OwnerSettings
 from calsync.domain.presence import (
     Chosen,
@@ -39,9 +39,12 @@ from calsync.domain.presence import (
 )
 from calsync.domain.rules import next_change as rules_next_change
 from calsync.domain.rules import select_for_person, window
+from calsync.observability import logger, metrics
+from calsync.store.accounts import AccountRepository
 from calsync.store.keys import user_pk
 from calsync.store.photos import photo_key
 from calsync.store.presence import UNSET, PresenceRepository, PresenceState
+from calsync.store.sync_state import SyncStateStore
 
 if TYPE_CHECKING:
     from calsync.events import PresencePublisher
@@ -224,7 +227,27 @@ class PresenceService:
         )
         self._publish(state, view, principal.locations, "signed-in")
         self._arm(principal.user_id, until)
+        self._online(principal.user_id, session.expires_at)
         return SessionOut(session_id=session.session_id, expires_at=session.expires_at)
+
+    def _online(self, user_id: str, until: datetime) -> None:
+        """Adaptive polling (docs/adr/0016): the CalDAV calendars of the person's configurations are
+        polled every run while they are signed in (this session's lifetime; Google and Microsoft
+        push their changes). One write per configured calendar, at sign-in only; a failure never
+        fails the sign-in: one WARNING and ``PollOnlineNotMarked``."""
+        try:
+            configs = AccountRepository(self._repo.table).list_configs(user_id)
+            ids = sorted({c for config in configs for c in config.calendar_ids})
+            state = SyncStateStore(self._repo.table)
+            marked = sum(state.mark_poll_online("caldav", c, until) for c in ids)  # others: no entry
+        except CalsyncError as exc:
+            logger.warning(
+                "calendars not marked online for polling",
+                extra={"user_id": user_id, "error": type(exc).__name__},
+            )
+            metrics.add_metric(name="PollOnlineNotMarked", unit="Count", value=1)
+            return
+        logger.debug("calendars polled at the busiest rate while online", extra={"marked": marked})
 
     def renew_session(self, principal: Principal, session_id: str, now: datetime) -> SessionOut:
         """Extend a live session. Nothing is armed: the instant armed for the old expiry comes first,

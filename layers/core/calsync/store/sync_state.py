@@ -80,6 +80,7 @@ class PollEntry(BaseModel):
     account_id: str
     changed_at: datetime | None = None  # the last sync that stored or deleted something
     host: str | None = None  # CalDAV: the server host of its collection (the per-host budget)
+    online_until: datetime | None = None  # someone whose configuration has it signed in until then
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -371,6 +372,24 @@ class SyncStateStore:
                 ExpressionAttributeValues={":t": keys.iso(now)},
             )
 
+    def mark_poll_online(self, provider: str, calendar_id: str, until: datetime) -> bool:
+        """Someone who reads the calendar has an app open until ``until`` (a session): the poll
+        visits it at the busiest rate till then (docs/adr/0016). Only moves ``onlineUntil`` later,
+        and never brings back an entry that is gone. Whether an entry was marked."""
+        key = {"pk": keys.poll_pk(provider, keys.poll_shard(calendar_id)), "sk": keys.poll_sk(calendar_id)}
+        try:
+            with mapped_errors("mark calendar online for polling"):
+                self._table.update_item(
+                    Key=key,
+                    UpdateExpression="SET onlineUntil = :u",
+                    ConditionExpression="attribute_exists(pk) AND "
+                    "(attribute_not_exists(onlineUntil) OR onlineUntil < :u)",
+                    ExpressionAttributeValues={":u": keys.iso(until)},
+                )
+        except Conflict:
+            return False
+        return True
+
     def list_poll(self, provider: str, shard: int) -> Iterator[PollEntry]:
         """Every entry of one shard (page by page)."""
         after: str | None = None
@@ -403,6 +422,7 @@ class SyncStateStore:
                 account_id=str(item["accountId"]),
                 changed_at=keys.parse_iso(str(item["changedAt"])) if item.get("changedAt") else None,
                 host=str(item["host"]) if item.get("host") else None,
+                online_until=keys.parse_iso(str(item["onlineUntil"])) if item.get("onlineUntil") else None,
             )
             for item in resp.get("Items", [])
         ]
@@ -436,6 +456,7 @@ def poll_item(provider: str, entry: PollEntry) -> dict[str, Any]:
         }
         | ({"changedAt": keys.iso(entry.changed_at)} if entry.changed_at else {})
         | ({"host": entry.host} if entry.host else {})
+        | ({"onlineUntil": keys.iso(entry.online_until)} if entry.online_until else {})
     )
 
 

@@ -90,8 +90,11 @@ def reconcile_slot(calendar_id: str) -> int:
     return _hash(calendar_id) % RECONCILE_SLOTS
 
 
-def poll_every(changed_at: datetime | None, now: datetime) -> int:
-    """Every how many runs a calendar last changed at ``changed_at`` is polled."""
+def poll_every(changed_at: datetime | None, now: datetime, online_until: datetime | None = None) -> int:
+    """Every how many runs a calendar last changed at ``changed_at`` is polled; every run while
+    someone who reads it is online (``online_until``: their session's end)."""
+    if online_until is not None and now < online_until:
+        return 1
     if changed_at is not None:
         for within, every in ACTIVE_TIERS:
             if now - changed_at <= within:
@@ -101,7 +104,7 @@ def poll_every(changed_at: datetime | None, now: datetime) -> int:
 
 def is_due(entry: PollEntry, run: int, now: datetime) -> bool:
     """Adaptive intervals: is the calendar polled in this run?"""
-    every = poll_every(entry.changed_at, now)
+    every = poll_every(entry.changed_at, now, entry.online_until)
     return (run - _hash(entry.calendar_id)) % every == 0
 
 
