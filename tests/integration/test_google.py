@@ -39,6 +39,7 @@ from tests.support import apigw
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
 from tests.support.fake_google import FakeGoogle, fake_google
 from tests.support.poll import PollFanOut
+from tests.support.tasks import TaskQueue
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -72,6 +73,7 @@ class World:
     now: datetime = NOW  # the sync function's clock
     wired: ExitStack = field(default_factory=ExitStack)
     sync_options: dict[str, Any] = field(default_factory=dict)
+    renewals: Any = None  # the GoogleRenewQueue (a TaskQueue consumed by GoogleRenewFunction)
 
     def wire_sync(self, **worker: Any) -> None:
         """The sync function on a fresh worker (no cached access token), its clock at ``now``."""
@@ -165,8 +167,9 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
         get_google_settings.cache_clear()
         polls = PollFanOut(moto_table, sqs, {"google": url})
-        renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url)
-        world = World(fake, moto_table, sqs, url, arn, user, email, answers, polls)
+        renewals = TaskQueue(sqs, renew_app, "google-renew")
+        renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url, renew_queue_url=renewals.url)
+        world = World(fake, moto_table, sqs, url, arn, user, email, answers, polls, renewals=renewals)
         world.sync_options = worker_deps
         world.wire_sync(**worker_deps)
         connect = google_connect_deps(**common, client=lambda: secret, endpoints=endpoints, clock=lambda: NOW)
@@ -289,7 +292,9 @@ def test_channel_near_expiry_is_renewed(world: World) -> None:  # rule S4
     store = ChannelStore(world.table)
     renew_app.clock = lambda: NOW + timedelta(days=6)
     out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
-    assert out["renewed"] == 1 and out["stopped"] == 1
+    assert out["renewTasks"] == 4  # one per shard of the channel-expiry index
+    # the GoogleRenewQueue's tasks: one of them opens the new channel
+    assert sum(world.renewals.run(measure=lambda: len(world.fake.channels))) == 1
     # the new channel exists before the old one is stopped: one live channel, never none
     [new] = world.fake.live_channels()
     assert new.channel_id != old.channel_id

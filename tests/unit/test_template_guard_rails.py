@@ -89,6 +89,7 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         "PollDLQ",
         "CleanupDLQ",
         "MicrosoftRenewDLQ",
+        "GoogleRenewDLQ",
         "ScheduleDLQ",
     }
     assert dlqs <= watched

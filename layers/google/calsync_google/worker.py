@@ -359,41 +359,51 @@ class GoogleSyncWorker:
         stopped = channels.keep_one(service, caller, self.channels, current) if len(current) > 1 else 0
         return opened, stopped
 
-    # ---- renewal (S4) --------------------------------------------------------------------------
-    def renew(self, now: datetime) -> dict[str, int]:
-        """Channels expiring within ``RENEW_BEFORE``: a new channel first (unless the calendar
-        already has a newer one that lives on), then the old one stopped at Google. Index entries
-        of channels whose calendar is gone are dropped."""
-        counts = {"renewed": 0, "stopped": 0, "dropped": 0, "failed": 0}
-        horizon = now + channels.RENEW_BEFORE
-        for channel_id, expiry in list(self.channels.expiring(horizon)):
-            channel = self.channels.get(channel_id)
-            if channel is None:
-                self.channels.forget_expiry(channel_id, expiry)
-                counts["dropped"] += 1
-                continue
-            account = self.accounts.get_account(channel.user_id, channel.account_id)
-            listing = self._listing(account, channel.calendar_id) if account and account.credentials else None
+    # ---- renewal (S4; paged by calsync_google.renewal) ------------------------------------------
+    def renew_one(self, channel_id: str, expiry: datetime, now: datetime, counts: dict[str, int]) -> None:
+        """One channel of the expiry index (``calsync_google.renewal`` pages them): an active one
+        gets a new channel first (unless the calendar already has a newer one that lives on), then
+        the old one is stopped at Google; a retiring one left by earlier versions is stopped; the
+        index entry of a channel whose calendar is gone is dropped. An active channel is renewed
+        only under its claim (``ChannelStore.claim_renewal``): a task delivered twice, or run
+        while a sync renews the same channel, opens no second channel. Adds to ``counts``."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            self.channels.forget_expiry(channel_id, expiry)
+            counts["dropped"] += 1
+            return
+        account = self.accounts.get_account(channel.user_id, channel.account_id)
+        listing = self._listing(account, channel.calendar_id) if account and account.credentials else None
+        if account is None or listing is None:
+            self.channels.delete(channel)
+            counts["dropped"] += 1
+            return
+        claim: str | None = None
+        if channel.state == "active":
+            claim = self.channels.claim_renewal(channel, now)
+            if claim is None:
+                counts["skipped"] += 1
+                return
+        elif not (channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now):
+            return
+        try:
+            (service, grant), caller = self.service_of(account), self.caller()
             try:
-                if account is None or listing is None:
-                    self.channels.delete(channel)
-                    counts["dropped"] += 1
-                    continue
-                (service, grant), caller = self.service_of(account), self.caller()
-                try:
-                    if channel.state == "active":
-                        opened, stopped = self._ensure_channel(service, caller, account, listing, now)
-                        counts["renewed"] += opened
-                        counts["stopped"] += stopped
-                    elif channel.stop_after is None or channel.stop_after <= now or channel.expires_at <= now:
-                        channels.stop(service, caller, self.channels, channel)
-                        counts["stopped"] += 1
-                finally:
-                    self.keep_token(account, grant, service)
-            except (SourceError, SealedSecretError) as exc:
-                logger.warning("channel renewal failed", extra={"channel_id": channel_id, "error": str(exc)})
-                counts["failed"] += 1
-        return counts
+                if claim is not None:
+                    opened, stopped = self._ensure_channel(service, caller, account, listing, now)
+                    counts["renewed"] += opened
+                    counts["stopped"] += stopped
+                else:
+                    channels.stop(service, caller, self.channels, channel)
+                    counts["stopped"] += 1
+            finally:
+                self.keep_token(account, grant, service)
+        except (SourceError, SealedSecretError) as exc:
+            logger.warning("channel renewal failed", extra={"channel_id": channel_id, "error": str(exc)})
+            metrics.add_metric(name="GoogleChannelRenewalFailed", unit=MetricUnit.Count, value=1)
+            counts["failed"] += 1
+            if claim is not None:
+                self.channels.release_renewal(channel, claim)
 
     # ---- calendar listings (R8) ----------------------------------------------------------------
     def refresh_listings(

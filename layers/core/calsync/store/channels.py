@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +37,8 @@ if TYPE_CHECKING:
 
 ChannelState = Literal["active", "retiring", "stopped"]
 QUEUED_FOR = timedelta(minutes=15)  # a push marker older than this coalesces nothing any more
+# a renewal claim older than this is taken over (longer than a renewal task's 300 s invocation)
+RENEWING_FOR = timedelta(minutes=15)
 _CHANNEL_ID = re.compile(r"^([a-f0-9]{32})-([a-f0-9]{16})$")
 
 
@@ -225,22 +226,66 @@ class ChannelStore:
             }
         )
 
-    def expiring(self, before: datetime) -> Iterator[tuple[str, datetime]]:
-        """(channel id, expiry) of every indexed channel that expires before ``before``: one Query
-        per shard."""
-        for shard in range(keys.CHANNEL_SHARDS):
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": Key("pk").eq(keys.channel_expiry_pk(shard))
-                & Key("sk").lt(keys.iso(before) + "#"),
-            }
-            while True:
-                resp = self._table.query(**kwargs)
-                for item in resp["Items"]:
-                    expiry, _, channel_id = str(item["sk"]).partition("#")
-                    yield channel_id, keys.parse_iso(expiry)
-                if "LastEvaluatedKey" not in resp:
-                    break
-                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    def expiring_page(
+        self, shard: int, before: datetime, *, after: str | None = None, limit: int = 50
+    ) -> tuple[list[tuple[str, datetime]], str | None]:
+        """At most ``limit`` (channel id, expiry) of ``shard`` that expire before ``before``, in
+        expiry order, after the sort key ``after``; and the sort key to continue after (None: the
+        shard has no more). One Query (``Limit``)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(keys.channel_expiry_pk(shard))
+            & Key("sk").lt(keys.iso(before) + "#"),
+            "Limit": limit,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": keys.channel_expiry_pk(shard), "sk": after}
+        resp = self._table.query(**kwargs)
+        page = []
+        for item in resp["Items"]:
+            expiry, _, channel_id = str(item["sk"]).partition("#")
+            page.append((channel_id, keys.parse_iso(expiry)))
+        last = resp.get("LastEvaluatedKey")
+        return page, str(last["sk"]) if last else None
+
+    def claim_renewal(self, channel: Channel, now: datetime) -> str | None:
+        """Take the renewal of ``channel`` (a conditional UpdateItem): only while its item is still
+        the one read — there, active, the same expiry — and nobody took it less than
+        ``RENEWING_FOR`` ago. The claim's id, or None: a redelivered task, a parallel renewal or a
+        sync that renewed the channel meanwhile (its old item is gone) has it, so this one opens
+        no second channel."""
+        claim = secrets.token_hex(8)
+        try:
+            with _mapped_errors("claim a channel renewal"):
+                self._table.update_item(
+                    Key=self._key(channel),
+                    UpdateExpression="SET renewing = :c, renewingAt = :now",
+                    ConditionExpression="attribute_exists(pk) AND expiresAt = :e AND #s = :active AND "
+                    "(attribute_not_exists(renewingAt) OR renewingAt < :stale)",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues={
+                        ":c": claim,
+                        ":now": keys.iso(now),
+                        ":e": keys.iso(channel.expires_at),
+                        ":active": "active",
+                        ":stale": keys.iso(now - RENEWING_FOR),
+                    },
+                )
+        except Conflict:
+            return None
+        return claim
+
+    def release_renewal(self, channel: Channel, claim: str) -> None:
+        """A renewal that failed gives its claim back (the next run tries again)."""
+        try:
+            with _mapped_errors("release a channel renewal"):
+                self._table.update_item(
+                    Key=self._key(channel),
+                    UpdateExpression="REMOVE renewing, renewingAt",
+                    ConditionExpression="renewing = :c",
+                    ExpressionAttributeValues={":c": claim},
+                )
+        except Conflict:
+            pass  # stopped or claimed again meanwhile: not ours
 
 
 def _channel(calendar_id: str, channel_id: str, item: dict[str, Any]) -> Channel:
