@@ -1,5 +1,6 @@
-"""Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule runs it,
-with a frozen clock on moto. The presence API writes down when a person's answers change by time;
+"""Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule and its
+task queue run it (one task per DUE shard, moto's SQS), with a frozen clock on moto.
+The presence API writes down when a person's answers change by time;
 the schedule publishes at (after) that instant, with no client timer: a meeting starting or ending,
 a session expiring; nothing when nothing is due."""
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 
 from calsync import live
@@ -20,6 +22,7 @@ from calsync.store import due, keys, wide
 from calsync.store.repository import Repository
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, answer, calendar, occurrence
+from tests.support.tasks import TaskQueue
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
 ALICE = apigw.claims("alice", ["hq"])
@@ -53,6 +56,7 @@ class Recorder:
 class World:
     table: Any
     published: Recorder
+    queue: TaskQueue
     now: datetime = NOW
     context: LambdaContext = field(default_factory=LambdaContext)
 
@@ -62,10 +66,12 @@ class World:
         return answer(module.lambda_handler(event, self.context))
 
     def tick(self, at: datetime) -> dict[str, Any]:
-        """The schedule's run at ``at``."""
+        """The schedule's run at ``at``: its tasks dispatched, then run by the queue to the end."""
         self.now = at
         module = importlib.import_module("functions.live_due.app")
-        return dict(module.lambda_handler(SCHEDULED, self.context))
+        dispatched = dict(module.lambda_handler(SCHEDULED, self.context))
+        self.queue.run()
+        return dispatched
 
 
 @pytest.fixture
@@ -77,11 +83,12 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     presence = importlib.import_module("functions.presence.app")
     scheduled = importlib.import_module("functions.live_due.app")
     recorder = Recorder()
-    w = World(moto_table, recorder)
+    queue = TaskQueue(boto3.client("sqs", region_name="eu-west-1"), scheduled, "live-due")
+    w = World(moto_table, recorder, queue)
     live.use(recorder)
     saved = presence.clock, scheduled.clock
     presence.set_aws(table=moto_table)
-    scheduled.set_dependencies(table=moto_table)
+    scheduled.set_dependencies(table=moto_table, sqs=queue.sqs, task_queue_url=queue.url)
     presence.clock = scheduled.clock = lambda: w.now
     repo = Repository(moto_table)
     repo.set_member_locations("alice", ["hq"])
@@ -144,15 +151,15 @@ def test_a_session_expiring_publishes_offline(world: World) -> None:
     world.published.events.clear()
     world.tick(NOW + timedelta(hours=8, minutes=1))
     assert world.published.events == []  # offline for good: nothing armed any more
-    assert not due.DueStore(world.table).page(due.bucket_pk(NOW + timedelta(days=1)), 10)
+    shard = keys.due_shard("alice")
+    assert not due.DueStore(world.table).page(due.bucket_pk(NOW + timedelta(days=1), shard), 10)
 
 
 def test_nothing_is_published_when_nothing_is_due(world: World) -> None:
     sign_in(world)  # armed: the session's expiry, 8 h on
     world.published.events.clear()
     for minute in range(1, 6):
-        done = world.tick(NOW + timedelta(minutes=minute))
-        assert done["presence"] == 0 and done["meetings"] == 0
+        assert world.tick(NOW + timedelta(minutes=minute)) == {"dispatched": 16, "failed": 0}
     assert world.published.events == []
 
 
@@ -184,15 +191,17 @@ def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) 
 def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
     module = importlib.import_module("functions.live_due.app")
     store, service = module._parts()
-    for user in ("u1", "u2", "u3"):
+    users = [u for u in (f"u{n}" for n in range(200)) if keys.due_shard(u) == 3][:3]
+    for user in users:
         store.arm(user, NOW - timedelta(seconds=30))
+    task = module.DueTask(shard=3, run=module.run_number(NOW))
     calls = iter([True, False])
-    first = module.run(store, service, NOW, in_time=lambda: next(calls, False))
-    assert (first.people, first.finished) == (1, False)
-    second = module.run(store, service, NOW)
-    assert (second.people, second.finished) == (2, True)
-    assert store.page(due.bucket_pk(NOW), 10) == []
-    assert keys.user_pk("u1") == "USER#u1"
+    first = module.run_shard(store, service, task, NOW, in_time=lambda: next(calls, False))
+    assert first.people == 1 and first.rest == task.continued(keys.iso(NOW))
+    second = module.run_shard(store, service, first.rest, NOW)
+    assert (second.people, second.rest) == (2, None)
+    assert store.page(due.bucket_pk(NOW, 3), 10) == []
+    assert store.cursor(3) == NOW + due.MINUTE
 
 
 def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(

@@ -34,6 +34,7 @@ class Settings(BaseModel):
     # a schedule that fans out to itself (calsync.sync.tasks): the queue of its own shard tasks
     cleanup_queue_url: str = ""  # CleanupFunction's own task queue
     microsoft_renew_queue_url: str = ""  # MicrosoftRenewFunction's own task queue
+    live_due_queue_url: str = ""  # LiveDueFunction's own task queue
     local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
@@ -60,6 +61,7 @@ def get_settings() -> Settings:
         google_sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
         cleanup_queue_url=env.get("CLEANUP_QUEUE_URL", ""),
         microsoft_renew_queue_url=env.get("MICROSOFT_RENEW_QUEUE_URL", ""),
+        live_due_queue_url=env.get("LIVE_DUE_QUEUE_URL", ""),
         local=env.get("CALSYNC_LOCAL", "") == "1",
     )
 
