@@ -65,12 +65,13 @@ class World:
         event = apigw.event(method, path, claims=claims, body=body)
         return answer(module.lambda_handler(event, self.context))
 
-    def tick(self, at: datetime) -> dict[str, Any]:
-        """The schedule's run at ``at``: its tasks dispatched, then run by the queue to the end."""
+    def tick(self, at: datetime, *, redeliver: bool = False) -> dict[str, Any]:
+        """The schedule's run at ``at``: its tasks dispatched, then run by the queue to the end
+        (``redeliver``: each task delivered twice, as a standard queue may)."""
         self.now = at
         module = importlib.import_module("functions.live_due.app")
         dispatched = dict(module.lambda_handler(SCHEDULED, self.context))
-        self.queue.run()
+        self.queue.run(redeliver=redeliver)
         return dispatched
 
 
@@ -228,3 +229,102 @@ def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(
     [event] = [e for e in world.published.of("presence") if e["id"] == "alice"]
     assert event["presence"]["status"] == "busy"
     assert event["presence"]["inMeetingUntil"].startswith("2026-11-20T10:00")
+
+
+# ---- the fan-out over the DUE shards (docs/adr/0018, "Scale and limits") ----------------------------
+
+
+def people_of(shard: int, n: int) -> list[str]:
+    return [u for u in (f"p{i}" for i in range(100 * n)) if keys.due_shard(u) == shard][:n]
+
+
+@pytest.fixture
+def handled(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every person the schedule handled (published or not), in order."""
+    module = importlib.import_module("functions.live_due.app")
+    _, service = module._parts()
+    seen: list[str] = []
+    original = service.publish_time_driven
+
+    def recording(user_id: str, since: datetime | None, now: datetime) -> Any:
+        seen.append(user_id)
+        return original(user_id, since, now)
+
+    monkeypatch.setattr(service, "publish_time_driven", recording)
+    return seen
+
+
+def test_a_bucket_larger_than_the_bound_is_handled_by_several_invocations_each_person_once(
+    world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module("functions.live_due.app")
+    monkeypatch.setitem(module._overrides, "limit", 3)  # people per task (TASK_PEOPLE = 1,000)
+    store, _ = module._parts()
+    crowd = people_of(3, 10) + people_of(7, 2)
+    for user in crowd:
+        store.arm(user, NOW + timedelta(minutes=1, seconds=-30))  # one minute's bucket, two shards
+    store.arm_soon(crowd[0])  # and once in the shard's "look again" bucket
+    world.now = NOW + timedelta(minutes=1)
+    assert module.lambda_handler(SCHEDULED, world.context) == {"dispatched": 16, "failed": 0}
+    per_invocation = world.queue.run(measure=lambda: len(handled))
+    assert max(per_invocation) == 3  # none above the bound
+    assert sum(1 for n in per_invocation if n) >= 4 + 1  # shard 3's 11 take four, shard 7's one
+    assert sorted(handled) == sorted([*crowd, crowd[0]])  # each person once per instant armed
+    assert store.page(due.bucket_pk(NOW + timedelta(minutes=1), 3), 10) == []
+    assert {store.cursor(s) for s in range(keys.DUE_SHARDS)} == {NOW + timedelta(minutes=2)}
+
+
+def test_a_redelivered_task_publishes_nothing_twice(world: World) -> None:
+    meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
+    sign_in(world)
+    world.tick(NOW + timedelta(minutes=1), redeliver=True)
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=30), redeliver=True)
+    [event] = world.published.of("presence")
+    assert event["presence"]["status"] == "busy"
+    assert world.published.of("meetings") == []
+
+
+def test_two_tasks_of_one_shard_reading_one_bucket_handle_each_person_once(
+    world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a shard's rest still running when the next minute's task of the shard starts: both read the
+    # same page; the one whose DeleteItem removed a person's item handles them, the other skips them
+    module = importlib.import_module("functions.live_due.app")
+    store, service = module._parts()
+    crowd = people_of(5, 4)
+    for user in crowd:
+        store.arm(user, NOW - timedelta(seconds=30))
+    task = module.DueTask(shard=5, run=module.run_number(NOW))
+    page = store.page
+    overlapping: list[Any] = []
+
+    def page_then_overlap(pk: str, limit: int) -> list[due.Due]:
+        got = page(pk, limit)
+        if got and not overlapping:  # between this task's Query and its first person
+            overlapping.append(None)
+            overlapping[0] = module.run_shard(store, service, task, NOW)
+        return got
+
+    monkeypatch.setattr(store, "page", page_then_overlap)
+    first = module.run_shard(store, service, task, NOW)
+    [second] = overlapping
+    assert (second.people, first.people) == (4, 0)
+    assert sorted(handled) == sorted(crowd)
+
+
+def test_the_unsharded_buckets_of_before_are_still_read(world: World, handled: list[str]) -> None:
+    # written by the deployed code before the shards: DUE#SOON and DUE#<minute> (shard 0's task)
+    world.table.put_item(Item={"pk": due.SOON, "sk": keys.user_pk("old-soon")})
+    at = NOW + timedelta(seconds=30)
+    world.table.put_item(
+        Item={
+            "pk": due.bucket_pk(NOW + timedelta(minutes=1)),
+            "sk": keys.user_pk("old-due"),
+            "at": int(at.timestamp()),
+        }
+    )
+    world.tick(NOW + timedelta(minutes=1))
+    assert sorted(handled) == ["old-due", "old-soon"]
+    store = due.DueStore(world.table)
+    assert store.page(due.SOON, 10) == [] and store.page(due.bucket_pk(NOW + timedelta(minutes=1)), 10) == []
