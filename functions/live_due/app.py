@@ -177,6 +177,22 @@ def _bucket(  # noqa: PLR0917 - private, one call site per kind of bucket
             return True
 
 
+def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
+    """One schedule run's work in this process: every shard's task, and what each hands back, run
+    to its end (bench/cost.py; the deployed function runs them as queue tasks)."""
+    out = Run()
+    pending = [DueTask(shard=s, run=run_number(now)) for s in range(keys.DUE_SHARDS)]
+    while pending:
+        done = run_shard(store, service, pending.pop(), now)
+        out.people += done.people
+        out.presence += done.presence
+        out.meetings += done.meetings
+        out.failed += done.failed
+        if done.rest is not None:
+            pending.append(done.rest)
+    return out
+
+
 def run_number(now: datetime) -> int:
     return int(now.timestamp()) // 60
 
