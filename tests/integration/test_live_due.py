@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -328,3 +329,15 @@ def test_the_unsharded_buckets_of_before_are_still_read(world: World, handled: l
     assert sorted(handled) == ["old-due", "old-soon"]
     store = due.DueStore(world.table)
     assert store.page(due.SOON, 10) == [] and store.page(due.bucket_pk(NOW + timedelta(minutes=1)), 10) == []
+
+
+def test_handler_with_the_sample_events(world: World) -> None:
+    # the schedule dispatches one task per shard (events/live_due-schedule.json, as `sam local
+    # invoke -e`); the queue's invocations handle them (events/live_due-task.json is one)
+    module = importlib.import_module("functions.live_due.app")
+    root = Path(__file__).resolve().parents[2] / "events"
+    schedule = json.loads((root / "live_due-schedule.json").read_text())
+    assert module.lambda_handler(schedule, world.context) == {"dispatched": 16, "failed": 0}
+    assert len(world.queue.run()) == keys.DUE_SHARDS  # nobody due: one invocation per shard
+    task = json.loads((root / "live_due-task.json").read_text())
+    assert module.lambda_handler(task, world.context) == {"batchItemFailures": []}
