@@ -50,6 +50,12 @@ SUBSCRIPTIONS = 2  # own meetings, the location's presence (…/presence/*)
 MEETING_HOURS = (9, 11, 14, 16)  # 4 meetings of 45 min a day (UTC; the person's zone is Berlin)
 SCHEDULE_RUNS = 60 * 24 * 30  # LiveDueFunction every minute, all month: a fixed cost, whatever the people
 SCHEDULE_RUN_MS, PERSON_MS = 20, 20
+# a run fans out (docs/adr/0018): the dispatch and one task per DUE shard (16), each an invocation;
+# SQS: 2 SendMessageBatch, and a receive and a delete per task (the event source mapping's empty
+# long polls between runs are not counted)
+SCHEDULE_INVOCATIONS = 1 + 16
+SCHEDULE_SQS_REQUESTS = 2 + 2 * 16
+SQS_PER_M = 0.40
 TARGET = 3.0
 
 HTTP_PER_M = 1.00
@@ -191,7 +197,7 @@ def measure() -> Measured:
 
     from calsync import live
     from calsync.config import get_presence_settings
-    from calsync.store import due
+    from calsync.store import due, keys
     from calsync.store.repository import Repository
     from tests.support import apigw
     from tests.support.apigw import api_on, occurrence
@@ -227,7 +233,8 @@ def measure() -> Measured:
             presence_module.set_aws(table=table)
             due_module.set_dependencies(table=table)
             presence_module.clock = due_module.clock = lambda: clock["now"]
-            due.DueStore(table).set_cursor(NOW)  # the schedule has been running
+            for shard in range(keys.DUE_SHARDS):  # the schedule has been running
+                due.DueStore(table).set_cursor(NOW, shard)
             ctx = apigw.LambdaContext()
 
             def presence(method: str, path: str, who: str, **kw: Any) -> apigw.Answer:
@@ -249,11 +256,13 @@ def measure() -> Measured:
                     cal, [occurrence(cal, "new", "New", NOW + timedelta(hours=3), NOW + timedelta(hours=4))]
                 )
             change_publishes = counting.published
-            soon = table.get_item(Key={"pk": due.SOON, "sk": "USER#alice"}).get("Item") is not None
+            soon_key = {"pk": due.soon_pk(keys.due_shard("alice")), "sk": "USER#alice"}
+            soon = table.get_item(Key=soon_key).get("Item") is not None
             idle_table = boto3.resource("dynamodb", region_name="eu-west-1").create_table(
                 **table_create_kwargs("calsync-bench-idle")
             )
-            due.DueStore(idle_table).set_cursor(NOW)  # a run with nobody due: the schedule's fixed cost
+            for shard in range(keys.DUE_SHARDS):  # a run with nobody due: the schedule's fixed cost
+                due.DueStore(idle_table).set_cursor(NOW, shard)
             with metered(idle_table) as idle:
                 assert due_module.run(due.DueStore(idle_table), due_module._parts()[1], NOW).people == 0
             with metered(table) as looked:  # the schedule's next run: the change's "look again"
@@ -353,9 +362,10 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[str]]:
         + m.day_writes
     )  # what the live channel adds: bumps, instants armed and handled (the PRESENCE item is there anyway)
     schedule_fixed = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
-    schedule_lambda = _lambda(SCHEDULE_RUNS, SCHEDULE_RUN_MS) + n * m.day_handled * PERSON_MS / 1000 * (
-        LAMBDA_GB * LAMBDA_GB_S
-    )
+    schedule_lambda = (
+        _lambda(SCHEDULE_RUNS * SCHEDULE_INVOCATIONS, SCHEDULE_RUN_MS)
+        + SCHEDULE_RUNS * SCHEDULE_SQS_REQUESTS * SQS_PER_M / 1e6
+    ) + n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S)
     live_cost = approach(
         (refetches + presence_gets) * HTTP_PER_M / 1e6,
         _lambda(refetches + presence_gets, FULL_MS) + schedule_lambda,

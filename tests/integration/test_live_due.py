@@ -1,5 +1,6 @@
-"""Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule runs it,
-with a frozen clock on moto. The presence API writes down when a person's answers change by time;
+"""Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule and its
+task queue run it (one task per DUE shard, moto's SQS), with a frozen clock on moto.
+The presence API writes down when a person's answers change by time;
 the schedule publishes at (after) that instant, with no client timer: a meeting starting or ending,
 a session expiring; nothing when nothing is due."""
 
@@ -10,8 +11,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from calsync import live
@@ -20,6 +23,7 @@ from calsync.store import due, keys, wide
 from calsync.store.repository import Repository
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, answer, calendar, occurrence
+from tests.support.tasks import TaskQueue
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # a Friday
 ALICE = apigw.claims("alice", ["hq"])
@@ -53,6 +57,7 @@ class Recorder:
 class World:
     table: Any
     published: Recorder
+    queue: TaskQueue
     now: datetime = NOW
     context: LambdaContext = field(default_factory=LambdaContext)
 
@@ -61,11 +66,14 @@ class World:
         event = apigw.event(method, path, claims=claims, body=body)
         return answer(module.lambda_handler(event, self.context))
 
-    def tick(self, at: datetime) -> dict[str, Any]:
-        """The schedule's run at ``at``."""
+    def tick(self, at: datetime, *, redeliver: bool = False) -> dict[str, Any]:
+        """The schedule's run at ``at``: its tasks dispatched, then run by the queue to the end
+        (``redeliver``: each task delivered twice, as a standard queue may)."""
         self.now = at
         module = importlib.import_module("functions.live_due.app")
-        return dict(module.lambda_handler(SCHEDULED, self.context))
+        dispatched = dict(module.lambda_handler(SCHEDULED, self.context))
+        self.queue.run(redeliver=redeliver)
+        return dispatched
 
 
 @pytest.fixture
@@ -77,11 +85,12 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     presence = importlib.import_module("functions.presence.app")
     scheduled = importlib.import_module("functions.live_due.app")
     recorder = Recorder()
-    w = World(moto_table, recorder)
+    queue = TaskQueue(boto3.client("sqs", region_name="eu-west-1"), scheduled, "live-due")
+    w = World(moto_table, recorder, queue)
     live.use(recorder)
     saved = presence.clock, scheduled.clock
     presence.set_aws(table=moto_table)
-    scheduled.set_dependencies(table=moto_table)
+    scheduled.set_dependencies(table=moto_table, sqs=queue.sqs, task_queue_url=queue.url)
     presence.clock = scheduled.clock = lambda: w.now
     repo = Repository(moto_table)
     repo.set_member_locations("alice", ["hq"])
@@ -144,15 +153,15 @@ def test_a_session_expiring_publishes_offline(world: World) -> None:
     world.published.events.clear()
     world.tick(NOW + timedelta(hours=8, minutes=1))
     assert world.published.events == []  # offline for good: nothing armed any more
-    assert not due.DueStore(world.table).page(due.bucket_pk(NOW + timedelta(days=1)), 10)
+    shard = keys.due_shard("alice")
+    assert not due.DueStore(world.table).page(due.bucket_pk(NOW + timedelta(days=1), shard), 10)
 
 
 def test_nothing_is_published_when_nothing_is_due(world: World) -> None:
     sign_in(world)  # armed: the session's expiry, 8 h on
     world.published.events.clear()
     for minute in range(1, 6):
-        done = world.tick(NOW + timedelta(minutes=minute))
-        assert done["presence"] == 0 and done["meetings"] == 0
+        assert world.tick(NOW + timedelta(minutes=minute)) == {"dispatched": 16, "failed": 0}
     assert world.published.events == []
 
 
@@ -184,15 +193,17 @@ def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) 
 def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
     module = importlib.import_module("functions.live_due.app")
     store, service = module._parts()
-    for user in ("u1", "u2", "u3"):
+    users = [u for u in (f"u{n}" for n in range(200)) if keys.due_shard(u) == 3][:3]
+    for user in users:
         store.arm(user, NOW - timedelta(seconds=30))
+    task = module.DueTask(shard=3, run=module.run_number(NOW))
     calls = iter([True, False])
-    first = module.run(store, service, NOW, in_time=lambda: next(calls, False))
-    assert (first.people, first.finished) == (1, False)
-    second = module.run(store, service, NOW)
-    assert (second.people, second.finished) == (2, True)
-    assert store.page(due.bucket_pk(NOW), 10) == []
-    assert keys.user_pk("u1") == "USER#u1"
+    first = module.run_shard(store, service, task, NOW, in_time=lambda: next(calls, False))
+    assert first.people == 1 and first.rest == task.continued(keys.iso(NOW))
+    second = module.run_shard(store, service, first.rest, NOW)
+    assert (second.people, second.rest) == (2, None)
+    assert store.page(due.bucket_pk(NOW, 3), 10) == []
+    assert store.cursor(3) == NOW + due.MINUTE
 
 
 def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(
@@ -219,3 +230,114 @@ def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(
     [event] = [e for e in world.published.of("presence") if e["id"] == "alice"]
     assert event["presence"]["status"] == "busy"
     assert event["presence"]["inMeetingUntil"].startswith("2026-11-20T10:00")
+
+
+# ---- the fan-out over the DUE shards (docs/adr/0018, "Scale and limits") ----------------------------
+
+
+def people_of(shard: int, n: int) -> list[str]:
+    return [u for u in (f"p{i}" for i in range(100 * n)) if keys.due_shard(u) == shard][:n]
+
+
+@pytest.fixture
+def handled(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every person the schedule handled (published or not), in order."""
+    module = importlib.import_module("functions.live_due.app")
+    _, service = module._parts()
+    seen: list[str] = []
+    original = service.publish_time_driven
+
+    def recording(user_id: str, since: datetime | None, now: datetime) -> Any:
+        seen.append(user_id)
+        return original(user_id, since, now)
+
+    monkeypatch.setattr(service, "publish_time_driven", recording)
+    return seen
+
+
+def test_a_bucket_larger_than_the_bound_is_handled_by_several_invocations_each_person_once(
+    world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module("functions.live_due.app")
+    monkeypatch.setitem(module._overrides, "limit", 3)  # people per task (TASK_PEOPLE = 1,000)
+    store, _ = module._parts()
+    crowd = people_of(3, 10) + people_of(7, 2)
+    for user in crowd:
+        store.arm(user, NOW + timedelta(minutes=1, seconds=-30))  # one minute's bucket, two shards
+    store.arm_soon(crowd[0])  # and once in the shard's "look again" bucket
+    world.now = NOW + timedelta(minutes=1)
+    assert module.lambda_handler(SCHEDULED, world.context) == {"dispatched": 16, "failed": 0}
+    per_invocation = world.queue.run(measure=lambda: len(handled))
+    assert max(per_invocation) == 3  # none above the bound
+    assert sum(1 for n in per_invocation if n) >= 4 + 1  # shard 3's 11 take four, shard 7's one
+    assert sorted(handled) == sorted([*crowd, crowd[0]])  # each person once per instant armed
+    assert store.page(due.bucket_pk(NOW + timedelta(minutes=1), 3), 10) == []
+    assert {store.cursor(s) for s in range(keys.DUE_SHARDS)} == {NOW + timedelta(minutes=2)}
+
+
+def test_a_redelivered_task_publishes_nothing_twice(world: World) -> None:
+    meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
+    sign_in(world)
+    world.tick(NOW + timedelta(minutes=1), redeliver=True)
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=30), redeliver=True)
+    [event] = world.published.of("presence")
+    assert event["presence"]["status"] == "busy"
+    assert world.published.of("meetings") == []
+
+
+def test_two_tasks_of_one_shard_reading_one_bucket_handle_each_person_once(
+    world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a shard's rest still running when the next minute's task of the shard starts: both read the
+    # same page; the one whose DeleteItem removed a person's item handles them, the other skips them
+    module = importlib.import_module("functions.live_due.app")
+    store, service = module._parts()
+    crowd = people_of(5, 4)
+    for user in crowd:
+        store.arm(user, NOW - timedelta(seconds=30))
+    task = module.DueTask(shard=5, run=module.run_number(NOW))
+    page = store.page
+    overlapping: list[Any] = []
+
+    def page_then_overlap(pk: str, limit: int) -> list[due.Due]:
+        got = page(pk, limit)
+        if got and not overlapping:  # between this task's Query and its first person
+            overlapping.append(None)
+            overlapping[0] = module.run_shard(store, service, task, NOW)
+        return got
+
+    monkeypatch.setattr(store, "page", page_then_overlap)
+    first = module.run_shard(store, service, task, NOW)
+    [second] = overlapping
+    assert (second.people, first.people) == (4, 0)
+    assert sorted(handled) == sorted(crowd)
+
+
+def test_the_unsharded_buckets_of_before_are_still_read(world: World, handled: list[str]) -> None:
+    # written by the deployed code before the shards: DUE#SOON and DUE#<minute> (shard 0's task)
+    world.table.put_item(Item={"pk": due.SOON, "sk": keys.user_pk("old-soon")})
+    at = NOW + timedelta(seconds=30)
+    world.table.put_item(
+        Item={
+            "pk": due.bucket_pk(NOW + timedelta(minutes=1)),
+            "sk": keys.user_pk("old-due"),
+            "at": int(at.timestamp()),
+        }
+    )
+    world.tick(NOW + timedelta(minutes=1))
+    assert sorted(handled) == ["old-due", "old-soon"]
+    store = due.DueStore(world.table)
+    assert store.page(due.SOON, 10) == [] and store.page(due.bucket_pk(NOW + timedelta(minutes=1)), 10) == []
+
+
+def test_handler_with_the_sample_events(world: World) -> None:
+    # the schedule dispatches one task per shard (events/live_due-schedule.json, as `sam local
+    # invoke -e`); the queue's invocations handle them (events/live_due-task.json is one)
+    module = importlib.import_module("functions.live_due.app")
+    root = Path(__file__).resolve().parents[2] / "events"
+    schedule = json.loads((root / "live_due-schedule.json").read_text())
+    assert module.lambda_handler(schedule, world.context) == {"dispatched": 16, "failed": 0}
+    assert len(world.queue.run()) == keys.DUE_SHARDS  # nobody due: one invocation per shard
+    task = json.loads((root / "live_due-task.json").read_text())
+    assert module.lambda_handler(task, world.context) == {"batchItemFailures": []}

@@ -88,6 +88,7 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         "MicrosoftSyncDLQ",
         "PollDLQ",
         "CleanupDLQ",
+        "LiveDueDLQ",
         "MicrosoftRenewDLQ",
         "GoogleRenewDLQ",
         "ScheduleDLQ",

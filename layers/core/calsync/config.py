@@ -35,6 +35,7 @@ class Settings(BaseModel):
     cleanup_queue_url: str = ""  # CleanupFunction's own task queue
     microsoft_renew_queue_url: str = ""  # MicrosoftRenewFunction's own task queue
     google_renew_queue_url: str = ""  # GoogleRenewFunction's own task queue
+    live_due_queue_url: str = ""  # LiveDueFunction's own task queue
     local: bool = False  # CALSYNC_LOCAL=1: the local stack (X6 then allows loopback CalDAV servers)
 
     @field_validator("meeting_hosts", "legacy_hosts", "legacy_organizers", mode="before")
@@ -62,6 +63,7 @@ def get_settings() -> Settings:
         cleanup_queue_url=env.get("CLEANUP_QUEUE_URL", ""),
         microsoft_renew_queue_url=env.get("MICROSOFT_RENEW_QUEUE_URL", ""),
         google_renew_queue_url=env.get("GOOGLE_RENEW_QUEUE_URL", ""),
+        live_due_queue_url=env.get("LIVE_DUE_QUEUE_URL", ""),
         local=env.get("CALSYNC_LOCAL", "") == "1",
     )
 

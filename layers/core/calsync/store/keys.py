@@ -10,6 +10,7 @@ from calsync.domain.models import UTC, OwnerKind
 
 INDEX_CHUNK = timedelta(hours=24)  # an occurrence is indexed once per started 24 h
 CLEANUP_SHARDS = 16
+DUE_SHARDS = 16  # the live schedule's buckets (calsync.store.due)
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 PROFILE = "PROFILE"
@@ -140,6 +141,11 @@ def event_range(window_start: datetime, window_end: datetime) -> tuple[str, str]
 
 def cleanup_shard(pk: str) -> int:
     return int.from_bytes(hashlib.blake2b(pk.encode(), digest_size=2).digest(), "big") % CLEANUP_SHARDS
+
+
+def due_shard(user_id: str) -> int:
+    """The shard of a person's DUE buckets (docs/adr/0018): a stable hash of the user id."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=2).digest(), "big") % DUE_SHARDS
 
 
 def cleanup_cursor(shard: int) -> dict[str, str]:
