@@ -646,14 +646,13 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
     """One cleanup run as deployed: the schedule's handler dispatches one task per shard to the
     cleanup queue, and CleanupFunction's handler runs the tasks (``BatchSize`` records an
     invocation) until the queue is empty, handed-back rests included."""
+    from calsync.wiring.tasks import task_deps
     from local.runtime import LambdaContext
     from local.sources import sqs_record, to_delete
 
     settings = fn_settings("CleanupFunction")
     q = Queue("calsync-cleanup")
-    cleanup_app.set_dependencies(table=world.table, sqs=Sqs(q), task_queue_url=q.url)
-    saved_clock = cleanup_app.clock
-    cleanup_app.clock = lambda: at
+    deps = task_deps(q.url, world.table, sqs=Sqs(q), clock=lambda: at)
     deleted = Counter[str]()
 
     def count(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -665,7 +664,7 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
     events = world.table.meta.client.meta.events
     events.register("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
     try:
-        with world.meter.phase("cleanup (CleanupFunction)") as ph:
+        with cleanup_app.wiring.use(deps), world.meter.phase("cleanup (CleanupFunction)") as ph:
             ctx = LambdaContext("cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s)
             with redirect_stdout(_SINK):
                 assert cleanup_app.lambda_handler({"detail-type": "Scheduled Event"}, ctx)["failed"] == 0
@@ -687,8 +686,6 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
             )
     finally:
         events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
-        cleanup_app.set_dependencies()
-        cleanup_app.clock = saved_clock
 
 
 def _moved(occ: Any) -> Any:

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WIRED = [
     "accounts",
     "api",
+    "cleanup",
     "google_accounts",
     "google_sync",
     "google_webhook",
@@ -28,7 +29,6 @@ WIRED = [
 NOT_YET = {
     "caldav_poll",
     "caldav_sync",
-    "cleanup",
     "google_renew",
     "microsoft_renew",
     "poll_shard",
