@@ -15,28 +15,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.config import get_settings
 from calsync.observability import logger, metrics
 from calsync.store.keys import CLEANUP_SHARDS
 from calsync.store.repository import Repository
-from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget
 from calsync.sync.cleanup import CleanupTask, clean_shard, dispatch
-from calsync.sync.tasks import handle_record
 from calsync.wiring import Wiring
-from calsync.wiring.tasks import TaskDeps, task_deps
+from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # tests: ``with wiring.use(task_deps(queue_url, table, sqs=..., clock=..., limit=...)):``
 wiring: Wiring[TaskDeps] = Wiring(lambda: task_deps(get_settings().cleanup_queue_url))
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask | None:
+def _run(task: CleanupTask, budget: LambdaBudget | None) -> CleanupTask | None:
     deps = wiring()
     summary = clean_shard(Repository(deps.table), task, deps.clock(), budget=budget, **deps.limits)
     logger.info(
@@ -47,8 +43,8 @@ def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask 
     return summary.rest
 
 
-def record_handler(record: SQSRecord) -> None:
-    handle_record(record.body, CleanupTask, _run, lambda rest: wiring().hand_back(rest.body()))
+tasks = TaskConsumer(CleanupTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 def _dispatch() -> dict[str, Any]:
@@ -66,7 +62,4 @@ def _dispatch() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" not in (event or {}):  # the schedule (an EventBridge scheduled event)
         return _dispatch()
-    with budgets.running(budgets.LambdaBudget.of(context)):
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return tasks.handle(event, context)

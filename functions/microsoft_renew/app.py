@@ -26,27 +26,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.observability import logger, metrics
 from calsync.store.keys import MS_SUB_SHARDS
-from calsync.sync import budget as budgets
-from calsync.sync.tasks import handle_record
+from calsync.sync.budget import LambdaBudget
 from calsync.wiring import Wiring
+from calsync.wiring.tasks import TaskConsumer
 from calsync_microsoft.registry import MicrosoftRegistry
 from calsync_microsoft.schedule import Job, MicrosoftTask, dispatch, run_task
 from calsync_microsoft.subscriptions import renew_before
 from calsync_microsoft.wiring import RenewDeps, renew_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 wiring: Wiring[RenewDeps] = Wiring(renew_deps)  # tests: ``with wiring.use(renew_deps(...)):``
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftTask | None:
+def _run(task: MicrosoftTask, budget: LambdaBudget | None) -> MicrosoftTask | None:
     deps = wiring()
     before = renew_before(deps.clock(), deps.subscription_lifetime)
     registry = MicrosoftRegistry(deps.table)
@@ -67,18 +64,15 @@ def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftT
     return summary.rest
 
 
-def record_handler(record: SQSRecord) -> None:
-    handle_record(record.body, MicrosoftTask, _run, lambda rest: wiring().hand_back(rest.body()))
+tasks = TaskConsumer(MicrosoftTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in (event or {}):
-        with budgets.running(budgets.LambdaBudget.of(context)):
-            return process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
+        return tasks.handle(event, context)
     job: Job = {"reconcile": "reconcile", "poll": "poll"}.get(str((event or {}).get("task")), "renew")  # type: ignore[assignment]
     deps = wiring()
     failed = dispatch(deps.sqs, deps.task_queue_url, job, deps.clock())

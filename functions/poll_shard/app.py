@@ -15,20 +15,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.config import get_settings
 from calsync.observability import logger, metrics
 from calsync.store.hosts import HostBudgets, configured_rate
 from calsync.store.sync_state import SyncStateStore
-from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget
 from calsync.sync.poll import PollTask, poll_shard
-from calsync.sync.tasks import handle_record
 from calsync.wiring import Wiring
-from calsync.wiring.tasks import TaskDeps, task_deps
+from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
@@ -40,10 +37,9 @@ def _deps() -> TaskDeps:
 
 # tests: ``with wiring.use(task_deps(poll_queue_url, table, sqs=..., sync_queue_urls=..., clock=...)):``
 wiring: Wiring[TaskDeps] = Wiring(_deps)
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None:
+def _run(task: PollTask, budget: LambdaBudget | None) -> PollTask | None:
     extra: dict[str, Any] = {"provider": task.provider, "shard": task.shard, "run": task.run}
     deps = wiring()
     # the per-server budget (docs/adr/0020)
@@ -78,15 +74,11 @@ def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None
     return summary.rest
 
 
-def record_handler(record: SQSRecord) -> None:
-    # the generic shard-task loop (calsync.sync.tasks): malformed tasks dropped, budget, hand-back
-    handle_record(record.body, PollTask, _run, lambda rest: wiring().hand_back(rest.body()))
+tasks = TaskConsumer(PollTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    with budgets.running(budgets.LambdaBudget.of(context)):
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return tasks.handle(event, context)

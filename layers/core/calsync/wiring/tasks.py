@@ -5,13 +5,23 @@ queue, the sync queues the tasks feed ({provider value: url}), the clock and a t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget
+from calsync.sync.tasks import ShardTask, handle_record
 from calsync.wiring import Clock, table_from_settings, utc_now
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+T = TypeVar("T", bound=ShardTask)
 
 
 @dataclass(frozen=True)
@@ -53,3 +63,25 @@ def task_deps(
         clock=clock,
         limit=limit,
     )
+
+
+@dataclass(frozen=True)
+class TaskConsumer(Generic[T]):
+    """A task queue's consumer (``BatchSize: 1``): each record's task run under the invocation's
+    time budget, the rest handed back to the task queue (``calsync.sync.tasks.handle_record``);
+    ``deps`` is read at each record (the function's ``Wiring``)."""
+
+    model: type[T]
+    run: Callable[[T, LambdaBudget | None], T | None]
+    deps: Callable[[], TaskDeps]
+    processor: BatchProcessor = field(default_factory=lambda: BatchProcessor(event_type=EventType.SQS))
+
+    def record_handler(self, record: SQSRecord) -> None:
+        handle_record(record.body, self.model, self.run, lambda rest: self.deps().hand_back(rest.body()))
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        with budgets.running(LambdaBudget.of(context)):
+            answer = process_partial_response(
+                event=event, record_handler=self.record_handler, processor=self.processor, context=context
+            )
+        return dict(answer)
