@@ -47,7 +47,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -472,14 +472,21 @@ def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads:
 def run_poll(world: World, at: datetime, shard: FnSettings) -> PollRun:
     """One CalDAV poll run, every entry: the schedule's handler, then PollShardFunction's handler
     on the poll queue until it is empty."""
-    from calsync.sync import poll
     from functions.caldav_poll import app as poll_app
     from functions.poll_shard import app as shard_app
+
+    with (
+        poll_app.wiring.use(replace(poll_app.wiring(), clock=lambda: at)),
+        shard_app.wiring.use(replace(shard_app.wiring(), clock=lambda: at)),
+    ):
+        return _run_poll(world, at, shard, poll_app, shard_app)
+
+
+def _run_poll(world: World, at: datetime, shard: FnSettings, poll_app: Any, shard_app: Any) -> PollRun:
+    from calsync.sync import poll
     from local.runtime import LambdaContext
     from local.sources import sqs_record, to_delete
 
-    poll_app.clock = lambda: at
-    shard_app.clock = lambda: at
     ctx = LambdaContext("caldav-poll", 128, "arn:aws:lambda:::function:caldav-poll", "r", 30)
     t = time.perf_counter()
     with world.meter.phase("poll dispatch (CaldavPollFunction)") as ph:
@@ -597,42 +604,33 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
     on the (FIFO) Microsoft sync queue per mailbox past its subscription's half-life. The jobs'
     Graph calls are the sync worker's, not run here."""
     from calsync_microsoft.schedule import MAILBOX_PAGE
+    from calsync_microsoft.wiring import renew_deps
     from functions.microsoft_renew import app as renew_app
     from local.runtime import LambdaContext
     from local.sources import sqs_record, to_delete
 
     settings = fn_settings("MicrosoftRenewFunction")
     tasks, jobs = Queue("calsync-ms-renew"), Queue("calsync-ms-sync.fifo")
-    limit = {"limit": world.limit} if world.limit else {}
-    renew_app.set_dependencies(
-        table=world.table, sqs=Sqs(tasks, jobs), queue_url=jobs.url, task_queue_url=tasks.url, **limit
-    )
-    saved_clock = renew_app.clock
-    renew_app.clock = lambda: at
+    o = {"table": world.table, "sqs": Sqs(tasks, jobs), "queue_url": jobs.url}
+    deps = renew_deps(o, task_queue_url=tasks.url, clock=lambda: at, limit=world.limit or None)
     per_invocation: list[int] = []
-    try:
-        with world.meter.phase("microsoft renew (MicrosoftRenewFunction)") as ph:
-            ctx = LambdaContext(
-                "ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s
-            )
+    with renew_app.wiring.use(deps), world.meter.phase("microsoft renew (MicrosoftRenewFunction)") as ph:
+        ctx = LambdaContext("ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s)
+        with redirect_stdout(_SINK):
+            assert renew_app.lambda_handler({}, ctx)["failed"] == 0
+        ph.invocations += 1
+        while msgs := tasks.receive(settings.batch_size or 1):
+            records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
+            before = jobs.sent + jobs.duplicates
             with redirect_stdout(_SINK):
-                assert renew_app.lambda_handler({}, ctx)["failed"] == 0
-            ph.invocations += 1
-            while msgs := tasks.receive(settings.batch_size or 1):
-                records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
-                before = jobs.sent + jobs.duplicates
-                with redirect_stdout(_SINK):
-                    answer = renew_app.lambda_handler({"Records": records}, ctx)
-                for rec in to_delete(records, answer, report_failures=True):
-                    tasks.delete(rec["receiptHandle"])
-                if tasks.in_flight:
-                    raise RuntimeError(f"renew tasks failed: {answer}")
-                per_invocation.append(jobs.sent + jobs.duplicates - before)
-            ph.invocations += len(per_invocation)
-            ph.ops += len(range(0, world.people, MS_EVERY))  # every mailbox is read once a run
-    finally:
-        renew_app.set_dependencies()
-        renew_app.clock = saved_clock
+                answer = renew_app.lambda_handler({"Records": records}, ctx)
+            for rec in to_delete(records, answer, report_failures=True):
+                tasks.delete(rec["receiptHandle"])
+            if tasks.in_flight:
+                raise RuntimeError(f"renew tasks failed: {answer}")
+            per_invocation.append(jobs.sent + jobs.duplicates - before)
+        ph.invocations += len(per_invocation)
+        ph.ops += len(range(0, world.people, MS_EVERY))  # every mailbox is read once a run
     world.renew = RenewRun(
         len(range(0, world.people, MS_EVERY)),
         jobs.sent,
@@ -646,14 +644,13 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
     """One cleanup run as deployed: the schedule's handler dispatches one task per shard to the
     cleanup queue, and CleanupFunction's handler runs the tasks (``BatchSize`` records an
     invocation) until the queue is empty, handed-back rests included."""
+    from calsync.wiring.tasks import task_deps
     from local.runtime import LambdaContext
     from local.sources import sqs_record, to_delete
 
     settings = fn_settings("CleanupFunction")
     q = Queue("calsync-cleanup")
-    cleanup_app.set_dependencies(table=world.table, sqs=Sqs(q), task_queue_url=q.url)
-    saved_clock = cleanup_app.clock
-    cleanup_app.clock = lambda: at
+    deps = task_deps(q.url, world.table, sqs=Sqs(q), clock=lambda: at)
     deleted = Counter[str]()
 
     def count(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -665,7 +662,7 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
     events = world.table.meta.client.meta.events
     events.register("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
     try:
-        with world.meter.phase("cleanup (CleanupFunction)") as ph:
+        with cleanup_app.wiring.use(deps), world.meter.phase("cleanup (CleanupFunction)") as ph:
             ctx = LambdaContext("cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s)
             with redirect_stdout(_SINK):
                 assert cleanup_app.lambda_handler({"detail-type": "Scheduled Event"}, ctx)["failed"] == 0
@@ -687,8 +684,6 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
             )
     finally:
         events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-cleanup")
-        cleanup_app.set_dependencies()
-        cleanup_app.clock = saved_clock
 
 
 def _moved(occ: Any) -> Any:
@@ -1072,6 +1067,7 @@ def simulate(
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "calsync")
+    from calsync.wiring.tasks import task_deps
     from functions.caldav_poll import app as poll_app
     from functions.poll_shard import app as shard_app
     from tests.support.dynamodb_local import dynamodb_local
@@ -1092,21 +1088,17 @@ def simulate(
         world = World(people, sample_people, table, Metering(table), poll_q, sync_q)
         world.calendars = [calendar_id(i) for i in range(people)]
         world.seed_seconds = seed_s
-        poll_app.set_dependencies(sqs=sqs, poll_queue_url=poll_q.url)
-        limit = {"limit": shard_limit} if shard_limit else {}
         world.limit = shard_limit
-        shard_app.set_dependencies(
-            table=table, sqs=sqs, poll_queue_url=poll_q.url, sync_queue_urls={"caldav": sync_q.url}, **limit
+        shard = task_deps(
+            poll_q.url, table, sqs=sqs, sync_queue_urls={"caldav": sync_q.url}, limit=shard_limit or None
         )
-        try:
+        with (
+            poll_app.wiring.use(task_deps(poll_q.url, sqs=sqs, reads_table=False)),
+            shard_app.wiring.use(shard),
+        ):
             t = time.perf_counter()
             run_day(world)
             total = time.perf_counter() - t
-        finally:
-            poll_app.set_dependencies()
-            shard_app.set_dependencies()
-            poll_app.clock = poll_app.utc_now
-            shard_app.clock = shard_app.utc_now
         return report(world, total)
 
 

@@ -12,63 +12,29 @@ DynamoDB's TTL (expiresAt) is only a backstop; reads never rely on either having
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.config import get_settings
-from calsync.domain.models import UTC
 from calsync.observability import logger, metrics
 from calsync.store.keys import CLEANUP_SHARDS
 from calsync.store.repository import Repository
-from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget
 from calsync.sync.cleanup import CleanupTask, clean_shard, dispatch
-from calsync.sync.tasks import handle_record
+from calsync.wiring import Wiring
+from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-# The clock and the dependencies are looked up at call time, so tests can replace them.
-clock: Callable[[], datetime] = utc_now
-_overrides: dict[str, Any] = {}
-processor = BatchProcessor(event_type=EventType.SQS)
+# tests: ``with wiring.use(task_deps(queue_url, table, sqs=..., clock=..., limit=...)):``
+wiring: Wiring[TaskDeps] = Wiring(lambda: task_deps(get_settings().cleanup_queue_url))
 
 
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``task_queue_url``, ``limit`` (keys per task); no arguments
-    restores the defaults."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    repository.cache_clear()
-
-
-@functools.cache
-def repository() -> Repository:
-    return Repository(_overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name))
-
-
-def _sqs() -> Any:
-    return _overrides.get("sqs") or boto3.client("sqs")
-
-
-def _queue_url() -> str:
-    return str(_overrides.get("task_queue_url") or get_settings().cleanup_queue_url)
-
-
-def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask | None:
-    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
-    summary = clean_shard(repository(), task, clock(), budget=budget, **kwargs)
+def _run(task: CleanupTask, budget: LambdaBudget | None) -> CleanupTask | None:
+    deps = wiring()
+    summary = clean_shard(Repository(deps.table), task, deps.clock(), budget=budget, **deps.limits)
     logger.info(
         "cleanup shard done" if summary.rest is None else "cleanup shard: the rest is handed back",
         extra={"shard": task.shard, "run": task.run, "deleted": summary.deleted, "queries": summary.queries},
@@ -77,16 +43,13 @@ def _run(task: CleanupTask, budget: budgets.LambdaBudget | None) -> CleanupTask 
     return summary.rest
 
 
-def _hand_back(rest: CleanupTask) -> None:
-    _sqs().send_message(QueueUrl=_queue_url(), MessageBody=rest.body())
-
-
-def record_handler(record: SQSRecord) -> None:
-    handle_record(record.body, CleanupTask, _run, _hand_back)
+tasks = TaskConsumer(CleanupTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 def _dispatch() -> dict[str, Any]:
-    failed = dispatch(_sqs(), _queue_url(), clock())
+    deps = wiring()
+    failed = dispatch(deps.sqs, deps.task_queue_url, deps.clock())
     if failed:
         logger.error("cleanup tasks not sent; their shards wait for the next run", extra={"shards": failed})
         metrics.add_metric(name="CleanupTasksNotSent", unit=MetricUnit.Count, value=len(failed))
@@ -99,7 +62,4 @@ def _dispatch() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" not in (event or {}):  # the schedule (an EventBridge scheduled event)
         return _dispatch()
-    with budgets.running(budgets.LambdaBudget.of(context)):
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return tasks.handle(event, context)

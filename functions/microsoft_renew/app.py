@@ -23,62 +23,31 @@ calls:
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from calsync.config import get_settings
 from calsync.observability import logger, metrics
 from calsync.store.keys import MS_SUB_SHARDS
-from calsync.sync import budget as budgets
-from calsync.sync.tasks import handle_record
-from calsync_microsoft import wiring
+from calsync.sync.budget import LambdaBudget
+from calsync.wiring import Wiring
+from calsync.wiring.tasks import TaskConsumer
 from calsync_microsoft.registry import MicrosoftRegistry
 from calsync_microsoft.schedule import Job, MicrosoftTask, dispatch, run_task
 from calsync_microsoft.subscriptions import renew_before
+from calsync_microsoft.wiring import RenewDeps, renew_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-_overrides: dict[str, Any] = {}
-processor = BatchProcessor(event_type=EventType.SQS)
+wiring: Wiring[RenewDeps] = Wiring(renew_deps)  # tests: ``with wiring.use(renew_deps(...)):``
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-clock: Callable[[], datetime] = utc_now
-
-
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``queue_url`` (the sync queue), ``task_queue_url``, ``settings``,
-    ``limit`` (mailboxes per task)."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    _wired.cache_clear()
-
-
-@functools.cache
-def _wired() -> tuple[Any, Any, str, Any]:
-    sqs, url = wiring.sqs_of(_overrides)
-    return MicrosoftRegistry(wiring.table_of(_overrides)), sqs, url, wiring.settings_of(_overrides)
-
-
-def _task_queue_url() -> str:
-    return str(_overrides.get("task_queue_url") or get_settings().microsoft_renew_queue_url)
-
-
-def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftTask | None:
-    registry, sqs, url, settings = _wired()
-    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
-    before = renew_before(clock(), settings.subscription_lifetime)
-    summary = run_task(registry, sqs, url, task, before, budget=budget, **kwargs)
+def _run(task: MicrosoftTask, budget: LambdaBudget | None) -> MicrosoftTask | None:
+    deps = wiring()
+    before = renew_before(deps.clock(), deps.subscription_lifetime)
+    registry = MicrosoftRegistry(deps.table)
+    summary = run_task(registry, deps.sqs, deps.sync_queue_url, task, before, budget=budget, **deps.limits)
     extra = {"task": task.job, "shard": task.shard, "run": task.run, "read": summary.read}
     if summary.failed:
         logger.warning(
@@ -95,24 +64,18 @@ def _run(task: MicrosoftTask, budget: budgets.LambdaBudget | None) -> MicrosoftT
     return summary.rest
 
 
-def _hand_back(rest: MicrosoftTask) -> None:
-    _wired()[1].send_message(QueueUrl=_task_queue_url(), MessageBody=rest.body())
-
-
-def record_handler(record: SQSRecord) -> None:
-    handle_record(record.body, MicrosoftTask, _run, _hand_back)
+tasks = TaskConsumer(MicrosoftTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in (event or {}):
-        with budgets.running(budgets.LambdaBudget.of(context)):
-            return process_partial_response(
-                event=event, record_handler=record_handler, processor=processor, context=context
-            )
+        return tasks.handle(event, context)
     job: Job = {"reconcile": "reconcile", "poll": "poll"}.get(str((event or {}).get("task")), "renew")  # type: ignore[assignment]
-    failed = dispatch(_wired()[1], _task_queue_url(), job, clock())
+    deps = wiring()
+    failed = dispatch(deps.sqs, deps.task_queue_url, job, deps.clock())
     if failed:
         logger.error(
             "microsoft schedule tasks not sent; their shards wait for the next run", extra={"shards": failed}

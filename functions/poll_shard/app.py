@@ -12,85 +12,47 @@ Thin, and free of provider layers: it only reads the registry and sends SQS mess
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from calsync.config import get_settings
 from calsync.observability import logger, metrics
 from calsync.store.hosts import HostBudgets, configured_rate
 from calsync.store.sync_state import SyncStateStore
-from calsync.sync import budget as budgets
+from calsync.sync.budget import LambdaBudget
 from calsync.sync.poll import PollTask, poll_shard
-from calsync.sync.tasks import handle_record
+from calsync.wiring import Wiring
+from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+def _deps() -> TaskDeps:
+    settings = get_settings()
+    urls = {"caldav": settings.caldav_sync_queue_url, "google": settings.google_sync_queue_url}
+    return task_deps(settings.poll_queue_url, sync_queue_urls={p: str(u) for p, u in urls.items()})
 
 
-clock: Callable[[], datetime] = utc_now  # tests freeze it
-_overrides: dict[str, Any] = {}
-processor = BatchProcessor(event_type=EventType.SQS)
+# tests: ``with wiring.use(task_deps(poll_queue_url, table, sqs=..., sync_queue_urls=..., clock=...)):``
+wiring: Wiring[TaskDeps] = Wiring(_deps)
 
 
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``poll_queue_url``, ``sync_queue_urls`` ({provider: url}),
-    ``limit`` (entries per task); no arguments restores the defaults."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    _state.cache_clear()
-    _hosts.cache_clear()
-    _sqs.cache_clear()
-
-
-@functools.cache
-def _state() -> SyncStateStore:
-    return SyncStateStore(
-        _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
-    )
-
-
-@functools.cache
-def _hosts() -> HostBudgets:
-    table = _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
-    return HostBudgets(table, configured_rate())
-
-
-@functools.cache
-def _sqs() -> Any:
-    if "sqs" in _overrides:
-        return _overrides["sqs"]
-    return boto3.client("sqs")
-
-
-def _sync_queue_url(provider: str) -> str:
-    urls = _overrides.get("sync_queue_urls") or {
-        "caldav": get_settings().caldav_sync_queue_url,
-        "google": get_settings().google_sync_queue_url,
-    }
-    return str(urls[provider])
-
-
-def _poll_queue_url() -> str:
-    return str(_overrides.get("poll_queue_url") or get_settings().poll_queue_url)
-
-
-def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None:
+def _run(task: PollTask, budget: LambdaBudget | None) -> PollTask | None:
     extra: dict[str, Any] = {"provider": task.provider, "shard": task.shard, "run": task.run}
-    kwargs = {"limit": _overrides["limit"]} if "limit" in _overrides else {}
-    hosts = _hosts() if task.provider == "caldav" else None  # the per-server budget (docs/adr/0020)
+    deps = wiring()
+    # the per-server budget (docs/adr/0020)
+    hosts = HostBudgets(deps.table, configured_rate()) if task.provider == "caldav" else None
     summary = poll_shard(
-        _state(), _sqs(), _sync_queue_url(task.provider), task, clock(), budget=budget, hosts=hosts, **kwargs
+        SyncStateStore(deps.table),
+        deps.sqs,
+        deps.sync_queue_urls[task.provider],
+        task,
+        deps.clock(),
+        budget=budget,
+        hosts=hosts,
+        **deps.limits,
     )
     if summary.failed:
         logger.warning(
@@ -112,19 +74,11 @@ def _run(task: PollTask, budget: budgets.LambdaBudget | None) -> PollTask | None
     return summary.rest
 
 
-def _hand_back(rest: PollTask) -> None:
-    _sqs().send_message(QueueUrl=_poll_queue_url(), MessageBody=rest.body())
-
-
-def record_handler(record: SQSRecord) -> None:
-    # the generic shard-task loop (calsync.sync.tasks): malformed tasks dropped, budget, hand-back
-    handle_record(record.body, PollTask, _run, _hand_back)
+tasks = TaskConsumer(PollTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    with budgets.running(budgets.LambdaBudget.of(context)):
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return tasks.handle(event, context)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
 from calsync.wiring.accounts import accounts_deps
 from calsync.wiring.scheduling import scheduling_deps
-from calsync_caldav.worker import collection_url
+from calsync.wiring.tasks import task_deps
+from calsync_caldav.worker import collection_url, sync_deps
 from functions.accounts import app as accounts_app
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
@@ -96,26 +97,30 @@ class ICloud:
 
     def drain(self, now: datetime = NOW) -> list[dict[str, Any]]:
         answers: list[dict[str, Any]] = []
-        sync_app.clock = lambda: now
-        for _ in range(10):
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not msgs:
-                break
-            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="caldav-sync"))
-            answers.append(answer)
-            for rec in to_delete(records, answer, report_failures=True):
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
+        with sync_app.wiring.use(replace(sync_app.wiring(), clock=lambda: now)):
+            for _ in range(10):
+                msgs = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+                ).get("Messages", [])
+                if not msgs:
+                    break
+                records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
+                answer = sync_app.lambda_handler(
+                    {"Records": records}, LambdaContext(function_name="caldav-sync")
+                )
+                answers.append(answer)
+                for rec in to_delete(records, answer, report_failures=True):
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
 
     def poll(self, now: datetime) -> int:
         """The schedule, then PollShardFunction on each shard task: the number of jobs queued."""
         before = queue_depth(self.sqs, self.queue_url)
-        poll_app.clock = lambda: now
         event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
-        result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+        with poll_app.wiring.use(replace(poll_app.wiring(), clock=lambda: now)):
+            result: dict[str, Any] = poll_app.lambda_handler(
+                event, LambdaContext(function_name="caldav-poll")
+            )
         assert result["failed"] == 0
         self.polls.run(now)
         return queue_depth(self.sqs, self.queue_url) - before
@@ -168,13 +173,18 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TABLE_NAME", table.name)
     get_settings.cache_clear()
     common = {"table": table, "kms": kms, "key_id": key_id, "allow_local": True, "resolve": resolver}
-    sync_app.set_dependencies(**common, sqs=sqs, queue_url=queue_url, links=LINKS)
+    sync = sync_deps(**common, sqs=sqs, queue_url=queue_url, links=LINKS)
     polls = PollFanOut(table, sqs, {"caldav": queue_url})
-    poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
+    poll = task_deps(polls.url, sqs=sqs, reads_table=False)
     scheduling = scheduling_deps(**common, links=LINKS, clock=lambda: NOW)
     accounts = accounts_deps(**common, sqs=sqs, queue_url=queue_url)
     try:
-        with scheduling_app.wiring.use(scheduling), accounts_app.wiring.use(accounts):
+        with (
+            scheduling_app.wiring.use(scheduling),
+            accounts_app.wiring.use(accounts),
+            sync_app.wiring.use(sync),
+            poll_app.wiring.use(poll),
+        ):
             yield ICloud(
                 table,
                 sqs,
@@ -190,8 +200,6 @@ def icloud(moto_table: Any, radicale: Radicale, monkeypatch: pytest.MonkeyPatch)
                 polls,
             )
     finally:
-        sync_app.set_dependencies()
-        poll_app.set_dependencies()
         polls.close()
         get_settings.cache_clear()
         partition.close()

@@ -19,7 +19,8 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -49,9 +50,10 @@ from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
 from calsync.wiring.accounts import accounts_deps
+from calsync.wiring.tasks import task_deps
 from calsync_caldav.client import CalDAVClient
 from calsync_caldav.source import CalDAVSource, dump_cursor, load_cursor
-from calsync_caldav.worker import CalDAVSyncWorker, RetryLater
+from calsync_caldav.worker import RetryLater, sync_deps
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
 from local.sources import sqs_record, to_delete
@@ -98,6 +100,13 @@ class World:
     requests: list[str] = field(default_factory=list)  # "METHOD status" of every CalDAV request
     polls: PollFanOut | None = None  # the PollQueue and PollShardFunction
     dlq_url: str = ""
+    wired: ExitStack = field(default_factory=ExitStack)  # the functions' deps, handed over
+
+    def close(self) -> None:
+        """Puts back the deps the functions had."""
+        self.wired.close()
+        if self.polls is not None:
+            self.polls.close()
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -124,18 +133,20 @@ class World:
     def drain(self, now: datetime) -> list[dict[str, Any]]:
         """Run the sync function on what the queue holds until it is empty (or only delayed)."""
         answers: list[dict[str, Any]] = []
-        sync_app.clock = lambda: now
-        for _ in range(20):
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not msgs:
-                break
-            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="caldav-sync"))
-            answers.append(answer)
-            for rec in to_delete(records, answer, report_failures=True):
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
+        with sync_app.wiring.use(replace(sync_app.wiring(), clock=lambda: now)):
+            for _ in range(20):
+                msgs = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+                ).get("Messages", [])
+                if not msgs:
+                    break
+                records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
+                answer = sync_app.lambda_handler(
+                    {"Records": records}, LambdaContext(function_name="caldav-sync")
+                )
+                answers.append(answer)
+                for rec in to_delete(records, answer, report_failures=True):
+                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
         return answers
 
     def changed_at(self) -> datetime | None:
@@ -149,9 +160,11 @@ class World:
         the number of sync jobs queued."""
         assert self.polls is not None
         before = queue_depth(self.sqs, self.queue_url)
-        poll_app.clock = lambda: now
         event = json.loads((Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text())
-        result: dict[str, Any] = poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+        with poll_app.wiring.use(replace(poll_app.wiring(), clock=lambda: now)):
+            result: dict[str, Any] = poll_app.lambda_handler(
+                event, LambdaContext(function_name="caldav-poll")
+            )
         assert result == {"dispatched": 16, "failed": 0}
         self.polls.run(now)
         return queue_depth(self.sqs, self.queue_url) - before
@@ -259,31 +272,32 @@ def make_world(
             base_url=base_url,
             allow_local=True,  # X6 on every connection; the test servers are on loopback
             on_response=lambda r: world.requests.append(f"{r.request.method} {r.status_code}"),
-            clock=lambda: sync_app.clock(),  # noqa: PLW0108 - the frozen clock of the sync (Retry-After dates)
+            clock=lambda: sync_app.wiring().clock(),  # the frozen clock of the sync (Retry-After dates)
         )
         if client_hook is not None:
             client_hook(client)
         return client
 
-    sync_app.set_dependencies(
-        table=table,
+    deps = sync_deps(
+        table,
         kms=kms,
-        sqs=sqs,
         key_id=key_id,
+        sqs=sqs,
         queue_url=queue_url,
         client_factory=client_factory,
         links=LINKS,
     )
+    world.wired.enter_context(sync_app.wiring.use(deps))
     world.polls = PollFanOut(table, sqs, {"caldav": queue_url})
-    poll_app.set_dependencies(sqs=sqs, poll_queue_url=world.polls.url)
+    world.wired.enter_context(poll_app.wiring.use(task_deps(world.polls.url, sqs=sqs, reads_table=False)))
     return world
 
 
 @pytest.fixture
 def world(moto_table: Any, server: RadicaleServer) -> Iterator[World]:
-    yield make_world(moto_table, server)
-    sync_app.set_dependencies()
-    poll_app.set_dependencies()
+    w = make_world(moto_table, server)
+    yield w
+    w.close()
 
 
 def at(hours: float, days: int = 0) -> datetime:
@@ -426,7 +440,7 @@ def test_meeting_planned_beyond_the_horizon_appears_once_the_horizon_reaches_it(
     # event is not read again (it can never come back).
     world.put("far", ics("far", "Far ahead", at(10, days=62), at(11, days=62)))
     world.put("past", ics("past", "Long ago", at(10, days=-400), at(11, days=-400)))
-    worker = sync_app.worker()
+    worker = sync_app.wiring().worker
     assert worker.run(world.job("connect"), NOW).status == "synced"
     assert [t for t, _ in world.listed(NOW)] == []
     later = NOW + timedelta(days=61)
@@ -454,11 +468,11 @@ def ddb_local_world(ddb_local_endpoint: str, server: RadicaleServer) -> Iterator
         resource = boto3.resource("dynamodb", region_name=REGION, endpoint_url=ddb_local_endpoint)
         table = resource.create_table(**table_create_kwargs(f"calsync-{uuid.uuid4().hex[:8]}"))
         table.wait_until_exists()
+        w = make_world(table, server)
         try:
-            yield make_world(table, server)
+            yield w
         finally:
-            sync_app.set_dependencies()
-            poll_app.set_dependencies()
+            w.close()
             table.delete()
 
 
@@ -467,7 +481,7 @@ def test_same_calendar_enqueued_many_times_at_once(ddb_local_world: World) -> No
     world = ddb_local_world
     for i in range(6):
         world.put(f"e{i}", ics(f"e{i}", f"Event {i}", at(i + 1), at(i + 2)))
-    worker = sync_app.worker()
+    worker = sync_app.wiring().worker
     statuses: list[str] = []
     errors: list[BaseException] = []
 
@@ -523,7 +537,7 @@ def test_worker_failing_half_way_leaves_a_state_the_next_sync_completes(
         for name in "bcd":
             w.put(name, ics(name, name.upper(), at(3), at(4)))
         calls.update(n=0, fail=True)
-        worker: CalDAVSyncWorker = sync_app.worker()
+        worker = sync_app.wiring().worker
         with pytest.raises(RuntimeError, match="worker died"):
             worker.run(w.job("poll"), NOW + timedelta(minutes=5))
         assert state.get(w.calendar_id).cursor == cursor
@@ -532,8 +546,7 @@ def test_worker_failing_half_way_leaves_a_state_the_next_sync_completes(
         assert worker.run(w.job("poll"), NOW + timedelta(minutes=10)).status == "synced"
         assert sorted(t for t, _ in w.listed(NOW)) == ["A", "B", "C", "D"]
     finally:
-        sync_app.set_dependencies()
-        poll_app.set_dependencies()
+        w.close()
 
 
 def test_broken_vevent_is_logged_and_the_rest_syncs(world: World) -> None:
@@ -565,8 +578,7 @@ def proxied(moto_table: Any, server: RadicaleServer) -> Iterator[tuple[World, Fa
         yield w, proxy
     finally:
         proxy.close()
-        sync_app.set_dependencies()
-        poll_app.set_dependencies()
+        w.close()
 
 
 def test_garbage_xml_stores_nothing_and_crashes_nothing(proxied: tuple[World, FaultyProxy]) -> None:
@@ -677,7 +689,7 @@ def test_429_with_an_http_date_backs_the_host_off_and_the_poll_defers_its_calend
     proxy.fault = None
     seen = proxy.requests
     with pytest.raises(RetryLater) as retry:  # another job of the host (the queue would retry it)
-        sync_app.worker().run(w.job("config"), NOW + timedelta(minutes=1))
+        sync_app.wiring().worker.run(w.job("config"), NOW + timedelta(minutes=1))
     assert retry.value.delay == 9 * 60
     assert proxy.requests == seen  # waited without a request
     assert w.poll(NOW + timedelta(minutes=5)) == 0  # deferred: the host backs off
@@ -709,25 +721,20 @@ def test_the_poll_keeps_to_each_hosts_budget_and_defers_the_rest(moto_table: Any
         with pytest.MonkeyPatch.context() as mp:
             for k, v in os_rate.items():
                 mp.setenv(k, v)
-            from functions.poll_shard import app as shard_app
-
-            shard_app.set_dependencies(**{**shard_app._overrides})
-            poll_app.set_dependencies(sqs=sqs, poll_queue_url=polls.url)
             event = json.loads(
                 (Path(__file__).parents[2] / "events" / "caldav_poll-schedule.json").read_text()
             )
-            poll_app.clock = lambda: NOW
-            poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+            with poll_app.wiring.use(task_deps(polls.url, sqs=sqs, clock=lambda: NOW, reads_table=False)):
+                poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
             polls.run(NOW)
             assert queue_depth(sqs, url) == 5 + 1  # 5 of the host's 8, and the other server's one
-            poll_app.clock = lambda: NOW + timedelta(minutes=5)
-            poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
-            polls.run(NOW + timedelta(minutes=5))
+            later = NOW + timedelta(minutes=5)
+            with poll_app.wiring.use(task_deps(polls.url, sqs=sqs, clock=lambda: later, reads_table=False)):
+                poll_app.lambda_handler(event, LambdaContext(function_name="caldav-poll"))
+            polls.run(later)
             assert queue_depth(sqs, url) == 6 + 5 + 1  # the bucket refilled (5 a minute, 5 at most)
     finally:
         polls.close()
-        poll_app.set_dependencies()
-        poll_app.clock = poll_app.utc_now
 
 
 def test_failing_job_lands_in_the_dead_letter_queue(

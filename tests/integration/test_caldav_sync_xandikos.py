@@ -19,8 +19,6 @@ import pytest
 
 from calsync.store.sync_state import SyncStateStore
 from calsync_caldav.source import dump_cursor, load_cursor
-from functions.caldav_poll import app as poll_app
-from functions.caldav_sync import app as sync_app
 from tests.integration import test_caldav_sync as core
 from tests.integration.test_caldav_sync import NOW, World, at, make_world
 from tests.support.caldav_server import XandikosServer, ics, xandikos
@@ -34,9 +32,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XandikosServer]
 
 @pytest.fixture
 def world(moto_table: Any, server: XandikosServer) -> Iterator[World]:
-    yield make_world(moto_table, server)
-    sync_app.set_dependencies()
-    poll_app.set_dependencies()
+    w = make_world(moto_table, server)
+    yield w
+    w.close()
 
 
 def test_xandikos_connect_first_sync_then_add_move_cancel_delete(world: World) -> None:

@@ -25,6 +25,7 @@ from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.sync import cleanup
+from calsync.wiring.tasks import task_deps
 from functions.cleanup import app
 from tests.support.apigw import LambdaContext
 from tests.support.tasks import TaskQueue, run_cleanup
@@ -243,11 +244,8 @@ def queued(moto_table: Any) -> Iterator[tuple[Repository, TaskQueue]]:
     """The cleanup function wired to a CleanupQueue (moto: table and queue)."""
     repo = Repository(moto_table)
     queue = TaskQueue(boto3.client("sqs", region_name="eu-west-1"), app, "cleanup")
-    app.set_dependencies(table=moto_table, sqs=queue.sqs, task_queue_url=queue.url)
-    app.clock = lambda: NOW
-    yield repo, queue
-    app.set_dependencies()
-    app.clock = app.utc_now
+    with app.wiring.use(task_deps(queue.url, moto_table, sqs=queue.sqs, clock=lambda: NOW)):
+        yield repo, queue
 
 
 def many_ended(repo: Repository, n: int) -> list[Occurrence]:
@@ -288,9 +286,9 @@ def test_a_large_cleanup_is_shared_by_invocations_of_a_bounded_page(
     ended = many_ended(repo, 60)
     kept = occ("kept", NOW - timedelta(minutes=30))
     store(repo, kept)
-    app.set_dependencies(table=repo.table, sqs=queue.sqs, task_queue_url=queue.url, limit=7)
-    app.lambda_handler({"detail-type": "Scheduled Event"}, LambdaContext(function_name="calsync-cleanup"))
-    with deletes(repo.table) as n:
+    deps = task_deps(queue.url, repo.table, sqs=queue.sqs, clock=lambda: NOW, limit=7)
+    with app.wiring.use(deps), deletes(repo.table) as n:
+        app.lambda_handler({"detail-type": "Scheduled Event"}, LambdaContext(function_name="calsync-cleanup"))
         per = queue.run(measure=lambda: n[0])
     assert max(per) <= 7
     assert sum(per) == len(ended) * 4  # three copies and an index entry each: none twice

@@ -73,7 +73,7 @@ def test_accounts_samples(world: MsWorld) -> None:  # rules C1, C2
 
 
 def test_sync_and_schedule_samples(world: MsWorld) -> None:  # rules S4, S5
-    renew_app.clock = lambda: NOW  # the sync function reads world.now (= NOW)
+    assert world.now == NOW  # the sync and renew functions' clock
     got = sync_app.lambda_handler(sample("microsoft_sync-jobs"), LambdaContext(function_name="ms-sync"))
     assert got == {"batchItemFailures": []}  # the account is unknown: nothing to do, not retried
     for name, task in (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from calsync.store import keys
 from calsync_microsoft.registry import MicrosoftRegistry, SubscriptionRecord
 from calsync_microsoft.settings import MicrosoftSettings
+from calsync_microsoft.wiring import renew_deps
 from functions.microsoft_renew import app
 from tests.support.apigw import LambdaContext
 from tests.support.poll import CountingSqs
@@ -70,18 +71,10 @@ def world(moto_table: Any) -> Any:
         subscription_minutes=4230,
         sync_queue_url=sync_url,
     )
-    app.set_dependencies(
-        table=moto_table,
-        sqs=counting,
-        queue_url=sync_url,
-        task_queue_url=tasks.url,
-        settings=settings,
-        limit=7,
-    )
-    app.clock = lambda: NOW
-    yield World(MicrosoftRegistry(moto_table), sqs, counting, sync_url, tasks)
-    app.set_dependencies()
-    app.clock = app.utc_now
+    o = {"table": moto_table, "sqs": counting, "queue_url": sync_url, "settings": settings}
+    deps = renew_deps(o, task_queue_url=tasks.url, clock=lambda: NOW, limit=7)
+    with app.wiring.use(deps):
+        yield World(MicrosoftRegistry(moto_table), sqs, counting, sync_url, tasks)
 
 
 def mailboxes(world: World, prefix: str, n: int, expires: datetime) -> list[str]:
@@ -127,10 +120,10 @@ def test_a_task_delivered_twice_queues_each_job_once(world: World) -> None:
 def test_an_invocation_short_of_time_hands_the_rest_back(world: World) -> None:
     # issue 16: 30 s a read of the remaining time (90 s at the start, 22.5 s kept back): the
     # budget lets an invocation send one batch of 10 jobs of its page of 25, the rest comes back
-    app.set_dependencies(**{**app._overrides, "limit": 25})
     due = mailboxes(world, "due", 60, NOW + timedelta(hours=1))
-    world.schedule()
-    per = world.tasks.run(lambda: Draining(tick=30_000), measure=lambda: len(world.counting.bodies))
+    with app.wiring.use(replace(app.wiring(), limit=25)):
+        world.schedule()
+        per = world.tasks.run(lambda: Draining(tick=30_000), measure=lambda: len(world.counting.bodies))
     assert world.jobs() == Counter(dict.fromkeys(due, 1))
     assert max(per) <= 10  # one batch before the budget is spent, whatever the page
     assert sum(1 for b in world.tasks.bodies if '"after"' in b) >= 60 // 10 - keys.MS_SUB_SHARDS

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 
 from calsync.store.sync_state import PollEntry, SyncStateStore, poll_item
 from calsync.sync import poll
+from calsync.wiring.tasks import task_deps
 from functions.caldav_poll import app as poll_app
 from tests.support.apigw import LambdaContext
 from tests.support.poll import PollFanOut
@@ -67,18 +68,17 @@ def world(moto_table: Any) -> Any:
     # tests/unit/test_sync_jobs.py
     sync_url = sqs.create_queue(QueueName="sync")["QueueUrl"]
     fan_out = PollFanOut(moto_table, sqs, {"caldav": sync_url}, limit=LIMIT)
-    poll_app.set_dependencies(sqs=sqs, poll_queue_url=fan_out.url)
-    yield moto_table, fan_out
-    poll_app.set_dependencies()
+    with poll_app.wiring.use(task_deps(fan_out.url, sqs=sqs, reads_table=False)):
+        yield moto_table, fan_out
     fan_out.close()
 
 
 def schedule(now: datetime) -> None:
-    poll_app.clock = lambda: now
-    assert poll_app.lambda_handler(EVENT, LambdaContext(function_name="caldav-poll")) == {
-        "dispatched": 16,
-        "failed": 0,
-    }
+    with poll_app.wiring.use(replace(poll_app.wiring(), clock=lambda: now)):
+        assert poll_app.lambda_handler(EVENT, LambdaContext(function_name="caldav-poll")) == {
+            "dispatched": 16,
+            "failed": 0,
+        }
 
 
 def enqueued(fan_out: PollFanOut) -> Counter[str]:

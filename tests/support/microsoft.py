@@ -20,6 +20,7 @@ from calsync.domain.links import LinkSettings
 from calsync.wiring.webhook import webhook_deps
 from calsync_microsoft.provider import connect_deps as ms_connect_deps
 from calsync_microsoft.settings import MicrosoftSettings
+from calsync_microsoft.wiring import renew_deps
 from calsync_microsoft.wiring import sync_deps as ms_sync_deps
 from functions.microsoft_accounts import app as accounts_app
 from functions.microsoft_renew import app as renew_app
@@ -78,7 +79,8 @@ class MsWorld:
         }
         self.deps = deps
         self.tasks = TaskQueue(self.sqs, renew_app, "ms-renew")  # the MicrosoftRenewQueue
-        renew_app.set_dependencies(**deps, task_queue_url=self.tasks.url)
+        renew = renew_deps(deps, task_queue_url=self.tasks.url, clock=lambda: self.now)
+        self.wired.enter_context(renew_app.wiring.use(renew))
         self.wired.enter_context(accounts_app.wiring.use(ms_connect_deps(deps, clock=lambda: self.now)))
         self.wired.enter_context(sync_app.wiring.use(ms_sync_deps(deps, clock=lambda: self.now)))
         webhook = webhook_deps(self.table, sqs=self.sqs, queue_url=self.queue_url)
@@ -86,7 +88,6 @@ class MsWorld:
         self.fake.transport = self.deliver
 
     def unwire(self) -> None:
-        renew_app.set_dependencies()
         self.wired.close()
 
     # ---- Graph -> the webhook function (API Gateway payload 2.0, Auth NONE) ---------------------
@@ -134,7 +135,6 @@ class MsWorld:
     def renew(self, task: str = "renew") -> dict[str, Any]:
         """One scheduled run: its shard tasks dispatched and run (docs/adr/0020); ``queued``: the
         mailbox jobs it added to the sync queue."""
-        renew_app.clock = lambda: self.now
         before = self.queued()
         result: dict[str, Any] = renew_app.lambda_handler(
             {"task": task}, LambdaContext(function_name="ms-renew")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any
 
+from calsync.wiring.tasks import task_deps
 from functions.poll_shard import app as shard_app
 from local.sources import sqs_record, to_delete
 from tests.support.apigw import LambdaContext
@@ -38,9 +41,11 @@ class CountingSqs:
 
 
 class PollFanOut:
-    """Creates the poll queue and wires PollShardFunction to it (``close`` restores its defaults)."""
+    """Creates the poll queue and wires PollShardFunction to it (``close`` puts back what it found)."""
 
-    def __init__(self, table: Any, sqs: Any, sync_queue_urls: dict[str, str], **overrides: Any) -> None:
+    def __init__(
+        self, table: Any, sqs: Any, sync_queue_urls: dict[str, str], *, limit: int | None = None
+    ) -> None:
         self.sqs = sqs
         self.url = sqs.create_queue(QueueName=f"poll-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         self.arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"][
@@ -48,20 +53,21 @@ class PollFanOut:
         ]
         self.counting = CountingSqs(sqs)
         self.counting.skip = self.url
-        shard_app.set_dependencies(
-            table=table,
-            sqs=self.counting,
-            poll_queue_url=self.url,
-            sync_queue_urls=sync_queue_urls,
-            **overrides,
+        self.deps = task_deps(
+            self.url, table, sqs=self.counting, sync_queue_urls=sync_queue_urls, limit=limit
         )
+        self._wired = ExitStack()
+        self._wired.enter_context(shard_app.wiring.use(self.deps))
 
     def run(
         self, now: Any, context: Callable[[], Any] | None = None, *, max_invocations: int = 10_000
     ) -> list[int]:
         """Run PollShardFunction, one record per invocation (BatchSize 1) with a fresh ``context()``
         each, until the poll queue is empty; returns the sync jobs each invocation sent."""
-        shard_app.clock = lambda: now
+        with shard_app.wiring.use(replace(self.deps, clock=lambda: now)):
+            return self._run(context, max_invocations)
+
+    def _run(self, context: Callable[[], Any] | None, max_invocations: int) -> list[int]:
         per_invocation: list[int] = []
         while len(per_invocation) < max_invocations:
             msgs = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=1).get("Messages", [])
@@ -77,5 +83,4 @@ class PollFanOut:
         raise AssertionError(f"the poll queue is not empty after {max_invocations} invocations")
 
     def close(self) -> None:
-        shard_app.set_dependencies()
-        shard_app.clock = shard_app.utc_now
+        self._wired.close()

@@ -29,15 +29,23 @@ from typing import Any, Final, Literal
 from urllib.parse import urljoin, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
+from calsync.config import get_settings
 from calsync.crypto import CredentialBox, SealedSecretError, open_login
 from calsync.domain.errors import StoreUnavailable
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
 from calsync.observability import logger, metrics
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
-from calsync.store.hosts import DEFAULT_BACKOFF, DEFAULT_JOBS_PER_MINUTE, MAX_BACKOFF, HostBudgets
+from calsync.store.hosts import (
+    DEFAULT_BACKOFF,
+    DEFAULT_JOBS_PER_MINUTE,
+    MAX_BACKOFF,
+    HostBudgets,
+    configured_rate,
+)
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import PollEntry, SyncStateStore
@@ -52,6 +60,8 @@ from calsync.sync.source import (
     SourceThrottled,
     SourceUnavailable,
 )
+from calsync.wiring import Clock, table_from_settings, utc_now
+from calsync.wiring.sync import SyncWorkerDeps
 from calsync_caldav.client import CalDAVClient, ServerRefused
 from calsync_caldav.connect import Resolver
 from calsync_caldav.ical import ParseContext
@@ -265,3 +275,41 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def sync_deps(
+    table: Any = None,
+    *,
+    kms: Any = None,
+    key_id: str | None = None,
+    sqs: Any = None,
+    queue_url: str | None = None,
+    clock: Clock = utc_now,
+    links: LinkSettings | None = None,
+    client_factory: ClientFactory | None = None,
+    allow_local: bool | None = None,
+    resolve: Resolver | None = None,
+    host_jobs_per_minute: int | None = None,
+) -> SyncWorkerDeps:
+    """CaldavSyncFunction's dependencies (docs/adr/0023): the worker (rule X6 on every connection
+    of a poll or sync, as at connect; the local stack allows loopback), the CaldavSyncQueue, the
+    clock. A test passes its table, KMS, SQS, queue URL, clock, ``client_factory`` or the X6
+    guard's ``allow_local`` / ``resolve``."""
+    table = table if table is not None else table_from_settings()
+    box = CredentialBox(kms or boto3.client("kms"), key_id or get_settings().credentials_key_id)
+    clients = client_factory or guarded_client_factory(
+        allow_local=get_settings().local if allow_local is None else allow_local, resolve=resolve
+    )
+    worker = CalDAVSyncWorker(
+        table,
+        box,
+        links=links or get_settings().links,
+        client_factory=clients,
+        host_jobs_per_minute=int(host_jobs_per_minute or configured_rate()),
+    )
+    return SyncWorkerDeps(
+        worker=worker,
+        sqs=sqs if sqs is not None else boto3.client("sqs"),
+        queue_url=queue_url or get_settings().caldav_sync_queue_url,
+        clock=clock,
+    )

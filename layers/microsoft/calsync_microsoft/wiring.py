@@ -1,24 +1,27 @@
 """Builds the Microsoft services from settings, with test overrides (``table``, ``kms``, ``key_id``,
 ``sqs``, ``queue_url``, ``http_client`` (msal), ``session_factory`` (Graph), ``client_secret``,
 ``settings``, ``links``). Used by the accounts, sync, renewal and scheduling functions (not by the
-webhook)."""
+webhook); ``sync_deps`` and ``renew_deps`` are the sync and renewal functions' (docs/adr/0023)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import boto3
 
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
-from calsync.domain.models import Occurrence
+from calsync.domain.models import Occurrence, Provider
 from calsync.store.accounts import Account
 from calsync.store.items import Calendar
 from calsync.sync.jobs import SyncJob
 from calsync.sync.writer import CalendarWriter, EventDraft, WrittenEvent
 from calsync.wiring import Clock, utc_now
 from calsync.wiring.sync import SyncWorkerDeps
+from calsync.wiring.tasks import TaskDeps
 from calsync_microsoft import jobs
 from calsync_microsoft.auth import (
     MicrosoftAppConfig,
@@ -177,4 +180,39 @@ def sync_deps(o: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> 
         sqs=o.get("sqs") or _client("sqs"),
         queue_url=o.get("queue_url") or settings_of(o).sync_queue_url,
         clock=clock,
+    )
+
+
+@dataclass(frozen=True)
+class RenewDeps(TaskDeps):
+    """MicrosoftRenewFunction's: a schedule's (the MicrosoftRenewQueue, the MicrosoftSyncQueue as
+    ``sync_queue_urls["microsoft"]``) and the subscriptions' lifetime (S4: renewed at half-life)."""
+
+    subscription_lifetime: timedelta = timedelta(minutes=4230)
+
+    @property
+    def sync_queue_url(self) -> str:
+        return str(self.sync_queue_urls[Provider.MICROSOFT.value])
+
+
+def renew_deps(
+    o: Mapping[str, Any] | None = None,
+    *,
+    task_queue_url: str | None = None,
+    clock: Clock = utc_now,
+    limit: int | None = None,
+) -> RenewDeps:
+    """MicrosoftRenewFunction's dependencies (docs/adr/0023): the table, SQS and the sync queue of
+    ``o`` (``table``, ``sqs``, ``queue_url``, ``settings``), the MicrosoftRenewQueue, the clock;
+    ``limit``: mailboxes per task (tests)."""
+    o = o or {}
+    sqs, url = sqs_of(o)
+    return RenewDeps(
+        sqs=sqs,
+        task_queue_url=str(task_queue_url or get_settings().microsoft_renew_queue_url),
+        table=table_of(o),
+        sync_queue_urls={Provider.MICROSOFT.value: url},
+        clock=clock,
+        limit=limit,
+        subscription_lifetime=settings_of(o).subscription_lifetime,
     )

@@ -60,8 +60,8 @@ JobT = TypeVar("JobT", bound=BaseModel)
 class QueueWorker(Generic[JobT]):
     """One provider's sync queue: how to read a job, run it, and where its queue is.
 
-    Every dependency is a callable, looked up at each record, so that a function module's own
-    ``clock`` and ``set_dependencies`` (what tests change) keep working.
+    Every dependency is a callable, looked up at each record, so that what a test hands over with
+    ``wiring.use`` (``calsync.wiring.sync.queue_worker``) is what the next record reads.
     """
 
     name: str  # metric prefix: "CaldavSync", "GoogleSync", "MicrosoftSync"
