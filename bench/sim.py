@@ -1062,11 +1062,6 @@ def simulate(
 ) -> tuple[str, dict[str, Any]]:
     """Seed, run the day, and return (the report, its figures). ``shard_limit``: PollShardFunction's
     page instead of SHARD_BATCH (tests: a small registry then still needs several pages a shard)."""
-    import os
-
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "calsync")
     from calsync.wiring.tasks import task_deps
     from functions.caldav_poll import app as poll_app
     from functions.poll_shard import app as shard_app
@@ -1117,6 +1112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-limit", type=int, help="PollShardFunction's page (default SHARD_BATCH)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    # the command line only: quiet handlers (a test's process keeps its own environment)
+    import os
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "calsync")
     text, figures = simulate(
         args.people, threads=args.threads, sample=args.sample, shard_limit=args.shard_limit
     )
