@@ -14,13 +14,14 @@ from calsync.domain.models import UTC
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
-def test_one_changed_event_costs_one_list_call_and_ten_writes(moto_table: Any) -> None:  # S1, S6
+def test_one_changed_event_costs_one_list_call_and_twelve_writes(moto_table: Any) -> None:  # S1, S6
     calls, which, writes = per_notification(moto_table, NOW, events=20)
     assert calls == 1 and which[0].startswith("GET /calendar/v3/calendars/") and which[0].endswith("/events")
     # the webhook: the message number taken (UpdateItem) + the calendar's push job marked queued
     # (PutItem), cleared when the job starts (DeleteItem) — issue 13 point 5; the sync: the lease +
     # the copy of the changed occurrence (old index entry out, new one in) + the resource index (a
     # page's index entries go in one batch) + the cursor commit + the person's version (the ETag and
-    # the live channel, issue 15): nothing for the 19 unchanged events
-    assert writes == {"PutItem": 2, "UpdateItem": 5, "DeleteItem": 1, "BatchWriteItem": 3}
+    # the live channel, issue 15) + the person's "look again" for the live schedule (PutItem,
+    # docs/adr/0018): nothing for the 19 unchanged events
+    assert writes == {"PutItem": 3, "UpdateItem": 5, "DeleteItem": 1, "BatchWriteItem": 3}
     assert sum(writes.values()) == 3 + 8
