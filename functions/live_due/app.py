@@ -25,43 +25,29 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from pydantic import Field
 
 from calsync.api.presence_service import PresenceService
+from calsync.api.time_driven import TASK_PEOPLE, DueTask, Run, run, run_number, run_shard
 from calsync.config import get_presence_settings, get_settings
-from calsync.domain.errors import CalsyncError
 from calsync.observability import logger, metrics
 from calsync.store import due as dues
 from calsync.store import keys
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
 from calsync.sync import budget as budgets
-from calsync.sync.tasks import ShardTask, handle_record, send_tasks
+from calsync.sync.tasks import handle_record, send_tasks
+
+__all__ = ["TASK_PEOPLE", "DueTask", "Run", "lambda_handler", "run", "run_number", "run_shard"]
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-PAGE = 100
-# The most people one invocation handles: ~20 ms each (two Queries, about three writes) is ~20 s,
-# well inside the 50 s timeout; the time budget (a quarter of it kept) stops it earlier if slower.
-TASK_PEOPLE = 1_000
-FIRST_LOOKBACK = timedelta(minutes=5)  # a shard's first run (no cursor yet) reads this far back
-
-
-class DueTask(ShardTask):
-    """Handle ``shard`` of the DUE buckets; ``after``: the minute (``keys.iso``) to continue at
-    (None: the shard's "look again" bucket, then its minutes from its cursor)."""
-
-    kind: Literal["due"] = "due"
-    shard: int = Field(ge=0, lt=keys.DUE_SHARDS)
 
 
 def utc_now() -> datetime:
@@ -98,103 +84,6 @@ def _sqs() -> Any:
 
 def _queue_url() -> str:
     return str(_overrides.get("task_queue_url") or get_settings().live_due_queue_url)
-
-
-@dataclass
-class Run:
-    people: int = 0  # people handled (taken out of a bucket)
-    presence: int = 0  # presence events published (one per changed person, on each of their locations)
-    meetings: int = 0
-    failed: int = 0
-    rest: DueTask | None = None  # what is left of the task (hand it back to the queue)
-
-
-def run_shard(  # noqa: PLR0917 - the task's inputs, as clean_shard takes them
-    store: dues.DueStore,
-    service: PresenceService,
-    task: DueTask,
-    now: datetime,
-    in_time: Callable[[], bool] = lambda: True,
-    limit: int = TASK_PEOPLE,
-) -> Run:
-    """One invocation's share: the people of ``task.shard`` due by ``now``, at most ``limit``.
-    ``rest``: the task that continues (None: the shard is done up to now's minute, and its cursor
-    moved past it)."""
-    out = Run()
-    last = dues.floor_minute(now)
-    if task.after is None:
-        for pk in dues.soon_pks(task.shard):
-            if not _bucket(store, service, pk, now, in_time, limit, out):
-                out.rest = task
-                return out
-        minute = store.cursor(task.shard) or last - FIRST_LOOKBACK
-    else:
-        minute = keys.parse_iso(task.after)
-    while minute <= last:
-        for pk in dues.bucket_pks(minute, task.shard):
-            if not _bucket(store, service, pk, now, in_time, limit, out):
-                store.set_cursor(minute, task.shard)  # every minute before it is done
-                out.rest = task.continued(keys.iso(minute))
-                return out
-        minute += dues.MINUTE
-    store.set_cursor(minute, task.shard)
-    return out
-
-
-def _bucket(  # noqa: PLR0917 - private, one call site per kind of bucket
-    store: dues.DueStore,
-    service: PresenceService,
-    pk: str,
-    now: datetime,
-    in_time: Callable[[], bool],
-    limit: int,
-    out: Run,
-) -> bool:
-    """Handle one bucket to its end; ``False`` when the bound or the budget ran out first."""
-    while True:
-        room = min(PAGE, limit - out.people)
-        if room <= 0:
-            return False
-        page = store.page(pk, room)
-        for item in page:
-            if not in_time():
-                return False
-            if not store.claim(pk, item.user_id):
-                continue  # another task of the shard took them meanwhile
-            out.people += 1
-            try:
-                found = service.publish_time_driven(item.user_id, item.at, now)
-            except CalsyncError as exc:  # visible, then dropped: the next write re-arms the person
-                logger.warning(
-                    "time-driven change not handled",
-                    extra={"user_id": item.user_id, "bucket": pk, "error": type(exc).__name__},
-                )
-                out.failed += 1
-            else:
-                out.presence += found.presence_changed
-                out.meetings += found.meetings_changed
-        if len(page) < room:
-            return True
-
-
-def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
-    """One schedule run's work in this process: every shard's task, and what each hands back, run
-    to its end (bench/cost.py; the deployed function runs them as queue tasks)."""
-    out = Run()
-    pending = [DueTask(shard=s, run=run_number(now)) for s in range(keys.DUE_SHARDS)]
-    while pending:
-        done = run_shard(store, service, pending.pop(), now)
-        out.people += done.people
-        out.presence += done.presence
-        out.meetings += done.meetings
-        out.failed += done.failed
-        if done.rest is not None:
-            pending.append(done.rest)
-    return out
-
-
-def run_number(now: datetime) -> int:
-    return int(now.timestamp()) // 60
 
 
 def dispatch(now: datetime) -> list[int]:

@@ -18,7 +18,7 @@ work is idempotent on redelivery (documented with each consumer).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,7 +44,7 @@ class ShardTask(BaseModel):
     def body(self) -> str:
         return self.model_dump_json(exclude_none=True)
 
-    def continued(self, after: str | None) -> ShardTask:
+    def continued(self, after: str | None) -> Self:
         """The rest of this task: the same task, continuing after ``after``."""
         return self.model_copy(update={"after": after})
 
