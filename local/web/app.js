@@ -18,7 +18,7 @@ const liveUrl = settings.get("live") || "";
 const roomId = settings.get("room") || "";
 const people = (settings.get("people") || "").split(",").map((p) => p.trim()).filter(Boolean);
 
-const counters = { fetches: 0, notModified: 0, events: 0, connects: 0 };
+const counters = { fetches: 0, answered: 0, notModified: 0, events: 0, connects: 0 }; // answered: reads whose answer is shown
 const views = new Map(); // "<type>:<id>" (the live event's type and id) -> view
 
 function decodeClaims(jwt) {
@@ -76,6 +76,7 @@ async function refresh(view) {
         const problem = await answer.json().catch(() => ({}));
         showProblem(`${view.path}: ${answer.status} ${problem.detail || problem.title || problem.message || ""}`);
       }
+      counters.answered += 1;
     } while (view.again);
   } catch (error) {
     showProblem(`${view.path}: ${error}`);
