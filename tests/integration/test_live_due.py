@@ -177,6 +177,23 @@ def test_a_meeting_leaving_the_meetings_answer_tells_the_person(world: World) ->
     assert world.published.of("presence") == []  # alice has no session: her presence did not change
 
 
+def test_a_change_by_time_arms_its_next_instant_without_a_look_again(world: World) -> None:
+    # docs/adr/0026: the schedule's own meetings bump puts nobody in DUE#SOON (the look again would
+    # find the instant it has just armed, for 3 writes and 3 read units)
+    meeting(world, "early", NOW - timedelta(hours=1), NOW - timedelta(minutes=30))
+    meeting(world, "later", NOW + timedelta(hours=2), NOW + timedelta(hours=3))
+    world.tick(NOW)  # the sync's look again
+    store = due.DueStore(world.table)
+    soon = due.soon_pk(keys.due_shard("alice"))
+    assert store.page(soon, 10) == []
+    world.tick(NOW + timedelta(minutes=31))  # "early" leaves the answer: published by time
+    assert [e["id"] for e in world.published.of("meetings")][-1:] == ["alice"]
+    assert store.page(soon, 10) == []  # no look again of its own
+    # the next instant is armed: "later" leaves the answer 61 min after its end
+    armed = store.page(due.bucket_pk(NOW + timedelta(hours=4, minutes=1), keys.due_shard("alice")), 10)
+    assert [d.user_id for d in armed] == ["alice"]
+
+
 def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) -> None:
     meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
     sign_in(world)

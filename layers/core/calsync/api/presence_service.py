@@ -318,7 +318,8 @@ class PresenceService:
         kinds = [kind for kind, yes in changed if yes]
         if kinds:
             answer = live_answer(user_id, found.view, found.presence_until)
-            self._repo.bump_versions([user_pk(user_id)], *kinds, answer=answer)
+            # the next instant is armed just below, from the same data: no "look again" (0026)
+            self._repo.bump_versions([user_pk(user_id)], *kinds, answer=answer, look_again=False)
         self._arm(user_id, found.next_at)
         return found
 

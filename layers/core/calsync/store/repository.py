@@ -674,15 +674,17 @@ class Repository:
         *kinds: str,
         answer: live.Answer | None = None,
         calendar: Calendar | None = None,
+        look_again: bool = True,
     ) -> dict[str, int]:
         """After a write: the versions of the people and rooms among ``pks`` grow (``versions``;
         ``kinds`` and ``answer``: what the live channel's events say), and those of the wide
         calendars whose partitions are among them (0021), whose subscribers are then told on the
-        live channel (``calendar``: the one written, when the caller has it)."""
+        live channel (``calendar``: the one written, when the caller has it; ``look_again``: see
+        ``versions.bump``)."""
         pks = list(pks)
         calendar_ids = sorted({c for c in map(keys.wide_calendar_of_pk, pks) if c is not None})
         with _mapped_errors("store version"):
-            out = versions.bump(self._table, pks, *kinds, answer=answer)
+            out = versions.bump(self._table, pks, *kinds, answer=answer, look_again=look_again)
             for calendar_id in calendar_ids:
                 version = versions.bump_wide(self._table, calendar_id)
                 out[keys.wide_pk(calendar_id)] = version

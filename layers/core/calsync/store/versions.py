@@ -50,11 +50,20 @@ def owners(pks: Iterable[str]) -> list[str]:
     return sorted({pk for pk in pks if pk.startswith((USER_PREFIX, ROOM_PREFIX))})
 
 
-def bump(table: Table, pks: Iterable[str], *kinds: str, answer: live.Answer | None = None) -> dict[str, int]:
+def bump(
+    table: Table,
+    pks: Iterable[str],
+    *kinds: str,
+    answer: live.Answer | None = None,
+    look_again: bool = True,
+) -> dict[str, int]:
     """Add one to the version of each person and room among ``pks``; their new versions. Each new
     version is then published on the live channel (``calsync.live``; ``kinds``: what changed for a
     person, ``meetings`` (the default) and/or ``presence``, whose event carries ``answer``'s fields),
-    which never fails the write.
+    which never fails the write. A meetings change puts each person bumped in the schedule's "look
+    again" bucket (``look_again``; the schedule itself, which arms the next instant from the data it
+    just read, passes ``False``: a look again would find the same instant, for 3 writes and 3 read
+    units, docs/adr/0026).
 
     One UpdateItem each (callers pass the distinct owners one write touched). Errors are the
     store's (``ClientError``); callers run this inside their ``_mapped_errors``."""
@@ -86,7 +95,8 @@ def bump(table: Table, pks: Iterable[str], *kinds: str, answer: live.Answer | No
         out[pk] = of(attributes)
         items[pk] = (out[pk], dict(attributes))
     kinds = kinds or ("meetings",)
-    if "meetings" in kinds:  # when the meetings change next by time is for the schedule to find out
+    # when the meetings change next by time is for the schedule to find out
+    if look_again and "meetings" in kinds:
         soon = due.DueStore(table)
         for pk in out:
             if pk.startswith(USER_PREFIX):
