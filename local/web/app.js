@@ -2,10 +2,12 @@
 // a room panel and colleagues' presence, from the public HTTP API only, kept current by the live
 // channel (AWS AppSync Events' WebSocket protocol, docs/adr/0015). No dependency, no build step.
 //
-// A live event is {"type": "meetings"|"room"|"presence", "id", "version", ...}: never the content.
-// On an event the view refetches with If-None-Match (304 when it is current). Versions only grow,
-// so one conditional refetch covers any gap; after every (re)subscription the view refetches once,
-// which is what makes a reconnect lose nothing. Fields an event has besides these are ignored.
+// A live event is {"type": "meetings"|"room"|"presence", "id", "version", ...}. A presence event
+// usually carries the answer itself ("presence", the JSON GET /v1/users/{id}/presence returns at that
+// version, and "etag", its ETag: docs/adr/0018): the view shows it and reads nothing (what the cost
+// model counts, docs/adr/0026). Otherwise the view refetches with If-None-Match (304 when it is
+// current). Versions only grow, so one conditional refetch covers any gap; after every
+// (re)subscription the view refetches once, which is what makes a reconnect lose nothing.
 // Which meetings and in which order is the API's business (rules U*, R*): the page shows what it gets.
 "use strict";
 
@@ -18,7 +20,8 @@ const liveUrl = settings.get("live") || "";
 const roomId = settings.get("room") || "";
 const people = (settings.get("people") || "").split(",").map((p) => p.trim()).filter(Boolean);
 
-const counters = { fetches: 0, answered: 0, notModified: 0, events: 0, connects: 0 }; // answered: reads whose answer is shown
+// answered: reads whose answer is shown; applied: events whose own answer is shown (no read)
+const counters = { fetches: 0, answered: 0, notModified: 0, events: 0, applied: 0, connects: 0 };
 const views = new Map(); // "<type>:<id>" (the live event's type and id) -> view
 
 function decodeClaims(jwt) {
@@ -195,6 +198,15 @@ function onEvent(event) {
   if (!view || typeof event.version !== "number") return;
   if (view.version !== null && event.version <= view.version) return; // seen already
   view.version = event.version;
+  const carried = event.type === "presence" && event.presence && typeof event.etag === "string";
+  if (carried && !view.busy) {
+    // the answer at this version: nothing to read (a read in flight may be older: then read again)
+    view.etag = event.etag;
+    view.render(event.presence);
+    counters.applied += 1;
+    showCounters();
+    return;
+  }
   refresh(view); // one conditional read, whether versions were skipped or not
 }
 

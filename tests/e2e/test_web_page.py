@@ -156,7 +156,7 @@ def test_the_page_shows_what_the_api_answers(stack: Stack, page: Any) -> None:
 
 def test_a_colleague_s_status_set_through_the_api_shows_without_reload(stack: Stack, page: Any) -> None:
     bob = {"Authorization": f"Bearer {stack.token('--user', 'bob', '--location', 'hq')}"}
-    events = _counters(page)["events"]
+    events, applied = _counters(page)["events"], _counters(page)["applied"]
 
     started = time.monotonic()
     assert requests.post(f"{stack.api}/v1/me/sessions", headers=bob, timeout=10).status_code == 201
@@ -185,7 +185,10 @@ def test_a_colleague_s_status_set_through_the_api_shows_without_reload(stack: St
     shown = page.execute_script("return document.querySelector('#presence li[data-user=bob]').textContent")
     assert "no calls" in shown and "Writing the quarterly report" in shown  # P3, P4 as others see them
     assert page.execute_script("return window.notReloaded") is True
-    assert _counters(page)["events"] >= events + 2  # told by the live channel, not by a reload
+    counters = _counters(page)
+    assert counters["events"] >= events + 2  # told by the live channel, not by a reload
+    # the events carried bob's answer: shown as they came, no read (docs/adr/0026)
+    assert counters["applied"] >= applied + 2, counters
     print(
         f"\nweb page: bob online {online_s * 1000:.0f} ms after POST /v1/me/sessions began; "
         f"do not disturb {busy_s * 1000:.0f} ms after PUT /v1/me/presence began"
