@@ -46,7 +46,14 @@ OPEN_MINUTES = 10 * 60
 POLL_EVERY_MIN = 1
 CAL_CHANGES, PRESENCE_CHANGES = 20, 10
 WATCHERS = 5  # colleagues' apps subscribed to each person's presence
-SUBSCRIPTIONS = 2  # own meetings, the location's presence (…/presence/*)
+# own meetings, and each watched colleague's presence channel (as the reference page subscribes,
+# local/web/app.js; one `…/presence/*` subscription instead would deliver the whole location's events)
+SUBSCRIPTIONS = 1 + WATCHERS
+# AppSync GraphQL's real-time updates are metered in 5 KB payload increments; whether Event API
+# operations are too is not on the pricing text found (docs/adr/0026): counted as if they were, so an
+# event over 5 KB is charged as more than one operation (a presence event is ~250 bytes: one)
+EVENT_OP_BYTES = 5 * 1024
+AT_SCALE = 100_000  # people sharing the schedule's fixed cost in the second live row
 MEETING_HOURS = (9, 11, 14, 16)  # 4 meetings of 45 min a day (UTC; the person's zone is Berlin)
 SCHEDULE_RUNS = 60 * 24 * 30  # LiveDueFunction every minute, all month: a fixed cost, whatever the people
 SCHEDULE_RUN_MS, PERSON_MS = 20, 20
@@ -90,13 +97,24 @@ def _item_size(item: dict[str, Any]) -> int:
     return sum(len(str(k).encode()) + _size(v) for k, v in item.items())
 
 
+WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+
+
 @dataclass
 class Meter:
-    """DynamoDB requests and read units of the calls made through one client (botocore hooks)."""
+    """DynamoDB requests, read units and write units of the calls made through one client (botocore
+    hooks). Write units by DynamoDB's rules (1 KB per unit, the larger of the item before and after;
+    https://aws.amazon.com/dynamodb/pricing/on-demand/): a PutItem's item as sent, an UpdateItem's
+    or DeleteItem's as returned (``ALL_NEW``/``ALL_OLD``), 1 when the call returns none."""
 
     calls: list[str] = field(default_factory=list)
     read_units: float = 0.0
     writes: int = 0
+    write_log: list[tuple[str, int]] = field(default_factory=list)  # (operation, write units)
+    _sent: dict[str, Any] = field(default_factory=dict)
+
+    def params(self, params: dict[str, Any], **_: Any) -> None:
+        self._sent = dict(params)
 
     def __call__(self, event_name: str, parsed: dict[str, Any], model: Any, **_: Any) -> None:
         op = event_name.rsplit(".", 1)[-1]
@@ -106,21 +124,30 @@ class Meter:
         elif op == "Query":
             total = sum(_item_size(i) for i in parsed.get("Items", []))
             self.read_units += max(1, math.ceil(total / 4096))  # strongly consistent
-        elif op in ("PutItem", "UpdateItem", "DeleteItem"):
+        elif op in WRITES:
             self.writes += 1
+            item = self._sent.get("Item") if op == "PutItem" else parsed.get("Attributes")
+            self.write_log.append((op, max(1, math.ceil(_item_size(item or {}) / 1024))))
         elif op == "BatchWriteItem":
             self.writes += 25  # at most; only the bump writes are priced below
+
+    def units(self, *ops: str) -> int:
+        """Write units of the calls of these operations (all writes when none given)."""
+        return sum(u for op, u in self.write_log if op in (ops or WRITES))
 
 
 @contextmanager
 def metered(table: Any) -> Iterator[Meter]:
     meter = Meter()
     events = table.meta.client.meta.events
+    # provide-client-params: before the table resource serializes them (its values are Python's)
+    events.register("provide-client-params.dynamodb", meter.params, unique_id="calsync-bench-params")
     events.register("after-call.dynamodb", meter, unique_id="calsync-bench-meter")
     try:
         yield meter
     finally:
         events.unregister("after-call.dynamodb", meter, unique_id="calsync-bench-meter")
+        events.unregister("provide-client-params.dynamodb", meter.params, unique_id="calsync-bench-params")
 
 
 class _Counting:
@@ -153,7 +180,7 @@ class Measured:
     change_publishes: int
     change_look_reads: float  # the schedule's "look again" after it (idle run's cost left out)
     change_look_writes: int
-    presence_writes: int  # a status set through the API: the item, the bump, the next instant
+    presence_writes: int  # a status set through the API, for the live channel: the bump, the next instant
     presence_reads_on_write: float
     presence_publishes: int
     presence_event_has_answer: bool
@@ -288,7 +315,6 @@ def measure() -> Measured:
         due_module.set_dependencies()
         live.use(None)
         get_presence_settings.cache_clear()
-    writes = ("PutItem", "UpdateItem", "DeleteItem")
     return Measured(
         full_reads=full.read_units,
         full_calls=len(full.calls),
@@ -296,9 +322,9 @@ def measure() -> Measured:
         nm_calls=len(nm.calls),
         presence_reads=p_full.read_units,
         presence_nm_reads=p_nm.read_units,
-        change_writes=change.calls.count("UpdateItem") + soon,  # the bump; the "look again" put
+        change_writes=change.units("UpdateItem") + soon,  # the bump; the "look again" put (1 unit)
         change_publishes=change_publishes,
-        presence_writes=sum(pchange.calls.count(op) for op in writes),
+        presence_writes=pchange.units() - pchange.write_log[0][1],  # the status item is there anyway
         presence_reads_on_write=pchange.read_units,
         presence_publishes=presence_publishes,
         presence_event_has_answer="presence" in event and "etag" in event,
@@ -308,13 +334,11 @@ def measure() -> Measured:
         day_time_meetings=day_types.get("meetings", 0),
         day_handled=handled,
         day_reads=day.read_units - OPEN_MINUTES * idle.read_units,
-        day_writes=sum(day.calls.count(op) for op in writes)
-        - OPEN_MINUTES * sum(idle.calls.count(op) for op in writes),
+        day_writes=day.units() - OPEN_MINUTES * idle.units(),
         change_look_reads=looked.read_units - idle.read_units,
-        change_look_writes=sum(looked.calls.count(op) for op in writes)
-        - sum(idle.calls.count(op) for op in writes),
+        change_look_writes=looked.units() - idle.units(),
         run_reads=idle.read_units,
-        run_writes=sum(idle.calls.count(op) for op in writes),
+        run_writes=idle.units(),
     )
 
 
@@ -326,8 +350,8 @@ def _reads(invocations: float, units: float) -> float:
     return invocations * units * RRU_PER_M / 1e6
 
 
-def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[str]]:
-    """Per 1,000 people per month: (rows, totals by approach, the live channel's floor explained)."""
+def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str]], list[str]]:
+    """Per 1,000 people per month: (rows, totals by approach, the live channel part by part, notes)."""
     n = PEOPLE * DAYS  # person-days
     polls = n * OPEN_MINUTES / POLL_EVERY_MIN
     time_meetings = m.day_time_meetings + 1  # measured in the open hours; + midnight (window moves)
@@ -344,68 +368,111 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[str]]:
         _reads(changes, m.full_reads) + _reads(polls - changes, m.nm_reads) + version_writes,
         0.0,
     )
-    # the live channel, from what the code was measured to do
+    # the live channel, from what the code was measured to do; each part on its own (``parts``)
     refetches = n * (CAL_CHANGES + m.day_time_meetings + 1)  # own meetings: each event + the connect
     presence_events = n * (PRESENCE_CHANGES * m.presence_publishes + m.day_time_presence)
     presence_gets = n * WATCHERS  # each colleague's presence once, at connect
     if not m.presence_event_has_answer:
         presence_gets += presence_events * WATCHERS  # a refetch per delivery
+    per_delivery = math.ceil(m.presence_event_bytes / EVENT_OP_BYTES)  # operations per presence event
     connect_ops = n * (1 + SUBSCRIPTIONS)
     meetings_ops = n * (
         CAL_CHANGES * m.change_publishes * 2 + m.day_time_meetings * 2 + 1
     )  # midnight: 0 receivers
-    presence_ops = presence_events * (1 + WATCHERS)  # publish + a delivery to each watcher
+    presence_ops = presence_events * per_delivery * (1 + WATCHERS)  # publish + a delivery to each watcher
     connection = n * OPEN_MINUTES * EVENTS_CONN_MIN_PER_M / 1e6
-    live_writes = n * (
-        CAL_CHANGES * (m.change_writes + m.change_look_writes)
-        + PRESENCE_CHANGES * (m.presence_writes - 1)
-        + m.day_writes
-    )  # what the live channel adds: bumps, instants armed and handled (the PRESENCE item is there anyway)
-    schedule_fixed = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
-    schedule_lambda = (
-        _lambda(SCHEDULE_RUNS * SCHEDULE_INVOCATIONS, SCHEDULE_RUN_MS)
-        + SCHEDULE_RUNS * SCHEDULE_SQS_REQUESTS * SQS_PER_M / 1e6
-    ) + n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S)
-    live_cost = approach(
-        (refetches + presence_gets) * HTTP_PER_M / 1e6,
-        _lambda(refetches + presence_gets, FULL_MS) + schedule_lambda,
-        _reads(refetches, m.full_reads)
-        + _reads(presence_gets, m.presence_reads)
-        + n * (m.day_reads + CAL_CHANGES * m.change_look_reads) * RRU_PER_M / 1e6
-        + live_writes * WRU_PER_M / 1e6
-        + schedule_fixed,
-        (connect_ops + meetings_ops + presence_ops) * EVENTS_OP_PER_M / 1e6 + connection,
+    ops = EVENTS_OP_PER_M / 1e6
+
+    def gets(count: float, units: float) -> float:  # HTTP API, Lambda and DynamoDB of ``count`` GETs
+        return count * HTTP_PER_M / 1e6 + _lambda(count, FULL_MS) + _reads(count, units)
+
+    parts: list[tuple[str, str, float]] = [  # (what, service, $)
+        ("connection-minutes (10 h a day)", "AppSync", connection),
+        (f"connect + {SUBSCRIPTIONS} subscriptions a day", "AppSync", connect_ops * ops),
+        ("own meetings events: publish + delivery", "AppSync", meetings_ops * ops),
+        (f"presence events: publish + {WATCHERS} deliveries", "AppSync", presence_ops * ops),
+        (
+            "own meetings refetched after each event and at connect",
+            "HTTP+Lambda+DDB",
+            gets(refetches, m.full_reads),
+        ),
+        ("colleagues' presence read at connect", "HTTP+Lambda+DDB", gets(presence_gets, m.presence_reads)),
+        (
+            "calendar changes: version bump + look again",
+            "DynamoDB",
+            n
+            * CAL_CHANGES
+            * ((m.change_writes + m.change_look_writes) * WRU_PER_M + m.change_look_reads * RRU_PER_M)
+            / 1e6,
+        ),
+        (
+            "status sets: version bump + next instant",
+            "DynamoDB",
+            n * PRESENCE_CHANGES * m.presence_writes * WRU_PER_M / 1e6,
+        ),
+        (
+            "changes by time: the schedule's handling",
+            "DynamoDB+Lambda",
+            n * (m.day_reads * RRU_PER_M + m.day_writes * WRU_PER_M) / 1e6
+            + n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S),
+        ),
+        (
+            "the schedule's fixed cost (every minute, all month)",
+            "Lambda+SQS+DDB",
+            _lambda(SCHEDULE_RUNS * SCHEDULE_INVOCATIONS, SCHEDULE_RUN_MS)
+            + SCHEDULE_RUNS * SCHEDULE_SQS_REQUESTS * SQS_PER_M / 1e6
+            + SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6,
+        ),
+    ]
+    fixed = parts[-1][2]
+    fixed_ddb = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
+    handling_ddb = n * (m.day_reads * RRU_PER_M + m.day_writes * WRU_PER_M) / 1e6
+    http = (refetches + presence_gets) * HTTP_PER_M / 1e6
+    appsync = sum(cost for _, service, cost in parts if service == "AppSync")
+    total = sum(cost for _, _, cost in parts)
+    # Lambda (and SQS, the schedule's): the GETs' functions, the handling of people, the runs
+    lam = _lambda(refetches + presence_gets, FULL_MS) + (parts[-2][2] - handling_ddb) + (fixed - fixed_ddb)
+    ddb = total - appsync - http - lam
+    live_cost = approach(http, lam, ddb, appsync)
+    at_scale = approach(
+        http,
+        lam - (fixed - fixed_ddb) * (1 - PEOPLE / AT_SCALE),
+        ddb - fixed_ddb * (1 - PEOPLE / AT_SCALE),
+        appsync,
     )
     rows = []
     for name, costs in (
         ("polling every 60 s", plain),
         ("polling with If-None-Match", conditional),
         ("live channel (AppSync Events)", live_cost),
+        (f"live, per 1,000 of {AT_SCALE:,} people", at_scale),
     ):
         rows.append([name, *(f"${c:,.2f}" for c in costs)])
-    # the floor: what the live channel costs before a single presence event
-    own = (
-        refetches * HTTP_PER_M / 1e6
-        + _lambda(refetches, FULL_MS)
-        + _reads(refetches, m.full_reads)
-        + n * CAL_CHANGES * (m.change_writes + m.change_look_writes) * WRU_PER_M / 1e6
-        + n * CAL_CHANGES * m.change_look_reads * RRU_PER_M / 1e6
+    per_event = n * per_delivery * (1 + WATCHERS) * ops  # one presence event a person-day, L watchers
+    explained = [[what, service, f"${cost:.2f}"] for what, service, cost in parts]
+    explained.append(
+        ["AppSync Events alone (what the usage makes it publish and deliver)", "AppSync", f"${appsync:.2f}"]
     )
-    floor = connection + (connect_ops + meetings_ops) * EVENTS_OP_PER_M / 1e6 + own
-    per_event = n * (1 + WATCHERS) * EVENTS_OP_PER_M / 1e6  # one presence event a person-day, L watchers
-    room = max(0.0, TARGET - floor)
-    explained = [
-        f"connection-minutes {n * OPEN_MINUTES / 1e6:.1f} M x ${EVENTS_CONN_MIN_PER_M}/M = ${connection:.2f}",
-        f"connect + {SUBSCRIPTIONS} subscriptions {connect_ops / 1e3:,.0f} k ops = ${connect_ops / 1e6:.2f}",
-        f"own meetings events {meetings_ops / 1e3:,.0f} k ops = ${meetings_ops / 1e6:.2f}; their refetches"
-        f" {refetches / 1e3:,.0f} k (HTTP, Lambda, DynamoDB), version writes and looks again = ${own:.2f}",
-        f"floor before any presence event: ${floor:.2f}; each presence event per person-day, delivered to "
-        f"{WATCHERS} watchers, adds ${per_event:.2f}: the ${TARGET:.2f} target leaves room for "
-        f"{room / per_event:.1f} presence events per person-day; the usage has "
-        f"{PRESENCE_CHANGES * m.presence_publishes + m.day_time_presence}"
-        f" ({PRESENCE_CHANGES} chosen + {m.day_time_presence} by time, measured)",
+    explained.append(["the rest of the stack", "", f"${total - appsync:.2f}"])
+    notes = [
+        f"usage: {n:,} person-days; {CAL_CHANGES} calendar changes + {m.day_time_meetings} by time "
+        "+ midnight, "
+        f"{PRESENCE_CHANGES * m.presence_publishes + m.day_time_presence} presence events "
+        f"({PRESENCE_CHANGES} chosen + {m.day_time_presence} by time, measured) a person-day; "
+        f"each presence event per person-day delivered to {WATCHERS} watchers is ${per_event:.2f}",
+        f"AppSync Events alone is ${appsync:.2f} against the ${TARGET:.2f} target: "
+        + (
+            "the target is out of reach under this usage whatever the rest costs"
+            if appsync > TARGET
+            else "within it"
+        ),
     ]
-    return rows, {"polling": plain[-1], "conditional": conditional[-1], "live": live_cost[-1]}, explained
+    return (
+        rows,
+        {"polling": plain[-1], "conditional": conditional[-1], "live": live_cost[-1]},
+        explained,
+        notes,
+    )
 
 
 def bench_cost() -> int:
@@ -432,11 +499,12 @@ def bench_cost() -> int:
         f"by time, {m.day_handled} people-instants handled, {m.day_reads:g} read units, "
         f"{m.day_writes} writes; a run with nobody due: {m.run_reads:g} read units, {m.run_writes} write"
     )
-    rows, totals, floor = model(m)
+    rows, totals, parts, notes = model(m)
     print(render(["approach", "HTTP API", "Lambda", "DynamoDB", "AppSync Events", "total"], rows))
-    print("    the live channel's floor (per 1,000 people per month):")
-    for line in floor:
-        print(f"      {line}")
+    print("    the live channel part by part (per 1,000 people per month, the first row's):")
+    print(render(["part", "service", "cost"], parts))
+    for line in notes:
+        print(f"    {line}")
     met = totals["live"] <= TARGET
     verdict = "met" if met else "NOT met"
     print(f"    target with the live channel: <= ${TARGET:.2f}: {verdict} (${totals['live']:.2f})")
