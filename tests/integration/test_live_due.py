@@ -194,6 +194,32 @@ def test_a_change_by_time_arms_its_next_instant_without_a_look_again(world: Worl
     assert [d.user_id for d in armed] == ["alice"]
 
 
+def test_a_look_again_that_finds_the_next_instant_armed_writes_no_instant(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0026: a calendar change after the next instant leaves that instant as it was; the
+    # look again reads the bucket (one GetItem) instead of putting the same item again
+    meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
+    sign_in(world)  # arms the standup's start
+    world.tick(NOW + timedelta(minutes=1))
+    armed: list[tuple[str, datetime]] = []
+    original = due.DueStore.arm
+
+    def spy(self: due.DueStore, user_id: str, at: datetime) -> None:
+        armed.append((user_id, at))
+        original(self, user_id, at)
+
+    monkeypatch.setattr(due.DueStore, "arm", spy)
+    meeting(world, "later", NOW + timedelta(hours=3), NOW + timedelta(hours=4))  # a calendar change
+    world.published.events.clear()
+    world.tick(NOW + timedelta(minutes=2))  # its look again: the next instant is still the standup's
+    assert armed == []
+    world.tick(NOW + timedelta(minutes=30, seconds=20))  # and the chain goes on from it
+    [event] = world.published.of("presence")
+    assert event["presence"]["status"] == "busy"
+    assert armed and armed[-1][0] == "alice"  # the standup's end, armed by the run that handled it
+
+
 def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) -> None:
     meeting(world, "standup", NOW + timedelta(minutes=30), NOW + timedelta(minutes=45))
     sign_in(world)

@@ -156,10 +156,14 @@ class PresenceService:
         detail["reason"] = why
         self._publisher.publish(detail)
 
-    def _arm(self, user_id: str, until: datetime | None) -> None:
-        """The next instant this answer changes by itself goes to the live schedule (docs/adr/0018)."""
+    def _arm(self, user_id: str, until: datetime | None, *, once: bool = False) -> None:
+        """The next instant this answer changes by itself goes to the live schedule (docs/adr/0018);
+        ``once``: unless it is there already (a look again, docs/adr/0026)."""
         if self._due is not None and until is not None:
-            self._due.arm(user_id, until)
+            if once:
+                self._due.arm_once(user_id, until)
+            else:
+                self._due.arm(user_id, until)
 
     # ---- presence (P1-P7, X1) ----------------------------------------------------------------
     # Each write computes the answer it leads to first (from the state read and what it writes), so
@@ -320,7 +324,8 @@ class PresenceService:
             answer = live_answer(user_id, found.view, found.presence_until)
             # the next instant is armed just below, from the same data: no "look again" (0026)
             self._repo.bump_versions([user_pk(user_id)], *kinds, answer=answer, look_again=False)
-        self._arm(user_id, found.next_at)
+        # a look again (``since`` None) mostly finds the instant its person's chain has armed already
+        self._arm(user_id, found.next_at, once=since is None)
         return found
 
     # ---- profile (P8) --------------------------------------------------------------------------
