@@ -1,9 +1,5 @@
-"""CalDAV sync worker: the CaldavSyncQueue (SQS FIFO, group = calendar) event source.
-
-A handler only (docs/adr/0023): ``calsync.wiring.sync.sync_function`` runs each record (partial batch
-failures, Retry-After / backoff, dead-letter queue after maxReceiveCount) through
-``calsync_caldav.worker.CalDAVSyncWorker``.
-"""
+"""CalDAV sync worker: the CaldavSyncQueue's event source (SQS FIFO, group = calendar). Each job
+runs through ``calsync_caldav.worker.CalDAVSyncWorker`` (the handler: ``calsync.wiring.sync``)."""
 
 from calsync.sync.jobs import SyncJob
 from calsync.wiring.sync import calendar_keys, sync_function

@@ -1,9 +1,5 @@
-"""Google sync worker: the GoogleSyncQueue (SQS FIFO, group = calendar) event source.
-
-A handler only (docs/adr/0023): ``calsync.wiring.sync.sync_function`` runs each record (partial batch
-failures, Retry-After / backoff, dead-letter queue after maxReceiveCount) through
-``calsync_google.worker.GoogleSyncWorker``.
-"""
+"""Google sync worker: ``calsync_google.worker.GoogleSyncWorker`` runs the GoogleSyncQueue's jobs
+(SQS FIFO, one group per calendar; retries, backoff and hand-backs: ``calsync.wiring.sync``)."""
 
 from calsync.sync.jobs import SyncJob
 from calsync.wiring.sync import calendar_keys, sync_function

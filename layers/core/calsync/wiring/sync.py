@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from calsync.observability import logger, metrics
+from calsync.observability import observed
 from calsync.sync.jobs import SyncJob
 from calsync.sync.queue_worker import QueueWorker
 from calsync.wiring import Clock, Wiring, utc_now
@@ -73,10 +73,4 @@ def sync_function(
         queue_url=lambda: wiring().queue_url,
         log_keys=log_keys,
     )
-
-    @logger.inject_lambda_context
-    @metrics.log_metrics
-    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return queue.handle(event, context)
-
-    return SyncFunction(wiring, lambda_handler)
+    return SyncFunction(wiring, observed(queue.handle))
