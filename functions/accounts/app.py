@@ -9,12 +9,9 @@ provider's SDK with the first disconnect that needs it), errors leave as RFC 945
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-
-from calsync.api import problem_handlers, problems
+from calsync.api import problems
 from calsync.api.account_schemas import (
     AccountOut,
     AccountsOut,
@@ -24,21 +21,22 @@ from calsync.api.account_schemas import (
     CalendarsOut,
 )
 from calsync.api.accounts import AccountsService
-from calsync.api.auth import Principal, principal_from_event
-from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Response
+from calsync.api.http import (
+    Body,
+    Caller,
+    Depends,
+    HttpApi,
+    Response,
+    created,
+    creates,
+    no_content,
+    no_content_route,
+)
 from calsync.api.params import AccountId, LocationId, UserId
 from calsync.wiring import Wiring
 from calsync.wiring.accounts import AccountsFunctionDeps, accounts_deps
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-
-logger = Logger(service="calsync")
-app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
-JSON = "application/json"
-
-
+app = HttpApi()
 wiring: Wiring[AccountsFunctionDeps] = Wiring(accounts_deps)  # tests: ``with wiring.use(deps):``
 
 
@@ -46,11 +44,6 @@ def service(deps: Annotated[AccountsFunctionDeps, Depends(wiring)]) -> AccountsS
     return deps.service
 
 
-def caller() -> Principal:
-    return principal_from_event(app.current_event.raw_event)
-
-
-Caller = Annotated[Principal, Depends(caller)]
 Service = Annotated[AccountsService, Depends(service)]
 
 
@@ -64,30 +57,26 @@ def my_accounts(me: Caller, svc: Service) -> AccountsOut:
 @app.post(
     "/v1/me/accounts/caldav",
     tags=["accounts"],
-    responses={
-        201: {"description": "Connected", "content": {JSON: {"model": AccountOut}}},
-        **problems.responses(400, 401, 403, 409, 503),
-    },
+    responses=creates(AccountOut, "Connected", 400, 401, 403, 409, 503),
 )
 def connect_caldav(
     body: Annotated[CaldavConnectIn, Body()], me: Caller, svc: Service
 ) -> Response[AccountOut]:
     """Connect an iCloud or other CalDAV account (app-specific password; https servers only, X6).
     400 when the server refuses the credentials; 409 for C3 and C4."""
-    return Response(status_code=201, content_type=JSON, body=svc.connect_caldav(me, body))
+    return created(svc.connect_caldav(me, body))
 
 
 @app.delete(
     "/v1/me/accounts/<accountId>",
     tags=["accounts"],
-    status_code=204,
-    responses={204: {"description": "Disconnected"}, **problems.responses(400, 401, 404, 503)},
+    **no_content_route("Disconnected", 400, 401, 404, 503),
 )
 def disconnect(accountId: AccountId, me: Caller, svc: Service) -> Response[None]:
     """Disconnect one of your accounts (C9): its calendars leave every configuration; its events
     and credentials are deleted."""
     svc.disconnect(me, accountId)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @app.get("/v1/me/calendars", tags=["calendars"], responses=problems.answers(401, 503))
@@ -124,9 +113,4 @@ def put_calendar_config(
     return svc.put_config(me, locationId, userId, config)
 
 
-problem_handlers.install(app, logger, caller)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = app.lambda_handler()

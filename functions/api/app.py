@@ -11,14 +11,20 @@ from __future__ import annotations
 import functools
 import pathlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-
-from calsync.api import problem_handlers, problems
-from calsync.api.auth import Principal, principal_from_event
-from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Response
+from calsync.api import problems
+from calsync.api.http import (
+    JSON,
+    Body,
+    Caller,
+    Depends,
+    HttpApi,
+    Response,
+    creates,
+    no_content,
+    no_content_route,
+)
 from calsync.api.params import CalendarId, Explain, LocationId, RoomId, RoomLocation, UserId
 from calsync.api.schemas import (
     ExplainedMeetings,
@@ -32,12 +38,7 @@ from calsync.api.service import ApiService, tagged
 from calsync.wiring import Wiring
 from calsync.wiring.api import ApiFunctionDeps, api_deps
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-logger = Logger(service="calsync")  # the same logger as calsync.observability's (same service)
-app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
-JSON = "application/json"
+app = HttpApi()
 wiring: Wiring[ApiFunctionDeps] = Wiring(api_deps)  # tests: ``with wiring.use(deps):`` (docs/adr/0023)
 Deps = Annotated[ApiFunctionDeps, Depends(wiring)]
 
@@ -50,12 +51,6 @@ def now(deps: Deps) -> datetime:
     return deps.clock()
 
 
-def caller() -> Principal:
-    """The verified JWT claims of the request (401 problem when there are none)."""
-    return principal_from_event(app.current_event.raw_event)
-
-
-Caller = Annotated[Principal, Depends(caller)]
 Service = Annotated[ApiService, Depends(service)]
 Now = Annotated[datetime, Depends(now)]
 
@@ -121,8 +116,7 @@ def patch_my_profile(patch: Annotated[ProfilePatch, Body()], me: Caller, svc: Se
     tags=["rooms"],
     responses={
         200: {"description": "Changed", "content": {JSON: {"model": RoomOut}}},
-        201: {"description": "Created", "content": {JSON: {"model": RoomOut}}},
-        **problems.responses(400, 401, 403, 409, 503),
+        **creates(RoomOut, "Created", 400, 401, 403, 409, 503),
     },
 )
 def put_room(
@@ -140,37 +134,34 @@ def put_room(
 @app.delete(
     "/v1/locations/<locationId>/rooms/<roomId>",
     tags=["rooms"],
-    status_code=204,
-    responses={204: {"description": "Deleted"}, **problems.responses(400, 401, 403, 404, 503)},
+    **no_content_route("Deleted", 400, 401, 403, 404, 503),
 )
 def delete_room(locationId: LocationId, roomId: RoomId, me: Caller, svc: Service) -> Response[None]:
     svc.delete_room(me, locationId, roomId)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @app.put(
     "/v1/me/calendars/<calendarId>/room-consent",
     tags=["rooms"],
-    status_code=204,
-    responses={204: {"description": "Marked as a room calendar"}, **problems.responses(400, 401, 404, 503)},
+    **no_content_route("Marked as a room calendar", 400, 401, 404, 503),
 )
 def give_room_consent(calendarId: CalendarId, me: Caller, svc: Service) -> Response[None]:
     """R9: mark one of your calendars as a room calendar, so that an admin of one of your locations
     may make it a room there (an admin never does so without it)."""
     svc.give_room_consent(me, calendarId)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @app.delete(
     "/v1/me/calendars/<calendarId>/room-consent",
     tags=["rooms"],
-    status_code=204,
-    responses={204: {"description": "No longer a room calendar"}, **problems.responses(400, 401, 404, 503)},
+    **no_content_route("No longer a room calendar", 400, 401, 404, 503),
 )
 def withdraw_room_consent(calendarId: CalendarId, me: Caller, svc: Service) -> Response[None]:
     """R9: take the mark back: the rooms that admins made of the calendar are deleted."""
     svc.withdraw_room_consent(me, calendarId)
-    return Response(status_code=204, content_type=None, body=None)
+    return no_content()
 
 
 @app.get("/v1/openapi.json", include_in_schema=False)
@@ -186,10 +177,4 @@ def _openapi_json() -> str:
     return (pathlib.Path(__file__).parent / "openapi.json").read_text(encoding="utf-8")
 
 
-# ---- errors: every failure becomes a problem answer (the mapping every HTTP function shares) ------
-problem_handlers.install(app, logger, caller)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = app.lambda_handler()

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
 from calsync.config import get_settings
-from calsync.observability import logger, metrics
+from calsync.observability import logger, metrics, observed
 from calsync.store.keys import POLL_SHARDS
 from calsync.sync.poll import dispatch
 from calsync.wiring import Wiring
@@ -26,8 +26,7 @@ PROVIDER = "caldav"
 wiring: Wiring[TaskDeps] = Wiring(lambda: task_deps(get_settings().poll_queue_url, reads_table=False))
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@observed
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     deps = wiring()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.config import get_settings
-from calsync.observability import logger, metrics
+from calsync.observability import logger, metrics, observed
 from calsync.store.keys import CLEANUP_SHARDS
 from calsync.store.repository import Repository
 from calsync.sync.budget import LambdaBudget
@@ -44,7 +44,6 @@ def _run(task: CleanupTask, budget: LambdaBudget | None) -> CleanupTask | None:
 
 
 tasks = TaskConsumer(CleanupTask, _run, wiring)  # the task queue's records
-record_handler = tasks.record_handler
 
 
 def _dispatch() -> dict[str, Any]:
@@ -57,8 +56,7 @@ def _dispatch() -> dict[str, Any]:
     return {"dispatched": CLEANUP_SHARDS - len(failed), "failed": len(failed)}
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" not in (event or {}):  # the schedule (an EventBridge scheduled event)
         return _dispatch()

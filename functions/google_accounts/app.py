@@ -8,42 +8,23 @@ the state is bound to the person who started the flow.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-
-from calsync.api import problem_handlers, problems
-from calsync.api.account_schemas import AccountOut
-from calsync.api.auth import Principal, principal_from_event
-from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Query, Response
+from calsync.api import problems
+from calsync.api.account_schemas import AccountOut, AuthorizeOut
+from calsync.api.http import Body, Caller, Depends, HttpApi, Query, Response, created, creates
 from calsync.wiring import Wiring
 from calsync.wiring.connect import ConnectFunctionDeps
-from calsync_google.connect import AuthorizeIn, AuthorizeOut, GoogleConnect
+from calsync_google.connect import AuthorizeIn, GoogleConnect
 from calsync_google.provider import connect_deps
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-
-logger = Logger(service="calsync")
-app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
-JSON = "application/json"
+app = HttpApi()
 wiring: Wiring[ConnectFunctionDeps[GoogleConnect]] = Wiring(connect_deps)  # tests: ``wiring.use``
 Deps = Annotated[ConnectFunctionDeps[GoogleConnect], Depends(wiring)]
 
 
-def caller() -> Principal:
-    return principal_from_event(app.current_event.raw_event)
-
-
-Caller = Annotated[Principal, Depends(caller)]
-
-
 @app.post(
-    "/v1/me/accounts/google/authorize",
-    tags=["accounts"],
-    responses={200: {"description": "OK"}, **problems.responses(400, 401, 403, 503)},
+    "/v1/me/accounts/google/authorize", tags=["accounts"], responses=problems.answers(400, 401, 403, 503)
 )
 def authorize(body: Annotated[AuthorizeIn, Body()], me: Caller, deps: Deps) -> AuthorizeOut:
     """Start connecting a Google account: open ``authorizationUrl``; Google redirects to
@@ -54,10 +35,7 @@ def authorize(body: Annotated[AuthorizeIn, Body()], me: Caller, deps: Deps) -> A
 @app.get(
     "/v1/oauth/google/callback",
     tags=["accounts"],
-    responses={
-        201: {"description": "Connected", "content": {JSON: {"model": AccountOut}}},
-        **problems.responses(400, 401, 403, 409, 503),
-    },
+    responses=creates(AccountOut, "Connected", 400, 401, 403, 409, 503),
 )
 def callback(
     code: Annotated[str, Query(min_length=1, max_length=2048)],
@@ -66,14 +44,7 @@ def callback(
     deps: Deps,
 ) -> Response[AccountOut]:
     """Finish the flow (state and PKCE checked): 201 with the account; 409 for C3 and C4."""
-    return Response(
-        status_code=201, content_type=JSON, body=deps.connect.callback(me, code, state, deps.clock())
-    )
+    return created(deps.connect.callback(me, code, state, deps.clock()))
 
 
-problem_handlers.install(app, logger, caller)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = app.lambda_handler()

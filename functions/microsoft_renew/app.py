@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from calsync.observability import logger, metrics
+from calsync.observability import logger, metrics, observed
 from calsync.store.keys import MS_SUB_SHARDS
 from calsync.sync.budget import LambdaBudget
 from calsync.wiring import Wiring
@@ -65,11 +65,9 @@ def _run(task: MicrosoftTask, budget: LambdaBudget | None) -> MicrosoftTask | No
 
 
 tasks = TaskConsumer(MicrosoftTask, _run, wiring)  # the task queue's records
-record_handler = tasks.record_handler
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
+@observed
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in (event or {}):
         return tasks.handle(event, context)

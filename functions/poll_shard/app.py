@@ -12,21 +12,18 @@ Thin, and free of provider layers: it only reads the registry and sends SQS mess
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from calsync.config import get_settings
-from calsync.observability import logger, metrics
+from calsync.observability import logger, metrics, observed
 from calsync.store.hosts import HostBudgets, configured_rate
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.poll import PollTask, poll_shard
 from calsync.wiring import Wiring
 from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def _deps() -> TaskDeps:
@@ -74,11 +71,4 @@ def _run(task: PollTask, budget: LambdaBudget | None) -> PollTask | None:
     return summary.rest
 
 
-tasks = TaskConsumer(PollTask, _run, wiring)  # the task queue's records
-record_handler = tasks.record_handler
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return tasks.handle(event, context)
+lambda_handler = observed(TaskConsumer(PollTask, _run, wiring).handle)  # the task queue's records

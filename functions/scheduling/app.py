@@ -11,38 +11,25 @@ as RFC 9457 problems. ``POST …/appointments`` with an ``Idempotency-Key`` head
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging import correlation_paths
-
-from calsync.api import idempotency, problem_handlers, problems
-from calsync.api.auth import Principal, principal_from_event
-from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Header, Query, Response
+from calsync.api import idempotency, problems
+from calsync.api.http import Body, Caller, Depends, Header, HttpApi, Query, Response, created, creates
 from calsync.api.params import LocationId, MeetingId, UserId
 from calsync.api.scheduling_schemas import AppointmentIn, AppointmentOut, Availability, Meeting
 from calsync.wiring import Wiring
 from calsync.wiring.scheduling import SchedulingFunctionDeps, scheduling_deps
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-logger = Logger(service="calsync")
-app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_http_code=500)
+app = HttpApi()
 wiring: Wiring[SchedulingFunctionDeps] = Wiring(scheduling_deps)  # tests: ``with wiring.use(deps):``
-JSON = "application/json"
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{8,128}$"
+BOOKED = "Written to the primary calendar"
 DESCRIBED = {
     422: "Idempotency-Key reused with another body",
     502: "The calendar provider could not be reached",
 }
 
 
-def caller() -> Principal:
-    return principal_from_event(app.current_event.raw_event)
-
-
-Caller = Annotated[Principal, Depends(caller)]
 Deps = Annotated[SchedulingFunctionDeps, Depends(wiring)]
 
 
@@ -68,10 +55,7 @@ def availability(
 @app.post(
     "/v1/locations/<locationId>/users/<userId>/appointments",
     tags=["scheduling"],
-    responses={
-        201: {"description": "Written to the primary calendar", "content": {JSON: {"model": AppointmentOut}}},
-        **problems.responses(400, 401, 403, 409, 422, 502, 503, described=DESCRIBED),
-    },
+    responses=creates(AppointmentOut, BOOKED, 400, 401, 403, 409, 422, 502, 503, described=DESCRIBED),
 )
 def book(
     *,
@@ -103,7 +87,7 @@ def book(
         result = run(request)
     else:
         result = idempotency.once(run, request, deps.persistence(), app.lambda_context)
-    return Response(status_code=201, content_type=JSON, body=result)
+    return created(result)
 
 
 @app.post(
@@ -117,9 +101,4 @@ def add_meeting_link(meetingId: MeetingId, me: Caller, deps: Deps) -> Meeting:
     return deps.service.add_meeting_link(me, meetingId, deps.clock())
 
 
-problem_handlers.install(app, logger, caller)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+lambda_handler = app.lambda_handler()

@@ -122,21 +122,7 @@ def test_http_functions_build_no_model_at_import() -> None:
     assert _run("ApiFunction", probe) == {"models": True, "built": []}
 
 
-# MicrosoftAccountsFunction's handler imports pydantic (``Field``) before any calsync module, so the
-# batch utility (through calsync_microsoft.worker) sees pydantic loaded: left as a known cost
-# (docs/adr/0022), strict so that fixing the import order turns this red until the mark goes.
-PARSER_MODELS_KNOWN = {"MicrosoftAccountsFunction"}
-
-
-@pytest.mark.parametrize(
-    "logical_id",
-    [
-        pytest.param(lid, marks=pytest.mark.xfail(strict=True, reason="pydantic imported first"))
-        if lid in PARSER_MODELS_KNOWN
-        else lid
-        for lid in sorted(FUNCTIONS)
-    ],
-)
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_no_function_builds_powertools_parser_models(logical_id: str) -> None:
     # the batch utility imports them for its annotations when pydantic is loaded first; calsync
     # validates the records' bodies with its own models and passes the processors no model

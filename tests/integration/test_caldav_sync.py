@@ -49,6 +49,7 @@ from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.sync.queue_worker import backoff
 from calsync.wiring.accounts import accounts_deps
 from calsync.wiring.tasks import task_deps
 from calsync_caldav.client import CalDAVClient
@@ -752,7 +753,7 @@ def test_failing_job_lands_in_the_dead_letter_queue(
     for attempt in range(1, 6):
         answers = w.drain(NOW)
         assert len(answers[0]["batchItemFailures"]) == 1, attempt
-        delays.append(sync_app.backoff(attempt))
+        delays.append(backoff(attempt))
         clock["ms"] += (delays[-1] + 1) * 1000
     assert delays == [30, 60, 120, 240, 480]  # exponential backoff without Retry-After
     assert w.drain(NOW) == []  # gone from the queue ...

@@ -16,6 +16,7 @@ from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync import poll as poll_module
 from calsync.sync.jobs import SyncJob, enqueue_sync
 from calsync.sync.poll import RECONCILE_SLOTS, dispatch, reconcile_slot, run_number
+from calsync.sync.queue_worker import backoff
 from functions.caldav_sync import app as sync_app
 from tests.support.apigw import LambdaContext
 from tests.support.poll import PollFanOut
@@ -121,4 +122,4 @@ def test_malformed_job_is_dropped_not_retried() -> None:
 
 def test_backoff_doubles_and_is_capped() -> None:
     # rule S8: retries without Retry-After back off exponentially
-    assert [sync_app.backoff(n) for n in (1, 2, 3, 4, 5, 6, 10)] == [30, 60, 120, 240, 480, 900, 900]
+    assert [backoff(n) for n in (1, 2, 3, 4, 5, 6, 10)] == [30, 60, 120, 240, 480, 900, 900]

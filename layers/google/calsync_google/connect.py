@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import Field
 
-from calsync.api.account_schemas import AccountOut
+from calsync.api.account_schemas import AccountOut, AuthorizeOut
 from calsync.api.accounts import AccountsService, Enqueue
 from calsync.api.auth import Principal
-from calsync.api.schemas import Id, _Request, _Wire
+from calsync.api.schemas import Id, _Request
 from calsync.crypto import CredentialBox
 from calsync.domain.errors import Forbidden, InvalidInput
 from calsync.domain.models import Provider
@@ -32,11 +32,6 @@ class AuthorizeIn(_Request):
     redirect_uri: str = Field(
         min_length=8, max_length=2048, pattern=r"^(https://|http://127\.0\.0\.1[:/]|[a-z][a-z0-9+.-]*:/)"
     )
-
-
-class AuthorizeOut(_Wire):
-    authorization_url: str
-    state: str
 
 
 class GoogleConnect:

@@ -36,6 +36,21 @@ class CaldavConnectIn(_Request):
     )
 
 
+class MicrosoftAuthorizeIn(_Request):
+    location_id: Id = Field(description="the location to use the account in (you must be a member)")
+    redirect_uri: str = Field(
+        min_length=8, max_length=2048, pattern=r"^https://[^\s]+$|^http://(localhost|127\.0\.0\.1)[:/][^\s]*$"
+    )
+
+
+class AuthorizeOut(_Wire):
+    """An OAuth sign-in (Google, Microsoft): where to send the person, and the state that the
+    redirect URI receives with the code and hands to the callback."""
+
+    authorization_url: str
+    state: str
+
+
 class AccountOut(_Wire):
     id: str
     provider: Literal["google", "microsoft", "caldav"]
