@@ -250,34 +250,27 @@ class AccountRepository:
     def set_last_synced(self, user_id: str, account_id: str, when: datetime) -> bool:
         return self._update_existing(user_id, account_id, "lastSyncedAt", keys.iso(when))
 
-    def _update_existing(self, user_id: str, account_id: str, attr: str, value: Any) -> bool:
+    def replace_credentials(self, user_id: str, account_id: str, sealed: dict[str, str]) -> bool:
+        """New sealed credentials of a connected account (a provider's fresh access token kept
+        with the refresh token); ``False`` when the account is gone or a disconnect has already
+        forgotten its credentials — those are never brought back."""
+        return self._update_existing(user_id, account_id, "credentials", dict(sealed), replace_only=True)
+
+    def _update_existing(
+        self, user_id: str, account_id: str, attr: str, value: Any, *, replace_only: bool = False
+    ) -> bool:
+        """Set one attribute of the account; ``False`` when the account does not exist (or, with
+        ``replace_only``, has no such attribute): nothing is created."""
         try:
             with _mapped_errors("update account"):
                 self._table.update_item(
                     Key={"pk": keys.user_pk(user_id), "sk": keys.account_sk(account_id)},
                     UpdateExpression="SET #a = :v",
-                    ConditionExpression="attribute_exists(pk)",
+                    ConditionExpression="attribute_exists(#a)" if replace_only else "attribute_exists(pk)",
                     ExpressionAttributeNames={"#a": attr},
                     ExpressionAttributeValues={":v": value},
                 )
-        except Conflict:  # the condition failed: the account does not exist
-            return False
-        return True
-
-    def replace_credentials(self, user_id: str, account_id: str, sealed: dict[str, str]) -> bool:
-        """New sealed credentials of a connected account (a provider's fresh access token kept
-        with the refresh token); ``False`` when the account is gone or a disconnect has already
-        forgotten its credentials — those are never brought back."""
-        try:
-            with _mapped_errors("update account"):
-                self._table.update_item(
-                    Key={"pk": keys.user_pk(user_id), "sk": keys.account_sk(account_id)},
-                    UpdateExpression="SET #c = :v",
-                    ConditionExpression="attribute_exists(#c)",
-                    ExpressionAttributeNames={"#c": "credentials"},
-                    ExpressionAttributeValues={":v": dict(sealed)},
-                )
-        except Conflict:
+        except Conflict:  # the condition failed
             return False
         return True
 
