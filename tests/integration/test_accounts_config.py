@@ -377,3 +377,28 @@ def test_the_calendar_listing_shows_the_room_calendar_mark(
     assert marked() == {name: name == "Home" for name in cals}
     _connect(accounts_api, radicale)  # a reconnect rewrites the calendar items
     assert marked() == {name: name == "Home" for name in cals}
+
+
+def test_an_accounts_attributes_change_only_while_it_exists(table: Any) -> None:
+    """set_status / set_last_synced / replace_credentials never re-create an account a disconnect
+    removed, and fresh credentials never bring back those a disconnect forgot (C9)."""
+    repo = AccountRepository(table)
+    account = repo.connect(_account("alice", "alice@caldav.test"), "hq")
+    assert repo.set_status("alice", account.account_id, "reauth_required")
+    assert repo.set_last_synced("alice", account.account_id, NOW)
+    assert repo.replace_credentials("alice", account.account_id, {"v": "2"})
+    stored = repo.get_account("alice", account.account_id)
+    assert stored is not None
+    assert (stored.status, stored.last_synced_at, stored.credentials) == ("reauth_required", NOW, {"v": "2"})
+
+    repo.forget_credentials("alice", account.account_id)
+    assert not repo.replace_credentials("alice", account.account_id, {"v": "3"})
+    assert repo.set_status("alice", account.account_id, "active")  # the account is still there
+    stored = repo.get_account("alice", account.account_id)
+    assert stored is not None and stored.credentials == {}
+
+    for gone in ("nobody", "bob"):
+        assert not repo.set_status(gone, account.account_id, "active")
+        assert not repo.set_last_synced(gone, account.account_id, NOW)
+        assert not repo.replace_credentials(gone, account.account_id, {"v": "4"})
+        assert repo.get_account(gone, account.account_id) is None

@@ -7,6 +7,7 @@ calendars to ``AccountsService.attach_calendars`` (primary, subscriptions, first
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,35 +35,27 @@ class AuthorizeIn(_Request):
     )
 
 
+@dataclass(eq=False)
 class GoogleConnect:
-    def __init__(
-        self,
-        flow: OAuthFlow,
-        *,
-        accounts: AccountRepository,
-        service: AccountsService,
-        box: CredentialBox,
-        services: Callable[[Any], Any],  # refresh token or GoogleGrant -> calendar service
-        enqueue: Enqueue,
-    ) -> None:
-        self._flow = flow
-        self._accounts = accounts
-        self._service = service
-        self._box = box
-        self._services = services
-        self._enqueue = enqueue
+    flow: OAuthFlow
+    _: KW_ONLY
+    accounts: AccountRepository
+    service: AccountsService
+    box: CredentialBox
+    services: Callable[[Any], Any]  # refresh token or GoogleGrant -> calendar service
+    enqueue: Enqueue
 
     def authorize(self, principal: Principal, body: AuthorizeIn, now: datetime) -> AuthorizeOut:
         if not principal.is_member_of(body.location_id):
             raise Forbidden("you can connect accounts only in the locations you are a member of")
-        url, state = self._flow.authorization_url(principal.user_id, body.location_id, body.redirect_uri, now)
+        url, state = self.flow.authorization_url(principal.user_id, body.location_id, body.redirect_uri, now)
         return AuthorizeOut(authorization_url=url, state=state)
 
     def callback(self, principal: Principal, code: str, state: str, now: datetime) -> AccountOut:
-        pending = self._flow.consume_state(state, principal.user_id, now)
+        pending = self.flow.consume_state(state, principal.user_id, now)
         if not principal.is_member_of(pending.location_id):
             raise Forbidden("you can connect accounts only in the locations you are a member of")
-        tokens = self._flow.exchange(code, pending)
+        tokens = self.flow.exchange(code, pending)
         # the access token of the exchange is used and kept (sealed): no refresh until it nearly
         # expires, neither for the calendar list nor for the first syncs
         grant = GoogleGrant(
@@ -74,8 +67,8 @@ class GoogleConnect:
         calendars, email = self._calendars(grant)
         user_id = principal.user_id
         account_id = account_id_for(user_id, Provider.GOOGLE, email)
-        sealed = seal_grant(self._box, grant, {"userId": user_id, "accountId": account_id})
-        account = self._accounts.connect(
+        sealed = seal_grant(self.box, grant, {"userId": user_id, "accountId": account_id})
+        account = self.accounts.connect(
             Account(
                 account_id=account_id,
                 user_id=user_id,
@@ -88,8 +81,8 @@ class GoogleConnect:
             ),
             pending.location_id,
         )
-        self._service.attach_calendars(
-            principal, account, pending.location_id, calendars, enqueue=self._enqueue
+        self.service.attach_calendars(
+            principal, account, pending.location_id, calendars, enqueue=self.enqueue
         )
         return AccountOut(
             id=account.account_id,
@@ -102,7 +95,7 @@ class GoogleConnect:
 
     def _calendars(self, grant: GoogleGrant) -> tuple[list[FoundCalendar], str]:
         try:
-            listed = list_calendars(self._services(grant), Caller(retries=2))
+            listed = list_calendars(self.services(grant), Caller(retries=2))
         except SourceError as exc:
             raise InvalidInput(f"Google's calendar list could not be read: {exc}") from exc
         if not listed.email:

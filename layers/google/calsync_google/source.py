@@ -148,7 +148,10 @@ def _inside(occ: Occurrence, horizon: Horizon) -> bool:
     return start < horizon.end and end > horizon.start
 
 
-class GoogleSource:
+class OnGoogleCalendar:
+    """One Google calendar through the API client: what ``GoogleSource`` reads and
+    ``calsync_google.writer.GoogleWriter`` writes."""
+
     def __init__(
         self, service: Any, google_calendar_id: str, ctx: GoogleContext, *, caller: Caller | None = None
     ) -> None:
@@ -156,7 +159,10 @@ class GoogleSource:
         self.google_calendar_id = google_calendar_id
         self.ctx = ctx
         self.caller = caller or Caller()
-        self._next_cursor: str | None = None
+
+
+class GoogleSource(OnGoogleCalendar):
+    _next_cursor: str | None = None  # set by a listing that reaches its last page
 
     def may_have_changed(self, cursor: str) -> bool:
         return True

@@ -22,7 +22,7 @@ from calsync.domain.links import LinkSettings
 from calsync.domain.models import Provider
 from calsync.observability import logger, metrics
 from calsync.store import keys
-from calsync.store.accounts import Account, AccountRepository, CalendarListing, calendar_id_for
+from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.channels import ChannelStore
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
@@ -465,30 +465,12 @@ class GoogleSyncWorker:
         known = {c.calendar_id: c for c in self.accounts.list_calendars_of_account(account.account_id)}
         added = updated = 0
         for found in listed.calendars:
-            listing = CalendarListing(
-                calendar_id=calendar_id_for(account.account_id, found.href),
-                account_id=account.account_id,
-                provider=Provider.GOOGLE,
-                name=found.name,
-                access_role=found.access_role,
-                time_zone=found.time_zone,
-                href=found.href,
-            )
+            listing = CalendarListing.of(account.account_id, Provider.GOOGLE, found)
             old = known.get(listing.calendar_id)
             if old == listing:
                 continue
             # the calendar item first (its subscribers are kept), then the listing that shows it
-            self.repository.put_calendar(
-                Calendar(
-                    calendar_id=listing.calendar_id,
-                    account_id=account.account_id,
-                    owner_user_id=account.user_id,
-                    provider=Provider.GOOGLE,
-                    name=listing.name,
-                    access_role=listing.access_role,
-                    time_zone=listing.time_zone,
-                )
-            )
+            self.repository.put_calendar(listing.calendar(account.user_id))
             self.accounts.put_calendar_listing(listing)
             if old is None:
                 added += 1

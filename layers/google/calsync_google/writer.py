@@ -28,8 +28,8 @@ from calsync.domain.models import Occurrence
 from calsync.store.items import Calendar
 from calsync.sync.source import CalendarGone, SourceProtocolError
 from calsync.sync.writer import EventDraft, WriteConflict, WriteRejected, WrittenEvent
-from calsync_google.client import Caller, PreconditionFailed
-from calsync_google.source import GoogleContext, to_occurrence
+from calsync_google.client import PreconditionFailed
+from calsync_google.source import OnGoogleCalendar, to_occurrence
 
 
 def _status(exc: BaseException) -> int:
@@ -37,15 +37,7 @@ def _status(exc: BaseException) -> int:
     return int(cause.resp.status) if isinstance(cause, HttpError) else 0
 
 
-class GoogleWriter:
-    def __init__(
-        self, service: Any, google_calendar_id: str, ctx: GoogleContext, *, caller: Caller | None = None
-    ) -> None:
-        self.service = service
-        self.google_calendar_id = google_calendar_id
-        self.ctx = ctx
-        self.caller = caller or Caller()
-
+class GoogleWriter(OnGoogleCalendar):
     # ---- the protocol --------------------------------------------------------------------------
     def create_event(self, calendar: Calendar, draft: EventDraft) -> WrittenEvent:
         self._check_calendar(calendar)

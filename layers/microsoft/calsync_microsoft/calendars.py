@@ -19,7 +19,7 @@ from typing import Any, Final
 from calsync.domain.models import Provider
 from calsync.observability import logger
 from calsync.store.accounts import Account, AccountRepository, CalendarListing, calendar_id_for
-from calsync.store.items import AccessRole, Calendar
+from calsync.store.items import AccessRole
 from calsync.store.repository import Repository
 from calsync_microsoft.graph import GraphClient, GraphError
 from calsync_microsoft.registry import MicrosoftRegistry
@@ -94,30 +94,12 @@ def refresh_listing(
     written = 0
     shared: set[str] = set()
     for cal in found:
-        listing = CalendarListing(
-            calendar_id=calendar_id_for(account_id, cal.href),
-            account_id=account_id,
-            provider=Provider.MICROSOFT,
-            name=cal.name,
-            access_role=cal.access_role,
-            time_zone=cal.time_zone,
-            href=cal.href,
-        )
+        listing = CalendarListing.of(account_id, Provider.MICROSOFT, cal)
         if cal.shared:
             shared.add(listing.calendar_id)
         if known.get(listing.calendar_id) == listing:
             continue
-        repository.put_calendar(  # keeps the calendar's subscribers (if_not_exists)
-            Calendar(
-                calendar_id=listing.calendar_id,
-                account_id=account_id,
-                owner_user_id=account.user_id,
-                provider=Provider.MICROSOFT,
-                name=listing.name,
-                access_role=listing.access_role,
-                time_zone=listing.time_zone,
-            )
-        )
+        repository.put_calendar(listing.calendar(account.user_id))  # keeps its subscribers
         accounts.put_calendar_listing(listing)
         written += 1
     listed = {calendar_id_for(account_id, c.href) for c in found}

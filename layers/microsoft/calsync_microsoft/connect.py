@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from calsync.api.accounts import AccountsService, Enqueue
@@ -50,26 +51,18 @@ class ProviderUnavailable(CalsyncError):
     title = "Provider unavailable"
 
 
+@dataclass(eq=False)
 class MicrosoftConnect:
-    def __init__(  # noqa: PLR0917 - wired in one place (functions/microsoft_accounts)
-        self,
-        accounts_service: AccountsService,
-        accounts: AccountRepository,
-        registry: MicrosoftRegistry,
-        identity: MicrosoftIdentity,
-        box: CredentialBox,
-        worker: MicrosoftSyncWorker,
-        enqueue: Enqueue,
-        enqueue_mailbox: Callable[[MailboxJob], None] | None = None,
-    ) -> None:
-        self.service = accounts_service
-        self.accounts = accounts
-        self.registry = registry
-        self.identity = identity
-        self.box = box
-        self.worker = worker
-        self.enqueue = enqueue
-        self.enqueue_mailbox = enqueue_mailbox
+    """Wired in one place (``calsync_microsoft.provider``)."""
+
+    service: AccountsService
+    accounts: AccountRepository
+    registry: MicrosoftRegistry
+    identity: MicrosoftIdentity
+    box: CredentialBox
+    worker: MicrosoftSyncWorker
+    enqueue: Enqueue
+    enqueue_mailbox: Callable[[MailboxJob], None] | None = None
 
     def authorize(
         self, principal: Principal, location_id: str, redirect_uri: str, now: datetime

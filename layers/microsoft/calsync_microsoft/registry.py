@@ -133,8 +133,7 @@ class MicrosoftRegistry:
             )
             self._table.put_item(
                 Item={
-                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(record.account_id)),
-                    "sk": keys.ms_mailbox_sk(record.account_id),
+                    **self._mailbox_key(record.account_id),
                     "type": "msMailbox",
                     "userId": record.user_id,
                     "accountId": record.account_id,
@@ -150,8 +149,7 @@ class MicrosoftRegistry:
         with contextlib.suppress(Conflict), _mapped_errors("store subscription"):
             self._table.put_item(
                 Item={
-                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
-                    "sk": keys.ms_mailbox_sk(account_id),
+                    **self._mailbox_key(account_id),
                     "type": "msMailbox",
                     "userId": user_id,
                     "accountId": account_id,
@@ -168,25 +166,22 @@ class MicrosoftRegistry:
         self.put_subscription(renewed)
         return renewed
 
+    @staticmethod
+    def _mailbox_key(account_id: str) -> dict[str, str]:
+        """The mailbox's pointer to its one subscription."""
+        return {
+            "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
+            "sk": keys.ms_mailbox_sk(account_id),
+        }
+
     def mailbox_subscription(self, account_id: str) -> SubscriptionRecord | None:
-        with _mapped_errors("read subscription"):
-            item = self._table.get_item(
-                Key={
-                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
-                    "sk": keys.ms_mailbox_sk(account_id),
-                }
-            ).get("Item")
-        return None if item is None else self.get_subscription(str(item["subscriptionId"]))
+        subscription_id = self.mailbox_subscription_id(account_id)
+        return None if subscription_id is None else self.get_subscription(subscription_id)
 
     def mailbox_subscription_id(self, account_id: str) -> str | None:
         """The id the mailbox's pointer names (also when the subscription item itself is gone)."""
         with _mapped_errors("read subscription"):
-            item = self._table.get_item(
-                Key={
-                    "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
-                    "sk": keys.ms_mailbox_sk(account_id),
-                }
-            ).get("Item")
+            item = self._table.get_item(Key=self._mailbox_key(account_id)).get("Item")
         return None if item is None else str(item["subscriptionId"])
 
     def forget_subscription(self, subscription_id: str, account_id: str | None = None) -> None:
@@ -194,10 +189,7 @@ class MicrosoftRegistry:
             self._table.delete_item(Key={"pk": keys.ms_subscription_pk(subscription_id), "sk": keys.SUB})
             if account_id is not None:
                 self._table.delete_item(
-                    Key={
-                        "pk": keys.ms_mailbox_pk(keys.ms_subscription_shard(account_id)),
-                        "sk": keys.ms_mailbox_sk(account_id),
-                    },
+                    Key=self._mailbox_key(account_id),
                     ConditionExpression="attribute_not_exists(pk) OR subscriptionId = :s",
                     ExpressionAttributeValues={":s": subscription_id},
                 )

@@ -34,27 +34,17 @@ from calsync.store.accounts import (
     AccountRepository,
     CalendarConfig,
     CalendarListing,
+    FoundCalendar,
     account_id_for,
     calendar_id_for,
 )
-from calsync.store.items import AccessRole, Calendar, SubscriberRole
+from calsync.store.items import SubscriberRole
 from calsync.store.sync_state import SyncState, SyncStateStore
 from calsync.sync.failures import skipped_text
 from calsync.sync.jobs import Reason, SyncJob
 
 if TYPE_CHECKING:
     from calsync.store.repository import Repository
-
-
-class DiscoveredCalendar(Protocol):
-    @property
-    def href(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def access_role(self) -> AccessRole: ...
-    @property
-    def time_zone(self) -> str | None: ...
 
 
 class Discovery(Protocol):
@@ -71,7 +61,7 @@ class Discovery(Protocol):
     @property
     def own_addresses(self) -> Sequence[str]: ...
     @property
-    def calendars(self) -> Sequence[DiscoveredCalendar]: ...
+    def calendars(self) -> Sequence[FoundCalendar]: ...
 
 
 Discover = Callable[[str, str, str], Discovery]  # (server URL, user name, password)
@@ -227,7 +217,7 @@ class AccountsService:
         principal: Principal,
         account: Account,
         location_id: str,
-        found: Sequence[DiscoveredCalendar],
+        found: Sequence[FoundCalendar],
         *,
         enqueue: Enqueue | None = None,
     ) -> list[CalendarListing]:
@@ -260,36 +250,18 @@ class AccountsService:
         self,
         user_id: str,
         account_id: str,
-        found: Sequence[DiscoveredCalendar],
+        found: Sequence[FoundCalendar],
         provider: Provider = Provider.CALDAV,
         *,
         remove_missing: bool = True,
     ) -> list[CalendarListing]:
         listings: list[CalendarListing] = []
         for cal in found:
-            listing = CalendarListing(
-                calendar_id=calendar_id_for(account_id, cal.href),
-                account_id=account_id,
-                provider=provider,
-                name=cal.name,
-                access_role=cal.access_role,
-                time_zone=cal.time_zone,
-                href=cal.href,
-                # CalDAV: the absolute URL discovery found it at (iCloud serves calendars from a
-                # partition host, not the one the person typed); other providers have none
-                url=getattr(cal, "url", "") if provider is Provider.CALDAV else "",
-            )
-            self._repo.put_calendar(
-                Calendar(
-                    calendar_id=listing.calendar_id,
-                    account_id=account_id,
-                    owner_user_id=user_id,
-                    provider=provider,
-                    name=listing.name,
-                    access_role=listing.access_role,
-                    time_zone=listing.time_zone,
-                )
-            )
+            # CalDAV: the absolute URL discovery found it at (iCloud serves calendars from a
+            # partition host, not the one the person typed); other providers have none
+            url = getattr(cal, "url", "") if provider is Provider.CALDAV else ""
+            listing = CalendarListing.of(account_id, provider, cal, url)
+            self._repo.put_calendar(listing.calendar(user_id))
             self._accounts.put_calendar_listing(listing)
             listings.append(listing)
         if not remove_missing:

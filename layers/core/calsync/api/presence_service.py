@@ -8,7 +8,7 @@ validated input, and maps ``CalsyncError`` to problem answers.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -96,31 +96,23 @@ class TimeDriven:
     next_at: datetime | None  # the next instant either answer may change by itself
 
 
+@dataclass(eq=False)
 class PresenceService:
-    def __init__(
-        self,
-        repository: Repository,
-        presence: PresenceRepository,
-        *,
-        session_lifetime: timedelta,
-        publisher: PresencePublisher | None = None,
-        photos: PhotoStore | None = None,
-        due: DueStore | None = None,
-    ) -> None:
-        self._repo = repository
-        self._presence = presence
-        self._lifetime = session_lifetime
-        self._publisher = publisher
-        self._photos = photos
-        self._due = due
+    repository: Repository
+    presence: PresenceRepository
+    _: KW_ONLY
+    session_lifetime: timedelta
+    publisher: PresencePublisher | None = None
+    photos: PhotoStore | None = None
+    due: DueStore | None = None
 
     # ---- the caller --------------------------------------------------------------------------
     def _me(self, principal: Principal) -> PresenceState:
         """The caller's state; their token's locations are remembered when they changed (X1: others
         are checked against them), as the API function does."""
-        state = self._presence.read_state(principal.user_id)
+        state = self.presence.read_state(principal.user_id)
         if state.locations != principal.locations:
-            self._repo.set_member_locations(principal.user_id, principal.locations)
+            self.repository.set_member_locations(principal.user_id, principal.locations)
         return state
 
     # ---- what is shown -----------------------------------------------------------------------
@@ -141,7 +133,7 @@ class PresenceService:
             # next hour for when the answer changes next, ONE Query
             horizon = now + _LOOKAHEAD
             wide = state.profile.wide_calendars if state.profile else {}
-            events = self._repo.read_owner_events(OwnerKind.USER, state.user_id, now, horizon, wide)
+            events = self.repository.read_owner_events(OwnerKind.USER, state.user_id, now, horizon, wide)
             owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
             meeting = meeting_in_progress(starting_by(events.occurrences, now + _NOW_SPAN), now, owner)
             meetings = (events.occurrences, owner, horizon, _NOW_SPAN)
@@ -149,21 +141,21 @@ class PresenceService:
         return view, next_change(chosen, sessions, now, meetings)
 
     def _publish(self, state: PresenceState, view: PresenceView, locations: frozenset[str], why: str) -> None:
-        if self._publisher is None:
+        if self.publisher is None:
             return
         detail: dict[str, Any] = _others_view(state.user_id, view).model_dump(mode="json", by_alias=True)
         detail["locations"] = sorted(locations)
         detail["reason"] = why
-        self._publisher.publish(detail)
+        self.publisher.publish(detail)
 
     def _arm(self, user_id: str, until: datetime | None, *, once: bool = False) -> None:
         """The next instant this answer changes by itself goes to the live schedule (docs/adr/0018);
         ``once``: unless it is there already (a look again, docs/adr/0026)."""
-        if self._due is not None and until is not None:
+        if self.due is not None and until is not None:
             if once:
-                self._due.arm_once(user_id, until)
+                self.due.arm_once(user_id, until)
             else:
-                self._due.arm(user_id, until)
+                self.due.arm(user_id, until)
 
     # ---- presence (P1-P7, X1) ----------------------------------------------------------------
     # Each write computes the answer it leads to first (from the state read and what it writes), so
@@ -176,7 +168,7 @@ class PresenceService:
         old = state.chosen or _AUTOMATIC
         chosen = Chosen(status=body.status, message=body.message if given else old.message, updated_at=now)
         view, until = self._tagged_view(state, now, chosen, state.sessions)
-        self._presence.set_status(
+        self.presence.set_status(
             principal.user_id, body.status, message, now, answer=live_answer(principal.user_id, view, until)
         )
         self._publish(state, view, principal.locations, "status-set")
@@ -188,7 +180,7 @@ class PresenceService:
         chosen = Chosen(status=None, message=(state.chosen or _AUTOMATIC).message, updated_at=now)
         view, until = self._tagged_view(state, now, chosen, state.sessions)
         answer = live_answer(principal.user_id, view, until)
-        self._presence.clear_status(principal.user_id, now, answer=answer)
+        self.presence.clear_status(principal.user_id, now, answer=answer)
         self._publish(state, view, principal.locations, "status-cleared")
         self._arm(principal.user_id, until)
         return _own_view(principal.user_id, view)
@@ -202,15 +194,15 @@ class PresenceService:
         With its ETag; ``NotModified`` (304) when ``if_none_match`` names the current one, known
         from the profile's GetItem alone (its version and the locations X1 needs), made before the
         Query so that the version is never newer than the data it tags (etags)."""
-        profile, locations = self._repo.get_member(user_id)
+        profile, locations = self.repository.get_member(user_id)
         own = user_id == principal.user_id
         if own and locations != principal.locations:
-            self._repo.set_member_locations(user_id, principal.locations)
+            self.repository.set_member_locations(user_id, principal.locations)
         if not own and (not locations or not (locations & principal.locations)):
             raise Forbidden("you can see the presence of people who share a location with you only")
         kind, version = ("po" if own else "p"), (profile.version if profile else 0)
         etags.check(if_none_match, kind, user_id, version, now)
-        state = self._presence.read_state(user_id)
+        state = self.presence.read_state(user_id)
         view, until = self._tagged_view(state, now, state.chosen, state.sessions)
         etag = etags.answer(if_none_match, etags.make(kind, user_id, version, until))
         return (_own_view(user_id, view) if own else _others_view(user_id, view)), etag
@@ -218,15 +210,15 @@ class PresenceService:
     # ---- sessions (P5) -------------------------------------------------------------------------
     def create_session(self, principal: Principal, now: datetime) -> SessionOut:
         state = self._me(principal)
-        session = Session(uuid.uuid4().hex, now + self._lifetime)
+        session = Session(uuid.uuid4().hex, now + self.session_lifetime)
         sessions = [*state.sessions, session]
         chosen = replace(state.chosen or _AUTOMATIC, updated_at=now)
         view, until = self._tagged_view(state, now, chosen, sessions)
-        self._presence.create_session(
+        self.presence.create_session(
             principal.user_id,
             session.session_id,
             now,
-            self._lifetime,
+            self.session_lifetime,
             answer=live_answer(principal.user_id, view, until),
         )
         self._publish(state, view, principal.locations, "signed-in")
@@ -240,9 +232,9 @@ class PresenceService:
         push their changes). One write per configured calendar, at sign-in only; a failure never
         fails the sign-in: one WARNING and ``PollOnlineNotMarked``."""
         try:
-            configs = AccountRepository(self._repo.table).list_configs(user_id)
+            configs = AccountRepository(self.repository.table).list_configs(user_id)
             ids = sorted({c for config in configs for c in config.calendar_ids})
-            state = SyncStateStore(self._repo.table)
+            state = SyncStateStore(self.repository.table)
             marked = sum(state.mark_poll_online("caldav", c, until) for c in ids)  # others: no entry
         except CalsyncError as exc:
             logger.warning(
@@ -257,7 +249,7 @@ class PresenceService:
         """Extend a live session. Nothing is armed: the instant armed for the old expiry comes first,
         finds nothing changed and arms the next one (docs/adr/0018), cheaper than a write per renewal."""
         self._me(principal)
-        session = self._presence.renew_session(principal.user_id, session_id, now, self._lifetime)
+        session = self.presence.renew_session(principal.user_id, session_id, now, self.session_lifetime)
         return SessionOut(session_id=session.session_id, expires_at=session.expires_at)
 
     def end_session(self, principal: Principal, session_id: str, now: datetime) -> None:
@@ -266,7 +258,7 @@ class PresenceService:
         sessions = [s for s in state.sessions if s.session_id != session_id]
         chosen = replace(state.chosen or _AUTOMATIC, updated_at=now)
         view, until = self._tagged_view(state, now, chosen, sessions)
-        if self._presence.delete_session(
+        if self.presence.delete_session(
             principal.user_id, session_id, now, answer=live_answer(principal.user_id, view, until)
         ):
             self._publish(state, view, principal.locations, "signed-out")
@@ -279,13 +271,13 @@ class PresenceService:
         state and ONE Query of the events: the presence answer (others' view, ``updated_at`` aside)
         and whether the meetings answer's ETag expired. Both compared on the same data, so a write
         made meanwhile (which published itself) is not taken for a change by time."""
-        state = self._presence.read_state(user_id)
+        state = self.presence.read_state(user_id)
         zone = state.profile.zone if state.profile else ZoneInfo("UTC")
         before = (since - _NOW_SPAN) if since is not None and since <= now else now
         start = min(window(before, zone)[0], window(now, zone)[0])
         end = max(window(now, zone)[1], now + _LOOKAHEAD)
         wide = state.profile.wide_calendars if state.profile else {}  # 0021: their events too
-        events = self._repo.read_owner_events(OwnerKind.USER, user_id, start, end, wide)
+        events = self.repository.read_owner_events(OwnerKind.USER, user_id, start, end, wide)
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
 
         def at(instant: datetime) -> tuple[PresenceView, datetime | None]:
@@ -323,7 +315,7 @@ class PresenceService:
         if kinds:
             answer = live_answer(user_id, found.view, found.presence_until)
             # the next instant is armed just below, from the same data: no "look again" (0026)
-            self._repo.bump_versions([user_pk(user_id)], *kinds, answer=answer, look_again=False)
+            self.repository.bump_versions([user_pk(user_id)], *kinds, answer=answer, look_again=False)
         # a look again (``since`` None) mostly finds the instant its person's chain has armed already
         self._arm(user_id, found.next_at, once=since is None)
         return found
@@ -336,10 +328,10 @@ class PresenceService:
         if not principal.administers(location_id):
             raise Forbidden("only an admin of this location can change its members' directory entries")
         if user_id != principal.user_id:
-            _, locations = self._repo.get_member(user_id)
+            _, locations = self.repository.get_member(user_id)
             if not locations or location_id not in locations:
                 raise Forbidden("this person is not a member of the location")
-        self._presence.set_directory_entry(user_id, body.phone_number, body.extension)
+        self.presence.set_directory_entry(user_id, body.phone_number, body.extension)
         return DirectoryEntryOut(
             user_id=user_id,
             location_id=location_id,
@@ -350,10 +342,10 @@ class PresenceService:
     def request_photo_upload(
         self, principal: Principal, body: PhotoUploadIn, now: datetime
     ) -> PhotoUploadOut:
-        if self._photos is None:
+        if self.photos is None:
             raise StoreUnavailable("profile photos are not configured (PHOTO_BUCKET)")
         self._me(principal)
         key = photo_key(principal.user_id, body.content_type)
-        upload = self._photos.presigned_upload(key, body.content_type, now)
-        self._presence.set_photo_pending(principal.user_id, key)
+        upload = self.photos.presigned_upload(key, body.content_type, now)
+        self.presence.set_photo_pending(principal.user_id, key)
         return PhotoUploadOut(upload_url=upload.url, fields=upload.fields, expires_at=upload.expires_at)

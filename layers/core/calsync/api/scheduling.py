@@ -25,10 +25,11 @@ from calsync.api.scheduling_schemas import (
     BusyInterval,
     Meeting,
 )
+from calsync.api.service import as_meeting
 from calsync.domain.availability import Interval, busy, overlaps
 from calsync.domain.errors import CalsyncError, Conflict, Forbidden, InvalidInput, NotFound
 from calsync.domain.link_generator import LinkGenerator
-from calsync.domain.models import Occurrence, OwnerKind, OwnerSettings, Provider
+from calsync.domain.models import OwnerKind, OwnerSettings, Provider
 from calsync.domain.rules import Listed, select_for_person, window
 from calsync.observability import logger
 from calsync.store.accounts import Account, AccountRepository, CalendarConfig
@@ -90,25 +91,6 @@ class ProviderUnavailable(CalsyncError):
 class SchedulingDeps:
     writers: Mapping[Provider, WriterFactory]
     link_generator: LinkGenerator
-
-
-def _meeting(occ: Occurrence, start: datetime, end: datetime, zone: ZoneInfo, can_add: bool) -> Meeting:
-    return Meeting(
-        id=occ.id,
-        title=occ.title,
-        start=start.astimezone(zone),
-        end=end.astimezone(zone),
-        all_day=occ.all_day,
-        start_date=occ.start_date,
-        end_date=occ.end_date,
-        meeting_link=occ.meeting_link,
-        recurring=occ.recurring,
-        private=occ.private,
-        can_add_meeting_link=can_add,
-        calendar_id=occ.calendar_id,
-        account_id=occ.account_id,
-        provider=occ.provider.value,
-    )
 
 
 class SchedulingService:
@@ -220,7 +202,7 @@ class SchedulingService:
                 "occ_id": occ.id,
             },
         )
-        meeting = _meeting(occ, occ.start, occ.end, zone, occ.meeting_link is None and not occ.recurring)
+        meeting = as_meeting(Listed.of(occ, occ.start, occ.end), zone)
         return AppointmentOut(**meeting.model_dump())
 
     def _writable(self, calendar_id: str, user_id: str) -> tuple[Calendar, Account]:
@@ -298,4 +280,4 @@ class SchedulingService:
         if updated is None:
             raise ProviderWriteConflict("the event changed on the provider meanwhile; reload and try again")
         start, end = updated.instants(zone)
-        return _meeting(updated, start, end, zone, updated.meeting_link is None and not updated.recurring)
+        return as_meeting(Listed.of(updated, start, end), zone)

@@ -74,7 +74,8 @@ def _capped(items: Sequence[_T], build: Callable[[_T], _M], limit: int, budget: 
     return kept, False
 
 
-def _meeting(item: Listed, zone: ZoneInfo) -> Meeting:
+def as_meeting(item: Listed, zone: ZoneInfo) -> Meeting:
+    """The answer of one meeting, its times in ``zone`` (a person's or room's meetings, an appointment)."""
     occ = item.occurrence
     return Meeting(
         id=occ.id,
@@ -106,7 +107,7 @@ def _excluded(item: Excluded, zone: ZoneInfo) -> ExcludedMeeting:
 
 def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool) -> Meetings:
     meetings, truncated = _capped(
-        selection.listed, lambda i: _meeting(i, zone), MEETINGS_LIMIT, MEETINGS_BUDGET
+        selection.listed, lambda i: as_meeting(i, zone), MEETINGS_LIMIT, MEETINGS_BUDGET
     )
     window_ = Window(start=selection.window_start, end=selection.window_end)
     if not explain:

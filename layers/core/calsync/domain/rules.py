@@ -28,6 +28,11 @@ class Listed:
     end: datetime
     can_add_meeting_link: bool
 
+    @classmethod
+    def of(cls, occ: Occurrence, start: datetime, end: datetime) -> Listed:
+        """U10: a meeting link can be added to a meeting that has none and does not recur."""
+        return cls(occ, start, end, can_add_meeting_link=occ.meeting_link is None and not occ.recurring)
+
 
 @dataclass(frozen=True, slots=True)
 class Excluded:
@@ -170,9 +175,7 @@ def _select(
         if rules:
             excluded.append(Excluded(occ, start, end, tuple(rules)))
         else:
-            survivors.append(
-                Listed(occ, start, end, can_add_meeting_link=occ.meeting_link is None and not occ.recurring)
-            )
+            survivors.append(Listed.of(occ, start, end))
 
     listed, duplicates = _dedupe(survivors, owner.primary_calendar_ids)
     dup_rule = ("R5",) if room else ("U8",)

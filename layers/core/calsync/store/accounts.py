@@ -21,7 +21,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +34,7 @@ from calsync.domain.errors import (
 )
 from calsync.domain.models import Provider
 from calsync.store import keys
-from calsync.store.items import AccessRole
+from calsync.store.items import AccessRole, Calendar
 from calsync.store.repository import _mapped_errors
 
 if TYPE_CHECKING:
@@ -86,6 +86,19 @@ class Account(BaseModel):
     credentials: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
 
+class FoundCalendar(Protocol):
+    """A calendar as its provider lists it (CalDAV discovery, Google's calendarList, Graph's calendars)."""
+
+    @property
+    def href(self) -> str: ...  # the provider's id of the calendar
+    @property
+    def name(self) -> str: ...
+    @property
+    def access_role(self) -> AccessRole: ...
+    @property
+    def time_zone(self) -> str | None: ...
+
+
 class CalendarListing(BaseModel):
     """One calendar of an account, as listed to its owner (``GET /v1/me/calendars``)."""
 
@@ -101,6 +114,31 @@ class CalendarListing(BaseModel):
     # CalDAV: the absolute collection URL found by discovery, on the host that serves it (iCloud: a
     # partition host, not the one typed); "" on listings stored before: href against the server URL
     url: str = ""
+
+    @classmethod
+    def of(cls, account_id: str, provider: Provider, found: FoundCalendar, url: str = "") -> CalendarListing:
+        return cls(
+            calendar_id=calendar_id_for(account_id, found.href),
+            account_id=account_id,
+            provider=provider,
+            name=found.name,
+            access_role=found.access_role,
+            time_zone=found.time_zone,
+            href=found.href,
+            url=url,
+        )
+
+    def calendar(self, owner_user_id: str) -> Calendar:
+        """The calendar item the listing shows (``Repository.put_calendar`` keeps its subscribers)."""
+        return Calendar(
+            calendar_id=self.calendar_id,
+            account_id=self.account_id,
+            owner_user_id=owner_user_id,
+            provider=self.provider,
+            name=self.name,
+            access_role=self.access_role,
+            time_zone=self.time_zone,
+        )
 
     @property
     def writable(self) -> bool:
@@ -250,34 +288,27 @@ class AccountRepository:
     def set_last_synced(self, user_id: str, account_id: str, when: datetime) -> bool:
         return self._update_existing(user_id, account_id, "lastSyncedAt", keys.iso(when))
 
-    def _update_existing(self, user_id: str, account_id: str, attr: str, value: Any) -> bool:
+    def replace_credentials(self, user_id: str, account_id: str, sealed: dict[str, str]) -> bool:
+        """New sealed credentials of a connected account (a provider's fresh access token kept
+        with the refresh token); ``False`` when the account is gone or a disconnect has already
+        forgotten its credentials — those are never brought back."""
+        return self._update_existing(user_id, account_id, "credentials", dict(sealed), replace_only=True)
+
+    def _update_existing(
+        self, user_id: str, account_id: str, attr: str, value: Any, *, replace_only: bool = False
+    ) -> bool:
+        """Set one attribute of the account; ``False`` when the account does not exist (or, with
+        ``replace_only``, has no such attribute): nothing is created."""
         try:
             with _mapped_errors("update account"):
                 self._table.update_item(
                     Key={"pk": keys.user_pk(user_id), "sk": keys.account_sk(account_id)},
                     UpdateExpression="SET #a = :v",
-                    ConditionExpression="attribute_exists(pk)",
+                    ConditionExpression="attribute_exists(#a)" if replace_only else "attribute_exists(pk)",
                     ExpressionAttributeNames={"#a": attr},
                     ExpressionAttributeValues={":v": value},
                 )
-        except Conflict:  # the condition failed: the account does not exist
-            return False
-        return True
-
-    def replace_credentials(self, user_id: str, account_id: str, sealed: dict[str, str]) -> bool:
-        """New sealed credentials of a connected account (a provider's fresh access token kept
-        with the refresh token); ``False`` when the account is gone or a disconnect has already
-        forgotten its credentials — those are never brought back."""
-        try:
-            with _mapped_errors("update account"):
-                self._table.update_item(
-                    Key={"pk": keys.user_pk(user_id), "sk": keys.account_sk(account_id)},
-                    UpdateExpression="SET #c = :v",
-                    ConditionExpression="attribute_exists(#c)",
-                    ExpressionAttributeNames={"#c": "credentials"},
-                    ExpressionAttributeValues={":v": dict(sealed)},
-                )
-        except Conflict:
+        except Conflict:  # the condition failed
             return False
         return True
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from calsync.domain.models import Occurrence, Provider, Status, Transparency, Visibility
 from calsync.store import keys
@@ -29,12 +29,15 @@ def valid_zone(name: str) -> str:
     return name
 
 
+ZoneName = Annotated[str, AfterValidator(valid_zone)]  # a stored person's or room's time zone
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     user_id: str
     display_name: str | None = None
-    time_zone: str = "UTC"
+    time_zone: ZoneName = "UTC"
     phone_number: str | None = None
     extension: str | None = None
     photo_url: str | None = None
@@ -44,11 +47,6 @@ class Profile(BaseModel):
     version: int = 0  # calsync.store.versions: grows with every change of the meetings or presence
     # the wide calendars the person reads from their own partitions, with the person's role (0021)
     wide_calendars: dict[str, SubscriberRole] = Field(default_factory=dict)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return valid_zone(value)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -61,7 +59,7 @@ class Room(BaseModel):
     room_id: str
     location_id: str
     name: str
-    time_zone: str = "UTC"
+    time_zone: ZoneName = "UTC"
     account_id: str
     calendar_id: str
     # R9: who registered it (None: stored without a registrant, e.g. by a seeding tool)
@@ -69,11 +67,6 @@ class Room(BaseModel):
     version: int = 0  # calsync.store.versions: grows with every change of the room's meetings
     # its calendar when that calendar is wide (read from the calendar's room partition, 0021)
     wide_calendars: dict[str, SubscriberRole] = Field(default_factory=dict)
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return valid_zone(value)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -139,13 +139,18 @@ def event_range(window_start: datetime, window_end: datetime) -> tuple[str, str]
     return low, high
 
 
+def shard_of(key: str, shards: int) -> int:
+    """The shard (0 to shards - 1) of a key: a stable hash, the same in every process and release."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=2).digest(), "big") % shards
+
+
 def cleanup_shard(pk: str) -> int:
-    return int.from_bytes(hashlib.blake2b(pk.encode(), digest_size=2).digest(), "big") % CLEANUP_SHARDS
+    return shard_of(pk, CLEANUP_SHARDS)
 
 
 def due_shard(user_id: str) -> int:
     """The shard of a person's DUE buckets (docs/adr/0018): a stable hash of the user id."""
-    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=2).digest(), "big") % DUE_SHARDS
+    return shard_of(user_id, DUE_SHARDS)
 
 
 def cleanup_cursor(shard: int) -> dict[str, str]:
@@ -232,7 +237,7 @@ def resource_sk(resource_key: str) -> str:
 
 
 def poll_shard(calendar_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(calendar_id.encode(), digest_size=2).digest(), "big") % POLL_SHARDS
+    return shard_of(calendar_id, POLL_SHARDS)
 
 
 def poll_pk(provider: str, shard: int) -> str:
@@ -262,7 +267,7 @@ def ms_subscription_pk(subscription_id: str) -> str:
 
 
 def ms_subscription_shard(account_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(account_id.encode(), digest_size=2).digest(), "big") % MS_SUB_SHARDS
+    return shard_of(account_id, MS_SUB_SHARDS)
 
 
 def ms_mailbox_pk(shard: int) -> str:
@@ -301,8 +306,7 @@ def channel_expiry_sk(expires: datetime, channel_id: str) -> str:
 
 
 def channel_shard(channel_id: str) -> int:
-    digest = hashlib.blake2b(channel_id.encode(), digest_size=2).digest()
-    return int.from_bytes(digest, "big") % CHANNEL_SHARDS
+    return shard_of(channel_id, CHANNEL_SHARDS)
 
 
 def oauth_state_pk(state: str) -> str:

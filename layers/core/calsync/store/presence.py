@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from calsync import live
 from calsync.domain.errors import Conflict, NotFound
 from calsync.domain.models import UTC
@@ -160,8 +158,8 @@ class PresenceRepository:
         answer: live.Answer | None = None,
     ) -> Session:
         session = Session(session_id, now + lifetime)
-        with _mapped_errors("store session"):
-            try:
+        try:
+            with _mapped_errors("store session"):
                 self._table.put_item(
                     Item={
                         "pk": keys.user_pk(user_id),
@@ -172,18 +170,16 @@ class PresenceRepository:
                     },
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    raise Conflict("this session id is taken: try again") from exc
-                raise
+        except Conflict as exc:  # the condition failed: the id is taken
+            raise Conflict("this session id is taken: try again") from exc
         self._touch(user_id, now, answer)
         return session
 
     def renew_session(self, user_id: str, session_id: str, now: datetime, lifetime: timedelta) -> Session:
         """Extend a live session (heartbeat); NotFound when it is unknown, logged out or expired."""
         session = Session(session_id, now + lifetime)
-        with _mapped_errors("renew session"):
-            try:
+        try:
+            with _mapped_errors("renew session"):
                 self._table.update_item(
                     Key={"pk": keys.user_pk(user_id), "sk": keys.session_sk(session_id)},
                     UpdateExpression="SET #exp = :exp, #renewed = :renewed",
@@ -195,12 +191,8 @@ class PresenceRepository:
                         ":now": _epoch(now),
                     },
                 )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    raise NotFound(
-                        "no live session with this id: sign in again (POST /v1/me/sessions)"
-                    ) from exc
-                raise
+        except Conflict as exc:  # the condition failed: unknown, logged out or expired
+            raise NotFound("no live session with this id: sign in again (POST /v1/me/sessions)") from exc
         return session
 
     def delete_session(

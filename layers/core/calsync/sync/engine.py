@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal
 
@@ -107,21 +107,14 @@ class _Plan:
     obsolete: list[str]  # occurrence ids the resource no longer has
 
 
+@dataclass(eq=False)
 class SyncEngine:
-    def __init__(
-        self,
-        repository: Repository,
-        state: SyncStateStore,
-        *,
-        lease_ttl: timedelta = LEASE_TTL,
-        reconcile_after: timedelta = RECONCILE_AFTER,
-        reexpand_after: timedelta = REEXPAND_AFTER,
-    ) -> None:
-        self.repository = repository
-        self.state = state
-        self.lease_ttl = lease_ttl
-        self.reconcile_after = reconcile_after
-        self.reexpand_after = reexpand_after
+    repository: Repository
+    state: SyncStateStore
+    _: KW_ONLY
+    lease_ttl: timedelta = LEASE_TTL
+    reconcile_after: timedelta = RECONCILE_AFTER
+    reexpand_after: timedelta = REEXPAND_AFTER
 
     # ---- one sync ------------------------------------------------------------------------------
     def sync(
