@@ -13,19 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 
+from calsync.api import presence_schemas as schemas
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
 from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Response
-from calsync.api.presence_schemas import (
-    DirectoryEntryIn,
-    DirectoryEntryOut,
-    MyPresenceOut,
-    PhotoUploadIn,
-    PhotoUploadOut,
-    PresenceIn,
-    PresenceOut,
-    SessionOut,
-)
 from calsync.api.presence_service import PresenceService
 from calsync.observability import logger, metrics
 from calsync.wiring import Wiring
@@ -64,13 +55,15 @@ def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPI
 
 # ---- presence (P1-P7) ---------------------------------------------------------------------------
 @app.put("/v1/me/presence", tags=["presence"], responses=_answers(400, 401, 503))
-def put_my_presence(body: Annotated[PresenceIn, Body()], me: Caller, svc: Service, now: Now) -> MyPresenceOut:
+def put_my_presence(
+    body: Annotated[schemas.PresenceIn, Body()], me: Caller, svc: Service, now: Now
+) -> schemas.MyPresenceOut:
     """Choose a status and (optionally) a custom message; answers what you see of yourself."""
     return svc.set_presence(me, body, now)
 
 
 @app.delete("/v1/me/presence", tags=["presence"], responses=_answers(401, 503))
-def delete_my_presence(me: Caller, svc: Service, now: Now) -> MyPresenceOut:
+def delete_my_presence(me: Caller, svc: Service, now: Now) -> schemas.MyPresenceOut:
     """Back to automatic: no chosen status, so meetings in progress show you busy again (P6)."""
     return svc.clear_presence(me, now)
 
@@ -83,7 +76,9 @@ def delete_my_presence(me: Caller, svc: Service, now: Now) -> MyPresenceOut:
         304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
     },
 )
-def get_presence(userId: UserId, me: Caller, svc: Service, now: Now) -> Response[PresenceOut | MyPresenceOut]:
+def get_presence(
+    userId: UserId, me: Caller, svc: Service, now: Now
+) -> Response[schemas.PresenceOut | schemas.MyPresenceOut]:
     """What others see of a person who shares a location with you (X1); yourself: also your choice.
     Carries an ETag; ``If-None-Match`` with the current one answers 304."""
     presence, etag = svc.get_presence(me, userId, now, app.current_event.headers.get("if-none-match"))
@@ -95,17 +90,17 @@ def get_presence(userId: UserId, me: Caller, svc: Service, now: Now) -> Response
     "/v1/me/sessions",
     tags=["sessions"],
     responses={
-        201: {"description": "Signed in", "content": {JSON: {"model": SessionOut}}},
+        201: {"description": "Signed in", "content": {JSON: {"model": schemas.SessionOut}}},
         **problems.responses(401, 503),
     },
 )
-def create_session(me: Caller, svc: Service, now: Now) -> Response[SessionOut]:
+def create_session(me: Caller, svc: Service, now: Now) -> Response[schemas.SessionOut]:
     """Sign in on an app: you are online while a session lives (renew it before ``expiresAt``)."""
     return Response(status_code=201, content_type=JSON, body=svc.create_session(me, now))
 
 
 @app.put("/v1/me/sessions/<sessionId>", tags=["sessions"], responses=_answers(400, 401, 404, 503))
-def renew_session(sessionId: SessionId, me: Caller, svc: Service, now: Now) -> SessionOut:
+def renew_session(sessionId: SessionId, me: Caller, svc: Service, now: Now) -> schemas.SessionOut:
     """Heartbeat: extend a live session; 404 once it was logged out or expired (sign in again)."""
     return svc.renew_session(me, sessionId, now)
 
@@ -125,8 +120,8 @@ def delete_session(sessionId: SessionId, me: Caller, svc: Service, now: Now) -> 
 # ---- profile (P8) -------------------------------------------------------------------------------
 @app.post("/v1/me/profile/photo", tags=["profile"], responses=_answers(400, 401, 503))
 def request_photo_upload(
-    body: Annotated[PhotoUploadIn, Body()], me: Caller, svc: Service, now: Now
-) -> PhotoUploadOut:
+    body: Annotated[schemas.PhotoUploadIn, Body()], me: Caller, svc: Service, now: Now
+) -> schemas.PhotoUploadOut:
     """An upload URL for a JPEG or PNG of at most 5 MiB; S3 enforces both itself."""
     return svc.request_photo_upload(me, body, now)
 
@@ -139,10 +134,10 @@ def request_photo_upload(
 def put_directory_entry(
     locationId: LocationId,
     userId: UserId,
-    body: Annotated[DirectoryEntryIn, Body()],
+    body: Annotated[schemas.DirectoryEntryIn, Body()],
     me: Caller,
     svc: Service,
-) -> DirectoryEntryOut:
+) -> schemas.DirectoryEntryOut:
     """An admin of the location sets a member's phone number and extension."""
     return svc.set_directory_entry(me, locationId, userId, body)
 
