@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,9 +223,11 @@ def measure() -> Measured:
     from moto import mock_aws
 
     from calsync import live
+    from calsync.api import time_driven
     from calsync.config import get_presence_settings
     from calsync.store import due, keys
     from calsync.store.repository import Repository
+    from calsync.wiring.presence import presence_deps, presence_service
     from tests.support import apigw
     from tests.support.apigw import api_on, occurrence
     from tests.support.template import table_create_kwargs
@@ -234,9 +236,8 @@ def measure() -> Measured:
     live.use(counting)
     get_presence_settings.cache_clear()
     presence_module = importlib.import_module("functions.presence.app")
-    due_module = importlib.import_module("functions.live_due.app")
-    saved = presence_module.clock, due_module.clock
     clock = {"now": NOW}
+    wired = ExitStack()
     try:
         with mock_aws():
             table = boto3.resource("dynamodb", region_name="eu-west-1").create_table(
@@ -257,9 +258,9 @@ def measure() -> Measured:
                         "/v1/me/meetings", claims=alice, headers={"if-none-match": first.headers["ETag"]}
                     )
                 assert got.status == 304, (got.status, got.body)
-            presence_module.set_aws(table=table)
-            due_module.set_dependencies(table=table)
-            presence_module.clock = due_module.clock = lambda: clock["now"]
+            wired.enter_context(presence_module.wiring.use(presence_deps(table, clock=lambda: clock["now"])))
+            store = due.DueStore(table)
+            parts = store, presence_service(table, due=store)  # the live schedule's (LiveDueDeps)
             for shard in range(keys.DUE_SHARDS):  # the schedule has been running
                 due.DueStore(table).set_cursor(NOW, shard)
             ctx = apigw.LambdaContext()
@@ -291,9 +292,9 @@ def measure() -> Measured:
             for shard in range(keys.DUE_SHARDS):  # a run with nobody due: the schedule's fixed cost
                 due.DueStore(idle_table).set_cursor(NOW, shard)
             with metered(idle_table) as idle:
-                assert due_module.run(due.DueStore(idle_table), due_module._parts()[1], NOW).people == 0
+                assert time_driven.run(due.DueStore(idle_table), parts[1], NOW).people == 0
             with metered(table) as looked:  # the schedule's next run: the change's "look again"
-                assert due_module.run(*due_module._parts(), NOW).people == 1
+                assert time_driven.run(*parts, NOW).people == 1
             counting.reset()
             with metered(table) as pchange:
                 assert presence("PUT", "/v1/me/presence", "alice", body={"status": "busy"}).status == 200
@@ -301,18 +302,16 @@ def measure() -> Measured:
             event = counting.last
             assert presence("DELETE", "/v1/me/presence", "alice").status in (200, 204)
             # a working day, the schedule run every minute (as EventBridge does), nothing else written
-            due_module.run(*due_module._parts(), NOW)  # the writes above: their "look again"
+            time_driven.run(*parts, NOW)  # the writes above: their "look again"
             counting.reset()
             handled = 0
             with metered(table) as day:
                 for minute in range(1, OPEN_MINUTES + 1):
                     clock["now"] = NOW + timedelta(minutes=minute)
-                    handled += due_module.run(*due_module._parts(), clock["now"]).people
+                    handled += time_driven.run(*parts, clock["now"]).people
             day_types = dict(counting.by_type)
     finally:
-        presence_module.clock, due_module.clock = saved
-        presence_module.set_aws()
-        due_module.set_dependencies()
+        wired.close()
         live.use(None)
         get_presence_settings.cache_clear()
     return Measured(

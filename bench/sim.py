@@ -484,6 +484,7 @@ def run_poll(world: World, at: datetime, shard: FnSettings) -> PollRun:
 
 def _run_poll(world: World, at: datetime, shard: FnSettings, poll_app: Any, shard_app: Any) -> PollRun:
     from calsync.sync import poll
+    from calsync.sync.tasks import run_number
     from local.runtime import LambdaContext
     from local.sources import sqs_record, to_delete
 
@@ -523,9 +524,8 @@ def _run_poll(world: World, at: datetime, shard: FnSettings, poll_app: Any, shar
     seen = Counter(json.loads(b)["calendarId"] for b in jobs)
     world.twice_in_a_run += sum(1 for c in seen.values() if c > 1) + world.sync_queue.duplicates
     world.enqueued.update(seen.keys())
-    return PollRun(
-        poll.run_number(at), len(jobs), len(per_invocation), per_invocation, time.perf_counter() - t
-    )
+    run = run_number(at, poll.POLL_EVERY)
+    return PollRun(run, len(jobs), len(per_invocation), per_invocation, time.perf_counter() - t)
 
 
 def run_day(world: World) -> None:

@@ -23,84 +23,36 @@ published.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-from calsync.api.presence_service import PresenceService
-from calsync.api.time_driven import TASK_PEOPLE, DueTask, Run, run, run_number, run_shard
-from calsync.config import get_presence_settings, get_settings
+from calsync.api.time_driven import DueTask, run_shard
 from calsync.observability import logger, metrics
-from calsync.store import due as dues
 from calsync.store import keys
-from calsync.store.presence import PresenceRepository
-from calsync.store.repository import Repository
-from calsync.sync import budget as budgets
-from calsync.sync.tasks import handle_record, send_tasks
-
-__all__ = ["TASK_PEOPLE", "DueTask", "Run", "lambda_handler", "run", "run_number", "run_shard"]
+from calsync.store.due import MINUTE
+from calsync.sync.budget import LambdaBudget
+from calsync.sync.tasks import dispatch_shards, run_number
+from calsync.wiring import Wiring
+from calsync.wiring.live import LiveDueDeps, live_due_deps
+from calsync.wiring.tasks import TaskConsumer
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-clock: Callable[[], datetime] = utc_now  # tests freeze it
-_overrides: dict[str, Any] = {}
-processor = BatchProcessor(event_type=EventType.SQS)
+# tests: ``with wiring.use(live_due_deps(table, sqs=..., task_queue_url=..., clock=...)):``
+wiring: Wiring[LiveDueDeps] = Wiring(live_due_deps)
 
 
-def set_dependencies(**overrides: Any) -> None:
-    """Tests: ``table``, ``sqs``, ``task_queue_url``, ``limit`` (people per task); no arguments
-    restores the defaults."""
-    _overrides.clear()
-    _overrides.update(overrides)
-    _parts.cache_clear()
-
-
-@functools.cache
-def _parts() -> tuple[dues.DueStore, PresenceService]:
-    table = _overrides.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
-    store = dues.DueStore(table)
-    lifetime = timedelta(seconds=get_presence_settings().session_ttl_seconds)
-    service = PresenceService(
-        Repository(table), PresenceRepository(table), session_lifetime=lifetime, due=store
-    )
-    return store, service
-
-
-def _sqs() -> Any:
-    return _overrides.get("sqs") or boto3.client("sqs")
-
-
-def _queue_url() -> str:
-    return str(_overrides.get("task_queue_url") or get_settings().live_due_queue_url)
-
-
-def dispatch(now: datetime) -> list[int]:
-    """The schedule's part: one task per shard; returns the shards whose task was not sent."""
-    tasks = [DueTask(shard=s, run=run_number(now)) for s in range(keys.DUE_SHARDS)]
-    return [t.shard for t in send_tasks(_sqs(), _queue_url(), tasks)]
-
-
-def _run(task: DueTask, budget: budgets.LambdaBudget | None) -> DueTask | None:
-    store, service = _parts()
+def _run(task: DueTask, budget: LambdaBudget | None) -> DueTask | None:
+    deps = wiring()
     done = run_shard(
-        store,
-        service,
+        deps.due,
+        deps.service,
         task,
-        clock(),
+        deps.clock(),
         in_time=lambda: budget is None or not budget.exhausted(),
-        limit=_overrides.get("limit", TASK_PEOPLE),
+        **deps.limits,
     )
     summary = {k: v for k, v in done.__dict__.items() if k != "rest"}
     logger.info(
@@ -116,16 +68,14 @@ def _run(task: DueTask, budget: budgets.LambdaBudget | None) -> DueTask | None:
     return done.rest
 
 
-def _hand_back(rest: DueTask) -> None:
-    _sqs().send_message(QueueUrl=_queue_url(), MessageBody=rest.body())
-
-
-def record_handler(record: SQSRecord) -> None:
-    handle_record(record.body, DueTask, _run, _hand_back)
+tasks = TaskConsumer(DueTask, _run, wiring)  # the task queue's records
+record_handler = tasks.record_handler
 
 
 def _dispatch(scheduled_time: Any) -> dict[str, Any]:
-    failed = dispatch(clock())
+    deps = wiring()
+    run = run_number(deps.clock(), MINUTE)
+    failed = dispatch_shards(deps.sqs, deps.task_queue_url, DueTask, keys.DUE_SHARDS, run)
     if failed:
         logger.error("due tasks not sent; their shards wait for the next run", extra={"shards": failed})
         metrics.add_metric(name="DueTasksNotSent", unit=MetricUnit.Count, value=len(failed))
@@ -141,7 +91,4 @@ def _dispatch(scheduled_time: Any) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" not in (event or {}):  # the schedule (an EventBridge scheduled event)
         return _dispatch((event or {}).get("time"))
-    with budgets.running(budgets.LambdaBudget.of(context)):
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+    return tasks.handle(event, context)

@@ -2,39 +2,25 @@
 
 Thin: Powertools' event handler routes and validates (pydantic), ``calsync.api.presence_service``
 does the work, and every error leaves as an RFC 9457 problem. Nothing but definitions happens at
-import time: the table, S3 and EventBridge are reached on the first request.
+import time: ``calsync.wiring.presence`` builds the service (the table, S3, EventBridge) on the
+first request (docs/adr/0023).
 """
 
 from __future__ import annotations
 
-import functools
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import boto3
 from aws_lambda_powertools.logging import correlation_paths
 
+from calsync.api import presence_schemas as schemas
 from calsync.api import problem_handlers, problems
 from calsync.api.auth import ID_PATTERN, Principal, principal_from_event
 from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Path, Response
-from calsync.api.presence_schemas import (
-    DirectoryEntryIn,
-    DirectoryEntryOut,
-    MyPresenceOut,
-    PhotoUploadIn,
-    PhotoUploadOut,
-    PresenceIn,
-    PresenceOut,
-    SessionOut,
-)
 from calsync.api.presence_service import PresenceService
-from calsync.config import get_presence_settings, get_settings
-from calsync.events import PresencePublisher
 from calsync.observability import logger, metrics
-from calsync.store.due import DueStore
-from calsync.store.photos import PhotoStore
-from calsync.store.presence import PresenceRepository
-from calsync.store.repository import Repository
+from calsync.wiring import Wiring
+from calsync.wiring.presence import PresenceDeps, presence_deps
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -44,48 +30,10 @@ app = APIGatewayHttpResolver(enable_validation=True, response_validation_error_h
 JSON = "application/json"
 
 
-# ---- dependencies: clock, AWS resources, caller (tests override clock() and set_aws()) -----------
-def clock() -> datetime:
-    """Now. Tests monkeypatch this to freeze time."""
-    return datetime.now(UTC)
-
-
-_injected: dict[str, Any] = {}
-
-
-def set_aws(table: Any | None = None, s3: Any | None = None, events: Any | None = None) -> None:
-    """Use these boto3 objects (tests): a DynamoDB ``Table`` resource, S3 and EventBridge clients.
-    Left out: the ones named by the environment (TABLE_NAME, PHOTO_BUCKET, PRESENCE_BUS_NAME)."""
-    _injected.clear()
-    _injected.update({k: v for k, v in (("table", table), ("s3", s3), ("events", events)) if v is not None})
-    _service.cache_clear()
-
-
-@functools.cache
-def _service() -> PresenceService:
-    # the settings are read and the clients made on the first request (tests inject theirs first)
-
-    settings = get_presence_settings()
-    table = _injected.get("table") or boto3.resource("dynamodb").Table(get_settings().table_name)
-    publisher = None
-    if settings.presence_bus_name:
-        events = _injected.get("events") or boto3.client("events")
-        publisher = PresencePublisher(events, settings.presence_bus_name)
-    photos = None
-    if settings.photo_bucket:
-        photos = PhotoStore(_injected.get("s3"), settings.photo_bucket)  # S3 client: on first use
-    return PresenceService(
-        Repository(table),
-        PresenceRepository(table),
-        session_lifetime=timedelta(seconds=settings.session_ttl_seconds),
-        publisher=publisher,
-        photos=photos,
-        due=DueStore(table),  # the live schedule's instants (docs/adr/0018)
-    )
-
-
-def service() -> PresenceService:
-    return _service()
+# ---- dependencies (docs/adr/0023): tests ``with wiring.use(presence_deps(table, clock=...)):`` ------
+wiring: Wiring[PresenceDeps] = Wiring(presence_deps)
+Service = Annotated[PresenceService, Depends(lambda: wiring().service)]
+Now = Annotated[datetime, Depends(lambda: wiring().clock())]
 
 
 def caller() -> Principal:
@@ -94,7 +42,6 @@ def caller() -> Principal:
 
 
 Caller = Annotated[Principal, Depends(caller)]
-Service = Annotated[PresenceService, Depends(service)]
 UserId = Annotated[str, Path(pattern=ID_PATTERN, description="the person's id (JWT sub)")]
 LocationId = Annotated[str, Path(pattern=ID_PATTERN)]
 SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -108,15 +55,17 @@ def _answers(*problem_statuses: int, ok: str | None = "OK") -> dict[int, OpenAPI
 
 # ---- presence (P1-P7) ---------------------------------------------------------------------------
 @app.put("/v1/me/presence", tags=["presence"], responses=_answers(400, 401, 503))
-def put_my_presence(body: Annotated[PresenceIn, Body()], me: Caller, svc: Service) -> MyPresenceOut:
+def put_my_presence(
+    body: Annotated[schemas.PresenceIn, Body()], me: Caller, svc: Service, now: Now
+) -> schemas.MyPresenceOut:
     """Choose a status and (optionally) a custom message; answers what you see of yourself."""
-    return svc.set_presence(me, body, clock())
+    return svc.set_presence(me, body, now)
 
 
 @app.delete("/v1/me/presence", tags=["presence"], responses=_answers(401, 503))
-def delete_my_presence(me: Caller, svc: Service) -> MyPresenceOut:
+def delete_my_presence(me: Caller, svc: Service, now: Now) -> schemas.MyPresenceOut:
     """Back to automatic: no chosen status, so meetings in progress show you busy again (P6)."""
-    return svc.clear_presence(me, clock())
+    return svc.clear_presence(me, now)
 
 
 @app.get(
@@ -127,10 +76,12 @@ def delete_my_presence(me: Caller, svc: Service) -> MyPresenceOut:
         304: {"description": "Not Modified: the If-None-Match tag is current (no body)", "content": {}},
     },
 )
-def get_presence(userId: UserId, me: Caller, svc: Service) -> Response[PresenceOut | MyPresenceOut]:
+def get_presence(
+    userId: UserId, me: Caller, svc: Service, now: Now
+) -> Response[schemas.PresenceOut | schemas.MyPresenceOut]:
     """What others see of a person who shares a location with you (X1); yourself: also your choice.
     Carries an ETag; ``If-None-Match`` with the current one answers 304."""
-    presence, etag = svc.get_presence(me, userId, clock(), app.current_event.headers.get("if-none-match"))
+    presence, etag = svc.get_presence(me, userId, now, app.current_event.headers.get("if-none-match"))
     return Response(status_code=200, content_type=JSON, body=presence, headers={"ETag": etag})
 
 
@@ -139,19 +90,19 @@ def get_presence(userId: UserId, me: Caller, svc: Service) -> Response[PresenceO
     "/v1/me/sessions",
     tags=["sessions"],
     responses={
-        201: {"description": "Signed in", "content": {JSON: {"model": SessionOut}}},
+        201: {"description": "Signed in", "content": {JSON: {"model": schemas.SessionOut}}},
         **problems.responses(401, 503),
     },
 )
-def create_session(me: Caller, svc: Service) -> Response[SessionOut]:
+def create_session(me: Caller, svc: Service, now: Now) -> Response[schemas.SessionOut]:
     """Sign in on an app: you are online while a session lives (renew it before ``expiresAt``)."""
-    return Response(status_code=201, content_type=JSON, body=svc.create_session(me, clock()))
+    return Response(status_code=201, content_type=JSON, body=svc.create_session(me, now))
 
 
 @app.put("/v1/me/sessions/<sessionId>", tags=["sessions"], responses=_answers(400, 401, 404, 503))
-def renew_session(sessionId: SessionId, me: Caller, svc: Service) -> SessionOut:
+def renew_session(sessionId: SessionId, me: Caller, svc: Service, now: Now) -> schemas.SessionOut:
     """Heartbeat: extend a live session; 404 once it was logged out or expired (sign in again)."""
-    return svc.renew_session(me, sessionId, clock())
+    return svc.renew_session(me, sessionId, now)
 
 
 @app.delete(
@@ -160,17 +111,19 @@ def renew_session(sessionId: SessionId, me: Caller, svc: Service) -> SessionOut:
     status_code=204,
     responses={204: {"description": "Logged out"}, **problems.responses(400, 401, 503)},
 )
-def delete_session(sessionId: SessionId, me: Caller, svc: Service) -> Response[None]:
+def delete_session(sessionId: SessionId, me: Caller, svc: Service, now: Now) -> Response[None]:
     """Log out of one session (idempotent)."""
-    svc.end_session(me, sessionId, clock())
+    svc.end_session(me, sessionId, now)
     return Response(status_code=204, content_type=None, body=None)
 
 
 # ---- profile (P8) -------------------------------------------------------------------------------
 @app.post("/v1/me/profile/photo", tags=["profile"], responses=_answers(400, 401, 503))
-def request_photo_upload(body: Annotated[PhotoUploadIn, Body()], me: Caller, svc: Service) -> PhotoUploadOut:
+def request_photo_upload(
+    body: Annotated[schemas.PhotoUploadIn, Body()], me: Caller, svc: Service, now: Now
+) -> schemas.PhotoUploadOut:
     """An upload URL for a JPEG or PNG of at most 5 MiB; S3 enforces both itself."""
-    return svc.request_photo_upload(me, body, clock())
+    return svc.request_photo_upload(me, body, now)
 
 
 @app.put(
@@ -181,10 +134,10 @@ def request_photo_upload(body: Annotated[PhotoUploadIn, Body()], me: Caller, svc
 def put_directory_entry(
     locationId: LocationId,
     userId: UserId,
-    body: Annotated[DirectoryEntryIn, Body()],
+    body: Annotated[schemas.DirectoryEntryIn, Body()],
     me: Caller,
     svc: Service,
-) -> DirectoryEntryOut:
+) -> schemas.DirectoryEntryOut:
     """An admin of the location sets a member's phone number and extension."""
     return svc.set_directory_entry(me, locationId, userId, body)
 

@@ -10,6 +10,7 @@ import json
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from calsync.config import get_presence_settings
 from calsync.domain.models import Transparency
 from calsync.store import keys
 from calsync.store.repository import Repository
+from calsync.wiring.presence import presence_deps
 from local.s3_post_policy import threaded_server
 from tests.support import apigw
 from tests.support.apigw import Answer, LambdaContext, answer, api_on, snapshot
@@ -76,6 +78,16 @@ class World:
     @property
     def repo(self) -> Repository:
         return Repository(self.table)
+
+    def clock(self) -> datetime:
+        return self.now
+
+    @contextmanager
+    def wired(self) -> Iterator[None]:
+        """PresenceFunction wired from the settings as they are now, with this world's clock."""
+        module = importlib.import_module("functions.presence.app")
+        with module.wiring.use(presence_deps(self.table, clock=self.clock)):
+            yield
 
     def call(self, method: str, path: str, claims: dict[str, Any] | None, **kwargs: Any) -> Answer:
         module = importlib.import_module("functions.presence.app")
@@ -132,16 +144,11 @@ def world(table: Any, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("PRESENCE_BUS_NAME", bus)
     monkeypatch.setenv("SESSION_TTL_SECONDS", str(TTL))
     get_presence_settings.cache_clear()
-    module = importlib.import_module("functions.presence.app")
     w = World(table, s3, sqs, bucket, queue_url)
-    saved_clock = module.clock
-    module.set_aws(table=table)
-    module.clock = lambda: w.now
     try:
-        yield w
+        with w.wired():
+            yield w
     finally:
-        module.clock = saved_clock
-        module.set_aws()
         get_presence_settings.cache_clear()
 
 
@@ -325,11 +332,11 @@ def test_session_lifetime_is_configurable(world: World, monkeypatch: pytest.Monk
     # rule P5: SESSION_TTL_SECONDS
     monkeypatch.setenv("SESSION_TTL_SECONDS", "120")
     get_presence_settings.cache_clear()
-    importlib.import_module("functions.presence.app").set_aws(table=world.table)
-    got = world.call("POST", "/v1/me/sessions", ALICE)
-    assert got.json()["expiresAt"] == "2026-11-20T10:02:00Z"
-    world.now = NOW + timedelta(seconds=121)
-    assert world.presence("alice", BOB).json()["status"] == "offline"
+    with world.wired():
+        got = world.call("POST", "/v1/me/sessions", ALICE)
+        assert got.json()["expiresAt"] == "2026-11-20T10:02:00Z"
+        world.now = NOW + timedelta(seconds=121)
+        assert world.presence("alice", BOB).json()["status"] == "offline"
 
 
 @pytest.mark.parametrize("bad", ["a%20b", "x" * 65, "a.b"])
@@ -451,10 +458,10 @@ def test_a_failed_event_does_not_fail_the_request(
     # the change is stored; the failure is logged and counted (metric PresenceEventsFailed)
     monkeypatch.setenv("PRESENCE_BUS_NAME", "no-such-bus")
     get_presence_settings.cache_clear()
-    importlib.import_module("functions.presence.app").set_aws(table=world.table)
-    world.sign_in(ALICE)
-    assert world.set(ALICE, {"status": "away"}).status == 200
-    assert world.presence("alice", BOB).json()["status"] == "away"
+    with world.wired():
+        world.sign_in(ALICE)
+        assert world.set(ALICE, {"status": "away"}).status == 200
+        assert world.presence("alice", BOB).json()["status"] == "away"
     assert "presence event not published" in caplog.messages
     metric = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"_aws"' in line]
     assert [m["PresenceEventsFailed"] for m in metric if "PresenceEventsFailed" in m] == [[1.0], [1.0]]

@@ -32,7 +32,8 @@ from calsync.domain.models import UTC
 from calsync.store.accounts import Account, AccountRepository, CalendarListing
 from calsync.store.hosts import HostBudgets
 from calsync.sync.jobs import SyncJob, enqueue_sync
-from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.sync.poll import POLL_EVERY, RECONCILE_SLOTS, reconcile_slot
+from calsync.sync.tasks import run_number
 from calsync.wiring.accounts import accounts_deps
 from calsync.wiring.scheduling import scheduling_deps
 from calsync.wiring.tasks import task_deps
@@ -41,13 +42,13 @@ from functions.accounts import app as accounts_app
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
 from functions.scheduling import app as scheduling_app
-from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import Answer, Api, LambdaContext, api_on
 from tests.support.caldav_server import FaultyProxy, ics
 from tests.support.icloud import ICloudDiscovery, Resolver
 from tests.support.poll import PollFanOut, queue_depth
 from tests.support.radicale import Radicale, radicale_server
+from tests.support.tasks import TaskQueue
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -96,22 +97,8 @@ class ICloud:
         )
 
     def drain(self, now: datetime = NOW) -> list[dict[str, Any]]:
-        answers: list[dict[str, Any]] = []
         with sync_app.wiring.use(replace(sync_app.wiring(), clock=lambda: now)):
-            for _ in range(10):
-                msgs = self.sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-                ).get("Messages", [])
-                if not msgs:
-                    break
-                records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-                answer = sync_app.lambda_handler(
-                    {"Records": records}, LambdaContext(function_name="caldav-sync")
-                )
-                answers.append(answer)
-                for rec in to_delete(records, answer, report_failures=True):
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
-        return answers
+            return TaskQueue(self.sqs, sync_app, "caldav-sync", url=self.queue_url, batch=10).drain(10)
 
     def poll(self, now: datetime) -> int:
         """The schedule, then PollShardFunction on each shard task: the number of jobs queued."""
@@ -240,7 +227,7 @@ def test_icloud_connect_sync_poll_write_disconnect_on_the_partition_host(icloud:
     assert icloud.partition.requests > before
     # nothing changed: the next poll costs one PROPFIND (ctag) on the partition host (I7)
     t = NOW + timedelta(minutes=10)
-    if reconcile_slot(listings["Home"].calendar_id) == run_number(t) % RECONCILE_SLOTS:
+    if reconcile_slot(listings["Home"].calendar_id) == run_number(t, POLL_EVERY) % RECONCILE_SLOTS:
         t += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
     quiet = icloud.partition.requests
     assert icloud.poll(t) == 1  # a plain poll job (not in its reconcile slot)

@@ -48,8 +48,9 @@ from calsync.store.keys import poll_shard
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync.jobs import SyncJob, enqueue_sync
-from calsync.sync.poll import RECONCILE_SLOTS, reconcile_slot, run_number
+from calsync.sync.poll import POLL_EVERY, RECONCILE_SLOTS, reconcile_slot
 from calsync.sync.queue_worker import backoff
+from calsync.sync.tasks import run_number
 from calsync.wiring.accounts import accounts_deps
 from calsync.wiring.tasks import task_deps
 from calsync_caldav.client import CalDAVClient
@@ -57,7 +58,6 @@ from calsync_caldav.source import CalDAVSource, dump_cursor, load_cursor
 from calsync_caldav.worker import RetryLater, sync_deps
 from functions.caldav_poll import app as poll_app
 from functions.caldav_sync import app as sync_app
-from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.accounts import AccountsApi
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
@@ -70,6 +70,7 @@ from tests.support.caldav_server import (
     radicale,
 )
 from tests.support.poll import PollFanOut, queue_depth
+from tests.support.tasks import TaskQueue
 from tests.support.template import table_create_kwargs
 
 REGION = "eu-west-1"
@@ -133,22 +134,8 @@ class World:
 
     def drain(self, now: datetime) -> list[dict[str, Any]]:
         """Run the sync function on what the queue holds until it is empty (or only delayed)."""
-        answers: list[dict[str, Any]] = []
         with sync_app.wiring.use(replace(sync_app.wiring(), clock=lambda: now)):
-            for _ in range(20):
-                msgs = self.sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-                ).get("Messages", [])
-                if not msgs:
-                    break
-                records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-                answer = sync_app.lambda_handler(
-                    {"Records": records}, LambdaContext(function_name="caldav-sync")
-                )
-                answers.append(answer)
-                for rec in to_delete(records, answer, report_failures=True):
-                    self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
-        return answers
+            return TaskQueue(self.sqs, sync_app, "caldav-sync", url=self.queue_url, batch=10).drain(20)
 
     def changed_at(self) -> datetime | None:
         """The poll entry's ``changedAt`` (adaptive intervals)."""
@@ -391,7 +378,7 @@ def test_unchanged_ctag_costs_one_request_and_no_write(world: World) -> None:
     world.enqueue()
     world.drain(NOW)
     t1 = NOW + timedelta(minutes=5)
-    if reconcile_slot(world.calendar_id) == run_number(t1) % RECONCILE_SLOTS:
+    if reconcile_slot(world.calendar_id) == run_number(t1, POLL_EVERY) % RECONCILE_SLOTS:
         t1 += timedelta(minutes=5)  # a plain poll, not this calendar's reconcile slot (S5)
     assert world.poll(t1) == 1  # a plain poll job (not in its reconcile slot)
     world.requests.clear()

@@ -25,6 +25,7 @@ from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.sync import cleanup
+from calsync.sync.tasks import run_number
 from calsync.wiring.tasks import task_deps
 from functions.cleanup import app
 from tests.support.apigw import LambdaContext
@@ -350,7 +351,7 @@ def test_two_invocations_of_one_shard_at_once_on_dynamodb_local(ddb_local_endpoi
         repo = Repository(table)
         many_ended(repo, 80)
         shard = keys.cleanup_shard("USER#alice")
-        task = cleanup.CleanupTask(shard=shard, run=cleanup.run_number(NOW))
+        task = cleanup.CleanupTask(shard=shard, run=run_number(NOW, cleanup.CLEANUP_EVERY))
         barrier = threading.Barrier(2)
 
         def invocation() -> int:

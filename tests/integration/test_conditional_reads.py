@@ -19,6 +19,7 @@ from calsync.store import keys
 from calsync.store.items import Room
 from calsync.store.presence import PresenceRepository
 from calsync.store.repository import Repository
+from calsync.wiring.presence import presence_deps
 from tests.support import apigw
 from tests.support.apigw import Answer, LambdaContext, answer, api_on, calendar, dynamodb_calls, occurrence
 from tests.support.tasks import run_cleanup
@@ -63,14 +64,10 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     get_presence_settings.cache_clear()
     module = importlib.import_module("functions.presence.app")
     w = World(moto_table)
-    saved_clock = module.clock
-    module.set_aws(table=moto_table)
-    module.clock = lambda: w.now
     try:
-        yield w
+        with module.wiring.use(presence_deps(moto_table, clock=lambda: w.now)):
+            yield w
     finally:
-        module.clock = saved_clock
-        module.set_aws()
         get_presence_settings.cache_clear()
 
 

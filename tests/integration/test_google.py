@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,12 +29,12 @@ from calsync.wiring.accounts import accounts_deps
 from calsync.wiring.webhook import webhook_deps
 from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
 from calsync_google.provider import connect_deps as google_connect_deps
+from calsync_google.renewal import renew_deps
 from calsync_google.worker import sync_deps as google_sync_deps
 from functions.google_accounts import app as accounts_app
 from functions.google_renew import app as renew_app
 from functions.google_sync import app as sync_app
 from functions.google_webhook import app as webhook_app
-from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, api_on, dynamodb_calls
 from tests.support.fake_google import FakeGoogle, fake_google
@@ -74,6 +74,7 @@ class World:
     wired: ExitStack = field(default_factory=ExitStack)
     sync_options: dict[str, Any] = field(default_factory=dict)
     renewals: Any = None  # the GoogleRenewQueue (a TaskQueue consumed by GoogleRenewFunction)
+    renew_now: datetime = NOW  # the renewal function's clock
 
     def wire_sync(self, **worker: Any) -> None:
         """The sync function on a fresh worker (no cached access token), its clock at ``now``."""
@@ -82,19 +83,8 @@ class World:
     def drain(self, now: datetime = NOW) -> list[str]:
         self.polls.run(now)  # the schedule's poll tasks first: they queue the sync jobs
         self.now = now
-        statuses: list[str] = []
-        for _ in range(20):
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not msgs:
-                break
-            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="google-sync"))
-            for rec in to_delete(records, answer, report_failures=True):
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
-            statuses.append(json.dumps(answer))
-        return statuses
+        syncs = TaskQueue(self.sqs, sync_app, "google-sync", url=self.queue_url, batch=10)
+        return [json.dumps(answer) for answer in syncs.drain(20)]
 
     def queued(self) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]
@@ -168,8 +158,10 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         get_google_settings.cache_clear()
         polls = PollFanOut(moto_table, sqs, {"google": url})
         renewals = TaskQueue(sqs, renew_app, "google-renew")
-        renew_app.set_dependencies(**worker_deps, poll_queue_url=polls.url, renew_queue_url=renewals.url)
         world = World(fake, moto_table, sqs, url, arn, user, email, answers, polls, renewals=renewals)
+        urls = {"poll_queue_url": polls.url, "renew_queue_url": renewals.url}
+        renew = renew_deps(**worker_deps, **urls, clock=lambda: world.renew_now)
+        world.wired.enter_context(renew_app.wiring.use(renew))
         world.sync_options = worker_deps
         world.wire_sync(**worker_deps)
         connect = google_connect_deps(**common, client=lambda: secret, endpoints=endpoints, clock=lambda: NOW)
@@ -179,7 +171,6 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                 yield world
         finally:
             world.wired.close()
-            renew_app.set_dependencies()
             polls.close()
             get_google_settings.cache_clear()
 
@@ -290,7 +281,7 @@ def test_channel_near_expiry_is_renewed(world: World) -> None:  # rule S4
     connected(world)
     [old] = world.fake.live_channels()
     store = ChannelStore(world.table)
-    renew_app.clock = lambda: NOW + timedelta(days=6)
+    world.renew_now = NOW + timedelta(days=6)
     out = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
     assert out["renewTasks"] == 4  # one per shard of the channel-expiry index
     # the GoogleRenewQueue's tasks: one of them opens the new channel
@@ -453,8 +444,8 @@ def accounts_api(world: World) -> Iterator[AccountsApi]:
 
 
 def run_schedule(now: datetime) -> dict[str, Any]:
-    renew_app.clock = lambda: now
-    out: dict[str, Any] = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
+    with renew_app.wiring.use(replace(renew_app.wiring(), clock=lambda: now)):
+        out: dict[str, Any] = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
     return out
 
 
@@ -556,7 +547,7 @@ def test_the_listing_refresh_respects_the_time_budget(world: World, accounts_api
     connected(world)
     world.fake.add_calendar(world.email, LATER, "Later", "writer")
     world.fake.requests.clear()
-    renew_app.clock = lambda: NOW + timedelta(hours=1)
+    world.renew_now = NOW + timedelta(hours=1)
     out = renew_app.lambda_handler({}, Late(function_name="google-renew"))
     assert out["listDeferred"] == 1 and out["listed"] == 0 and out["pollTasksFailed"] == 0
     assert sum(world.polls.run(NOW + timedelta(hours=1))) == 1

@@ -166,7 +166,7 @@ def test_one_live_channel_and_one_push_per_change_over_five_weeks(world: World) 
         for hour in (0, 12):
             t = NOW + timedelta(days=day, hours=hour, minutes=1)
             world.fake.clock = lambda t=t: t
-            renew_app.clock = lambda t=t: t
+            world.renew_now = t
             renew_app.lambda_handler({}, ctx)
             world.renewals.run()  # the GoogleRenewQueue's tasks
             world.fake.deliver()  # a new channel's `sync` message

@@ -10,9 +10,8 @@ shard holds at least 4, so a hand-back always happens. Every channel is renewed 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 from calsync.store import keys
 from calsync.store.accounts import AccountRepository
@@ -57,9 +56,10 @@ def watches(w: World) -> Counter[str]:
     return Counter(c.cal_id for c in w.fake.channels.values() if c.cal_id.startswith("c"))
 
 
-def schedule(w: World, **overrides: Any) -> None:
-    renew_app.set_dependencies(**{**renew_app._overrides, **overrides})
-    renew_app.clock = lambda: LATER
+def schedule(w: World, limit: int | None = None) -> None:
+    """The schedule's run at ``LATER``; ``limit``: channels per task, for the rest of the test."""
+    w.renew_now = LATER
+    w.wired.enter_context(renew_app.wiring.use(replace(renew_app.wiring(), limit=limit)))
     got = renew_app.lambda_handler({}, LambdaContext(function_name="google-renew"))
     assert got["renewTasks"] == keys.CHANNEL_SHARDS and got["renewTasksFailed"] == 0
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,13 @@ import boto3
 import pytest
 
 from calsync import live
+from calsync.api.time_driven import DueTask, run_shard
 from calsync.config import get_presence_settings
 from calsync.store import due, keys, wide
 from calsync.store.repository import Repository
+from calsync.sync.tasks import run_number
+from calsync.wiring.live import live_due_deps
+from calsync.wiring.presence import presence_deps
 from tests.support import apigw
 from tests.support.apigw import LambdaContext, answer, calendar, occurrence
 from tests.support.tasks import TaskQueue
@@ -88,20 +93,17 @@ def world(moto_table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     queue = TaskQueue(boto3.client("sqs", region_name="eu-west-1"), scheduled, "live-due")
     w = World(moto_table, recorder, queue)
     live.use(recorder)
-    saved = presence.clock, scheduled.clock
-    presence.set_aws(table=moto_table)
-    scheduled.set_dependencies(table=moto_table, sqs=queue.sqs, task_queue_url=queue.url)
-    presence.clock = scheduled.clock = lambda: w.now
     repo = Repository(moto_table)
     repo.set_member_locations("alice", ["hq"])
     repo.set_member_locations("bob", ["hq"])
     due.DueStore(moto_table).set_cursor(NOW)  # the schedule has been running every minute
     try:
-        yield w
+        with ExitStack() as wired:
+            wired.enter_context(presence.wiring.use(presence_deps(moto_table, clock=lambda: w.now)))
+            deps = live_due_deps(moto_table, sqs=queue.sqs, task_queue_url=queue.url, clock=lambda: w.now)
+            wired.enter_context(scheduled.wiring.use(deps))
+            yield w
     finally:
-        presence.clock, scheduled.clock = saved
-        presence.set_aws()
-        scheduled.set_dependencies()
         live.use(None)
         get_presence_settings.cache_clear()
 
@@ -234,16 +236,16 @@ def test_a_status_set_meanwhile_is_not_taken_for_a_change_by_time(world: World) 
 
 
 def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
-    module = importlib.import_module("functions.live_due.app")
-    store, service = module._parts()
+    deps = importlib.import_module("functions.live_due.app").wiring()
+    store, service = deps.due, deps.service
     users = [u for u in (f"u{n}" for n in range(200)) if keys.due_shard(u) == 3][:3]
     for user in users:
         store.arm(user, NOW - timedelta(seconds=30))
-    task = module.DueTask(shard=3, run=module.run_number(NOW))
+    task = DueTask(shard=3, run=run_number(NOW, due.MINUTE))
     calls = iter([True, False])
-    first = module.run_shard(store, service, task, NOW, in_time=lambda: next(calls, False))
+    first = run_shard(store, service, task, NOW, in_time=lambda: next(calls, False))
     assert first.people == 1 and first.rest == task.continued(keys.iso(NOW))
-    second = module.run_shard(store, service, first.rest, NOW)
+    second = run_shard(store, service, first.rest, NOW)
     assert (second.people, second.rest) == (2, None)
     assert store.page(due.bucket_pk(NOW, 3), 10) == []
     assert store.cursor(3) == NOW + due.MINUTE
@@ -285,8 +287,7 @@ def people_of(shard: int, n: int) -> list[str]:
 @pytest.fixture
 def handled(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every person the schedule handled (published or not), in order."""
-    module = importlib.import_module("functions.live_due.app")
-    _, service = module._parts()
+    service = importlib.import_module("functions.live_due.app").wiring().service
     seen: list[str] = []
     original = service.publish_time_driven
 
@@ -302,15 +303,15 @@ def test_a_bucket_larger_than_the_bound_is_handled_by_several_invocations_each_p
     world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module = importlib.import_module("functions.live_due.app")
-    monkeypatch.setitem(module._overrides, "limit", 3)  # people per task (TASK_PEOPLE = 1,000)
-    store, _ = module._parts()
+    store = module.wiring().due
     crowd = people_of(3, 10) + people_of(7, 2)
     for user in crowd:
         store.arm(user, NOW + timedelta(minutes=1, seconds=-30))  # one minute's bucket, two shards
     store.arm_soon(crowd[0])  # and once in the shard's "look again" bucket
     world.now = NOW + timedelta(minutes=1)
-    assert module.lambda_handler(SCHEDULED, world.context) == {"dispatched": 16, "failed": 0}
-    per_invocation = world.queue.run(measure=lambda: len(handled))
+    with module.wiring.use(replace(module.wiring(), limit=3)):  # people per task (TASK_PEOPLE = 1,000)
+        assert module.lambda_handler(SCHEDULED, world.context) == {"dispatched": 16, "failed": 0}
+        per_invocation = world.queue.run(measure=lambda: len(handled))
     assert max(per_invocation) == 3  # none above the bound
     assert sum(1 for n in per_invocation if n) >= 4 + 1  # shard 3's 11 take four, shard 7's one
     assert sorted(handled) == sorted([*crowd, crowd[0]])  # each person once per instant armed
@@ -334,12 +335,12 @@ def test_two_tasks_of_one_shard_reading_one_bucket_handle_each_person_once(
 ) -> None:
     # a shard's rest still running when the next minute's task of the shard starts: both read the
     # same page; the one whose DeleteItem removed a person's item handles them, the other skips them
-    module = importlib.import_module("functions.live_due.app")
-    store, service = module._parts()
+    deps = importlib.import_module("functions.live_due.app").wiring()
+    store, service = deps.due, deps.service
     crowd = people_of(5, 4)
     for user in crowd:
         store.arm(user, NOW - timedelta(seconds=30))
-    task = module.DueTask(shard=5, run=module.run_number(NOW))
+    task = DueTask(shard=5, run=run_number(NOW, due.MINUTE))
     page = store.page
     overlapping: list[Any] = []
 
@@ -347,11 +348,11 @@ def test_two_tasks_of_one_shard_reading_one_bucket_handle_each_person_once(
         got = page(pk, limit)
         if got and not overlapping:  # between this task's Query and its first person
             overlapping.append(None)
-            overlapping[0] = module.run_shard(store, service, task, NOW)
+            overlapping[0] = run_shard(store, service, task, NOW)
         return got
 
     monkeypatch.setattr(store, "page", page_then_overlap)
-    first = module.run_shard(store, service, task, NOW)
+    first = run_shard(store, service, task, NOW)
     [second] = overlapping
     assert (second.people, first.people) == (4, 0)
     assert sorted(handled) == sorted(crowd)

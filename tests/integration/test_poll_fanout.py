@@ -27,6 +27,8 @@ import pytest
 
 from calsync.store.sync_state import PollEntry, SyncStateStore, poll_item
 from calsync.sync import poll
+from calsync.sync.tasks import run_number
+from calsync.wiring.presence import presence_deps
 from calsync.wiring.tasks import task_deps
 from functions.caldav_poll import app as poll_app
 from tests.support.apigw import LambdaContext
@@ -125,9 +127,8 @@ def test_quiet_calendars_are_polled_less_often_and_never_staler_than_30_minutes(
         schedule(now)
         fan_out.run(now)
     got = enqueued(fan_out)
-    reconciled = {
-        cal for cal in calendars if any(poll.reconcile_slot(cal) == poll.run_number(t) % 72 for t in runs)
-    }
+    slots = {run_number(t, poll.POLL_EVERY) % poll.RECONCILE_SLOTS for t in runs}
+    reconciled = {cal for cal in calendars if poll.reconcile_slot(cal) in slots}
     for cal, age in calendars.items():
         expected = {"busy": 6, "week": 2, "quiet": 1, "new": 1}[cal.split("-")[0]]
         if cal in reconciled:  # its full pass is due whatever its interval (S5)
@@ -177,13 +178,11 @@ def test_a_person_signing_in_makes_their_quiet_calendars_polled_every_run_while_
         monkeypatch.delenv(name, raising=False)
     get_presence_settings.cache_clear()
     presence = importlib.import_module("functions.presence.app")
-    presence.set_aws(table=moto_table)
-    monkeypatch.setattr(presence, "clock", lambda: NOW)
     try:
-        event = apigw.event("POST", "/v1/me/sessions", claims=apigw.claims("alice", ["hq"]))
-        assert apigw.answer(presence.lambda_handler(event, LambdaContext())).status == 201
+        with presence.wiring.use(presence_deps(moto_table, clock=lambda: NOW)):
+            event = apigw.event("POST", "/v1/me/sessions", claims=apigw.claims("alice", ["hq"]))
+            assert apigw.answer(presence.lambda_handler(event, LambdaContext())).status == 201
     finally:
-        presence.set_aws()
         get_presence_settings.cache_clear()
 
     entries = {e.calendar_id: e for s in range(poll.keys.POLL_SHARDS) for e in state.list_poll("caldav", s)}
@@ -198,7 +197,7 @@ def test_a_person_signing_in_makes_their_quiet_calendars_polled_every_run_while_
             poll.poll_every(entries["c-primary"].changed_at, later, entries["c-primary"].online_until)
             == expected
         )
-    runs = range(poll.run_number(NOW), poll.run_number(NOW) + poll.QUIET_EVERY)
+    runs = range(run_number(NOW, poll.POLL_EVERY), run_number(NOW, poll.POLL_EVERY) + poll.QUIET_EVERY)
     assert all(poll.is_due(entries["c-primary"], run, NOW) for run in runs)
     assert sum(poll.is_due(entries["c-not-hers"], run, NOW) for run in runs) == 1
     # a later mark never moves the end back

@@ -26,7 +26,6 @@ from functions.microsoft_accounts import app as accounts_app
 from functions.microsoft_renew import app as renew_app
 from functions.microsoft_sync import app as sync_app
 from functions.microsoft_webhook import app as webhook_app
-from local.sources import sqs_record, to_delete
 from tests.support import apigw
 from tests.support.apigw import Answer, Api, LambdaContext, api_on
 from tests.support.fake_graph import FakeGraph, LoopbackHttp
@@ -114,19 +113,7 @@ class MsWorld:
         return api.get("/v1/oauth/microsoft/callback", query=params, claims=claims)
 
     def drain(self) -> list[dict[str, Any]]:
-        answers: list[dict[str, Any]] = []
-        for _ in range(50):
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not msgs:
-                break
-            records = [sqs_record(m, self.queue_arn, REGION) for m in msgs]
-            answer = sync_app.lambda_handler({"Records": records}, LambdaContext(function_name="ms-sync"))
-            answers.append(answer)
-            for rec in to_delete(records, answer, report_failures=True):
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=rec["receiptHandle"])
-        return answers
+        return TaskQueue(self.sqs, sync_app, "ms-sync", url=self.queue_url, batch=10).drain(50)
 
     def queued(self) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["All"])["Attributes"]

@@ -15,8 +15,9 @@ from calsync.domain.models import UTC
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync import poll as poll_module
 from calsync.sync.jobs import SyncJob, enqueue_sync
-from calsync.sync.poll import RECONCILE_SLOTS, dispatch, reconcile_slot, run_number
+from calsync.sync.poll import POLL_EVERY, RECONCILE_SLOTS, dispatch, reconcile_slot
 from calsync.sync.queue_worker import backoff
+from calsync.sync.tasks import run_number
 from functions.caldav_sync import app as sync_app
 from tests.support.apigw import LambdaContext
 from tests.support.poll import PollFanOut
@@ -97,7 +98,7 @@ def test_poll_enqueues_every_registered_calendar_once_per_slot(
         fan_out.close()
     msgs = received(sqs, url)
     assert sorted(json.loads(m["Body"])["calendarId"] for m in msgs) == sorted(cals)
-    run = run_number(NOW)
+    run = run_number(NOW, POLL_EVERY)
     for m in msgs:
         body = json.loads(m["Body"])
         due = reconcile_slot(body["calendarId"]) == run % RECONCILE_SLOTS
@@ -106,7 +107,7 @@ def test_poll_enqueues_every_registered_calendar_once_per_slot(
 
 def test_every_calendar_is_reconciled_once_in_six_hours() -> None:
     # rule S5: over 72 runs of 5 minutes each calendar gets exactly one full pass
-    runs = [run_number(NOW + timedelta(minutes=5 * i)) for i in range(RECONCILE_SLOTS)]
+    runs = [run_number(NOW + timedelta(minutes=5 * i), POLL_EVERY) for i in range(RECONCILE_SLOTS)]
     for cal in ("a", "b", "3f0c8a9e2b7d4c1a9e8f7a6b5c4d3e2f"):
         assert sum(reconcile_slot(cal) == r % RECONCILE_SLOTS for r in runs) == 1
     assert timedelta(hours=6) == poll_module.RECONCILE_EVERY

@@ -13,27 +13,12 @@ import pytest
 from calsync.wiring import Wiring
 
 ROOT = Path(__file__).resolve().parents[2]
-WIRED = [
-    "accounts",
-    "api",
-    "caldav_poll",
-    "caldav_sync",
-    "cleanup",
-    "google_accounts",
-    "google_sync",
-    "google_webhook",
-    "microsoft_accounts",
-    "microsoft_renew",
-    "microsoft_sync",
-    "microsoft_webhook",
-    "poll_shard",
-    "scheduling",
-]
-# not wired this way yet (docs/adr/0023 "Not yet"): their tests still set module globals
-NOT_YET = {
-    "google_renew",
-    "presence",
-}
+# every function: each holds a ``Wiring`` of its kind and no locator of its own
+WIRED = sorted(app.parent.name for app in (ROOT / "functions").glob("*/app.py"))
+
+
+def test_every_function_is_listed() -> None:
+    assert {"google_renew", "live_due", "presence", "scheduling"} <= set(WIRED) and len(WIRED) >= 17
 
 
 def test_builds_once_on_first_use() -> None:
@@ -89,28 +74,73 @@ def test_a_wired_function_holds_one_wiring_and_no_locator_of_its_own(name: str) 
     assert not names & {"set_dependencies", "set_table", "set_aws", "_overrides", "clock"}
 
 
-def _assigned_function_globals(path: Path) -> list[str]:
-    """``<module>.<attr> = …`` in a test, where ``<module>`` was imported from ``functions.*``."""
-    tree = ast.parse(path.read_text())
+def _function_modules(tree: ast.AST) -> dict[str, str]:
+    """The names a test binds to a function's module: ``from functions.X import app as name`` and
+    ``name = importlib.import_module("functions.X.app")``; by name, the function X."""
     modules: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("functions."):
             for alias in node.names:
                 modules[alias.asname or alias.name] = node.module.split(".")[1]  # type: ignore[union-attr]
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            arg = node.value.args[0] if node.value.args else None
+            if isinstance(arg, ast.Constant) and str(arg.value).startswith("functions."):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        modules[target.id] = str(arg.value).split(".")[1]
+    return modules
+
+
+def _root_name(node: ast.expr) -> str | None:
+    """``a`` of ``a``, ``a.b``, ``a.b.c``, ``a.b[k]``."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _patched_function_globals(path: Path) -> list[str]:
+    """Where a test changes a global of a function's module: ``<module>.<attr> = …`` (also in a
+    tuple), ``monkeypatch.setattr(<module>, …)``, ``monkeypatch.setitem(<module>.<attr>, …)``, or a
+    call of a locator (``<module>.set_dependencies(…)``, ``set_aws``, ``set_table``)."""
+    tree = ast.parse(path.read_text())
+    modules = _function_modules(tree)
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     found = []
     for node in ast.walk(tree):
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        for assigned in targets:
-            target = assigned
-            while isinstance(target, ast.Attribute) and isinstance(target.value, ast.Attribute):
-                target = target.value
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
-                function = modules.get(target.value.id)
-                if function is not None and function not in NOT_YET:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {function}.{target.attr}")
+        hits: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                elts = target.elts if isinstance(target, ast.Tuple) else [target]
+                hits += [t for t in elts if isinstance(t, (ast.Attribute, ast.Subscript))]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in {"setattr", "setitem", "delattr", "delitem"} and node.args:
+                hits.append(node.args[0])
+            elif node.func.attr in {"set_dependencies", "set_aws", "set_table"}:
+                hits.append(node.func.value)
+        for hit in hits:
+            function = modules.get(_root_name(hit) or "")
+            if function is not None:
+                found.append(f"{where}:{node.lineno} {function}")
     return found
 
 
-def test_no_test_assigns_a_wired_functions_globals() -> None:
+def test_the_check_finds_each_way_of_patching(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import importlib\n"
+        "from functions.cleanup import app as cleanup\n"
+        "due = importlib.import_module('functions.live_due.app')\n"
+        "cleanup.clock = None\n"
+        "due.clock, x = None, 1\n"
+        "monkeypatch.setattr(due, 'clock', None)\n"
+        "monkeypatch.setitem(due._overrides, 'limit', 3)\n"
+        "due.set_dependencies(table=None)\n"
+        "with due.wiring.use(None): pass\n"
+    )
+    found = sorted(hit.split(" ")[-1] for hit in _patched_function_globals(sample))
+    assert found == ["cleanup", "live_due", "live_due", "live_due", "live_due"]
+
+
+def test_no_test_patches_a_functions_globals() -> None:
     files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
-    assert [hit for f in files for hit in _assigned_function_globals(f)] == []
+    assert [hit for f in files for hit in _patched_function_globals(f)] == []

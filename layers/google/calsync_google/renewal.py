@@ -20,17 +20,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
+from calsync.config import get_settings
 from calsync.store import keys
 from calsync.sync.budget import LambdaBudget
-from calsync.sync.tasks import ShardTask, send_tasks
+from calsync.sync.tasks import ShardTask, dispatch_shards, run_number
+from calsync.wiring import Clock, utc_now
+from calsync.wiring.tasks import TaskDeps, task_deps
 from calsync_google.channels import RENEW_BEFORE
-
-if TYPE_CHECKING:
-    from calsync_google.worker import GoogleSyncWorker
+from calsync_google.worker import GoogleSyncWorker, from_environment
 
 RENEW_PAGE = 50  # channels per invocation (module docstring)
 RENEW_EVERY = timedelta(hours=1)  # the schedule's rate (template.yaml)
@@ -53,15 +54,42 @@ class RenewSummary:
     rest: GoogleChannelsTask | None = None  # what is left of the task (hand it back to the queue)
 
 
-def run_number(now: datetime) -> int:
-    return int(now.timestamp()) // int(RENEW_EVERY.total_seconds())
-
-
 def dispatch(sqs_client: Any, queue_url: str, now: datetime) -> list[int]:
     """The schedule's part: one task per shard; returns the shards whose task was not sent."""
-    run = run_number(now)
-    tasks = [GoogleChannelsTask(shard=s, run=run) for s in range(keys.CHANNEL_SHARDS)]
-    return [t.shard for t in send_tasks(sqs_client, queue_url, tasks)]
+    run = run_number(now, RENEW_EVERY)
+    return dispatch_shards(sqs_client, queue_url, GoogleChannelsTask, keys.CHANNEL_SHARDS, run)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenewDeps(TaskDeps):
+    """GoogleRenewFunction's dependencies (docs/adr/0023): a fanned-out schedule's (SQS, the
+    GoogleRenewQueue as its task queue, the clock, a test's page bound), the PollQueue its poll tasks
+    go to, and the sync worker that renews the channels and refreshes the calendar listings."""
+
+    worker: GoogleSyncWorker
+    poll_queue_url: str
+
+
+def renew_deps(
+    *,
+    sqs: Any = None,
+    renew_queue_url: str | None = None,
+    poll_queue_url: str | None = None,
+    clock: Clock = utc_now,
+    limit: int | None = None,
+    **worker: Any,
+) -> RenewDeps:
+    """From the settings (GOOGLE_RENEW_QUEUE_URL, POLL_QUEUE_URL, the worker's); a test passes its SQS
+    client, queue URLs, clock, ``limit`` (channels per task) and the worker's overrides
+    (``from_environment``: ``table``, ``kms``, ``key_id``, ``client``, ``webhook_url``…)."""
+    settings = get_settings()
+    built = from_environment(**worker)
+    tasks = task_deps(
+        renew_queue_url or settings.google_renew_queue_url, built.table, sqs=sqs, clock=clock, limit=limit
+    )
+    return RenewDeps(
+        **vars(tasks), worker=built, poll_queue_url=str(poll_queue_url or settings.poll_queue_url)
+    )
 
 
 def renew_shard(

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from calsync.store import keys
 from calsync.sync.budget import LambdaBudget
-from calsync.sync.tasks import ShardTask, send_tasks
+from calsync.sync.tasks import ShardTask, dispatch_shards, run_number
 from calsync_microsoft.jobs import MailboxJob, enqueue_many
 from calsync_microsoft.registry import MicrosoftRegistry
 
@@ -53,15 +53,10 @@ class MailboxSummary:
     jobs: list[str] = field(default_factory=list)  # the accounts whose job was sent
 
 
-def run_number(job: Job, now: datetime) -> int:
-    return int(now.timestamp()) // int(EVERY[job].total_seconds())
-
-
 def dispatch(sqs_client: Any, queue_url: str, job: Job, now: datetime) -> list[int]:
     """The schedule's part: one task per shard; returns the shards whose task was not sent."""
-    run = run_number(job, now)
-    tasks = [MicrosoftTask(job=job, shard=s, run=run) for s in range(keys.MS_SUB_SHARDS)]
-    return [t.shard for t in send_tasks(sqs_client, queue_url, tasks)]
+    run = run_number(now, EVERY[job])
+    return dispatch_shards(sqs_client, queue_url, MicrosoftTask, keys.MS_SUB_SHARDS, run, job=job)
 
 
 def _job(task: MicrosoftTask, item: dict[str, Any], renew_before: datetime) -> MailboxJob | None:

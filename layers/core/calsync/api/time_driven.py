@@ -23,7 +23,7 @@ from calsync.domain.errors import CalsyncError
 from calsync.observability import logger
 from calsync.store import due as dues
 from calsync.store import keys
-from calsync.sync.tasks import ShardTask
+from calsync.sync.tasks import ShardTask, run_number
 
 PAGE = 100
 # The most people one invocation handles: ~20 ms each (two Queries, about three writes) is ~20 s,
@@ -121,7 +121,7 @@ def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
     """One schedule run's work in this process: every shard's task, and what each hands back, run
     to its end (bench/cost.py; the deployed function runs them as queue tasks)."""
     out = Run()
-    pending = [DueTask(shard=s, run=run_number(now)) for s in range(keys.DUE_SHARDS)]
+    pending = [DueTask(shard=s, run=run_number(now, dues.MINUTE)) for s in range(keys.DUE_SHARDS)]
     while pending:
         done = run_shard(store, service, pending.pop(), now)
         out.people += done.people
@@ -131,7 +131,3 @@ def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
         if done.rest is not None:
             pending.append(done.rest)
     return out
-
-
-def run_number(now: datetime) -> int:
-    return int(now.timestamp()) // 60

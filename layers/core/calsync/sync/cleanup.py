@@ -23,7 +23,7 @@ from pydantic import Field
 from calsync.store import keys
 from calsync.store.repository import ENDED_GRACE, Repository
 from calsync.sync.budget import LambdaBudget
-from calsync.sync.tasks import ShardTask, send_tasks
+from calsync.sync.tasks import ShardTask, dispatch_shards, run_number
 
 DEFAULT_LOOKBACK = timedelta(hours=48)  # how far back a shard without a cursor looks
 CLEANUP_EVERY = timedelta(minutes=15)  # the schedule's rate (template.yaml)
@@ -46,10 +46,6 @@ class CleanupSummary:
     rest: CleanupTask | None = None  # what is left of the task (hand it back to the queue)
 
 
-def run_number(now: datetime) -> int:
-    return int(now.timestamp()) // int(CLEANUP_EVERY.total_seconds())
-
-
 def next_cursor(now: datetime) -> datetime:
     """The start of the hour of ``now - 61 min``: that hour may still receive ended events."""
     return _hour(now.astimezone(UTC) - ENDED_GRACE)
@@ -61,9 +57,8 @@ def _hour(instant: datetime) -> datetime:
 
 def dispatch(sqs_client: Any, queue_url: str, now: datetime) -> list[int]:
     """The schedule's part: one task per shard; returns the shards whose task was not sent."""
-    run = run_number(now)
-    tasks = [CleanupTask(shard=s, run=run) for s in range(keys.CLEANUP_SHARDS)]
-    return [t.shard for t in send_tasks(sqs_client, queue_url, tasks)]
+    run = run_number(now, CLEANUP_EVERY)
+    return dispatch_shards(sqs_client, queue_url, CleanupTask, keys.CLEANUP_SHARDS, run)
 
 
 def clean_shard(

@@ -35,7 +35,7 @@ from calsync.store.hosts import HostBudgets
 from calsync.store.sync_state import PollEntry, SyncStateStore
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.jobs import SyncJob, enqueue_many
-from calsync.sync.tasks import ShardTask, send_tasks
+from calsync.sync.tasks import ShardTask, dispatch_shards, run_number
 
 POLL_EVERY = timedelta(minutes=5)
 RECONCILE_EVERY = timedelta(hours=6)
@@ -77,11 +77,6 @@ class ShardSummary:
     rest: PollTask | None = None  # what is left of the task (hand it back to the poll queue)
 
 
-def run_number(now: datetime) -> int:
-    """The number of the poll slot ``now`` falls in (a schedule firing twice in it is one run)."""
-    return int(now.timestamp()) // int(POLL_EVERY.total_seconds())
-
-
 def _hash(calendar_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(calendar_id.encode(), digest_size=4).digest(), "big")
 
@@ -112,11 +107,10 @@ def dispatch(
     sqs_client: Any, poll_queue_url: str, provider: Provider, now: datetime, *, adaptive: bool
 ) -> list[int]:
     """The schedule's part: one task per shard on the poll queue; returns the shards not sent."""
-    run = run_number(now)
-    tasks = [
-        PollTask(provider=provider, shard=s, run=run, adaptive=adaptive) for s in range(keys.POLL_SHARDS)
-    ]
-    return [t.shard for t in send_tasks(sqs_client, poll_queue_url, tasks)]
+    run = run_number(now, POLL_EVERY)
+    return dispatch_shards(
+        sqs_client, poll_queue_url, PollTask, keys.POLL_SHARDS, run, provider=provider, adaptive=adaptive
+    )
 
 
 def _job(entry: PollEntry, run: int) -> tuple[SyncJob, str]:

@@ -1,7 +1,8 @@
 """Schedules that fan out (docs/adr/0016, docs/adr/0020): shard tasks on a queue, a bounded page each.
 
-A schedule only *dispatches*: one task per shard of the index it walks, sent to a standard SQS
-queue (``send_tasks``, 10 per SendMessageBatch). A queue consumer runs one task per invocation
+A schedule only *dispatches* (``dispatch_shards``): one task per shard of the index it walks, for
+the schedule's slot (``run_number``), sent to a standard SQS queue (``send_tasks``, 10 per
+SendMessageBatch). A queue consumer runs one task per invocation
 (``BatchSize: 1``), in parallel with the other shards: at most a stated bound of the shard's
 entries (one page), under the invocation's time budget (``calsync.sync.budget``, read from
 ``context.get_remaining_time_in_millis()``). What is left — more entries, or the budget spent —
@@ -18,6 +19,7 @@ work is idempotent on redelivery (documented with each consumer).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -63,6 +65,21 @@ def send_tasks(sqs_client: Any, queue_url: str, tasks: Sequence[T]) -> list[T]:
         )
         failed += [chunk[int(f["Id"])] for f in resp.get("Failed", [])]
     return failed
+
+
+def run_number(now: datetime, period: timedelta) -> int:
+    """The number of the schedule's slot ``now`` falls in, for a schedule firing every ``period``
+    (template.yaml's rate): a schedule firing twice in one slot is one run."""
+    return int(now.timestamp()) // int(period.total_seconds())
+
+
+def dispatch_shards(
+    sqs_client: Any, queue_url: str, model: type[T], shards: int, run: int, **fields: Any
+) -> list[int]:
+    """A schedule's part: one ``model`` task (with ``fields``) per shard ``0..shards-1`` of ``run``
+    to the task queue; returns the shards whose task was not sent (they wait for the next run)."""
+    tasks = [model(shard=shard, run=run, **fields) for shard in range(shards)]
+    return [task.shard for task in send_tasks(sqs_client, queue_url, tasks)]
 
 
 def handle_record(
