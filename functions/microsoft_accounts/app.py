@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import Field
 
 from calsync.api import problem_handlers, problems
 from calsync.api.account_schemas import AccountOut
 from calsync.api.accounts import _account_out
 from calsync.api.auth import Principal, principal_from_event
 from calsync.api.http import APIGatewayHttpResolver, Body, Depends, Query, Response
-from calsync.api.schemas import Id, _Request, _Wire
+from calsync.api.schemas import Field, Id, _Request, _Wire  # pydantic's, after calsync (docs/adr/0022)
 from calsync.wiring import Wiring
 from calsync.wiring.connect import ConnectFunctionDeps
 from calsync_microsoft.connect import MicrosoftConnect

@@ -33,7 +33,7 @@ ENV = {
 }
 
 
-def _run(logical_id: str, code: str) -> dict[str, object]:
+def _run(logical_id: str, code: str, extra_env: dict[str, str] | None = None) -> dict[str, object]:
     """``code`` in a fresh interpreter whose path is the function's code directory and its layers
     (as in Lambda), then the other layers' sources (the build copies some of their modules into a
     function's code: MicrosoftWebhookFunction); it prints one JSON object."""
@@ -41,7 +41,7 @@ def _run(logical_id: str, code: str) -> dict[str, object]:
     own = layer_paths({logical_id: fn})
     layers = own + [p for p in layer_paths(FUNCTIONS) if p not in own]
     path = os.pathsep.join([str(fn.code_uri), *(str(p) for p in layers)])
-    env = {**os.environ, **ENV, "PYTHONPATH": path}
+    env = {**os.environ, **ENV, **(extra_env or {}), "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=fn.code_uri
     )
@@ -122,21 +122,7 @@ def test_http_functions_build_no_model_at_import() -> None:
     assert _run("ApiFunction", probe) == {"models": True, "built": []}
 
 
-# MicrosoftAccountsFunction's handler imports pydantic (``Field``) before any calsync module, so the
-# batch utility (through calsync_microsoft.worker) sees pydantic loaded: left as a known cost
-# (docs/adr/0022), strict so that fixing the import order turns this red until the mark goes.
-PARSER_MODELS_KNOWN = {"MicrosoftAccountsFunction"}
-
-
-@pytest.mark.parametrize(
-    "logical_id",
-    [
-        pytest.param(lid, marks=pytest.mark.xfail(strict=True, reason="pydantic imported first"))
-        if lid in PARSER_MODELS_KNOWN
-        else lid
-        for lid in sorted(FUNCTIONS)
-    ],
-)
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_no_function_builds_powertools_parser_models(logical_id: str) -> None:
     # the batch utility imports them for its annotations when pydantic is loaded first; calsync
     # validates the records' bodies with its own models and passes the processors no model
