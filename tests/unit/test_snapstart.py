@@ -68,3 +68,22 @@ def test_a_restored_copy_says_when_its_clients_sign_with_keys_from_the_environme
     caplog.clear()
     assert snapstart.check_credentials() is None
     assert caplog.text == ""
+
+
+def test_before_the_snapshot_nothing_connects_but_the_credentials_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
+        with snapstart.no_connections(), socket.socket() as sock, pytest.raises(snapstart.CallBeforeSnapshot):
+            sock.connect(("127.0.0.1", port))
+        monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f"http://127.0.0.1:{port}/credentials")
+        with snapstart.no_connections(), socket.socket() as sock:
+            sock.connect(("127.0.0.1", port))  # the endpoint Lambda gives the SDK with SnapStart
+    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect(("127.0.0.1", port))  # the guard is gone after the block

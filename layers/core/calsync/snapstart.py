@@ -171,19 +171,20 @@ def build_wiring(module: Any) -> list[str]:
 
 def load_service_models() -> None:
     """botocore's data for the DynamoDB resource (every function has the table): the JSON models are
-    kept by the default session's loader, so a later client or resource reads none again."""
+    kept by the default session's loader, so a later client or resource reads none again; the
+    session resolves its credentials here too (with SnapStart: from the container endpoint)."""
     boto3 = importlib.import_module("boto3")
     boto3.resource("dynamodb")
 
 
 def prime() -> None:
     """Before the snapshot: what the first answer would build anyway."""
+    load_service_models()  # first: it resolves the default session's credentials (outside the guard)
     module = handler_module()
     if module is not None:
         build_wiring(module)
         prime_routes(module)
     build_models()
-    load_service_models()
 
 
 def reset() -> None:
