@@ -1,9 +1,10 @@
 """calsync benchmarks (`python -m bench`, `make bench`).
 
-(a) cold start as Lambda pays it (bench/coldstart.py): each of the 15 functions, run from its built
+(a) cold start as Lambda pays it (bench/coldstart.py): each function, run from its built
     artifacts in a fresh interpreter, imports its handler and answers its sample event, against a
-    baseline that imports boto3, creates one DynamoDB client and does one GetItem (targets, as
-    shipped: HTTP functions at most 1.5x, the others 2.0x; docs/adr/0010);
+    baseline that imports boto3, creates one DynamoDB client and does one GetItem (targets: HTTP
+    functions at most 1.5x, the others 2.0x; docs/adr/0010); as shipped, and with SnapStart
+    emulated by a fork after the before-snapshot hooks (docs/adr/0025), judged on that column;
 (b) throughput of the filtering rules (``select_for_person``) on 10,000 events, against
     ``json.loads`` of the same events as stored items (target: rules at most 1.0x json.loads);
 (c)-(e) requests and writes per poll or notification of each provider (bench/caldav.py, ...);

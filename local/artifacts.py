@@ -390,7 +390,7 @@ def first_party_modules(code: Path, merged: Path) -> list[str]:
 
 # Runs in the isolated interpreter: nothing but the standard library until sys.path is set.
 RUNNER = r"""
-import importlib, json, sys, time, traceback, uuid
+import importlib, json, os, sys, time, traceback, uuid
 req = json.loads(sys.stdin.read())
 sys.path[:0] = req["paths"]
 out = {"events": [], "imports": [], "init_error": None, "sys_path": list(sys.path), "seconds": {}}
@@ -423,6 +423,22 @@ except BaseException as exc:
 else:
     out["seconds"]["init"] = time.perf_counter() - start
     out["seconds"]["init_cpu"] = time.process_time() - cpu
+    if req["snapstart"]:
+        # SnapStart emulated (docs/adr/0025): the before-snapshot hooks, then a fork stands for the
+        # snapshot; the child (its CPU time starts at 0) is the restored copy: it runs the
+        # after-restore hooks and answers, and writes the result; the parent waits
+        hooks = sys.modules.get("calsync.snapstart")
+        if hooks is not None:
+            hooks.run_before_snapshot()
+        out["seconds"]["snapshot_cpu"] = time.process_time() - cpu
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child:
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+        start, cpu = time.perf_counter(), time.process_time()
+        if hooks is not None:
+            hooks.run_after_restore()
     for name, event in req["events"]:
         try:
             out["events"].append({"event": name, "result": handler(event, Context())})
@@ -465,11 +481,13 @@ def run_function(
     workdir: Path,
     events: tuple[Path, ...] | None = None,
     import_all: bool = True,
+    snapstart: bool = False,
 ) -> Outcome:
     """Run one function from its artifacts in ``python -I -S -B`` (``-B``: Lambda's ``/var/task`` and
     ``/opt`` are read-only, so no bytecode is written: only what the artifacts ship is used); the
     problems it showed. ``events``: these instead of its sample events; ``import_all``: then import
-    every first-party module it ships."""
+    every first-party module it ships; ``snapstart``: the answers are timed in a fork made after the
+    init and the before-snapshot hooks, which runs the after-restore hooks first (SnapStart emulated)."""
     outcome = Outcome(art.logical_id)
     result_file = workdir / f"{art.logical_id}.result.json"
     result_file.unlink(missing_ok=True)
@@ -483,6 +501,7 @@ def run_function(
         "events": [[p.name, json.loads(p.read_text())] for p in (art.events if events is None else events)],
         "modules": first_party_modules(art.code, merged) if import_all else [],
         "result_file": str(result_file),
+        "snapstart": snapstart,
     }
     try:
         proc = subprocess.run(
@@ -601,6 +620,7 @@ def lambda_environment(
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
         "LAMBDA_TASK_ROOT": str(art.code),
+        "_HANDLER": art.handler,
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_LAMBDA_FUNCTION_NAME": f"calsync-{art.logical_id}",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",

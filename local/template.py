@@ -295,6 +295,7 @@ class Function:
     routes: tuple[HttpRoute, ...]
     schedules: tuple[ScheduleSource, ...]
     sqs: tuple[SqsSource, ...]
+    snapstart: bool = False  # SnapStart: ApplyOn: PublishedVersions (docs/adr/0025)
 
     @property
     def dir_name(self) -> str:
@@ -395,6 +396,8 @@ def functions(tpl: Mapping[str, Any], root: Path = ROOT) -> dict[str, Function]:
             routes=tuple(routes),
             schedules=tuple(schedules),
             sqs=tuple(sqs),
+            snapstart=(props.get("SnapStart") or glob.get("SnapStart") or {}).get("ApplyOn")
+            == "PublishedVersions",
         )
     return out
 

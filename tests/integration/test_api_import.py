@@ -33,7 +33,7 @@ ENV = {
 }
 
 
-def _run(logical_id: str, code: str) -> dict[str, object]:
+def _run(logical_id: str, code: str, extra_env: dict[str, str] | None = None) -> dict[str, object]:
     """``code`` in a fresh interpreter whose path is the function's code directory and its layers
     (as in Lambda), then the other layers' sources (the build copies some of their modules into a
     function's code: MicrosoftWebhookFunction); it prints one JSON object."""
@@ -41,7 +41,7 @@ def _run(logical_id: str, code: str) -> dict[str, object]:
     own = layer_paths({logical_id: fn})
     layers = own + [p for p in layer_paths(FUNCTIONS) if p not in own]
     path = os.pathsep.join([str(fn.code_uri), *(str(p) for p in layers)])
-    env = {**os.environ, **ENV, "PYTHONPATH": path}
+    env = {**os.environ, **ENV, **(extra_env or {}), "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=fn.code_uri
     )

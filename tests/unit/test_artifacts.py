@@ -340,3 +340,45 @@ def test_the_deployed_build_is_checked_for_the_templates_target() -> None:
     from local.artifacts import shipped_target
 
     assert shipped_target(template()) == ("manylinux2014_aarch64", "3.13")
+
+
+SNAPSTART_HOOKS = """
+import os
+calls = []
+def run_before_snapshot():
+    calls.append(("before", os.getpid()))
+def run_after_restore():
+    calls.append(("after", os.getpid()))
+"""
+
+
+def test_snapstart_is_emulated_by_a_fork_after_the_before_snapshot_hooks(tmp_path: Path) -> None:
+    # docs/adr/0025: the before-snapshot hooks run in the process that imported the handler; the
+    # after-restore hooks and the answer run in its fork, whose result is the one reported
+    code = tmp_path / "Fn"
+    (code / "calsync").mkdir(parents=True)
+    (code / "calsync" / "__init__.py").write_text("")
+    (code / "calsync" / "snapstart.py").write_text(SNAPSTART_HOOKS)
+    (code / "app.py").write_text(
+        "import os\nfrom calsync import snapstart\nINIT = os.getpid()\n"
+        "def handler(event, context):\n"
+        "    return {'statusCode': 200, 'body': [INIT, os.getpid(), snapstart.calls]}\n"
+    )
+    (tmp_path / "event.json").write_text("{}")
+    art = Artifact("Fn", "app.handler", code, ())
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "opt").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for snapstart in (False, True):
+        outcome = run_function(
+            art, tmp_path / "opt", tmp_path, env, workdir=work, events=(tmp_path / "event.json",),
+            import_all=False, snapstart=snapstart,
+        )  # fmt: skip
+        assert outcome.problems == []
+        init, answer, calls = json.loads((work / "Fn.result.json").read_text())["events"][0]["result"]["body"]
+        if snapstart:
+            assert answer != init
+            assert calls == [["before", init], ["after", answer]]
+        else:
+            assert (answer, calls) == (init, [])
