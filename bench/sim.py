@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import re
 import sys
 import time
@@ -509,6 +510,9 @@ def google_side(due_every: int) -> Iterator[GoogleSide]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
+    werkzeug = logging.getLogger("werkzeug")  # the server logs each request on stderr
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)
     server.start()
     try:
         kms = boto3.client(
@@ -523,6 +527,7 @@ def google_side(due_every: int) -> Iterator[GoogleSide]:
             yield GoogleSide(fake, kms, key_id, due_every)
     finally:
         server.stop()
+        werkzeug.setLevel(level)
 
 
 def seed_google_accounts(table: Any, google: GoogleSide, due: list[tuple[int, Any]]) -> None:
@@ -823,6 +828,10 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
         while msgs := tasks.receive(settings.batch_size or 1):
             records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
             before = jobs.sent + jobs.duplicates
+            # each invocation its own context: its time budget starts with it
+            ctx = LambdaContext(
+                "ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s
+            )
             with redirect_stdout(_SINK):
                 answer = renew_app.lambda_handler({"Records": records}, ctx)
             for rec in to_delete(records, answer, report_failures=True):
@@ -968,6 +977,11 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
             ph.invocations += 1
             while msgs := q.receive(settings.batch_size or 1):
                 records = [sqs_record(m, q.arn, REGION) for m in msgs]
+                # each invocation its own context: one made once ran out after Timeout seconds of
+                # the whole run, and every task then went back whole, for ever
+                ctx = LambdaContext(
+                    "cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s
+                )
                 with redirect_stdout(_SINK):
                     answer = cleanup_app.lambda_handler({"Records": records}, ctx)
                 for rec in to_delete(records, answer, report_failures=True):
