@@ -18,7 +18,17 @@ What runs, through the real code:
   read** and a **conditional read (304)** through the API function's handler, and one
   **cleanup** run of CleanupFunction's handler over the sample's ended events.
 - one hourly **Microsoft renew** run as deployed (the schedule's dispatch, then the renew queue's
-  tasks until it is empty); Google's channel renewal is not run (it calls Google per channel).
+  tasks until it is empty);
+- one hourly **Google renew** run as deployed: one person in ``GOOGLE_EVERY`` has a Google
+  calendar whose push channel is in the channel-expiry index (7-day channels, renewed 4 days
+  before they expire: one in ``GOOGLE_DUE_EVERY`` = 72 due in an hourly run, the steady state;
+  one in ``GOOGLE_HELD_EVERY`` of those claimed by a parallel delivery, to be left alone). The due
+  ones have what the renewal reads: an account with its grant sealed by KMS (moto's server), the
+  calendar's listing, the calendar and its channel at the project's Google fake
+  (tests/support/fake_google.py) on 127.0.0.1. GoogleRenewFunction's schedule handler dispatches a
+  task per shard, then its handler runs the tasks until the queue is empty; every Google call
+  (token refresh, ``events.watch``, ``channels.stop``) goes to the fake over HTTP. Checked at the
+  fake: one new channel per due calendar, none for the others, the old ones stopped.
 
 Every DynamoDB request of the day goes through one client: its calls, the capacity DynamoDB Local
 reports (``ReturnConsumedCapacity=INDEXES``, bench/sharing.py's ``Meter``) and the partition key of
@@ -29,7 +39,8 @@ machine, in one process, DynamoDB Local included: DynamoDB's own latency is not 
 cost) multiply measured per-operation figures by the usage of bench/cost.py (20 calendar changes,
 6 time-driven refetches and one connect per person per working day) and by the template's settings
 (MaximumConcurrency, BatchSize, Timeout and schedule rates, read from template.yaml). Assumed:
-a provider round trip of ``PROVIDER_RTT_S`` per sync job, an account concurrency of
+a provider round trip of ``PROVIDER_RTT_S`` per sync job, ``GOOGLE_CALL_S`` per Google call of a
+renewal (the fake answers on this machine), an account concurrency of
 ``ACCOUNT_CONCURRENCY`` for functions without a reserved one, and a peak hour of
 ``PEAK_FACTOR`` times the working day's mean.
 """
@@ -39,6 +50,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import re
 import sys
 import time
@@ -53,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT / "layers" / "core", ROOT / "layers" / "microsoft", ROOT):
+for _path in (ROOT / "layers" / "core", ROOT / "layers" / "microsoft", ROOT / "layers" / "google", ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
@@ -62,6 +74,15 @@ REGION = "eu-west-1"
 SAMPLE_EVERY = 100  # one person in 100 is sampled (at least MIN_SAMPLE)
 MS_EVERY = 2  # one person in 2 has a Microsoft mailbox (stated, not measured)
 MS_DUE_EVERY = 2  # of those, one in 2 has a subscription past its half-life at the renew run
+GOOGLE_EVERY = 2  # one person in 2 (the others: Microsoft) has a Google calendar with a push channel
+# Google channels live 7 days (docs/providers/google.md § Push notifications: ``params.ttl``
+# default 604800 s) and are renewed when they expire within 4 days (RENEW_BEFORE): each is renewed
+# every 3 days = 72 hourly runs, so in steady state one channel in 72 is due in a run
+GOOGLE_DUE_EVERY = 72
+GOOGLE_HELD_EVERY = 20  # of those due, 1 in 20 is being renewed by a parallel delivery (claim taken)
+GOOGLE_CALL_S = 0.25  # assumed: one Google call (events.watch, channels.stop; renewal.py: ~0.5 s both)
+RENEW_AT = NOW + timedelta(hours=1)  # the hourly Google schedule's run of the day
+WEBHOOK = "https://calsync.test/v1/webhooks/google"
 MIN_SAMPLE = 10
 EVENTS_PER_DAY = 8
 ACTIVE, WEEKLY = 0.10, 0.15  # shares of calendars changed within a day / a week (the rest: quiet)
@@ -330,6 +351,35 @@ class RenewRun:
 
 
 @dataclass
+class GoogleSide:
+    """The project's Google fake (tests/support/fake_google.py) over HTTP on 127.0.0.1 and moto's
+    KMS server (the credentials are sealed as the connect seals them); what was seeded."""
+
+    fake: Any
+    kms: Any
+    key_id: str
+    due_every: int
+    channels: int = 0  # seeded, in the channel-expiry index
+    due: dict[str, str] = field(default_factory=dict)  # Google calendar id -> old channel id (due)
+    held: set[str] = field(default_factory=set)  # of those, whose renewal a parallel delivery holds
+
+
+@dataclass
+class GoogleRenewRun:
+    channels: int  # in the channel-expiry index
+    due: int  # expiring within RENEW_BEFORE at the run
+    held: int  # of those, claimed by a parallel delivery: to be left alone
+    renewed: int  # due calendars with exactly one new channel, their old one stopped at Google
+    twice: int  # calendars with more than one new channel
+    unexpected: int  # new channels of calendars not due, or held
+    invocations: int  # GoogleRenewFunction task invocations
+    per_invocation: list[int]  # channels read (claims tried) per invocation
+    bound: int
+    google_calls: Counter[str]  # requests the fake answered (watch, stop, token)
+    poll_tasks: int  # the schedule's Google poll tasks (PollShardFunction's, as measured above)
+
+
+@dataclass
 class World:
     people: int
     sample: list[Person]
@@ -346,6 +396,8 @@ class World:
     renew: RenewRun | None = None
     cleanup_ended: int = 0  # the sample's events that had ended (a copy and an index entry each)
     limit: int | None = None  # PollShardFunction's page (None: SHARD_BATCH)
+    google: GoogleSide | None = None
+    google_renew: GoogleRenewRun | None = None
 
 
 def calendar_id(i: int) -> str:
@@ -405,9 +457,145 @@ def mailbox_item(i: int) -> dict[str, Any]:
     }
 
 
-def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads: int) -> list[Person]:
-    """The registry (BatchWriteItem, ``threads`` writers) and the sample people (sync engine)."""
+def google_ids(i: int) -> tuple[str, str, str]:
+    """Person ``i``'s Google account: (user id, account id, calendar id); the calendar is the
+    mailbox's primary one (Google's id: the address)."""
     from calsync.domain.models import Provider
+    from calsync.store.accounts import account_id_for, calendar_id_for
+
+    user = f"p{i:07d}"
+    account = account_id_for(user, Provider.GOOGLE, google_email(i))
+    return user, account, calendar_id_for(account, google_email(i))
+
+
+def google_email(i: int) -> str:
+    return f"g{i:07d}@example.com"
+
+
+def google_channel(i: int, due_every: int) -> tuple[Any, bool]:
+    """Person ``i``'s push channel as a sync opened it, and whether it is due at RENEW_AT. The
+    expiries are spread evenly over the renewal window (RENEW_BEFORE to CHANNEL_TTL after the
+    run): one in ``due_every`` falls in the hour before the horizon, the rest after it."""
+    from calsync.store.channels import Channel, new_channel_id, token_digest
+    from calsync_google.channels import CHANNEL_TTL, RENEW_BEFORE
+
+    user, account, calendar = google_ids(i)
+    slot = (i // GOOGLE_EVERY) % due_every
+    expires = (
+        RENEW_AT + RENEW_BEFORE - timedelta(minutes=30) + (CHANNEL_TTL - RENEW_BEFORE) * slot / due_every
+    )
+    channel = Channel(
+        channel_id=new_channel_id(calendar),
+        calendar_id=calendar,
+        user_id=user,
+        account_id=account,
+        resource_id=f"res-{i:07d}",
+        token_sha256=token_digest(f"t{i}"),
+        expires_at=expires,
+    )
+    return channel, slot == 0
+
+
+@contextmanager
+def google_side(due_every: int) -> Iterator[GoogleSide]:
+    """The Google fake (its clock at RENEW_AT) and moto's KMS server on free local ports."""
+    import socket
+
+    import boto3
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    from tests.support.fake_google import fake_google
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
+    werkzeug = logging.getLogger("werkzeug")  # the server logs each request on stderr
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)
+    server.start()
+    try:
+        kms = boto3.client(
+            "kms",
+            region_name=REGION,
+            endpoint_url=f"http://127.0.0.1:{port}",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        with fake_google(page_size=250, clock=lambda: RENEW_AT) as fake:
+            yield GoogleSide(fake, kms, key_id, due_every)
+    finally:
+        server.stop()
+        werkzeug.setLevel(level)
+
+
+def seed_google_accounts(table: Any, google: GoogleSide, due: list[tuple[int, Any]]) -> None:
+    """What the renewal reads of a due channel: its account (connected, the grant sealed with
+    KMS), the calendar's listing, the calendar and the channel at the fake. One in
+    GOOGLE_HELD_EVERY has its renewal claimed 5 minutes before the run (a parallel delivery)."""
+    from calsync.crypto import CredentialBox
+    from calsync.domain.models import Provider
+    from calsync.store.accounts import Account, AccountRepository, CalendarListing
+    from calsync.store.channels import ChannelStore
+    from calsync_google.worker import GoogleGrant, seal_grant
+    from tests.support.fake_google import _Channel
+
+    box, repo, store, fake = (
+        CredentialBox(google.kms, google.key_id),
+        AccountRepository(table),
+        ChannelStore(table),
+        google.fake,
+    )
+    for d, (i, channel) in enumerate(due):
+        email = google_email(i)
+        fake.add_calendar(email, email, "Work", "owner", primary=True)
+        context = {"userId": channel.user_id, "accountId": channel.account_id}
+        account = Account(
+            account_id=channel.account_id,
+            user_id=channel.user_id,
+            provider=Provider.GOOGLE,
+            external_id=email,
+            email=email,
+            credentials=seal_grant(box, GoogleGrant(fake.grant(email)), context),
+        )
+        repo.connect(account, "hq")
+        repo.put_calendar_listing(
+            CalendarListing(
+                calendar_id=channel.calendar_id,
+                account_id=channel.account_id,
+                provider=Provider.GOOGLE,
+                name="Work",
+                href=email,
+            )
+        )
+        fake.channels[channel.channel_id] = _Channel(
+            channel.channel_id,
+            channel.resource_id,
+            email,
+            WEBHOOK,
+            "t",
+            int(channel.expires_at.timestamp() * 1000),
+        )
+        google.due[email] = channel.channel_id
+        if d % GOOGLE_HELD_EVERY == 0:
+            assert store.claim_renewal(channel, RENEW_AT - timedelta(minutes=5)) is not None
+            google.held.add(email)
+
+
+def seed(
+    endpoint: str,
+    table_name: str,
+    people: int,
+    sample_size: int,
+    threads: int,
+    *,
+    google: GoogleSide | None = None,
+) -> list[Person]:
+    """The registry (BatchWriteItem, ``threads`` writers), the Google channels and the sample
+    people (sync engine)."""
+    from calsync.domain.models import Provider
+    from calsync.store.channels import ChannelStore
     from calsync.store.items import Calendar
     from calsync.store.repository import Repository
     from calsync.store.sync_state import PollEntry, SyncStateStore, poll_item
@@ -415,9 +603,11 @@ def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads:
     from calsync.sync.fake import FakeSource
 
     tables = [resource(endpoint).Table(table_name) for _ in range(threads)]
+    due: list[list[tuple[int, Any]]] = [[] for _ in range(threads)]
 
     def registry(k: int) -> None:
         with tables[k].batch_writer() as batch:
+            channels = ChannelStore(batch)  # its items (channel and expiry entry) in batches
             for i in range(k, people, threads):
                 entry = PollEntry(
                     calendar_id=calendar_id(i),
@@ -428,6 +618,11 @@ def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads:
                 batch.put_item(Item=poll_item("caldav", entry))
                 if i % MS_EVERY == 0:  # the Microsoft mailbox registry (MSSUBS#<shard> / ACC#<id>)
                     batch.put_item(Item=mailbox_item(i))
+                if google is not None and i % GOOGLE_EVERY == 1:  # the channel-expiry index
+                    channel, is_due = google_channel(i, google.due_every)
+                    channels.put(channel)
+                    if is_due:
+                        due[k].append((i, channel))
 
     step = max(1, people // sample_size)
     picked = [i for i in range(0, people, step)][:sample_size]
@@ -460,6 +655,15 @@ def seed(endpoint: str, table_name: str, people: int, sample_size: int, threads:
         t = time.perf_counter()
         list(pool.map(registry, range(threads)))
         print(f"  seeded {people:,} poll entries in {time.perf_counter() - t:.1f} s", flush=True)
+        if google is not None:
+            t = time.perf_counter()
+            google.channels = len(range(1, people, GOOGLE_EVERY))
+            seed_google_accounts(tables[0], google, sorted(x for chunk in due for x in chunk))
+            print(
+                f"  seeded {google.channels:,} Google channels ({len(google.due):,} due) in "
+                f"{time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
         t = time.perf_counter()
         sampled = [p for chunk in pool.map(person, range(threads)) for p in chunk]
         print(f"  seeded {len(sampled):,} people's calendars in {time.perf_counter() - t:.1f} s", flush=True)
@@ -594,6 +798,8 @@ def run_day(world: World) -> None:
                 ph.invocations += 1
 
     run_microsoft_renew(world, at)
+    if world.google is not None:
+        run_google_renew(world, world.google)
     run_cleanup(world, at, cleanup_app)
 
 
@@ -622,6 +828,10 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
         while msgs := tasks.receive(settings.batch_size or 1):
             records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
             before = jobs.sent + jobs.duplicates
+            # each invocation its own context: its time budget starts with it
+            ctx = LambdaContext(
+                "ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s
+            )
             with redirect_stdout(_SINK):
                 answer = renew_app.lambda_handler({"Records": records}, ctx)
             for rec in to_delete(records, answer, report_failures=True):
@@ -637,6 +847,104 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
         len(per_invocation),
         per_invocation,
         world.limit or MAILBOX_PAGE,
+    )
+
+
+def run_google_renew(world: World, google: GoogleSide) -> None:
+    """The hourly Google schedule at RENEW_AT as deployed: GoogleRenewFunction's schedule handler
+    dispatches one task per shard of the channel-expiry index to the GoogleRenewQueue (and the
+    Google poll's tasks to the PollQueue: counted, not run — PollShardFunction's work is measured
+    above), then its handler runs the tasks (``BatchSize`` records an invocation) until the queue
+    is empty, hand-backs included: each due channel is claimed, renewed at the fake over HTTP
+    (``events.watch``, then ``channels.stop`` of the old one; a token refresh first, as no access
+    token is kept) and its items replaced. Checked afterwards against the fake: one new channel
+    per due calendar that nobody else holds, none for the others, the old ones stopped."""
+    from calsync.domain.links import LinkSettings
+    from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
+    from calsync_google.renewal import RENEW_PAGE
+    from calsync_google.worker import service_factory
+    from functions.google_renew import app as renew_app
+    from local.runtime import LambdaContext
+    from local.sources import sqs_record, to_delete
+
+    settings = fn_settings("GoogleRenewFunction")
+    fake = google.fake
+    tasks, polls = Queue("calsync-google-renew"), Queue("calsync-poll")
+    secret = ClientSecret(fake.client_id, fake.client_secret)
+    endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
+    renew_app.set_dependencies(
+        table=world.table,
+        kms=google.kms,
+        key_id=google.key_id,
+        services=service_factory(lambda: secret, endpoints),
+        webhook_url=WEBHOOK,
+        links=LinkSettings.of(["meet.google.com"], [], []),
+        caller=lambda: Caller(sleep=lambda _s: None),
+        sqs=Sqs(tasks, polls),
+        poll_queue_url=polls.url,
+        renew_queue_url=tasks.url,
+        **({"limit": world.limit} if world.limit else {}),
+    )
+    renew_app.clock = lambda: RENEW_AT
+    claims = Counter[str]()
+
+    def count(model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = params.get("body") or b""
+        if model.name == "UpdateItem" and b"SET renewing" in (
+            body.encode() if isinstance(body, str) else body
+        ):
+            claims["tried"] += 1
+
+    old = set(fake.channels)
+    events = world.table.meta.client.meta.events
+    events.register("before-call.dynamodb", count, unique_id="calsync-sim-google-renew")
+    per_invocation: list[int] = []
+    try:
+        with world.meter.phase("google renew (GoogleRenewFunction)") as ph:
+            ctx = LambdaContext(
+                "google-renew", 256, "arn:aws:lambda:::function:google-renew", "r", settings.timeout_s
+            )
+            with redirect_stdout(_SINK):
+                answer = renew_app.lambda_handler({}, ctx)
+            assert answer["renewTasksFailed"] == 0 and answer["pollTasksFailed"] == 0, answer
+            ph.invocations += 1
+            while msgs := tasks.receive(settings.batch_size or 1):
+                records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
+                before = claims["tried"]
+                ctx = LambdaContext(
+                    "google-renew", 256, "arn:aws:lambda:::function:google-renew", "r", settings.timeout_s
+                )
+                with redirect_stdout(_SINK):
+                    answer = renew_app.lambda_handler({"Records": records}, ctx)
+                for rec in to_delete(records, answer, report_failures=True):
+                    tasks.delete(rec["receiptHandle"])
+                if tasks.in_flight:
+                    raise RuntimeError(f"google renew tasks failed: {answer}")
+                per_invocation.append(claims["tried"] - before)
+            ph.invocations += len(per_invocation)
+            ph.ops += claims["tried"]  # due channels read and claimed (or found held)
+    finally:
+        events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-google-renew")
+        renew_app.set_dependencies()
+        renew_app.clock = renew_app.utc_now
+    opened = Counter(c.cal_id for c in fake.channels.values() if c.channel_id not in old)
+    due = {cal for cal in google.due if cal not in google.held}
+    stopped = {cal for cal, ch in google.due.items() if fake.channels[ch].stopped}
+    calls = Counter(r.rsplit("/", 1)[-1] for r in fake.requests)
+    world.google_renew = GoogleRenewRun(
+        channels=google.channels,
+        due=len(google.due),
+        held=len(google.held),
+        renewed=sum(1 for cal in due if opened[cal] == 1 and cal in stopped),
+        twice=sum(1 for n in opened.values() if n > 1),
+        unexpected=sum(n for cal, n in opened.items() if cal not in due) + len(stopped - due),
+        invocations=len(per_invocation),
+        per_invocation=per_invocation,
+        bound=world.limit or RENEW_PAGE,
+        google_calls=Counter(
+            {"events.watch": calls["watch"], "channels.stop": calls["stop"], "token": fake.token_requests}
+        ),
+        poll_tasks=polls.sent,
     )
 
 
@@ -669,6 +977,11 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
             ph.invocations += 1
             while msgs := q.receive(settings.batch_size or 1):
                 records = [sqs_record(m, q.arn, REGION) for m in msgs]
+                # each invocation its own context: one made once ran out after Timeout seconds of
+                # the whole run, and every task then went back whole, for ever
+                ctx = LambdaContext(
+                    "cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s
+                )
                 with redirect_stdout(_SINK):
                     answer = cleanup_app.lambda_handler({"Records": records}, ctx)
                 for rec in to_delete(records, answer, report_failures=True):
@@ -713,7 +1026,7 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         RRU_PER_M,
         WRU_PER_M,
     )
-    from calsync.store.keys import CLEANUP_SHARDS, MS_SUB_SHARDS, POLL_SHARDS
+    from calsync.store.keys import CHANNEL_SHARDS, CLEANUP_SHARDS, MS_SUB_SHARDS, POLL_SHARDS
     from calsync.sync import poll
 
     n = world.people
@@ -814,6 +1127,38 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
             "bound": renew.bound,
         }
 
+    grun = world.google_renew
+    if grun is not None:
+        largest_g = max(grun.per_invocation, default=0)
+        lines.append("")
+        every = world.google.due_every if world.google else GOOGLE_DUE_EVERY
+        lines.append(
+            f"== measured: one Google renew run over {grun.channels:,} channels (1 in {every} due) =="
+        )
+        lines.append(
+            f"{grun.due:,} due, {grun.held:,} of them held by a parallel delivery (left alone); "
+            f"{grun.renewed:,} renewed once by {grun.invocations} GoogleRenewFunction task invocations "
+            f"against the fake over HTTP ({grun.google_calls['events.watch']:,} events.watch, "
+            f"{grun.google_calls['channels.stop']:,} channels.stop, {grun.google_calls['token']:,} token "
+            f"refreshes); renewed twice: {grun.twice}; unexpected: {grun.unexpected}; largest invocation "
+            f"{largest_g:,} channels read (bound: {grun.bound:,} channels per invocation; "
+            f"{'within' if largest_g <= grun.bound else 'ABOVE'} the bound); "
+            f"{grun.poll_tasks} Google poll tasks dispatched, not run here"
+        )
+        out["google_renew"] = {
+            "channels": grun.channels,
+            "due": grun.due,
+            "held": grun.held,
+            "renewed": grun.renewed,
+            "twice": grun.twice,
+            "unexpected": grun.unexpected,
+            "invocations": grun.invocations,
+            "largest": largest_g,
+            "bound": grun.bound,
+            "google_calls": dict(grun.google_calls),
+            "poll_tasks": grun.poll_tasks,
+        }
+
     # ---- busiest partition
     everything: Counter[str] = Counter()
     for p in ph.values():
@@ -902,6 +1247,20 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
     # of the schedules that walk the registry (renew hourly, reconcile daily, poll every 5 minutes)
     ms_conc = min(ms.max_concurrency or MS_SUB_SHARDS, MS_SUB_SHARDS)
     renew_ceiling = ms_conc * PERIOD_S / t_mailbox_sqs if t_mailbox_sqs else 0.0
+    gs = fn_settings("GoogleRenewFunction")
+    gr = ph.get("google renew (GoogleRenewFunction)")
+    t_renewal = (
+        gr.seconds / world.google_renew.renewed
+        if gr and world.google_renew and world.google_renew.renewed
+        else 0.0
+    )
+    t_renewal_google = t_renewal + 2 * GOOGLE_CALL_S
+    g_conc = min(gs.max_concurrency or CHANNEL_SHARDS, CHANNEL_SHARDS)  # a shard's pages in sequence
+    g_period = gs.schedule_s() or 3600
+    # the due channels one run renews within its schedule period (the shards in parallel, each
+    # one's pages in sequence); in steady state 1 channel in GOOGLE_DUE_EVERY is due a run
+    google_due_ceiling = g_conc * g_period / t_renewal_google if t_renewal else 0.0
+    google_ceiling = google_due_ceiling * GOOGLE_DUE_EVERY
     lines.append("")
     lines.append("== extrapolated: each component's ceiling at the template's settings ==")
     rows = [
@@ -943,7 +1302,14 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
             f"{t_mailbox * 1e6:.0f} µs per mailbox (+{(t_mailbox_sqs - t_mailbox) * 1e6:.0f} µs assumed SQS)",
             f"{renew_ceiling:,.0f} mailboxes",
         ],
-        ["Google channel renewal", "not run by the simulation (Google calls)", "-", "docs/scaling.md"],
+        [
+            "Google channel renewal",
+            f"GoogleRenewFunction MaximumConcurrency {gs.max_concurrency}, BatchSize {gs.batch_size}, "
+            f"Timeout {gs.timeout_s} s; {gs.schedule}",
+            f"{t_renewal * 1000:.0f} ms per renewal (+{2 * GOOGLE_CALL_S * 1000:.0f} ms assumed for 2 "
+            f"Google calls); 1 in {GOOGLE_DUE_EVERY} due an hour",
+            f"{google_due_ceiling:,.0f} due a run = {google_ceiling:,.0f} channels",
+        ],
     ]
     lines.append(render(["component", "template settings", "measured input", "ceiling"], rows))
     out["ceilings"] = {
@@ -952,6 +1318,8 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
         "api": api_ceiling,
         "cleanup": cleanup_ceiling,
         "microsoft_renew": renew_ceiling,
+        "google_renew": google_ceiling,
+        "google_renew_due": google_due_ceiling,
     }
 
     # ---- throughput at N (the day, extrapolated)
@@ -1033,6 +1401,17 @@ def report(world: World, total_s: float) -> tuple[str, dict[str, Any]]:
             ddb(cl, 1000 * ends_per_person_day * month_all) if cl.ops else 0.0,
         ],
     ]
+    if gr and gr.ops:
+        # a channel renewed every 3 days (GOOGLE_DUE_EVERY hourly runs); Lambda waits for Google
+        renewals_month = 1000 / GOOGLE_EVERY * month_all * 24 / GOOGLE_DUE_EVERY
+        cost_rows.append(
+            [
+                "Google channel renewal",
+                renewals_month,
+                lam(renewals_month * gr.invocations / gr.ops, renewals_month * t_renewal_google)
+                + ddb(gr, renewals_month),
+            ]
+        )
     total = sum(c for _, _, c in cost_rows)
     lines.append("")
     lines.append(
@@ -1059,9 +1438,12 @@ def simulate(
     threads: int = 4,
     sample: int | None = None,
     shard_limit: int | None = None,
+    google_due_every: int = GOOGLE_DUE_EVERY,
 ) -> tuple[str, dict[str, Any]]:
-    """Seed, run the day, and return (the report, its figures). ``shard_limit``: PollShardFunction's
-    page instead of SHARD_BATCH (tests: a small registry then still needs several pages a shard)."""
+    """Seed, run the day, and return (the report, its figures). ``shard_limit``: the page of
+    PollShardFunction and of the renewals instead of SHARD_BATCH, MAILBOX_PAGE and RENEW_PAGE
+    (tests: a small registry then still needs several pages a shard); ``google_due_every``: one
+    Google channel in this many is due at the renew run (tests: more than the steady state's)."""
     from calsync.wiring.tasks import task_deps
     from functions.caldav_poll import app as poll_app
     from functions.poll_shard import app as shard_app
@@ -1070,13 +1452,16 @@ def simulate(
 
     sample_size = sample or max(MIN_SAMPLE, people // SAMPLE_EVERY)
     sample_size = min(sample_size, people)
-    with contextlib_nullcontext(endpoint) if endpoint else dynamodb_local() as url:
+    with (
+        contextlib_nullcontext(endpoint) if endpoint else dynamodb_local() as url,
+        google_side(google_due_every) as google,
+    ):
         name = f"calsync-sim-{uuid.uuid4().hex[:6]}"
         ddb = resource(url)
         table = ddb.create_table(**table_create_kwargs(name))
         table.wait_until_exists()
         t = time.perf_counter()
-        sample_people = seed(url, name, people, sample_size, threads)
+        sample_people = seed(url, name, people, sample_size, threads, google=google)
         seed_s = time.perf_counter() - t
         poll_q, sync_q = Queue("calsync-poll"), Queue("calsync-caldav-sync.fifo")
         sqs = Sqs(poll_q, sync_q)
@@ -1084,6 +1469,7 @@ def simulate(
         world.calendars = [calendar_id(i) for i in range(people)]
         world.seed_seconds = seed_s
         world.limit = shard_limit
+        world.google = google
         shard = task_deps(
             poll_q.url, table, sqs=sqs, sync_queue_urls={"caldav": sync_q.url}, limit=shard_limit or None
         )

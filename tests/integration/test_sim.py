@@ -19,11 +19,19 @@ from calsync.sync import poll
 pytestmark = pytest.mark.dynamodb_local
 
 PEOPLE, PAGE = 200, 5
+DUE_EVERY = 2  # half the Google channels due at the renew run (the day's steady state: 1 in 72)
 
 
 @pytest.fixture(scope="module")
 def simulated(ddb_local_endpoint: str) -> tuple[str, dict[str, Any]]:
-    return sim.simulate(PEOPLE, endpoint=ddb_local_endpoint, threads=2, sample=10, shard_limit=PAGE)
+    return sim.simulate(
+        PEOPLE,
+        endpoint=ddb_local_endpoint,
+        threads=2,
+        sample=10,
+        shard_limit=PAGE,
+        google_due_every=DUE_EVERY,
+    )
 
 
 def test_the_poll_of_every_registered_calendar_is_shared_by_bounded_invocations(
@@ -76,6 +84,26 @@ def test_the_microsoft_renew_run_queues_each_due_mailbox_once_within_the_bound(
     assert renew["bound"] == PAGE and 0 < renew["largest"] <= PAGE
     assert renew["invocations"] > 4  # 4 shards that did not fit one page each
     assert figures["ceilings"]["microsoft_renew"] > 0
+
+
+def test_the_google_renew_run_renews_each_due_channel_once_within_the_bound(
+    simulated: tuple[str, dict[str, Any]],
+) -> None:
+    # issue 16: Google's channel renewal fans out like the poll (docs/adr/0020): 100 channels, half
+    # of them due, 1 in GOOGLE_HELD_EVERY of those claimed by a parallel delivery; renewed at the
+    # Google fake over HTTP, checked there (one new channel per calendar, the old one stopped)
+    text, figures = simulated
+    google = figures["google_renew"]
+    assert google["channels"] == PEOPLE // sim.GOOGLE_EVERY
+    assert google["due"] == google["channels"] // DUE_EVERY
+    assert google["held"] == -(-google["due"] // sim.GOOGLE_HELD_EVERY) > 1
+    assert google["renewed"] == google["due"] - google["held"]  # each due one, its old one stopped
+    assert google["twice"] == 0 and google["unexpected"] == 0  # none twice, none not due or held
+    assert google["google_calls"]["events.watch"] == google["renewed"]
+    assert google["bound"] == PAGE and 0 < google["largest"] <= PAGE
+    assert google["invocations"] > 4  # 4 shards that did not fit one page each
+    assert figures["ceilings"]["google_renew"] > 0
+    assert "Google channel renewal" in text
 
 
 def component_key(component: str) -> str:
