@@ -206,3 +206,19 @@ def test_every_checkov_skip_gives_its_reason() -> None:
             assert skip["id"].startswith("CKV_"), lid
             assert len(str(skip.get("comment", "")).split()) >= 4, (lid, skip)
     assert skips
+
+
+# The workers that keep a refreshed token seal it again (calsync_google.worker.GoogleSyncWorker.
+# keep_token, calsync_microsoft.worker's token cache): without kms:GenerateDataKey every such write
+# is denied in AWS (moto does not enforce IAM), and each job pays one more token refresh.
+RESEALS = ("GoogleSyncFunction", "GoogleRenewFunction", "MicrosoftSyncFunction")
+
+
+@pytest.mark.parametrize("function", RESEALS)
+def test_workers_that_keep_refreshed_tokens_may_seal_them(function: str) -> None:
+    actions = set()
+    for st in _statements(function):
+        act = st["Action"]
+        if st["Effect"] == "Allow" and st.get("Resource") == {"Fn::GetAtt": ["KmsKey", "Arn"]}:
+            actions |= set(act if isinstance(act, list) else [act])
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions
