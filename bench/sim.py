@@ -872,23 +872,20 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
     tasks, polls = Queue("calsync-google-renew"), Queue("calsync-poll")
     secret = ClientSecret(fake.client_id, fake.client_secret)
     endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
-    wired = renew_app.wiring.use(
-        renew_deps(
-            table=world.table,
-            kms=google.kms,
-            key_id=google.key_id,
-            services=service_factory(lambda: secret, endpoints),
-            webhook_url=WEBHOOK,
-            links=LinkSettings.of(["meet.google.com"], [], []),
-            caller=lambda: Caller(sleep=lambda _s: None),
-            sqs=Sqs(tasks, polls),
-            poll_queue_url=polls.url,
-            renew_queue_url=tasks.url,
-            clock=lambda: RENEW_AT,
-            limit=world.limit or None,
-        )
+    deps = renew_deps(
+        table=world.table,
+        kms=google.kms,
+        key_id=google.key_id,
+        services=service_factory(lambda: secret, endpoints),
+        webhook_url=WEBHOOK,
+        links=LinkSettings.of(["meet.google.com"], [], []),
+        caller=lambda: Caller(sleep=lambda _s: None),
+        sqs=Sqs(tasks, polls),
+        poll_queue_url=polls.url,
+        renew_queue_url=tasks.url,
+        clock=lambda: RENEW_AT,
+        limit=world.limit or None,
     )
-    wired.__enter__()
     claims = Counter[str]()
 
     def count(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -903,7 +900,7 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
     events.register("before-call.dynamodb", count, unique_id="calsync-sim-google-renew")
     per_invocation: list[int] = []
     try:
-        with world.meter.phase("google renew (GoogleRenewFunction)") as ph:
+        with renew_app.wiring.use(deps), world.meter.phase("google renew (GoogleRenewFunction)") as ph:
             ctx = LambdaContext(
                 "google-renew", 256, "arn:aws:lambda:::function:google-renew", "r", settings.timeout_s
             )
@@ -928,7 +925,6 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
             ph.ops += claims["tried"]  # due channels read and claimed (or found held)
     finally:
         events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-google-renew")
-        wired.__exit__(None, None, None)
     opened = Counter(c.cal_id for c in fake.channels.values() if c.channel_id not in old)
     due = {cal for cal in google.due if cal not in google.held}
     stopped = {cal for cal, ch in google.due.items() if fake.channels[ch].stopped}

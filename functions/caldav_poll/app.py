@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 
 from calsync.config import get_settings
-from calsync.observability import logger, metrics, observed
+from calsync.observability import observed
 from calsync.store.keys import POLL_SHARDS
 from calsync.sync.poll import dispatch
+from calsync.sync.tasks import dispatched
 from calsync.wiring import Wiring
 from calsync.wiring.tasks import TaskDeps, task_deps
 
@@ -31,8 +31,4 @@ wiring: Wiring[TaskDeps] = Wiring(lambda: task_deps(get_settings().poll_queue_ur
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     deps = wiring()
     failed = dispatch(deps.sqs, deps.task_queue_url, PROVIDER, deps.clock(), adaptive=True)
-    if failed:
-        logger.error("poll tasks not sent; their shards wait for the next run", extra={"shards": failed})
-        metrics.add_metric(name="PollTasksNotSent", unit=MetricUnit.Count, value=len(failed))
-    logger.info("poll dispatched", extra={"shards": POLL_SHARDS - len(failed)})
-    return {"dispatched": POLL_SHARDS - len(failed), "failed": len(failed)}
+    return dispatched("poll", "PollTasksNotSent", "poll dispatched", POLL_SHARDS, failed)

@@ -22,6 +22,7 @@ from calsync.store.keys import CLEANUP_SHARDS
 from calsync.store.repository import Repository
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.cleanup import CleanupTask, clean_shard, dispatch
+from calsync.sync.tasks import dispatched
 from calsync.wiring import Wiring
 from calsync.wiring.tasks import TaskConsumer, TaskDeps, task_deps
 
@@ -49,11 +50,7 @@ tasks = TaskConsumer(CleanupTask, _run, wiring)  # the task queue's records
 def _dispatch() -> dict[str, Any]:
     deps = wiring()
     failed = dispatch(deps.sqs, deps.task_queue_url, deps.clock())
-    if failed:
-        logger.error("cleanup tasks not sent; their shards wait for the next run", extra={"shards": failed})
-        metrics.add_metric(name="CleanupTasksNotSent", unit=MetricUnit.Count, value=len(failed))
-    logger.info("cleanup dispatched", extra={"shards": CLEANUP_SHARDS - len(failed)})
-    return {"dispatched": CLEANUP_SHARDS - len(failed), "failed": len(failed)}
+    return dispatched("cleanup", "CleanupTasksNotSent", "cleanup dispatched", CLEANUP_SHARDS, failed)
 
 
 @observed

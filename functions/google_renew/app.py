@@ -22,6 +22,7 @@ from calsync.observability import logger, metrics
 from calsync.store.keys import CHANNEL_SHARDS
 from calsync.sync.budget import LambdaBudget
 from calsync.sync.poll import dispatch
+from calsync.sync.tasks import report_unsent
 from calsync.wiring import Wiring
 from calsync.wiring.tasks import TaskConsumer
 from calsync_google import renewal
@@ -57,15 +58,9 @@ def _schedule(context: LambdaContext) -> dict[str, Any]:
     # sync's keep-one settle a race that is left). Then the poll (two SendMessageBatch calls),
     # before the listings that may use the time left.
     renew_failed = renewal.dispatch(deps.sqs, deps.task_queue_url, now)
-    if renew_failed:
-        logger.error(
-            "renewal tasks not sent; their shards wait for the next run", extra={"shards": renew_failed}
-        )
-        metrics.add_metric(name="RenewTasksNotSent", unit=MetricUnit.Count, value=len(renew_failed))
+    report_unsent("renewal", "RenewTasksNotSent", renew_failed)
     failed = dispatch(deps.sqs, deps.poll_queue_url, "google", now, adaptive=False)
-    if failed:
-        logger.error("poll tasks not sent; their shards wait for the next run", extra={"shards": failed})
-        metrics.add_metric(name="PollTasksNotSent", unit=MetricUnit.Count, value=len(failed))
+    report_unsent("poll", "PollTasksNotSent", failed)
     listed = deps.worker.refresh_listings(now, context.get_remaining_time_in_millis)
     out = {
         "renewTasks": CHANNEL_SHARDS - len(renew_failed),

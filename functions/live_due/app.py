@@ -32,7 +32,7 @@ from calsync.observability import logger, metrics
 from calsync.store import keys
 from calsync.store.due import MINUTE
 from calsync.sync.budget import LambdaBudget
-from calsync.sync.tasks import dispatch_shards, run_number
+from calsync.sync.tasks import dispatch_shards, dispatched, run_number
 from calsync.wiring import Wiring
 from calsync.wiring.live import LiveDueDeps, live_due_deps
 from calsync.wiring.tasks import TaskConsumer
@@ -76,14 +76,14 @@ def _dispatch(scheduled_time: Any) -> dict[str, Any]:
     deps = wiring()
     run = run_number(deps.clock(), MINUTE)
     failed = dispatch_shards(deps.sqs, deps.task_queue_url, DueTask, keys.DUE_SHARDS, run)
-    if failed:
-        logger.error("due tasks not sent; their shards wait for the next run", extra={"shards": failed})
-        metrics.add_metric(name="DueTasksNotSent", unit=MetricUnit.Count, value=len(failed))
-    logger.info(
+    return dispatched(
+        "due",
+        "DueTasksNotSent",
         "time-driven changes dispatched",
-        extra={"scheduled_time": scheduled_time, "shards": keys.DUE_SHARDS - len(failed)},
+        keys.DUE_SHARDS,
+        failed,
+        scheduled_time=scheduled_time,
     )
-    return {"dispatched": keys.DUE_SHARDS - len(failed), "failed": len(failed)}
 
 
 @logger.inject_lambda_context

@@ -30,6 +30,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from calsync.observability import logger, metrics, observed
 from calsync.store.keys import MS_SUB_SHARDS
 from calsync.sync.budget import LambdaBudget
+from calsync.sync.tasks import dispatched
 from calsync.wiring import Wiring
 from calsync.wiring.tasks import TaskConsumer
 from calsync_microsoft.registry import MicrosoftRegistry
@@ -74,10 +75,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     job: Job = {"reconcile": "reconcile", "poll": "poll"}.get(str((event or {}).get("task")), "renew")  # type: ignore[assignment]
     deps = wiring()
     failed = dispatch(deps.sqs, deps.task_queue_url, job, deps.clock())
-    if failed:
-        logger.error(
-            "microsoft schedule tasks not sent; their shards wait for the next run", extra={"shards": failed}
-        )
-        metrics.add_metric(name="MailboxTasksNotSent", unit=MetricUnit.Count, value=len(failed))
-    logger.info("microsoft schedule dispatched", extra={"task": job, "shards": MS_SUB_SHARDS - len(failed)})
-    return {"task": job, "dispatched": MS_SUB_SHARDS - len(failed), "failed": len(failed)}
+    counts = dispatched(
+        "microsoft schedule",
+        "MailboxTasksNotSent",
+        "microsoft schedule dispatched",
+        MS_SUB_SHARDS,
+        failed,
+        task=job,
+    )
+    return {"task": job, **counts}

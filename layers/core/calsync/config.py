@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from calsync.domain.links import LinkSettings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_env(model: type[M], prefix: str = "", names: dict[str, str] | None = None, **values: Any) -> M:
+    """``model`` validated from the environment: each field from the variable named like it in
+    capitals after ``prefix`` (``names``: a field's other variable), stripped; a variable unset or
+    empty leaves the field's default. ``values``: fields not read from the environment."""
+    names = names or {}
+    for field in model.model_fields.keys() - values.keys():
+        value = os.environ.get(names.get(field) or (prefix + field).upper(), "").strip()
+        if value:
+            values[field] = value
+    return model(**values)
 
 
 def _split(value: str | list[str] | None) -> list[str]:
@@ -50,22 +65,8 @@ class Settings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    env = os.environ
-    return Settings(
-        table_name=env.get("TABLE_NAME", ""),
-        meeting_hosts=env.get("MEETING_HOSTS", ""),
-        legacy_hosts=env.get("LEGACY_HOSTS", ""),
-        legacy_organizers=env.get("LEGACY_ORGANIZERS", ""),
-        credentials_key_id=env.get("CREDENTIALS_KEY_ID", ""),
-        caldav_sync_queue_url=env.get("CALDAV_SYNC_QUEUE_URL", ""),
-        poll_queue_url=env.get("POLL_QUEUE_URL", ""),
-        google_sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
-        cleanup_queue_url=env.get("CLEANUP_QUEUE_URL", ""),
-        microsoft_renew_queue_url=env.get("MICROSOFT_RENEW_QUEUE_URL", ""),
-        google_renew_queue_url=env.get("GOOGLE_RENEW_QUEUE_URL", ""),
-        live_due_queue_url=env.get("LIVE_DUE_QUEUE_URL", ""),
-        local=env.get("CALSYNC_LOCAL", "") == "1",
-    )
+    """From the variables named like the fields (TABLE_NAME, MEETING_HOSTS…); CALSYNC_LOCAL=1: local."""
+    return from_env(Settings, local=os.environ.get("CALSYNC_LOCAL", "") == "1")
 
 
 # ---- presence and profile (issue 8): PresenceFunction, and ApiFunction's photo URLs ---------------
@@ -83,9 +84,4 @@ class PresenceSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_presence_settings() -> PresenceSettings:
-    env = os.environ
-    return PresenceSettings(
-        session_ttl_seconds=int(env.get("SESSION_TTL_SECONDS", "").strip() or 12 * 3600),
-        photo_bucket=env.get("PHOTO_BUCKET", "").strip() or None,
-        presence_bus_name=env.get("PRESENCE_BUS_NAME", "").strip() or None,
-    )
+    return from_env(PresenceSettings)

@@ -3,33 +3,29 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
+from pydantic import BaseModel, ConfigDict
 
+from calsync.config import from_env
 from calsync_google.client import ClientSecret, GoogleEndpoints
 
 
-@dataclass(frozen=True, slots=True)
-class GoogleSettings:
-    sync_queue_url: str
-    webhook_url: str
-    oauth_secret_name: str
+class GoogleSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    sync_queue_url: str = ""
+    webhook_url: str = ""
+    oauth_secret_name: str = ""
     endpoints: GoogleEndpoints
 
 
 @lru_cache(maxsize=1)
 def get_google_settings() -> GoogleSettings:
-    env = os.environ
-    return GoogleSettings(
-        sync_queue_url=env.get("GOOGLE_SYNC_QUEUE_URL", ""),
-        webhook_url=env.get("GOOGLE_WEBHOOK_URL", ""),
-        oauth_secret_name=env.get("GOOGLE_OAUTH_SECRET_NAME", ""),
-        endpoints=GoogleEndpoints.from_env(),
-    )
+    """GOOGLE_SYNC_QUEUE_URL, GOOGLE_WEBHOOK_URL, GOOGLE_OAUTH_SECRET_NAME and the endpoints."""
+    return from_env(GoogleSettings, "google_", endpoints=GoogleEndpoints.from_env())
 
 
 def client_secret(name: str | None = None, *, provider: Any = None) -> ClientSecret:

@@ -9,11 +9,12 @@ personal accounts, C1), GRAPH_ENDPOINT, MICROSOFT_WEBHOOK_URL (the public URL of
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from calsync.config import from_env
 
 
 class MicrosoftSettings(BaseModel):
@@ -38,13 +39,4 @@ class MicrosoftSettings(BaseModel):
 
 @lru_cache(maxsize=1)
 def get_microsoft_settings() -> MicrosoftSettings:
-    env = os.environ
-    return MicrosoftSettings(
-        client_id=env.get("MICROSOFT_CLIENT_ID", ""),
-        client_secret_name=env.get("MICROSOFT_CLIENT_SECRET_NAME", ""),
-        authority=env.get("MICROSOFT_AUTHORITY", "") or "https://login.microsoftonline.com/common",
-        graph_endpoint=env.get("GRAPH_ENDPOINT", "") or "https://graph.microsoft.com/v1.0",
-        webhook_url=env.get("MICROSOFT_WEBHOOK_URL", ""),
-        subscription_minutes=int(env.get("MICROSOFT_SUBSCRIPTION_MINUTES", "") or 4230),
-        sync_queue_url=env.get("MICROSOFT_SYNC_QUEUE_URL", ""),
-    )
+    return from_env(MicrosoftSettings, "microsoft_", {"graph_endpoint": "GRAPH_ENDPOINT"})

@@ -82,6 +82,24 @@ def dispatch_shards(
     return [task.shard for task in send_tasks(sqs_client, queue_url, tasks)]
 
 
+def report_unsent(what: str, metric: str, failed: Sequence[int]) -> None:
+    """A schedule's ``what`` tasks that were not sent (their shards): one ERROR line and the
+    ``metric`` (their count); the shards wait for the next run."""
+    if failed:
+        logger.error(f"{what} tasks not sent; their shards wait for the next run", extra={"shards": failed})
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=len(failed))
+
+
+def dispatched(
+    what: str, metric: str, message: str, shards: int, failed: Sequence[int], **extra: Any
+) -> dict[str, int]:
+    """A dispatch's epilogue: the unsent tasks reported (``report_unsent``), then one INFO line
+    ``message`` (``extra`` and the shards sent); returns the counts sent and not sent."""
+    report_unsent(what, metric, failed)
+    logger.info(message, extra={**extra, "shards": shards - len(failed)})
+    return {"dispatched": shards - len(failed), "failed": len(failed)}
+
+
 def handle_record(
     body: str,
     model: type[T],
