@@ -58,7 +58,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -861,7 +861,7 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
     per due calendar that nobody else holds, none for the others, the old ones stopped."""
     from calsync.domain.links import LinkSettings
     from calsync_google.client import Caller, ClientSecret, GoogleEndpoints
-    from calsync_google.renewal import RENEW_PAGE
+    from calsync_google.renewal import RENEW_PAGE, renew_deps
     from calsync_google.worker import service_factory
     from functions.google_renew import app as renew_app
     from local.runtime import LambdaContext
@@ -872,7 +872,7 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
     tasks, polls = Queue("calsync-google-renew"), Queue("calsync-poll")
     secret = ClientSecret(fake.client_id, fake.client_secret)
     endpoints = GoogleEndpoints(fake.auth_uri, fake.token_uri, fake.api_endpoint)
-    renew_app.set_dependencies(
+    deps = renew_deps(
         table=world.table,
         kms=google.kms,
         key_id=google.key_id,
@@ -883,9 +883,11 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
         sqs=Sqs(tasks, polls),
         poll_queue_url=polls.url,
         renew_queue_url=tasks.url,
+        clock=lambda: RENEW_AT,
         **({"limit": world.limit} if world.limit else {}),
     )
-    renew_app.clock = lambda: RENEW_AT
+    wired = ExitStack()
+    wired.enter_context(renew_app.wiring.use(deps))
     claims = Counter[str]()
 
     def count(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -925,8 +927,7 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
             ph.ops += claims["tried"]  # due channels read and claimed (or found held)
     finally:
         events.unregister("before-call.dynamodb", count, unique_id="calsync-sim-google-renew")
-        renew_app.set_dependencies()
-        renew_app.clock = renew_app.utc_now
+        wired.close()
     opened = Counter(c.cal_id for c in fake.channels.values() if c.channel_id not in old)
     due = {cal for cal in google.due if cal not in google.held}
     stopped = {cal for cal, ch in google.due.items() if fake.channels[ch].stopped}
