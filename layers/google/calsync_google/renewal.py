@@ -82,13 +82,16 @@ def renew_deps(
     """From the settings (GOOGLE_RENEW_QUEUE_URL, POLL_QUEUE_URL, the worker's); a test passes its SQS
     client, queue URLs, clock, ``limit`` (channels per task) and the worker's overrides
     (``from_environment``: ``table``, ``kms``, ``key_id``, ``client``, ``webhook_url``…)."""
-    settings = get_settings()
     built = from_environment(**worker)
     tasks = task_deps(
-        renew_queue_url or settings.google_renew_queue_url, built.table, sqs=sqs, clock=clock, limit=limit
+        renew_queue_url or get_settings().google_renew_queue_url,
+        built.table,
+        sqs=sqs,
+        clock=clock,
+        limit=limit,
     )
     return RenewDeps(
-        **vars(tasks), worker=built, poll_queue_url=str(poll_queue_url or settings.poll_queue_url)
+        **vars(tasks), worker=built, poll_queue_url=str(poll_queue_url or get_settings().poll_queue_url)
     )
 
 
