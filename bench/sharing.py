@@ -72,7 +72,6 @@ def moved_event_cost(
     one moved event at ``n`` subscribers, then one subscriber's meetings read. ``threshold``: the
     wide threshold in force (``None``: copies whatever N, as before 0021)."""
     from calsync.domain.models import UTC, Provider
-    from calsync.store import wide
     from calsync.store.items import Calendar
     from calsync.store.repository import Repository
     from calsync.store.sync_state import SyncStateStore
@@ -81,7 +80,8 @@ def moved_event_cost(
     now = NOW.replace(tzinfo=UTC)
     tbl = make_table()
     meter = Meter(tbl)
-    engine = SyncEngine(Repository(tbl), SyncStateStore(tbl))
+    repo = Repository(tbl, wide_threshold=threshold if threshold is not None else 10**9)
+    engine = SyncEngine(repo, SyncStateStore(tbl))
     people = {f"USER#p{i:04d}": "conflict" for i in range(1, n)}
     subscribers: dict[str, Any] = {"USER#owner": "primary", **people}
     cal = Calendar(
@@ -92,12 +92,7 @@ def moved_event_cost(
         subscribers=subscribers,
     )
     engine.repository.put_calendar(cal)
-    saved = wide.WIDE_THRESHOLD
-    wide.WIDE_THRESHOLD = threshold if threshold is not None else 10**9
-    try:
-        return _moved(engine, cal, meter, now)
-    finally:
-        wide.WIDE_THRESHOLD = saved
+    return _moved(engine, cal, meter, now)
 
 
 def _moved(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from calsync.api.service import Caps
 from calsync.domain.models import Provider, Status, Visibility
 from calsync.store.items import Room
 from calsync.store.repository import Repository
@@ -178,28 +179,23 @@ def test_one_query_whatever_the_number_of_calendars(table: Any, repo: Repository
 
 
 # ---- the answer's caps (API.md "list cap"; docs/limits.md) ---------------------------------
-def test_lists_are_capped_in_u9_order_and_say_so(
-    repo: Repository, api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lists_are_capped_in_u9_order_and_say_so(repo: Repository, api: Api) -> None:
     # a person's list and `excluded` keep their first items in U9 order, each with its own flag
-    from calsync.api import service
-
     seed_alice(repo)
     full = api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE).json()
     assert (full["truncated"], full["excludedTruncated"]) == (False, False)
     assert len(full["meetings"]) == 4 and len(full["excluded"]) == 6
 
-    monkeypatch.setattr(service, "MEETINGS_LIMIT", 3)
-    monkeypatch.setattr(service, "EXCLUDED_LIMIT", 2)
-    capped = api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE).json()
+    with api_on(repo.table, NOW, caps=Caps(meetings=3, excluded=2)) as capped_api:
+        capped = capped_api.get("/v1/me/meetings", query={"explain": "true"}, claims=ALICE).json()
+        plain = capped_api.get("/v1/me/meetings", claims=ALICE).json()
     assert capped["meetings"] == full["meetings"][:3]
     assert capped["excluded"] == full["excluded"][:2]
     assert (capped["truncated"], capped["excludedTruncated"]) == (True, True)
-    plain = api.get("/v1/me/meetings", claims=ALICE).json()
     assert plain["truncated"] is True and "excludedTruncated" not in plain
 
-    monkeypatch.setattr(service, "MEETINGS_LIMIT", 4)  # exactly as many as there are: not truncated
-    assert api.get("/v1/me/meetings", claims=ALICE).json()["truncated"] is False
+    with api_on(repo.table, NOW, caps=Caps(meetings=4)) as exact:  # as many as there are: not truncated
+        assert exact.get("/v1/me/meetings", claims=ALICE).json()["truncated"] is False
 
 
 def test_answer_stays_small_whatever_the_stored_titles(repo: Repository, api: Api) -> None:

@@ -8,12 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-import calsync_google.writer as writer_module
 from calsync.domain.links import LinkSettings
 from calsync.domain.models import UTC, Provider
 from calsync.store.items import Calendar
@@ -73,13 +71,18 @@ def test_create_event_inserts_and_returns_what_the_sync_sees(fake: FakeGoogle) -
     assert [(c.key, c.unchanged) for page in pages for c in page] == [(written.resource_key, True)]
 
 
-def test_retried_insert_never_makes_a_second_event(fake: FakeGoogle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retried_insert_never_makes_a_second_event(fake: FakeGoogle) -> None:
     writer, calendar = writer_for(fake, EMAIL)
     first = writer.create_event(calendar, draft())
     # the same id again (as when the first answer was lost): 409 at Google, the existing one is read
-    fixed = SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=first.resource_key))
-    monkeypatch.setattr(writer_module, "uuid", fixed)
-    again = writer.create_event(calendar, draft())
+    retry = GoogleWriter(
+        writer.service,
+        writer.google_calendar_id,
+        writer.ctx,
+        caller=writer.caller,
+        new_id=lambda: first.resource_key,
+    )
+    again = retry.create_event(calendar, draft())
     assert again.resource_key == first.resource_key and again.etag == first.etag
     assert len(fake.calendars[EMAIL][EMAIL].events) == 1
 

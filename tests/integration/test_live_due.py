@@ -21,7 +21,7 @@ import pytest
 from calsync import live
 from calsync.api.time_driven import DueTask, run_shard
 from calsync.config import get_presence_settings
-from calsync.store import due, keys, wide
+from calsync.store import due, keys
 from calsync.store.repository import Repository
 from calsync.sync.tasks import run_number
 from calsync.wiring.live import live_due_deps
@@ -251,12 +251,9 @@ def test_the_budget_stops_a_run_and_the_next_one_goes_on(world: World) -> None:
     assert store.cursor(3) == NOW + due.MINUTE
 
 
-def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_meeting_of_a_wide_calendar_starting_publishes_busy(world: World) -> None:
     # docs/adr/0018 with 0021: the schedule reads the person's wide calendars too (stored once)
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)
-    repo = Repository(world.table)
+    repo = Repository(world.table, wide_threshold=2)
     subscribers = {"USER#alice": "primary", "USER#bob": "primary", "USER#carol": "primary"}
     cal = calendar(repo, "cal-team", "acc-t", "carol", subscribers=subscribers)
     assert repo.widen("cal-team") is not None

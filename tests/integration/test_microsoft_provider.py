@@ -25,13 +25,12 @@ from calsync.store.accounts import AccountRepository
 from calsync.store.repository import Repository
 from calsync.sync.queue_worker import backoff
 from calsync.sync.source import SourceAuthError, SourceUnavailable
-from calsync_microsoft import auth
 from calsync_microsoft.auth import MicrosoftAppConfig, MicrosoftIdentity
 from calsync_microsoft.graph import retry_after
 from calsync_microsoft.registry import MicrosoftRegistry
 from tests.support.apigw import snapshot
 from tests.support.fake_graph import FakeGraph, LoopbackHttp, fake_graph, graph_event
-from tests.support.microsoft import MsWorld, ms_world
+from tests.support.microsoft import MsWorld, accounts_app, ms_connect_deps, ms_world
 
 pytestmark = pytest.mark.filterwarnings("ignore:response_mode='form_post' is recommended")
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -271,18 +270,16 @@ def test_a_mailbox_without_shared_calendars_is_not_polled(world: MsWorld) -> Non
     assert world.renew("poll")["queued"] == 0
 
 
-def test_an_account_connected_before_the_shared_scope_keeps_syncing(
-    world: MsWorld, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_account_connected_before_the_shared_scope_keeps_syncing(world: MsWorld) -> None:
     # [M11]: a refresh may ask only for consented scopes; an account signed in before calsync asked
     # for Calendars.ReadWrite.Shared keeps refreshing (not reauth_required), its own calendars
     # sync, and the shared calendar it cannot read yet is skipped (403) without failing the job
 
     world.fake.token_lifetime = 60  # every job refreshes
     shared = world.fake.share_calendar(BOB, "cal-team", ANN)
-    monkeypatch.setattr(auth, "SCOPES", ("Calendars.ReadWrite", "User.Read"))
-    account = connected(world)
-    monkeypatch.undo()
+    older_app = {**world.deps, "scopes": ("Calendars.ReadWrite", "User.Read")}
+    with accounts_app.wiring.use(ms_connect_deps(older_app, clock=lambda: world.now)):
+        account = connected(world)
     listing = next(
         c for c in AccountRepository(world.table).list_calendars_of_account(account["id"]) if c.href == shared
     )

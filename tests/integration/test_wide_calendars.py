@@ -165,12 +165,7 @@ def test_a_wide_calendar_shows_a_person_and_a_room_what_copies_show(
 ) -> None:
     # rules U1-U11, R1-R7 (R4 privacy) through both layouts; docs/adr/0021. A threshold of 2 (the
     # code is the same at 25; moto is slow with 27 subscribers' copies per example)
-    threshold = wide.WIDE_THRESHOLD
-    wide.WIDE_THRESHOLD = 2
-    try:
-        compare_layouts(repo, specs, role, access_role)
-    finally:
-        wide.WIDE_THRESHOLD = threshold
+    compare_layouts(Repository(repo.table, wide_threshold=2), specs, role, access_role)
 
 
 def compare_layouts(repo: Repository, specs: tuple[dict[str, Any], ...], role: str, access_role: str) -> None:
@@ -391,10 +386,8 @@ def test_every_subscriber_hears_a_change_of_a_wide_calendar(repo: Repository) ->
 
 
 # ---- crossing the threshold: bounded, resumable, nothing missed ----------------------------------
-def test_a_widening_cut_short_is_resumed_and_no_read_misses_an_event(
-    repo: Repository, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)  # the same code as at 25, fewer items on moto
+def test_a_widening_cut_short_is_resumed_and_no_read_misses_an_event(repo: Repository) -> None:
+    repo = Repository(repo.table, wide_threshold=2)  # the same code as at 25, fewer items on moto
     cal_id = f"growing-{next(_ids)}"
     people = {keys.user_pk(f"g{i}"): "conflict" for i in range(3)}
     cal = calendar(cal_id, people)
@@ -487,9 +480,7 @@ def test_availability_and_a_room_panel_read_a_wide_calendar(repo: Repository) ->
     assert calls.names["Query"] == 0 and calls.names["BatchGetItem"] == 2  # the room, its calendar's version
 
 
-def test_a_sync_of_a_calendar_past_the_threshold_widens_it_under_its_lease(
-    repo: Repository, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_sync_of_a_calendar_past_the_threshold_widens_it_under_its_lease(repo: Repository) -> None:
     from calsync.store.sync_state import SyncStateStore
     from calsync.sync.engine import SyncEngine
     from calsync.sync.fake import FakeSource
@@ -511,7 +502,8 @@ def test_a_sync_of_a_calendar_past_the_threshold_widens_it_under_its_lease(
     )
     engine.sync(cal, source, now=NOW)  # 3 subscribers: copies
     assert (repo.get_calendar(cal_id) or cal).layout == "copies"
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 2)  # now past it
+    repo = Repository(repo.table, wide_threshold=2)  # now past it
+    engine = SyncEngine(repo, SyncStateStore(repo.table))
     source.put(
         "b",
         [

@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode
 
+from calsync.api.service import CAPS, Caps
 from calsync.domain.models import Occurrence, Provider
 from calsync.store.items import AccessRole, Calendar, SubscriberRole
 from calsync.store.repository import Repository
@@ -209,11 +210,12 @@ class Api:
 
 
 @contextmanager
-def api_on(table: Any, now: datetime, sync_queues: Any = None) -> Iterator[Api]:
+def api_on(table: Any, now: datetime, sync_queues: Any = None, caps: Caps = CAPS) -> Iterator[Api]:
     """The API function using ``table`` and a clock frozen at ``now``; restored afterwards.
-    ``sync_queues``: {provider: enqueue} receiving the sync jobs of room calendars (R8)."""
+    ``sync_queues``: {provider: enqueue} receiving the sync jobs of room calendars (R8); ``caps``:
+    the lists' caps."""
     module = app_module()
-    with module.wiring.use(api_deps(table, queues=sync_queues, clock=lambda: now)):
+    with module.wiring.use(api_deps(table, queues=sync_queues, clock=lambda: now, caps=caps)):
         yield Api(module)
 
 

@@ -6,23 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from calsync.store import photos
 
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 
 
-def test_the_s3_client_is_made_on_first_use_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_s3_client_is_made_on_first_use_only() -> None:
     made: list[Any] = []
-    real = photos.s3_client
 
     def counted() -> Any:
-        made.append(real())
+        made.append(photos.s3_client())
         return made[-1]
 
-    monkeypatch.setattr(photos, "s3_client", counted)
-    store = photos.PhotoStore(None, "calsync-photos")
+    store = photos.PhotoStore(None, "calsync-photos", make_s3=counted)
     assert made == []
     url = store.url("photos/alice/a.jpg")  # signed locally: no network
     store.presigned_upload("photos/alice/b.png", "image/png", NOW)

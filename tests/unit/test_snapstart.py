@@ -10,25 +10,24 @@ from calsync import snapstart
 
 
 def test_calsync_registers_its_hooks_on_import() -> None:
-    assert (snapstart.prime, (), {}) in snapstart._before
-    assert (snapstart.reset, (), {}) in snapstart._after
+    assert (snapstart.prime, (), {}) in snapstart.LOCAL_HOOKS.before
+    assert (snapstart.reset, (), {}) in snapstart.LOCAL_HOOKS.after
 
 
-def test_hooks_run_in_the_runtimes_order(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hooks_run_in_the_runtimes_order() -> None:
     # the runtime: before-snapshot hooks in the reverse order of registration, after-restore in order
-    monkeypatch.setattr(snapstart, "_before", [])
-    monkeypatch.setattr(snapstart, "_after", [])
+    hooks = snapstart.LocalHooks()
     ran: list[tuple[str, int]] = []
 
-    @snapstart._local_before
+    @hooks.register_before_snapshot
     def first() -> None:
         ran.append(("before", 1))
 
-    snapstart._local_before(lambda n, *, tag: ran.append((tag, n)), 2, tag="before")
-    snapstart._local_after(lambda: ran.append(("after", 1)))
-    snapstart._local_after(lambda n: ran.append(("after", n)), 2)
-    snapstart.run_before_snapshot()
-    snapstart.run_after_restore()
+    hooks.register_before_snapshot(lambda n, *, tag: ran.append((tag, n)), 2, tag="before")
+    hooks.register_after_restore(lambda: ran.append(("after", 1)))
+    hooks.register_after_restore(lambda n: ran.append(("after", n)), 2)
+    hooks.run_before_snapshot()
+    hooks.run_after_restore()
     assert first.__name__ == "first"  # the decorator gives the function back
     assert ran == [("before", 2), ("before", 1), ("after", 1), ("after", 2)]
 

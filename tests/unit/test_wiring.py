@@ -144,3 +144,117 @@ def test_the_check_finds_each_way_of_patching(tmp_path: Path) -> None:
 def test_no_test_patches_a_functions_globals() -> None:
     files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
     assert [hit for f in files for hit in _patched_function_globals(f)] == []
+
+
+# ---- no test patches a module of the layers (calsync, calsync_*) ----------------------------------
+LAYER_PACKAGES = {p.name for p in (ROOT / "layers").glob("*/calsync*") if (p / "__init__.py").exists()}
+
+
+def _is_layer_module(dotted: str) -> bool:
+    """``calsync.store.wide``, ``calsync_google.writer``: a module or package of a layer."""
+    if dotted.split(".", maxsplit=1)[0] not in LAYER_PACKAGES:
+        return False
+    rel = Path(*dotted.split("."))
+    return any(
+        (layer / rel).with_suffix(".py").exists() or (layer / rel / "__init__.py").exists()
+        for layer in (ROOT / "layers").iterdir()
+    )
+
+
+def _layer_modules(tree: ast.AST) -> dict[str, str]:
+    """The names a test binds to a layer's module (``import calsync.x as y``, ``from calsync import
+    x``, ``from calsync.x import y``, ``importlib.import_module("calsync.x")``); by name, the module."""
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _is_layer_module(alias.name):
+                    modules[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if _is_layer_module(f"{node.module}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
+            arg = node.value.args[0]
+            if isinstance(arg, ast.Constant) and _is_layer_module(str(arg.value)):
+                modules.update({t.id: str(arg.value) for t in node.targets if isinstance(t, ast.Name)})
+    return modules
+
+
+def _patched_layer_globals(path: Path) -> list[str]:
+    """Where a test changes a global of a layer's module: ``<module>.<attr> = …`` (also in a tuple,
+    or an item of it), ``monkeypatch.setattr(<module>, …)`` / ``delattr``, ``setattr("calsync.x.y",
+    …)``, ``monkeypatch.setitem(<module>.<attr>, …)`` / ``delitem``. A class's attribute
+    (``setattr(module.Class, …)``) is not a module's global and is not counted here."""
+    tree = ast.parse(path.read_text())
+    modules = _layer_modules(tree)
+    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    found = []
+    for node in ast.walk(tree):
+        hits: list[tuple[ast.expr, bool]] = []  # (expression, whether it is the module itself)
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                elts = target.elts if isinstance(target, ast.Tuple) else [target]
+                hits += [(t.value, True) for t in elts if isinstance(t, ast.Attribute)]
+                hits += [(t.value, False) for t in elts if isinstance(t, ast.Subscript)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            first = node.args[0]
+            if node.func.attr in {"setattr", "delattr"}:
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    dotted = first.value.rsplit(".", 1)[0]
+                    if _is_layer_module(dotted):
+                        found.append(f"{where}:{node.lineno} {dotted}")
+                    continue
+                hits.append((first, True))
+            elif node.func.attr in {"setitem", "delitem"}:
+                hits.append((first, False))
+        for hit, itself in hits:
+            module = modules.get(_root_name(hit) or "")
+            if module is not None and itself and not isinstance(hit, ast.Name):
+                # ``a.b.c`` after ``import a.b.c``: the module; else a class's or an object's attribute
+                dotted = ast.unparse(hit)
+                module = dotted if _is_layer_module(dotted) else None
+            if module is not None:
+                found.append(f"{where}:{node.lineno} {module}")
+    return found
+
+
+def test_the_layer_check_finds_each_way_of_patching(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import importlib\n"
+        "import calsync.store.photos as photos\n"
+        "import calsync_microsoft.auth\n"
+        "from calsync.store import wide\n"
+        "from calsync.api.service import ApiService\n"
+        "service = importlib.import_module('calsync.api.service')\n"
+        "wide.WIDE_THRESHOLD = 2\n"
+        "wide.WIDE_THRESHOLD, x = 2, 1\n"
+        "wide.LIMITS['x'] = 2\n"
+        "monkeypatch.setattr(service, 'MEETINGS_LIMIT', 3)\n"
+        "monkeypatch.setattr('calsync_google.writer.uuid', None)\n"
+        "monkeypatch.setitem(photos.TYPES, 'k', 1)\n"
+        "calsync_microsoft.auth.SCOPES = ()\n"
+        # not a module's global: a class's attribute, an object's, a local's
+        "monkeypatch.setattr(ApiService, 'x', 1)\n"
+        "monkeypatch.setattr(photos.PhotoStore, 'x', 1)\n"
+        "store = photos.PhotoStore(None, 'b')\n"
+        "store.bucket = 'c'\n"
+        "monkeypatch.setattr('boto3.client', None)\n"
+    )
+    found = sorted(hit.split(" ")[-1] for hit in _patched_layer_globals(sample))
+    assert found == [
+        "calsync.api.service",
+        "calsync.store.photos",
+        "calsync.store.wide",
+        "calsync.store.wide",
+        "calsync.store.wide",
+        "calsync_google.writer",
+        "calsync_microsoft.auth",
+    ]
+
+
+def test_no_test_patches_a_layers_module_globals() -> None:
+    files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    assert [hit for f in files for hit in _patched_layer_globals(f)] == []

@@ -839,14 +839,15 @@ def _events(calendars: Iterable[Component], ctx: ParseContext, errors: list[str]
 
 
 def parse_resource(
-    text: str, ctx: ParseContext, horizon_start: datetime, horizon_end: datetime
+    text: str, ctx: ParseContext, horizon_start: datetime, horizon_end: datetime, *, prescan: bool = True
 ) -> ParseResult:
-    """The occurrences of the VEVENTs in ``text`` that overlap ``[horizon_start, horizon_end)``."""
+    """The occurrences of the VEVENTs in ``text`` that overlap ``[horizon_start, horizon_end)``;
+    ``prescan``: leave out first what cannot reach the horizon (issue 12; only a saving of work)."""
     if horizon_start.tzinfo is None or horizon_end.tzinfo is None:
         raise ValueError("the horizon must be given as aware datetimes")
     horizon = (horizon_start.astimezone(UTC), horizon_end.astimezone(UTC))
     result = ParseResult()
-    reduced = relevant_text(text, *horizon)  # issue 12: only what may reach the horizon
+    reduced = relevant_text(text, *horizon) if prescan else None  # issue 12: what may reach it
     if reduced == "":
         return result
     try:

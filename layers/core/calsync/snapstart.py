@@ -39,19 +39,41 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 _Hook = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-_before: list[_Hook] = []
-_after: list[_Hook] = []
 
 
-def _local_before(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-    _before.append((func, args, kwargs))
-    return func
+class LocalHooks:
+    """The runtime's registry where there is no runtime: registered the same way, run in its order."""
+
+    def __init__(self) -> None:
+        self.before: list[_Hook] = []
+        self.after: list[_Hook] = []
+
+    def register_before_snapshot(
+        self, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Callable[..., Any]:
+        self.before.append((func, args, kwargs))
+        return func
+
+    def register_after_restore(
+        self, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Callable[..., Any]:
+        self.after.append((func, args, kwargs))
+        return func
+
+    def run_before_snapshot(self) -> None:
+        """Run the before-snapshot hooks as the runtime does (the reverse of their registration)."""
+        for func, args, kwargs in reversed(self.before):
+            func(*args, **kwargs)
+
+    def run_after_restore(self) -> None:
+        """Run the after-restore hooks as the runtime does (in the order of their registration)."""
+        for func, args, kwargs in self.after:
+            func(*args, **kwargs)
 
 
-def _local_after(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-    _after.append((func, args, kwargs))
-    return func
-
+LOCAL_HOOKS = LocalHooks()
+run_before_snapshot = LOCAL_HOOKS.run_before_snapshot
+run_after_restore = LOCAL_HOOKS.run_after_restore
 
 try:  # the Lambda runtime's (python3.12+): it runs what is registered there
     from snapshot_restore_py import (  # type: ignore[import-not-found]
@@ -61,21 +83,9 @@ try:  # the Lambda runtime's (python3.12+): it runs what is registered there
 
     IN_RUNTIME = True
 except ImportError:  # anywhere else: the local registry (run by run_before_snapshot/run_after_restore)
-    register_before_snapshot = _local_before
-    register_after_restore = _local_after
+    register_before_snapshot = LOCAL_HOOKS.register_before_snapshot
+    register_after_restore = LOCAL_HOOKS.register_after_restore
     IN_RUNTIME = False
-
-
-def run_before_snapshot() -> None:
-    """Run the before-snapshot hooks as the runtime does (the reverse of their registration)."""
-    for func, args, kwargs in reversed(_before):
-        func(*args, **kwargs)
-
-
-def run_after_restore() -> None:
-    """Run the after-restore hooks as the runtime does (in the order of their registration)."""
-    for func, args, kwargs in _after:
-        func(*args, **kwargs)
 
 
 def handler_module() -> Any | None:

@@ -20,6 +20,7 @@ calendar), 404, 400 and other refusals; ``WriteConflict`` for 412 and for an eve
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
@@ -28,8 +29,8 @@ from calsync.domain.models import Occurrence
 from calsync.store.items import Calendar
 from calsync.sync.source import CalendarGone, SourceProtocolError
 from calsync.sync.writer import EventDraft, WriteConflict, WriteRejected, WrittenEvent
-from calsync_google.client import PreconditionFailed
-from calsync_google.source import OnGoogleCalendar, to_occurrence
+from calsync_google.client import Caller, PreconditionFailed
+from calsync_google.source import GoogleContext, OnGoogleCalendar, to_occurrence
 
 
 def _status(exc: BaseException) -> int:
@@ -37,11 +38,28 @@ def _status(exc: BaseException) -> int:
     return int(cause.resp.status) if isinstance(cause, HttpError) else 0
 
 
+def _new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
 class GoogleWriter(OnGoogleCalendar):
+    def __init__(
+        self,
+        service: Any,
+        google_calendar_id: str,
+        ctx: GoogleContext,
+        *,
+        caller: Caller | None = None,
+        new_id: Callable[[], str] = _new_event_id,
+    ) -> None:
+        """``new_id``: the id a created event is inserted with (a retried insert reuses it)."""
+        super().__init__(service, google_calendar_id, ctx, caller=caller)
+        self._new_id = new_id
+
     # ---- the protocol --------------------------------------------------------------------------
     def create_event(self, calendar: Calendar, draft: EventDraft) -> WrittenEvent:
         self._check_calendar(calendar)
-        event_id = uuid.uuid4().hex
+        event_id = self._new_id()
         body: dict[str, Any] = {
             "id": event_id,
             "summary": draft.title,

@@ -73,6 +73,7 @@ class MicrosoftAppConfig:
     client_secret: str
     authority: str = DEFAULT_AUTHORITY
     http_client: Any = None  # requests.Session-like; None: msal's own
+    scopes: tuple[str, ...] = SCOPES  # what a sign-in asks for (an older app asked for fewer: M11)
 
 
 def _app_secret(secret_name: str) -> str:
@@ -120,7 +121,7 @@ class MicrosoftIdentity:
         ``SourceUnavailable`` when the identity platform cannot be reached (msal reads the
         authority's OpenID configuration when the application is built)."""
         try:
-            flow = self.app().initiate_auth_code_flow(list(SCOPES), redirect_uri=redirect_uri)
+            flow = self.app().initiate_auth_code_flow(list(self.config.scopes), redirect_uri=redirect_uri)
         except (msal.exceptions.MsalServiceError, requests.RequestException) as exc:
             raise SourceUnavailable(f"the Microsoft identity platform failed: {type(exc).__name__}") from exc
         if "error" in flow:

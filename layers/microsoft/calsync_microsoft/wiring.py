@@ -24,6 +24,7 @@ from calsync.wiring.sync import SyncWorkerDeps
 from calsync.wiring.tasks import TaskDeps
 from calsync_microsoft import jobs
 from calsync_microsoft.auth import (
+    SCOPES,
     MicrosoftAppConfig,
     MicrosoftIdentity,
     client_id_from,
@@ -67,7 +68,10 @@ def identity_of(o: Mapping[str, Any]) -> MicrosoftIdentity:
     secret = o.get("client_secret") or client_secret_from(s.client_secret_name)
     # the client id: MICROSOFT_CLIENT_ID, else the secret's client_id (MicrosoftOAuthSecret's JSON)
     client_id = s.client_id or client_id_from(s.client_secret_name)
-    return MicrosoftIdentity(MicrosoftAppConfig(client_id, str(secret), s.authority, o.get("http_client")))
+    config = MicrosoftAppConfig(
+        client_id, str(secret), s.authority, o.get("http_client"), o.get("scopes") or SCOPES
+    )
+    return MicrosoftIdentity(config)
 
 
 def worker_of(o: Mapping[str, Any]) -> MicrosoftSyncWorker:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
@@ -53,6 +54,19 @@ MEETINGS_LIMIT = 500
 MEETINGS_BUDGET = 2 * 1024 * 1024
 EXCLUDED_LIMIT = 500
 EXCLUDED_BUDGET = 1 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """How many items of each list, and how many bytes of their JSON, one answer holds at most."""
+
+    meetings: int = MEETINGS_LIMIT
+    meetings_budget: int = MEETINGS_BUDGET
+    excluded: int = EXCLUDED_LIMIT
+    excluded_budget: int = EXCLUDED_BUDGET
+
+
+CAPS = Caps()  # the caps of the deployed API
 
 _M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
@@ -105,15 +119,15 @@ def _excluded(item: Excluded, zone: ZoneInfo) -> ExcludedMeeting:
     )
 
 
-def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool) -> Meetings:
+def _meetings(selection: Selection, zone: ZoneInfo, *, explain: bool, caps: Caps = CAPS) -> Meetings:
     meetings, truncated = _capped(
-        selection.listed, lambda i: as_meeting(i, zone), MEETINGS_LIMIT, MEETINGS_BUDGET
+        selection.listed, lambda i: as_meeting(i, zone), caps.meetings, caps.meetings_budget
     )
     window_ = Window(start=selection.window_start, end=selection.window_end)
     if not explain:
         return Meetings(time_zone=zone.key, window=window_, meetings=meetings, truncated=truncated)
     excluded, excluded_truncated = _capped(
-        selection.excluded, lambda e: _excluded(e, zone), EXCLUDED_LIMIT, EXCLUDED_BUDGET
+        selection.excluded, lambda e: _excluded(e, zone), caps.excluded, caps.excluded_budget
     )
     return ExplainedMeetings(
         time_zone=zone.key,
@@ -161,8 +175,10 @@ class ApiService:
         repository: Repository,
         photos: PhotoStore | None = None,
         calendar_sync: CalendarSync | None = None,
+        caps: Caps = CAPS,
     ) -> None:
         self._repo = repository
+        self._caps = caps  # the lists' caps (docs/limits.md)
         self._photos = photos  # P8: None where PHOTO_BUCKET is not set
         # R8: rooms start and stop their calendar's sync (None: no sync queues, e.g. a read-only tool)
         self._sync = calendar_sync
@@ -200,7 +216,7 @@ class ApiService:
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
         selection = select_for_person(events.occurrences, now, owner)
         etag = etags.make(kind, user_id, version, next_change(selection, now))
-        return _meetings(selection, zone, explain=explain), etags.answer(if_none_match, etag)
+        return _meetings(selection, zone, explain=explain, caps=self._caps), etags.answer(if_none_match, etag)
 
     def my_meetings(
         self, principal: Principal, now: datetime, *, explain: bool, if_none_match: str | None = None
@@ -259,7 +275,7 @@ class ApiService:
         owner = OwnerSettings(time_zone=zone, primary_calendar_ids=events.primary_calendar_ids)
         selection = select_for_room(events.occurrences, now, owner)
         etag = etags.make(kind, room.owner_id, version, next_change(selection, now))
-        return _meetings(selection, zone, explain=explain), etags.answer(if_none_match, etag)
+        return _meetings(selection, zone, explain=explain, caps=self._caps), etags.answer(if_none_match, etag)
 
     # ---- profile -------------------------------------------------------------------------------
     def my_profile(self, principal: Principal) -> ProfileOut:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,16 +44,17 @@ class PhotoUpload:
 
 
 class PhotoStore:
-    def __init__(self, s3: Any | None, bucket: str) -> None:
-        """``s3``: an S3 client; ``None``: :func:`s3_client`, made when a photo is first signed or
-        checked (an S3 client costs about as much to make as a DynamoDB one, and most requests of
-        the functions that have photos never touch one)."""
+    def __init__(self, s3: Any | None, bucket: str, *, make_s3: Callable[[], Any] = s3_client) -> None:
+        """``s3``: an S3 client; ``None``: one from ``make_s3`` (:func:`s3_client`), made when a photo
+        is first signed or checked (an S3 client costs about as much to make as a DynamoDB one, and
+        most requests of the functions that have photos never touch one)."""
         self._given = s3
+        self._make_s3 = make_s3
         self.bucket = bucket
 
     @functools.cached_property
     def _s3(self) -> Any:
-        return self._given if self._given is not None else s3_client()
+        return self._given if self._given is not None else self._make_s3()
 
     def presigned_upload(self, key: str, content_type: PhotoType, now: datetime) -> PhotoUpload:
         """A presigned POST for exactly ``key``: S3 refuses another content type, an empty file and

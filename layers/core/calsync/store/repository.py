@@ -103,8 +103,10 @@ class OwnerEvents:
 
 
 class Repository:
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, *, wide_threshold: int = wide.WIDE_THRESHOLD) -> None:
+        """``wide_threshold``: past this many subscribers a calendar is stored once (0021)."""
         self._table = table
+        self.wide_threshold = wide_threshold
 
     @property
     def table(self) -> Table:
@@ -522,7 +524,7 @@ class Repository:
         return True
 
     def widen(self, calendar_id: str, *, in_time: Callable[[], bool] = lambda: True) -> Backfill | None:
-        """Store a calendar that has more than ``wide.WIDE_THRESHOLD`` subscribers once (0021),
+        """Store a calendar that has more than ``wide_threshold`` subscribers once (0021),
         resuming where an earlier call stopped; ``None`` when there is nothing to do. Steps, each
         idempotent, ``in_time()`` asked between pages (out of time: ``incomplete``, the next call
         goes on; the sync engine and the next subscription call it):
@@ -538,7 +540,7 @@ class Repository:
            keep the first of an id, with the role from the list); ``swept`` stays false until then,
            so the next call goes on."""
         calendar = self.get_calendar(calendar_id)
-        if calendar is None or not wide.should_widen(calendar):
+        if calendar is None or not wide.should_widen(calendar, self.wide_threshold):
             return None
         if calendar.layout == "copies":
             with _mapped_errors("widen calendar"):

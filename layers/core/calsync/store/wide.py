@@ -50,8 +50,8 @@ def targets(calendar: Calendar) -> dict[str, SubscriberRole]:
     return {**calendar.copy_to, **wide_targets(calendar)}
 
 
-def should_widen(calendar: Calendar) -> bool:
-    """Past the threshold and still on copies, or a widening not finished (copies left to sweep)."""
+def should_widen(calendar: Calendar, threshold: int = WIDE_THRESHOLD) -> bool:
+    """Past ``threshold`` and still on copies, or a widening not finished (copies left to sweep)."""
     if calendar.layout == "copies":
-        return len(calendar.subscribers) > WIDE_THRESHOLD
+        return len(calendar.subscribers) > threshold
     return calendar.layout == "widening" or not calendar.swept

@@ -175,7 +175,8 @@ class SyncEngine:
         outcome = SyncOutcome("synced")
         try:
             state = leased
-            if should_widen(calendar):  # under the lease: a widening cut short goes on (0021)
+            # under the lease: a widening cut short goes on (0021)
+            if should_widen(calendar, self.repository.wide_threshold):
                 widened = self.repository.widen(
                     cal_id, in_time=lambda: budget is None or not budget.exhausted()
                 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from calsync.api.calendar_sync import CalendarSync, Enqueue
-from calsync.api.service import ApiService
+from calsync.api.service import CAPS, ApiService, Caps
 from calsync.config import get_presence_settings
 from calsync.domain.models import Provider
 from calsync.store.photos import PhotoStore
@@ -26,6 +26,7 @@ class ApiFunctionDeps:
     photos: PhotoStore | None
     queues: Callable[[], Mapping[Provider, Enqueue]]
     clock: Clock = utc_now
+    caps: Caps = CAPS  # the lists' caps (docs/limits.md)
 
     def service(self, lambda_context: Any = None) -> ApiService:
         """The service of one request; a room's copy from the store stops ``RESERVE_MS`` before the
@@ -35,7 +36,10 @@ class ApiFunctionDeps:
             return lambda_context is None or int(lambda_context.get_remaining_time_in_millis()) > RESERVE_MS
 
         return ApiService(
-            self.repository, self.photos, CalendarSync(self.repository, self.queues(), in_time=in_time)
+            self.repository,
+            self.photos,
+            CalendarSync(self.repository, self.queues(), in_time=in_time),
+            caps=self.caps,
         )
 
 
@@ -44,13 +48,15 @@ def api_deps(
     *,
     queues: Mapping[Provider, Enqueue] | None = None,
     clock: Clock = utc_now,
+    caps: Caps = CAPS,
 ) -> ApiFunctionDeps:
     """From the settings (TABLE_NAME, PHOTO_BUCKET, *_SYNC_QUEUE_URL); a test passes its table,
-    what receives the rooms' sync jobs (``queues``) and its clock."""
+    what receives the rooms' sync jobs (``queues``), its clock and the lists' ``caps``."""
     bucket = get_presence_settings().photo_bucket
     return ApiFunctionDeps(
         repository=Repository(table if table is not None else table_from_settings()),
         photos=None if bucket is None else PhotoStore(None, bucket),  # S3 client: on the first photo route
         queues=(lambda: queues) if queues is not None else functools.cache(sync_queues),
         clock=clock,
+        caps=caps,
     )
