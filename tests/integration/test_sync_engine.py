@@ -366,6 +366,19 @@ def test_event_that_cannot_be_stored_is_skipped_counted_and_logged(
     warnings = [r for r in caplog.records if "cannot be stored" in r.getMessage()]
     assert len(warnings) == 2 and {w.levelname for w in warnings} == {"WARNING"}
     assert all(len(repr(w.__dict__)) < 4000 for w in warnings)  # never the 450 KB value itself
+    reasons = [
+        f"the event's identifier is longer than {limits.MAX_RESOURCE_KEY} characters",
+        f"the event's event id is longer than {limits.MAX_EVENT_ID} characters",
+    ]
+    assert sorted(out.unstorable) == sorted(reasons)
+    message = "an event cannot be stored: skipped, the rest of the calendar syncs"
+    fields = sorted(
+        (w.getMessage(), w.__dict__.get("calendar_id"), w.__dict__.get("resource"), w.__dict__.get("why"))
+        for w in warnings
+    )
+    assert fields == sorted(
+        [(message, CAL, "h" * 117 + "...", reasons[0]), (message, CAL, "long-id", reasons[1])]
+    )
     # the next full pass does not sweep the normal events, and does not fail either
     again = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
     assert again.status == "synced" and len(titles(world["repo"])) == 12
@@ -1115,7 +1128,9 @@ def test_deletions_over_several_pages_and_a_sweep_in_one_sync_are_all_counted(
     for hours, name in enumerate("abcde", start=1):
         src.put(name, [occ(name, NOW + timedelta(hours=hours))])
     engine: SyncEngine = world["engine"]
-    engine.sync(world["cal"], src, now=NOW)
+    first = engine.sync(world["cal"], src, now=NOW)
+    # five pages: every page's writes are counted (each occurrence for two subscribers and the index)
+    assert (first.pages, first.occurrences) == (5, 3 * 5)
     src.delete("a")
     src.delete("b")
     two_pages = engine.sync(world["cal"], src, now=NOW + timedelta(minutes=1))
