@@ -120,7 +120,9 @@ def test_incremental_change_move_and_delete(world: dict[str, Any]) -> None:
     assert {o.id for o in room.occurrences} == set(got)
 
 
-def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(world: dict[str, Any]) -> None:
+def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # rules S3/S6: a refused cursor -> full listing by etag; what is gone is swept, nothing else lost
     src = FakeSource()
     for name in "abcde":
@@ -129,7 +131,10 @@ def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(world: dict[str
     src.delete("b")
     src.put("c", [occ("c", NOW + timedelta(hours=5), title="c2")])
     src.expire_cursors()
+    caplog.set_level(logging.INFO)
     out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    [rejected] = [r for r in caplog.records if r.getMessage() == "cursor rejected: full resync"]
+    assert (rejected.levelno, rejected.__dict__.get("calendar_id")) == (logging.INFO, CAL)
     assert out.full and out.skipped == 3 and out.stored == 1 and out.deleted == 1
     assert sorted(titles(world["repo"]).values()) == ["a", "c2", "d", "e"]
     assert world["state"].get(CAL).generation == 2
