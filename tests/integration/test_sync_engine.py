@@ -395,14 +395,18 @@ def test_long_event_gets_index_entries_inside_the_horizon_only(world: dict[str, 
     src = FakeSource()
     start = NOW - timedelta(days=5 * 365)
     src.put("decade", [occ("decade", start, minutes=10 * 365 * 24 * 60)])
+    # 120 days: storable without the bound too, with 120 entries per owner instead of the horizon's
+    # (on a page of its own: the decade's would fail the page's batch and store it alone)
+    src.put("z-quarter", [occ("quarter", NOW - timedelta(days=30), minutes=120 * 24 * 60)])
     src.put("short", [occ("short", NOW + timedelta(hours=1))])
     out = world["engine"].sync(world["cal"], src, now=NOW)
     assert out.status == "synced" and out.unstorable == []
-    assert set(titles(world["repo"]).values()) == {"decade", "short"}
+    assert set(titles(world["repo"]).values()) == {"decade", "quarter", "short"}
     horizon = default_horizon(NOW)
     days = (horizon.end - horizon.start).days
-    items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == "decade"]
-    assert days <= len(items) <= days + 1
+    for event in ("decade", "quarter"):
+        items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == event]
+        assert days <= len(items) <= days + 1
 
 
 def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, Any]) -> None:
@@ -1184,3 +1188,21 @@ def test_the_sync_error_wins_over_a_failure_to_record_it(
     monkeypatch.setattr(world["state"], "record_failure", record_fails)
     with pytest.raises(RuntimeError, match="injected"):
         world["engine"].sync(world["cal"], src, now=NOW)
+
+
+def test_a_sync_of_a_calendar_past_the_threshold_widens_it_first(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021: the sync widens a calendar past the threshold under its lease, then stores
+    from calsync.store import wide
+
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    repo: Repository = world["repo"]
+    assert (repo.get_calendar(CAL) or world["cal"]).layout == "copies"
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)  # alice and the room: past it now
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    out = world["engine"].sync(repo.get_calendar(CAL) or world["cal"], src, now=NOW + timedelta(minutes=5))
+    widened = repo.get_calendar(CAL)
+    assert out.status == "synced" and widened is not None and widened.layout == "wide"
