@@ -1203,6 +1203,41 @@ def test_a_sync_of_a_calendar_past_the_threshold_widens_it_first(
     assert (repo.get_calendar(CAL) or world["cal"]).layout == "copies"
     monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)  # alice and the room: past it now
     src.put("b", [occ("b", NOW + timedelta(hours=2))])
-    out = world["engine"].sync(repo.get_calendar(CAL) or world["cal"], src, now=NOW + timedelta(minutes=5))
+    budget = LambdaBudget(_Remaining(60_000), reserve_ms=1_000)  # time left: the widening finishes
+    cal = repo.get_calendar(CAL) or world["cal"]
+    out = world["engine"].sync(cal, src, now=NOW + timedelta(minutes=5), budget=budget)
     widened = repo.get_calendar(CAL)
     assert out.status == "synced" and widened is not None and widened.layout == "wide"
+    # every event had a copy to widen from: nothing to fetch again, the pass stays incremental
+    assert not out.full and all(e.etag for e in world["state"].list_resources(CAL))
+
+
+def test_a_widening_out_of_time_stops_and_goes_on_with_the_next_sync(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021 within S12: the widening asks the budget between its steps
+    from calsync.store import wide
+
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    repo: Repository = world["repo"]
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    context = _Remaining(60_000)
+    state: SyncStateStore = world["state"]
+    real_acquire = state.acquire
+
+    def acquire_then_run_out(*args: Any, **kwargs: Any) -> Any:
+        leased = real_acquire(*args, **kwargs)
+        context.ms = 0  # the time runs out once the lease is taken, before the widening
+        return leased
+
+    monkeypatch.setattr(state, "acquire", acquire_then_run_out)
+    cal = repo.get_calendar(CAL) or world["cal"]
+    with pytest.raises(OutOfTime):
+        world["engine"].sync(cal, src, now=NOW + timedelta(minutes=5), budget=LambdaBudget(context, 1_000))
+    assert (repo.get_calendar(CAL) or cal).layout != "wide"
+    monkeypatch.setattr(state, "acquire", real_acquire)
+    out = world["engine"].sync(repo.get_calendar(CAL) or cal, src, now=NOW + timedelta(minutes=6))
+    assert out.status == "synced" and (repo.get_calendar(CAL) or cal).layout == "wide"
