@@ -1241,3 +1241,26 @@ def test_a_widening_out_of_time_stops_and_goes_on_with_the_next_sync(
     monkeypatch.setattr(state, "acquire", real_acquire)
     out = world["engine"].sync(repo.get_calendar(CAL) or cal, src, now=NOW + timedelta(minutes=6))
     assert out.status == "synced" and (repo.get_calendar(CAL) or cal).layout == "wide"
+
+
+def test_a_widening_without_copies_to_widen_from_fetches_everything_again(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021: what has no copy to widen from is "missing": the sync forgets the etags and
+    # runs a full pass, which fetches (and stores) every event again
+    from calsync.store import wide
+
+    src = FakeSource()
+    for hours, name in enumerate("ab", start=1):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    table = world["table"]
+    for item in snapshot(table):
+        if item.get("eventId") and not str(item["pk"]).startswith("CAL#"):  # the copies, not the index
+            table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    src.put("c", [occ("c", NOW + timedelta(hours=3))])  # a change: the sync runs
+    repo: Repository = world["repo"]
+    out = world["engine"].sync(repo.get_calendar(CAL) or world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.full and (out.stored, out.skipped) == (3, 0)
+    assert all(e.etag for e in world["state"].list_resources(CAL))
