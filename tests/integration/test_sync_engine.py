@@ -1210,6 +1210,15 @@ def test_a_sync_of_a_calendar_past_the_threshold_widens_it_first(
     assert out.status == "synced" and widened is not None and widened.layout == "wide"
     # every event had a copy to widen from: nothing to fetch again, the pass stays incremental
     assert not out.full and all(e.etag for e in world["state"].list_resources(CAL))
+    # the pass wrote to the calendar as it is now (wide): b once, in the calendar's partition, and
+    # no copy in alice's own
+    profile = repo.get_profile("alice")
+    assert profile is not None and profile.wide_calendars == {CAL: "primary"}
+    start, end = NOW - timedelta(days=1), NOW + timedelta(days=30)
+    own = repo.read_owner_events(OwnerKind.USER, "alice", start, end, {})
+    assert own.occurrences == []
+    read = repo.read_owner_events(OwnerKind.USER, "alice", start, end, profile.wide_calendars)
+    assert sorted(o.title or "" for o in read.occurrences) == ["a", "b"]
 
 
 def test_a_widening_out_of_time_stops_and_goes_on_with_the_next_sync(
