@@ -20,15 +20,19 @@ import pytest
 from calsync.api.calendar_sync import CalendarSync
 from calsync.domain import limits
 from calsync.domain.errors import Conflict
-from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider
+from calsync.domain.models import UTC, Occurrence, OwnerKind, Provider, Visibility
+from calsync.observability import metrics
 from calsync.store import keys
 from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
+from calsync.sync import budget as budgets
+from calsync.sync import engine as engine_module
 from calsync.sync import failures
-from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, default_horizon
+from calsync.sync.budget import LambdaBudget, OutOfTime
+from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, SyncOutcome, default_horizon
 from calsync.sync.fake import FakeSource
-from calsync.sync.source import CalendarSource, Horizon, ResourceChange
+from calsync.sync.source import CalendarSource, CursorRejected, Horizon, ResourceChange
 from tests.support.apigw import dynamodb_calls, snapshot
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -116,7 +120,9 @@ def test_incremental_change_move_and_delete(world: dict[str, Any]) -> None:
     assert {o.id for o in room.occurrences} == set(got)
 
 
-def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(world: dict[str, Any]) -> None:
+def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # rules S3/S6: a refused cursor -> full listing by etag; what is gone is swept, nothing else lost
     src = FakeSource()
     for name in "abcde":
@@ -125,7 +131,10 @@ def test_rejected_cursor_leads_to_full_resync_that_loses_nothing(world: dict[str
     src.delete("b")
     src.put("c", [occ("c", NOW + timedelta(hours=5), title="c2")])
     src.expire_cursors()
+    caplog.set_level(logging.INFO)
     out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5))
+    [rejected] = [r for r in caplog.records if r.getMessage() == "cursor rejected: full resync"]
+    assert (rejected.levelno, rejected.__dict__.get("calendar_id")) == (logging.INFO, CAL)
     assert out.full and out.skipped == 3 and out.stored == 1 and out.deleted == 1
     assert sorted(titles(world["repo"]).values()) == ["a", "c2", "d", "e"]
     assert world["state"].get(CAL).generation == 2
@@ -204,7 +213,9 @@ class _Racing:
                 self.during()
 
 
-def test_change_during_a_running_sync_leads_to_another_sync(world: dict[str, Any]) -> None:
+def test_change_during_a_running_sync_leads_to_another_sync(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # rule S6: a job that finds the calendar's sync running marks it dirty; the holder syncs again
     src = FakeSource(page_size=1)
     for name in "ab":
@@ -220,30 +231,50 @@ def test_change_during_a_running_sync_leads_to_another_sync(world: dict[str, Any
         results.append(engine.sync(world["cal"], src, now=later).status)
 
     racing: CalendarSource = _Racing(src, second_job)
+    caplog.set_level(logging.INFO)
     out = engine.sync(world["cal"], racing, now=later)
     assert results == ["busy"]
+    [again] = [
+        r for r in caplog.records if r.getMessage() == "calendar changed during its sync: syncing again"
+    ]
+    assert (again.levelno, again.__dict__.get("calendar_id")) == (logging.INFO, CAL)
     assert out.passes == 2
     assert not out.full  # the second pass is incremental too: only the changes since the cursor
     assert sorted(titles(world["repo"]).values()) == ["a2", "b", "new"]
     assert world["state"].get(CAL).dirty == 0
 
 
-def test_a_room_registered_during_the_first_sync_ends_with_every_event(world: dict[str, Any]) -> None:
+def test_a_room_registered_during_the_first_sync_ends_with_every_event(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
     # rule R8: a room registered while the calendar's first sync runs is filled from the store at
     # once, when the store holds only the first page; the sync itself fills it with the rest
     src = FakeSource(page_size=1)
     for i, name in enumerate("abc"):
         src.put(name, [occ(name, NOW + timedelta(hours=1 + i))])
+    # R4: what the engine fills the room with is the room's copy (a private event without title)
+    src.put("d", [occ("d", NOW + timedelta(hours=4), visibility=Visibility.PRIVATE)])
     repo: Repository = world["repo"]
 
     def register_room() -> None:  # what the API does for the admin (functions/api)
         repo.subscribe(CAL, "ROOM#hq#r2", "room")
         CalendarSync(repo, {}).fill(CAL, "ROOM#hq#r2", "room")
 
+    caplog.set_level(logging.INFO)
     out = world["engine"].sync(world["cal"], _Racing(src, register_room), now=NOW)
-    assert out.status == "synced" and out.stored == 3
-    assert sorted(titles(repo, "hq#r2", kind=OwnerKind.ROOM)) == sorted(titles(repo))
-    assert len(titles(repo, "hq#r2", kind=OwnerKind.ROOM)) == 3
+    assert out.status == "synced" and out.stored == 4
+    room = titles(repo, "hq#r2", kind=OwnerKind.ROOM)
+    assert sorted(room) == sorted(titles(repo)) and len(room) == 4
+    assert sorted(t for t in room.values() if t is not None) == ["a", "b", "c"]
+    [filled] = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "subscriber added during the sync filled from the store"
+    ]
+    fields = {k: filled.__dict__.get(k) for k in ("calendar_id", "owner", "copied")}
+    assert fields == {"calendar_id": CAL, "owner": "ROOM#hq#r2", "copied": 3}
+    # the fill was complete: the etags are kept (the next full pass need not fetch everything)
+    assert all(e.etag for e in world["state"].list_resources(CAL))
 
 
 def test_same_calendar_enqueued_many_times_at_once(world: dict[str, Any]) -> None:
@@ -340,6 +371,19 @@ def test_event_that_cannot_be_stored_is_skipped_counted_and_logged(
     warnings = [r for r in caplog.records if "cannot be stored" in r.getMessage()]
     assert len(warnings) == 2 and {w.levelname for w in warnings} == {"WARNING"}
     assert all(len(repr(w.__dict__)) < 4000 for w in warnings)  # never the 450 KB value itself
+    reasons = [
+        f"the event's identifier is longer than {limits.MAX_RESOURCE_KEY} characters",
+        f"the event's event id is longer than {limits.MAX_EVENT_ID} characters",
+    ]
+    assert sorted(out.unstorable) == sorted(reasons)
+    message = "an event cannot be stored: skipped, the rest of the calendar syncs"
+    fields = sorted(
+        (w.getMessage(), w.__dict__.get("calendar_id"), w.__dict__.get("resource"), w.__dict__.get("why"))
+        for w in warnings
+    )
+    assert fields == sorted(
+        [(message, CAL, "h" * 117 + "...", reasons[0]), (message, CAL, "long-id", reasons[1])]
+    )
     # the next full pass does not sweep the normal events, and does not fail either
     again = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
     assert again.status == "synced" and len(titles(world["repo"])) == 12
@@ -351,14 +395,18 @@ def test_long_event_gets_index_entries_inside_the_horizon_only(world: dict[str, 
     src = FakeSource()
     start = NOW - timedelta(days=5 * 365)
     src.put("decade", [occ("decade", start, minutes=10 * 365 * 24 * 60)])
+    # 120 days: storable without the bound too, with 120 entries per owner instead of the horizon's
+    # (on a page of its own: the decade's would fail the page's batch and store it alone)
+    src.put("z-quarter", [occ("quarter", NOW - timedelta(days=30), minutes=120 * 24 * 60)])
     src.put("short", [occ("short", NOW + timedelta(hours=1))])
     out = world["engine"].sync(world["cal"], src, now=NOW)
     assert out.status == "synced" and out.unstorable == []
-    assert set(titles(world["repo"]).values()) == {"decade", "short"}
+    assert set(titles(world["repo"]).values()) == {"decade", "quarter", "short"}
     horizon = default_horizon(NOW)
     days = (horizon.end - horizon.start).days
-    items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == "decade"]
-    assert days <= len(items) <= days + 1
+    for event in ("decade", "quarter"):
+        items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == event]
+        assert days <= len(items) <= days + 1
 
 
 def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, Any]) -> None:
@@ -373,7 +421,10 @@ def test_full_sync_reads_and_writes_the_index_a_page_at_a_time(world: dict[str, 
     # meanwhile); PutItem: the owner's "look again" for the live schedule (docs/adr/0018), one per
     # page's version bump, never one per resource
     assert calls.count("GetItem") == 2 and calls.calls.count("PutItem") <= 2
-    assert len(calls.calls) < 60, calls.calls  # 2 pages: ~50 BatchWriteItem of 25, 2 BatchGetItem
+    assert len(calls.calls) < 60, calls.calls  # 2 pages: ~50 BatchWriteItem of 25
+    # a full pass reads the index once (one Query), not page by page: the two BatchGetItem are the
+    # store's (one per page)
+    assert calls.calls.count("BatchGetItem") == 2, calls.calls
     for i in range(0, 200, 2):  # half of them change: the incremental pass batches too
         src.put(f"e{i:03}", [occ(f"e{i:03}", NOW + timedelta(hours=i % 50, minutes=i), title="changed")])
     with dynamodb_calls(world["table"]) as calls:
@@ -683,7 +734,7 @@ def test_a_worker_that_outlived_its_lease_does_not_commit_over_the_one_that_took
 class _WithUnreadable:
     """A source that reports, with one resource, VEVENTs it could not read (S11)."""
 
-    def __init__(self, inner: FakeSource, key: str, errors: tuple[str, ...]) -> None:
+    def __init__(self, inner: FakeSource | _WithUnreadable, key: str, errors: tuple[str, ...]) -> None:
         self.inner, self.key, self.errors = inner, key, errors
 
     def may_have_changed(self, cursor: str) -> bool:
@@ -713,8 +764,14 @@ def test_an_unreadable_vevent_is_logged_as_one_structured_warning_and_the_rest_i
     inner.put("mixed", [occ("readable", NOW + timedelta(hours=2))])
     src: CalendarSource = _WithUnreadable(inner, "mixed", ("DTSTART missing",))
     caplog.set_level(logging.INFO)
+    metrics.clear_metrics()
     out = world["engine"].sync(world["cal"], src, now=NOW)
     assert out.errors == ["mixed: DTSTART missing"]
+    # shown on the calendar (the sync state's count) and metered
+    assert world["state"].get(CAL).skipped_events == 1
+    assert metrics.metric_set["SyncEventsSkipped"]["Value"] == [1.0]
+    assert metrics.metric_set["SyncEventsSkipped"]["Unit"] == "Count"
+    metrics.clear_metrics()
     assert sorted(titles(world["repo"]).values()) == ["ok", "readable"]
     [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert warning.levelno == logging.WARNING
@@ -848,3 +905,371 @@ def test_the_sync_error_wins_over_a_failure_to_let_go_of_the_lease(
     monkeypatch.setattr(world["state"], "release", release_fails)
     with pytest.raises(RuntimeError, match="injected"):
         world["engine"].sync(world["cal"], src, now=NOW)
+
+
+# ---- S12: the time budget, as the engine keeps to it ----------------------------------------------
+class _Remaining:
+    """A Lambda context whose remaining time the test sets (no clock)."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.ms
+
+
+def _run_out_while_storing(monkeypatch: pytest.MonkeyPatch, repo: Repository, context: _Remaining) -> None:
+    """The time runs out while the first page is stored."""
+    real_store = repo.store_occurrences
+
+    def store_then_run_out(*args: Any, **kwargs: Any) -> int:
+        written = real_store(*args, **kwargs)
+        context.ms = 0
+        return written
+
+    monkeypatch.setattr(repo, "store_occurrences", store_then_run_out)
+
+
+def test_out_of_time_before_the_start_touches_nothing(world: dict[str, Any]) -> None:
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    spent = LambdaBudget(_Remaining(0), reserve_ms=1_000)
+    with pytest.raises(OutOfTime) as caught:
+        world["engine"].sync(world["cal"], src, now=NOW, budget=spent)
+    assert str(caught.value) == "no time left to start"
+    # the queue worker's current budget is the default
+    with budgets.running(spent), pytest.raises(OutOfTime):
+        world["engine"].sync(world["cal"], src, now=NOW)
+    assert src.requests == 0 and titles(world["repo"]) == {}
+    assert world["state"].get(CAL).lease_owner is None
+
+
+def test_an_incremental_pass_out_of_time_keeps_its_progress_and_the_next_one_skips_it(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S12: the sync stops between two pages, says so in one INFO line, and hands its outcome up; the
+    # next one lists the same changes (the cursor did not move) and skips what the first stored
+    src = FakeSource(page_size=2)
+    src.put("base", [occ("base", NOW + timedelta(hours=1))])
+    engine: SyncEngine = world["engine"]
+    engine.sync(world["cal"], src, now=NOW)
+    series = [occ("a", NOW + timedelta(days=d), recurring=True, original_start=f"d{d}") for d in range(2)]
+    src.put("a", series)  # the first page: a (recurring) and b; the second: c and d
+    for hours, name in enumerate("bcd", start=2):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    context = _Remaining(60_000)
+    _run_out_while_storing(monkeypatch, world["repo"], context)
+    caplog.set_level(logging.INFO)
+    later = NOW + timedelta(minutes=5)
+    with pytest.raises(OutOfTime) as caught:
+        engine.sync(world["cal"], src, now=later, budget=LambdaBudget(context, reserve_ms=1_000))
+    assert str(caught.value) == "stopped after 1 page(s)"
+    outcome = caught.value.outcome
+    assert isinstance(outcome, SyncOutcome)
+    assert (outcome.full, outcome.pages, outcome.stored) == (False, 1, 2)
+    message = "time budget spent: the sync continues in the next invocation"
+    [spent] = [r for r in caplog.records if r.getMessage() == message]
+    assert (spent.levelno, spent.__dict__.get("calendar_id"), spent.__dict__.get("pages")) == (
+        logging.INFO,
+        CAL,
+        1,
+    )
+    assert world["state"].get(CAL).lease_owner is None
+    monkeypatch.undo()
+
+    again = engine.sync(world["cal"], src, now=later)
+    assert not again.full and (again.skipped, again.stored) == (2, 2)
+    assert sorted(titles(world["repo"]).values()) == ["a", "a", "b", "base", "c", "d"]
+
+
+def test_a_full_pass_out_of_time_is_finished_by_the_next_sync_without_fetching_again(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S12: a full pass stops between two pages too; the next (full again) skips what it stored
+    src = FakeSource(page_size=2)
+    for hours, name in enumerate("abcd", start=1):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    context = _Remaining(60_000)
+    _run_out_while_storing(monkeypatch, world["repo"], context)
+    with pytest.raises(OutOfTime) as caught:
+        world["engine"].sync(world["cal"], src, now=NOW, budget=LambdaBudget(context, reserve_ms=1_000))
+    outcome = caught.value.outcome
+    assert isinstance(outcome, SyncOutcome) and (outcome.full, outcome.pages, outcome.stored) == (True, 1, 2)
+    monkeypatch.undo()
+    again = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=1))
+    assert again.full and (again.skipped, again.stored, again.deleted) == (2, 2, 0)
+    assert sorted(titles(world["repo"]).values()) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("runs_out", [False, True])
+def test_a_subscriber_added_during_the_sync_is_filled_within_the_budget(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, runs_out: bool
+) -> None:
+    # R8 within S12: the newcomer is filled from the store while time is left; when the time runs
+    # out first, the etags are forgotten so that the next full pass fetches (and fills) everything
+    src = FakeSource(page_size=1)
+    for hours, name in enumerate("abc", start=1):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    repo: Repository = world["repo"]
+    state: SyncStateStore = world["state"]
+    context = _Remaining(60_000)
+
+    def register_room() -> None:
+        repo.subscribe(CAL, "ROOM#hq#r3", "room")  # not filled by the API: only the engine fills it
+
+    real_commit = state.commit
+
+    def commit_then_maybe_run_out(*args: Any, **kwargs: Any) -> bool:
+        done = real_commit(*args, **kwargs)
+        if runs_out:
+            context.ms = 0
+        return done
+
+    monkeypatch.setattr(state, "commit", commit_then_maybe_run_out)
+    budget = LambdaBudget(context, reserve_ms=1_000)
+    out = world["engine"].sync(world["cal"], _Racing(src, register_room), now=NOW, budget=budget)
+    assert out.status == "synced"
+    room = titles(repo, "hq#r3", kind=OwnerKind.ROOM)
+    etags = [e.etag for e in state.list_resources(CAL)]
+    if runs_out:
+        assert room == {} and etags == ["", "", ""]
+    else:
+        assert sorted(room.values()) == ["a", "b", "c"] and all(etags)
+
+
+# ---- S11 and S6: what the outcome and the logs report -------------------------------------------
+def test_a_long_error_text_and_a_long_resource_key_are_shortened_in_the_report(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # S11: a provider's text is cut at 300 characters and a resource key at 120 in the outcome and
+    # the log line (a hostile server may send 450 KB); up to the bound they are whole
+    inner = FakeSource()
+    fits, long_key = "k" * 120, "m" * 121
+    inner.put(fits, [occ("one", NOW + timedelta(hours=1))])
+    inner.put(long_key, [occ("two", NOW + timedelta(hours=2))])
+    src = _WithUnreadable(_WithUnreadable(inner, fits, ("e" * 300,)), long_key, ("f" * 301,))
+    caplog.set_level(logging.INFO)
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    short_key = "m" * 117 + "..."
+    assert out.errors == [f"{fits}: {'e' * 300}", f"{short_key}: {'f' * 297}..."]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    fields = [(w.__dict__.get("resource"), w.__dict__.get("error")) for w in warnings]
+    assert fields == [(fits, "e" * 300), (short_key, "f" * 297 + "...")]
+    assert sorted(titles(world["repo"]).values()) == ["one", "two"]
+
+
+def test_a_resource_with_too_many_occurrences_stores_the_first_ones_by_start(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S11: at most MAX_OCCURRENCES_PER_RESOURCE occurrences of one resource, the earliest ones (the
+    # bound made small here); a resource with exactly that many is stored whole, without a warning
+    monkeypatch.setattr(engine_module, "MAX_OCCURRENCES_PER_RESOURCE", 3)
+    # the earliest is also the longest: by end it would come last
+    many = [occ("m", NOW + timedelta(hours=1), minutes=600, original_start="h1", title="m1")]
+    many += [occ("m", NOW + timedelta(hours=h), original_start=f"h{h}", title=f"m{h}") for h in (2, 3, 4)]
+    src = FakeSource(page_size=10)
+    src.put("many", many)
+    src.put(
+        "three",
+        [occ("t", NOW + timedelta(hours=h), original_start=f"h{h}", title=f"t{h}") for h in (1, 2, 3)],
+    )
+    caplog.set_level(logging.INFO)
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.status == "synced" and out.stored == 2
+    assert sorted(titles(world["repo"]).values()) == ["m1", "m2", "m3", "t1", "t2", "t3"]
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        warning.getMessage() == "an event has too many occurrences in the horizon: the first ones are stored"
+    )
+    fields = {k: warning.__dict__.get(k) for k in ("calendar_id", "resource", "occurrences", "stored")}
+    assert fields == {"calendar_id": CAL, "resource": "many", "occurrences": 4, "stored": 3}
+
+
+def test_an_event_stored_before_that_cannot_be_stored_now_is_kept_by_a_full_pass(
+    world: dict[str, Any],
+) -> None:
+    # S11: a skipped resource counts as listed: the full pass does not sweep what it stored before
+    src = FakeSource()
+    src.put("grows", [occ("grows", NOW + timedelta(hours=1))])
+    src.put("other", [occ("other", NOW + timedelta(hours=2))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    src.put("grows", [occ("i" * 2000, NOW + timedelta(hours=1))])
+    out = world["engine"].sync(world["cal"], src, now=NOW + timedelta(minutes=5), full=True)
+    assert out.full and out.deleted == 0
+    assert out.unstorable == [f"the event's event id is longer than {limits.MAX_EVENT_ID} characters"]
+    assert sorted(titles(world["repo"]).values()) == ["grows", "other"]
+
+
+def test_a_page_with_an_unstorable_event_stores_the_others_one_by_one_within_the_horizon(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S11/S12: when a page's batch fails on one event, each resource is stored on its own, a long
+    # event still with index entries inside the horizon only; the outcome counts what was written
+    src = FakeSource(page_size=10)
+    src.put("decade", [occ("decade", NOW - timedelta(days=5 * 365), minutes=10 * 365 * 24 * 60)])
+    src.put("long-id", [occ("i" * 2000, NOW + timedelta(hours=1))])
+    src.put("short", [occ("short", NOW + timedelta(hours=1))])
+    repo: Repository = world["repo"]
+    real_store = repo.store_occurrences
+    written: list[int] = []
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        n = real_store(*args, **kwargs)
+        written.append(n)
+        return n
+
+    monkeypatch.setattr(repo, "store_occurrences", counting)
+    out = world["engine"].sync(world["cal"], src, now=NOW)
+    assert out.stored == 2 and len(out.unstorable) == 1
+    assert len(written) == 2 and all(written) and out.occurrences == sum(written)
+    horizon = default_horizon(NOW)
+    days = (horizon.end - horizon.start).days
+    items = [i for i in snapshot(world["table"]) if i["pk"] == "USER#alice" and i.get("eventId") == "decade"]
+    assert days <= len(items) <= days + 1
+
+
+def test_deletions_over_several_pages_and_a_sweep_in_one_sync_are_all_counted(
+    world: dict[str, Any],
+) -> None:
+    # S6/S13: the outcome counts every removed resource: those reported deleted page by page, and
+    # those swept by the full pass that follows a cursor refused half-way through the listing
+    src = FakeSource(page_size=1)
+    for hours, name in enumerate("abcde", start=1):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    engine: SyncEngine = world["engine"]
+    first = engine.sync(world["cal"], src, now=NOW)
+    # five pages: every page's writes are counted (each occurrence for two subscribers and the index)
+    assert (first.pages, first.occurrences) == (5, 3 * 5)
+    src.delete("a")
+    src.delete("b")
+    two_pages = engine.sync(world["cal"], src, now=NOW + timedelta(minutes=1))
+    assert not two_pages.full and (two_pages.pages, two_pages.deleted) == (2, 2)
+
+    src.delete("c")
+    src.delete("d")
+    out = engine.sync(world["cal"], _RefusedAfterFirstPage(src), now=NOW + timedelta(minutes=2))
+    # c is reported deleted on the first page; d is swept by the full pass
+    assert out.full and out.deleted == 2
+    assert sorted(titles(world["repo"]).values()) == ["e"]
+
+
+class _RefusedAfterFirstPage:
+    """A source whose cursor is refused after the first page of an incremental listing (a delta
+    token that expires half-way)."""
+
+    def __init__(self, inner: FakeSource) -> None:
+        self.inner = inner
+
+    def may_have_changed(self, cursor: str) -> bool:
+        return self.inner.may_have_changed(cursor)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.inner.next_cursor
+
+    def changes(self, cursor: Any, known: Any, horizon: Any) -> Any:
+        for n, page in enumerate(self.inner.changes(cursor, known, horizon)):
+            if cursor is not None and n == 1:
+                raise CursorRejected("the token expired")
+            yield page
+
+
+def test_the_sync_error_wins_over_a_failure_to_record_it(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rule S13: recording the failure is best effort; the failure that goes up is the sync's own
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    src.fail_after_pages = 0
+
+    def record_fails(*args: Any) -> None:
+        raise ConnectionError("store unreachable")
+
+    monkeypatch.setattr(world["state"], "record_failure", record_fails)
+    with pytest.raises(RuntimeError, match="injected"):
+        world["engine"].sync(world["cal"], src, now=NOW)
+
+
+def test_a_sync_of_a_calendar_past_the_threshold_widens_it_first(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021: the sync widens a calendar past the threshold under its lease, then stores
+    from calsync.store import wide
+
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    repo: Repository = world["repo"]
+    assert (repo.get_calendar(CAL) or world["cal"]).layout == "copies"
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)  # alice and the room: past it now
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    budget = LambdaBudget(_Remaining(60_000), reserve_ms=1_000)  # time left: the widening finishes
+    cal = repo.get_calendar(CAL) or world["cal"]
+    out = world["engine"].sync(cal, src, now=NOW + timedelta(minutes=5), budget=budget)
+    widened = repo.get_calendar(CAL)
+    assert out.status == "synced" and widened is not None and widened.layout == "wide"
+    # every event had a copy to widen from: nothing to fetch again, the pass stays incremental
+    assert not out.full and all(e.etag for e in world["state"].list_resources(CAL))
+    # the pass wrote to the calendar as it is now (wide): b once, in the calendar's partition, and
+    # no copy in alice's own
+    profile = repo.get_profile("alice")
+    assert profile is not None and profile.wide_calendars == {CAL: "primary"}
+    start, end = NOW - timedelta(days=1), NOW + timedelta(days=30)
+    own = repo.read_owner_events(OwnerKind.USER, "alice", start, end, {})
+    assert own.occurrences == []
+    read = repo.read_owner_events(OwnerKind.USER, "alice", start, end, profile.wide_calendars)
+    assert sorted(o.title or "" for o in read.occurrences) == ["a", "b"]
+
+
+def test_a_widening_out_of_time_stops_and_goes_on_with_the_next_sync(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021 within S12: the widening asks the budget between its steps
+    from calsync.store import wide
+
+    src = FakeSource()
+    src.put("a", [occ("a", NOW + timedelta(hours=1))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    repo: Repository = world["repo"]
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    src.put("b", [occ("b", NOW + timedelta(hours=2))])
+    context = _Remaining(60_000)
+    state: SyncStateStore = world["state"]
+    real_acquire = state.acquire
+
+    def acquire_then_run_out(*args: Any, **kwargs: Any) -> Any:
+        leased = real_acquire(*args, **kwargs)
+        context.ms = 0  # the time runs out once the lease is taken, before the widening
+        return leased
+
+    monkeypatch.setattr(state, "acquire", acquire_then_run_out)
+    cal = repo.get_calendar(CAL) or world["cal"]
+    with pytest.raises(OutOfTime):
+        world["engine"].sync(cal, src, now=NOW + timedelta(minutes=5), budget=LambdaBudget(context, 1_000))
+    assert (repo.get_calendar(CAL) or cal).layout != "wide"
+    monkeypatch.setattr(state, "acquire", real_acquire)
+    out = world["engine"].sync(repo.get_calendar(CAL) or cal, src, now=NOW + timedelta(minutes=6))
+    assert out.status == "synced" and (repo.get_calendar(CAL) or cal).layout == "wide"
+
+
+def test_a_widening_without_copies_to_widen_from_fetches_everything_again(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docs/adr/0021: what has no copy to widen from is "missing": the sync forgets the etags and
+    # runs a full pass, which fetches (and stores) every event again
+    from calsync.store import wide
+
+    src = FakeSource()
+    for hours, name in enumerate("ab", start=1):
+        src.put(name, [occ(name, NOW + timedelta(hours=hours))])
+    world["engine"].sync(world["cal"], src, now=NOW)
+    table = world["table"]
+    for item in snapshot(table):
+        if item.get("eventId") and not str(item["pk"]).startswith("CAL#"):  # the copies, not the index
+            table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    src.put("c", [occ("c", NOW + timedelta(hours=3))])  # a change: the sync runs
+    repo: Repository = world["repo"]
+    out = world["engine"].sync(repo.get_calendar(CAL) or world["cal"], src, now=NOW + timedelta(minutes=5))
+    assert out.full and (out.stored, out.skipped) == (3, 0)
+    assert all(e.etag for e in world["state"].list_resources(CAL))

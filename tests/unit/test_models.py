@@ -61,15 +61,15 @@ class _NoOffset(tzinfo):
 
 def test_datetimes_whose_zone_has_no_offset_are_refused() -> None:
     # Python's definition of aware: tzinfo set AND utcoffset() not None
-    with pytest.raises(ValueError, match="naive"):
+    with pytest.raises(ValueError, match=r"^naive datetime: instants must be timezone-aware$"):
         as_utc(datetime(2026, 6, 10, 12, tzinfo=_NoOffset()))
 
 
 def test_naive_datetimes_are_refused() -> None:
     # rule U1: naive datetimes would make the window ambiguous
-    with pytest.raises(ValueError, match="naive"):
+    with pytest.raises(ValueError, match=r"^naive datetime: instants must be timezone-aware$"):
         as_utc(datetime(2026, 6, 10, 12, 0))
-    with pytest.raises(ValueError, match="naive"):
+    with pytest.raises(ValueError, match=r"^naive datetime: instants must be timezone-aware$"):
         Occurrence(
             provider=Provider.GOOGLE,
             account_id="a",
@@ -114,14 +114,14 @@ NOON, DAY, NEXT_DAY = at("2026-06-10T12:00:00Z"), date(2026, 6, 10), date(2026, 
 )
 def test_timed_xor_all_day(times: dict[str, Any]) -> None:
     # an occurrence is either timed or all-day, never both, never neither, never half of one
-    with pytest.raises(ValueError, match="either"):
+    with pytest.raises(ValueError, match=r"^an occurrence has either start/end instants or all-day dates$"):
         Occurrence(
             provider=Provider.GOOGLE, account_id="a", calendar_id="c", event_id="e", title="t", **times
         )
 
 
 def test_end_before_start_is_refused() -> None:
-    with pytest.raises(ValueError, match="end before start"):
+    with pytest.raises(ValueError, match=r"^end before start$"):
         timed("2026-06-10T12:00:00Z", "2026-06-10T11:59:59Z")
     zero = timed("2026-06-10T12:00:00Z", "2026-06-10T12:00:00Z")
     assert zero.start == zero.end
@@ -130,7 +130,7 @@ def test_end_before_start_is_refused() -> None:
 @pytest.mark.parametrize("end", ["2026-06-10", "2026-06-09"])
 def test_all_day_lasts_at_least_one_day(end: str) -> None:
     # rule U3: an all-day event counts by days, end exclusive, at least one
-    with pytest.raises(ValueError, match="at least one day"):
+    with pytest.raises(ValueError, match=r"^an all-day event ends at least one day after it starts$"):
         all_day("2026-06-10", end)
 
 

@@ -82,3 +82,29 @@ def test_presence_p6_changes_at_a_start_less_the_lead_at_a_start_and_at_an_end()
 def test_an_updated_at_ahead_of_our_clock_is_a_change() -> None:
     ahead = Chosen(status=None, message=None, updated_at=NOW + timedelta(seconds=3))
     assert presence.next_change(ahead, [], NOW) == NOW + timedelta(seconds=3)
+
+
+def test_an_instant_equal_to_now_is_not_a_change_to_come() -> None:
+    # an event that passes U2 exactly now has changed the answer already: the next change is later
+    passing = occ("standup", NOW - rules.ENDED_GRACE - timedelta(minutes=15), NOW - rules.ENDED_GRACE)
+    later = occ("review", NOW + timedelta(hours=1), NOW + timedelta(hours=2))
+    selection = rules.select_for_person([passing, later], NOW, OWNER)
+    assert rules.next_change(selection, NOW) == later.end + rules.ENDED_GRACE
+    written_now = Chosen(status=Status.BUSY, message=None, updated_at=NOW)
+    assert presence.next_change(written_now, [], NOW) is None
+
+
+def test_presence_p6_a_session_expiring_first_is_the_next_change() -> None:
+    # the meetings' instants come on top of the sessions' expiry and the chosen status's updatedAt
+    horizon = NOW + timedelta(hours=1)
+    upcoming = occ("retro", NOW + timedelta(minutes=30), NOW + timedelta(minutes=50))
+    meetings = ([upcoming], OWNER, horizon, LEAD)
+    expiring = [Session("a", NOW + timedelta(minutes=10))]
+    assert presence.next_change(None, expiring, NOW, meetings) == NOW + timedelta(minutes=10)
+    sessions = [Session("a", NOW + timedelta(hours=8))]
+    ahead = Chosen(status=None, message=None, updated_at=NOW + timedelta(seconds=3))
+    assert presence.next_change(ahead, sessions, NOW, meetings) == NOW + timedelta(seconds=3)
+    # two events: the instants of each count, not those of the last one only
+    first = occ("first", NOW + timedelta(minutes=20), NOW + timedelta(minutes=25))
+    got = presence.next_change(None, sessions, NOW, ([first, upcoming], OWNER, horizon, LEAD))
+    assert got == first.start - LEAD

@@ -21,6 +21,7 @@ from calsync.domain.presence import (
     clean_message,
     meeting_in_progress,
     presence_view,
+    starting_by,
 )
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -223,3 +224,21 @@ def test_all_day_events_do_not_count() -> None:
         end_date=date(2026, 11, 21),
     )
     assert _meeting([all_day]) is None
+
+
+def test_starting_by_keeps_what_began_by_the_instant_and_every_all_day_event() -> None:
+    # P6 reads events up to now + a lead: one starting exactly at the instant has begun by it
+    began = occ("began", at(-30), at(30))
+    exactly = occ("exactly", at(5), at(35))
+    later = occ("later", at(6), at(36))
+    holiday = Occurrence(
+        provider=Provider.GOOGLE,
+        account_id="acc",
+        calendar_id="cal",
+        event_id="holiday",
+        title="Company day",
+        start_date=date(2026, 11, 20),
+        end_date=date(2026, 11, 21),
+    )
+    got = starting_by([began, exactly, later, holiday], at(5))
+    assert [o.event_id for o in got] == ["began", "exactly", "holiday"]
