@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,6 @@ from calsync.store.items import Calendar
 from calsync.store.repository import Repository
 from calsync.store.sync_state import SyncStateStore
 from calsync.sync import budget as budgets
-from calsync.sync import engine as engine_module
 from calsync.sync import failures
 from calsync.sync.budget import LambdaBudget, OutOfTime
 from calsync.sync.engine import LEASE_TTL, RECONCILE_AFTER, SyncEngine, SyncOutcome, default_horizon
@@ -1063,7 +1063,7 @@ def test_a_resource_with_too_many_occurrences_stores_the_first_ones_by_start(
 ) -> None:
     # S11: at most MAX_OCCURRENCES_PER_RESOURCE occurrences of one resource, the earliest ones (the
     # bound made small here); a resource with exactly that many is stored whole, without a warning
-    monkeypatch.setattr(engine_module, "MAX_OCCURRENCES_PER_RESOURCE", 3)
+    engine = replace(world["engine"], max_occurrences=3)
     # the earliest is also the longest: by end it would come last
     many = [occ("m", NOW + timedelta(hours=1), minutes=600, original_start="h1", title="m1")]
     many += [occ("m", NOW + timedelta(hours=h), original_start=f"h{h}", title=f"m{h}") for h in (2, 3, 4)]
@@ -1074,7 +1074,7 @@ def test_a_resource_with_too_many_occurrences_stores_the_first_ones_by_start(
         [occ("t", NOW + timedelta(hours=h), original_start=f"h{h}", title=f"t{h}") for h in (1, 2, 3)],
     )
     caplog.set_level(logging.INFO)
-    out = world["engine"].sync(world["cal"], src, now=NOW)
+    out = engine.sync(world["cal"], src, now=NOW)
     assert out.status == "synced" and out.stored == 2
     assert sorted(titles(world["repo"]).values()) == ["m1", "m2", "m3", "t1", "t2", "t3"]
     [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -1194,14 +1194,13 @@ def test_a_sync_of_a_calendar_past_the_threshold_widens_it_first(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # docs/adr/0021: the sync widens a calendar past the threshold under its lease, then stores
-    from calsync.store import wide
 
     src = FakeSource()
     src.put("a", [occ("a", NOW + timedelta(hours=1))])
     world["engine"].sync(world["cal"], src, now=NOW)
     repo: Repository = world["repo"]
     assert (repo.get_calendar(CAL) or world["cal"]).layout == "copies"
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)  # alice and the room: past it now
+    monkeypatch.setattr(repo, "wide_threshold", 1)  # alice and the room: past it now
     src.put("b", [occ("b", NOW + timedelta(hours=2))])
     budget = LambdaBudget(_Remaining(60_000), reserve_ms=1_000)  # time left: the widening finishes
     cal = repo.get_calendar(CAL) or world["cal"]
@@ -1225,13 +1224,12 @@ def test_a_widening_out_of_time_stops_and_goes_on_with_the_next_sync(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # docs/adr/0021 within S12: the widening asks the budget between its steps
-    from calsync.store import wide
 
     src = FakeSource()
     src.put("a", [occ("a", NOW + timedelta(hours=1))])
     world["engine"].sync(world["cal"], src, now=NOW)
     repo: Repository = world["repo"]
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    monkeypatch.setattr(repo, "wide_threshold", 1)
     src.put("b", [occ("b", NOW + timedelta(hours=2))])
     context = _Remaining(60_000)
     state: SyncStateStore = world["state"]
@@ -1257,7 +1255,6 @@ def test_a_widening_without_copies_to_widen_from_fetches_everything_again(
 ) -> None:
     # docs/adr/0021: what has no copy to widen from is "missing": the sync forgets the etags and
     # runs a full pass, which fetches (and stores) every event again
-    from calsync.store import wide
 
     src = FakeSource()
     for hours, name in enumerate("ab", start=1):
@@ -1267,7 +1264,7 @@ def test_a_widening_without_copies_to_widen_from_fetches_everything_again(
     for item in snapshot(table):
         if item.get("eventId") and not str(item["pk"]).startswith("CAL#"):  # the copies, not the index
             table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-    monkeypatch.setattr(wide, "WIDE_THRESHOLD", 1)
+    monkeypatch.setattr(world["repo"], "wide_threshold", 1)
     src.put("c", [occ("c", NOW + timedelta(hours=3))])  # a change: the sync runs
     repo: Repository = world["repo"]
     out = world["engine"].sync(repo.get_calendar(CAL) or world["cal"], src, now=NOW + timedelta(minutes=5))

@@ -115,6 +115,7 @@ class SyncEngine:
     lease_ttl: timedelta = LEASE_TTL
     reconcile_after: timedelta = RECONCILE_AFTER
     reexpand_after: timedelta = REEXPAND_AFTER
+    max_occurrences: int = MAX_OCCURRENCES_PER_RESOURCE  # S11's bound per resource
 
     # ---- one sync ------------------------------------------------------------------------------
     def sync(
@@ -384,17 +385,17 @@ class SyncEngine:
     ) -> _Plan:
         by_id: dict[str, Occurrence] = {occ.id: occ for occ in change.occurrences}
         occurrences = sorted(by_id.values(), key=lambda o: (widest_instants(o)[0], o.id))
-        if len(occurrences) > MAX_OCCURRENCES_PER_RESOURCE:
+        if len(occurrences) > self.max_occurrences:
             logger.warning(
                 "an event has too many occurrences in the horizon: the first ones are stored",
                 extra={
                     "calendar_id": run.calendar.calendar_id,
                     "resource": _short(change.key),
                     "occurrences": len(occurrences),
-                    "stored": MAX_OCCURRENCES_PER_RESOURCE,
+                    "stored": self.max_occurrences,
                 },
             )
-            occurrences = occurrences[:MAX_OCCURRENCES_PER_RESOURCE]
+            occurrences = occurrences[: self.max_occurrences]
         new_ids = sorted(o.id for o in occurrences)
         old_ids = set(old.occ_ids) if old else set()
         # re-read once the horizon moved: a series, or a resource whose occurrences lie after it
