@@ -22,7 +22,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PORT_VARS = ("CALSYNC_API_PORT", "CALSYNC_DYNAMODB_PORT", "CALSYNC_AWS_PORT", "CALSYNC_CALDAV_PORT")
+PORT_VARS = (
+    "CALSYNC_API_PORT",
+    "CALSYNC_DYNAMODB_PORT",
+    "CALSYNC_AWS_PORT",
+    "CALSYNC_CALDAV_PORT",
+    "CALSYNC_LIVE_PORT",
+)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
