@@ -220,6 +220,31 @@ class Sqs:
         return {"Successful": ok, "Failed": []}
 
 
+def run_tasks(
+    q: Queue, handler: Any, fn: str, memory: int, settings: FnSettings, *, retry: bool = False
+) -> Iterator[Any]:
+    """A queue's consumer as deployed: ``handler`` gets ``BatchSize`` records an invocation, each
+    invocation its own context (its time budget starts with it: one context made once ran out after
+    ``Timeout`` seconds of the whole run, and every task then went back whole, for ever), until the
+    queue is empty; yields each invocation's answer. Records the answer reports failed come back
+    (``retry``) or stop the run (a task queue's work must not fail here)."""
+    from local.runtime import LambdaContext
+    from local.sources import sqs_record, to_delete
+
+    while msgs := q.receive(settings.batch_size or 1):
+        records = [sqs_record(m, q.arn, REGION) for m in msgs]
+        ctx = LambdaContext(fn, memory, f"arn:aws:lambda:::function:{fn}", "r", settings.timeout_s)
+        with redirect_stdout(_SINK):  # Powertools flushes its metrics every 100 values
+            answer = handler({"Records": records}, ctx)
+        for rec in to_delete(records, answer, report_failures=True):
+            q.delete(rec["receiptHandle"])
+        if retry:
+            q.release()
+        elif q.in_flight:
+            raise RuntimeError(f"{fn} tasks failed: {answer}")
+        yield answer
+
+
 # ----------------------------------------------------------------------- DynamoDB metering
 
 _KEY_EQ = re.compile(r"([#\w]+)\s*=\s*(:\w+)")
@@ -690,7 +715,6 @@ def _run_poll(world: World, at: datetime, shard: FnSettings, poll_app: Any, shar
     from calsync.sync import poll
     from calsync.sync.tasks import run_number
     from local.runtime import LambdaContext
-    from local.sources import sqs_record, to_delete
 
     ctx = LambdaContext("caldav-poll", 128, "arn:aws:lambda:::function:caldav-poll", "r", 30)
     t = time.perf_counter()
@@ -704,32 +728,20 @@ def _run_poll(world: World, at: datetime, shard: FnSettings, poll_app: Any, shar
         ph.ops += 1
         ph.invocations += 1
     per_invocation: list[int] = []
-    q = world.poll_queue
-    batch = shard.batch_size or 1
+    jobs = world.sync_queue
     with world.meter.phase("poll shard (PollShardFunction)") as ph:
-        while True:
-            msgs = q.receive(batch)
-            if not msgs:
-                break
-            records = [sqs_record(m, q.arn, REGION) for m in msgs]
-            before = world.sync_queue.sent + world.sync_queue.duplicates
-            fn_ctx = LambdaContext(
-                "poll-shard", 256, "arn:aws:lambda:::function:poll-shard", "r", shard.timeout_s
-            )
-            with redirect_stdout(_SINK):  # Powertools flushes its metrics every 100 values
-                answer = shard_app.lambda_handler({"Records": records}, fn_ctx)
-            for rec in to_delete(records, answer, report_failures=True):
-                q.delete(rec["receiptHandle"])
-            q.release()
-            per_invocation.append(world.sync_queue.sent + world.sync_queue.duplicates - before)
+        before = jobs.sent + jobs.duplicates
+        for _ in run_tasks(world.poll_queue, shard_app.lambda_handler, "poll-shard", 256, shard, retry=True):
+            per_invocation.append(jobs.sent + jobs.duplicates - before)
+            before += per_invocation[-1]
         ph.invocations += len(per_invocation)
-        jobs = world.sync_queue.drain()
+        bodies = jobs.drain()
         ph.ops += world.people  # every registry entry is read once a run, due or not
-    seen = Counter(json.loads(b)["calendarId"] for b in jobs)
+    seen = Counter(json.loads(b)["calendarId"] for b in bodies)
     world.twice_in_a_run += sum(1 for c in seen.values() if c > 1) + world.sync_queue.duplicates
     world.enqueued.update(seen.keys())
     run = run_number(at, poll.POLL_EVERY)
-    return PollRun(run, len(jobs), len(per_invocation), per_invocation, time.perf_counter() - t)
+    return PollRun(run, len(bodies), len(per_invocation), per_invocation, time.perf_counter() - t)
 
 
 def run_day(world: World) -> None:
@@ -813,7 +825,6 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
     from calsync_microsoft.wiring import renew_deps
     from functions.microsoft_renew import app as renew_app
     from local.runtime import LambdaContext
-    from local.sources import sqs_record, to_delete
 
     settings = fn_settings("MicrosoftRenewFunction")
     tasks, jobs = Queue("calsync-ms-renew"), Queue("calsync-ms-sync.fifo")
@@ -825,20 +836,10 @@ def run_microsoft_renew(world: World, at: datetime) -> None:
         with redirect_stdout(_SINK):
             assert renew_app.lambda_handler({}, ctx)["failed"] == 0
         ph.invocations += 1
-        while msgs := tasks.receive(settings.batch_size or 1):
-            records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
-            before = jobs.sent + jobs.duplicates
-            # each invocation its own context: its time budget starts with it
-            ctx = LambdaContext(
-                "ms-renew", 256, "arn:aws:lambda:::function:ms-renew", "r", settings.timeout_s
-            )
-            with redirect_stdout(_SINK):
-                answer = renew_app.lambda_handler({"Records": records}, ctx)
-            for rec in to_delete(records, answer, report_failures=True):
-                tasks.delete(rec["receiptHandle"])
-            if tasks.in_flight:
-                raise RuntimeError(f"renew tasks failed: {answer}")
+        before = jobs.sent + jobs.duplicates
+        for _ in run_tasks(tasks, renew_app.lambda_handler, "ms-renew", 256, settings):
             per_invocation.append(jobs.sent + jobs.duplicates - before)
+            before += per_invocation[-1]
         ph.invocations += len(per_invocation)
         ph.ops += len(range(0, world.people, MS_EVERY))  # every mailbox is read once a run
     world.renew = RenewRun(
@@ -865,7 +866,6 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
     from calsync_google.worker import service_factory
     from functions.google_renew import app as renew_app
     from local.runtime import LambdaContext
-    from local.sources import sqs_record, to_delete
 
     settings = fn_settings("GoogleRenewFunction")
     fake = google.fake
@@ -908,19 +908,10 @@ def run_google_renew(world: World, google: GoogleSide) -> None:
                 answer = renew_app.lambda_handler({}, ctx)
             assert answer["renewTasksFailed"] == 0 and answer["pollTasksFailed"] == 0, answer
             ph.invocations += 1
-            while msgs := tasks.receive(settings.batch_size or 1):
-                records = [sqs_record(m, tasks.arn, REGION) for m in msgs]
-                before = claims["tried"]
-                ctx = LambdaContext(
-                    "google-renew", 256, "arn:aws:lambda:::function:google-renew", "r", settings.timeout_s
-                )
-                with redirect_stdout(_SINK):
-                    answer = renew_app.lambda_handler({"Records": records}, ctx)
-                for rec in to_delete(records, answer, report_failures=True):
-                    tasks.delete(rec["receiptHandle"])
-                if tasks.in_flight:
-                    raise RuntimeError(f"google renew tasks failed: {answer}")
+            before = claims["tried"]
+            for _ in run_tasks(tasks, renew_app.lambda_handler, "google-renew", 256, settings):
                 per_invocation.append(claims["tried"] - before)
+                before = claims["tried"]
             ph.invocations += len(per_invocation)
             ph.ops += claims["tried"]  # due channels read and claimed (or found held)
     finally:
@@ -952,7 +943,6 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
     invocation) until the queue is empty, handed-back rests included."""
     from calsync.wiring.tasks import task_deps
     from local.runtime import LambdaContext
-    from local.sources import sqs_record, to_delete
 
     settings = fn_settings("CleanupFunction")
     q = Queue("calsync-cleanup")
@@ -973,20 +963,9 @@ def run_cleanup(world: World, at: datetime, cleanup_app: Any) -> None:
             with redirect_stdout(_SINK):
                 assert cleanup_app.lambda_handler({"detail-type": "Scheduled Event"}, ctx)["failed"] == 0
             ph.invocations += 1
-            while msgs := q.receive(settings.batch_size or 1):
-                records = [sqs_record(m, q.arn, REGION) for m in msgs]
-                # each invocation its own context: one made once ran out after Timeout seconds of
-                # the whole run, and every task then went back whole, for ever
-                ctx = LambdaContext(
-                    "cleanup", 256, "arn:aws:lambda:::function:cleanup", "r", settings.timeout_s
-                )
-                with redirect_stdout(_SINK):
-                    answer = cleanup_app.lambda_handler({"Records": records}, ctx)
-                for rec in to_delete(records, answer, report_failures=True):
-                    q.delete(rec["receiptHandle"])
-                if q.in_flight:
-                    raise RuntimeError(f"cleanup tasks failed: {answer}")
-                ph.invocations += 1
+            ph.invocations += sum(
+                1 for _ in run_tasks(q, cleanup_app.lambda_handler, "cleanup", 256, settings)
+            )
             world.cleanup_deleted = deleted["items"]
             ph.ops += world.cleanup_deleted
             cutoff = at - timedelta(minutes=61)
