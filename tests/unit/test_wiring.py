@@ -74,20 +74,44 @@ def test_a_wired_function_holds_one_wiring_and_no_locator_of_its_own(name: str) 
     assert not names & {"set_dependencies", "set_table", "set_aws", "_overrides", "clock"}
 
 
-def _function_modules(tree: ast.AST) -> dict[str, str]:
-    """The names a test binds to a function's module: ``from functions.X import app as name`` and
-    ``name = importlib.import_module("functions.X.app")``; by name, the function X."""
+# ---- no test patches a module's globals: a function's (functions.X.app) or a layer's (calsync*) ----
+LAYER_PACKAGES = {p.name for p in (ROOT / "layers").glob("*/calsync*") if (p / "__init__.py").exists()}
+
+
+def _is_module(dotted: str) -> bool:
+    """``functions.cleanup.app``, ``calsync.store.wide``, ``calsync_google.writer``: a module (or a
+    package) of a function or of a layer."""
+    top = dotted.split(".", maxsplit=1)[0]
+    if top == "functions":
+        bases = [ROOT]
+    elif top in LAYER_PACKAGES:
+        bases = list((ROOT / "layers").iterdir())
+    else:
+        return False
+    rel = Path(*dotted.split("."))
+    return any(
+        (base / rel).with_suffix(".py").exists() or (base / rel / "__init__.py").exists() for base in bases
+    )
+
+
+def _bound_modules(tree: ast.AST) -> dict[str, str]:
+    """The names a test binds to such a module (``import calsync.x as y``, ``from calsync import x``,
+    ``from functions.x import app as y``, ``y = importlib.import_module("calsync.x")``); by name, the
+    module."""
     modules: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("functions."):
+        if isinstance(node, ast.Import):
             for alias in node.names:
-                modules[alias.asname or alias.name] = node.module.split(".")[1]  # type: ignore[union-attr]
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            arg = node.value.args[0] if node.value.args else None
-            if isinstance(arg, ast.Constant) and str(arg.value).startswith("functions."):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        modules[target.id] = str(arg.value).split(".")[1]
+                if _is_module(alias.name):
+                    modules[alias.asname or alias.name.split(".")[0]] = alias.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                if _is_module(f"{node.module}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
+            arg = node.value.args[0]
+            if isinstance(arg, ast.Constant) and _is_module(str(arg.value)):
+                modules.update({t.id: str(arg.value) for t in node.targets if isinstance(t, ast.Name)})
     return modules
 
 
@@ -98,96 +122,13 @@ def _root_name(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
-def _patched_function_globals(path: Path) -> list[str]:
-    """Where a test changes a global of a function's module: ``<module>.<attr> = …`` (also in a
-    tuple), ``monkeypatch.setattr(<module>, …)``, ``monkeypatch.setitem(<module>.<attr>, …)``, or a
-    call of a locator (``<module>.set_dependencies(…)``, ``set_aws``, ``set_table``)."""
+def _patched_globals(path: Path) -> list[str]:
+    """Where a test changes a global of a function's or a layer's module: ``<module>.<attr> = …``
+    (also in a tuple, or an item of it), ``monkeypatch.setattr(<module>, …)`` / ``delattr``,
+    ``setattr("calsync.x.y", …)``, ``monkeypatch.setitem(<module>.<attr>, …)`` / ``delitem``. A
+    class's attribute (``setattr(module.Class, …)``) is not a module's global and is not counted."""
     tree = ast.parse(path.read_text())
-    modules = _function_modules(tree)
-    where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-    found = []
-    for node in ast.walk(tree):
-        hits: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            for target in node.targets:
-                elts = target.elts if isinstance(target, ast.Tuple) else [target]
-                hits += [t for t in elts if isinstance(t, (ast.Attribute, ast.Subscript))]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in {"setattr", "setitem", "delattr", "delitem"} and node.args:
-                hits.append(node.args[0])
-            elif node.func.attr in {"set_dependencies", "set_aws", "set_table"}:
-                hits.append(node.func.value)
-        for hit in hits:
-            function = modules.get(_root_name(hit) or "")
-            if function is not None:
-                found.append(f"{where}:{node.lineno} {function}")
-    return found
-
-
-def test_the_check_finds_each_way_of_patching(tmp_path: Path) -> None:
-    sample = tmp_path / "sample.py"
-    sample.write_text(
-        "import importlib\n"
-        "from functions.cleanup import app as cleanup\n"
-        "due = importlib.import_module('functions.live_due.app')\n"
-        "cleanup.clock = None\n"
-        "due.clock, x = None, 1\n"
-        "monkeypatch.setattr(due, 'clock', None)\n"
-        "monkeypatch.setitem(due._overrides, 'limit', 3)\n"
-        "due.set_dependencies(table=None)\n"
-        "with due.wiring.use(None): pass\n"
-    )
-    found = sorted(hit.split(" ")[-1] for hit in _patched_function_globals(sample))
-    assert found == ["cleanup", "live_due", "live_due", "live_due", "live_due"]
-
-
-def test_no_test_patches_a_functions_globals() -> None:
-    files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
-    assert [hit for f in files for hit in _patched_function_globals(f)] == []
-
-
-# ---- no test patches a module of the layers (calsync, calsync_*) ----------------------------------
-LAYER_PACKAGES = {p.name for p in (ROOT / "layers").glob("*/calsync*") if (p / "__init__.py").exists()}
-
-
-def _is_layer_module(dotted: str) -> bool:
-    """``calsync.store.wide``, ``calsync_google.writer``: a module or package of a layer."""
-    if dotted.split(".", maxsplit=1)[0] not in LAYER_PACKAGES:
-        return False
-    rel = Path(*dotted.split("."))
-    return any(
-        (layer / rel).with_suffix(".py").exists() or (layer / rel / "__init__.py").exists()
-        for layer in (ROOT / "layers").iterdir()
-    )
-
-
-def _layer_modules(tree: ast.AST) -> dict[str, str]:
-    """The names a test binds to a layer's module (``import calsync.x as y``, ``from calsync import
-    x``, ``from calsync.x import y``, ``importlib.import_module("calsync.x")``); by name, the module."""
-    modules: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if _is_layer_module(alias.name):
-                    modules[alias.asname or alias.name.split(".")[0]] = alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                if _is_layer_module(f"{node.module}.{alias.name}"):
-                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and node.value.args:
-            arg = node.value.args[0]
-            if isinstance(arg, ast.Constant) and _is_layer_module(str(arg.value)):
-                modules.update({t.id: str(arg.value) for t in node.targets if isinstance(t, ast.Name)})
-    return modules
-
-
-def _patched_layer_globals(path: Path) -> list[str]:
-    """Where a test changes a global of a layer's module: ``<module>.<attr> = …`` (also in a tuple,
-    or an item of it), ``monkeypatch.setattr(<module>, …)`` / ``delattr``, ``setattr("calsync.x.y",
-    …)``, ``monkeypatch.setitem(<module>.<attr>, …)`` / ``delitem``. A class's attribute
-    (``setattr(module.Class, …)``) is not a module's global and is not counted here."""
-    tree = ast.parse(path.read_text())
-    modules = _layer_modules(tree)
+    modules = _bound_modules(tree)
     where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     found = []
     for node in ast.walk(tree):
@@ -203,7 +144,7 @@ def _patched_layer_globals(path: Path) -> list[str]:
             if node.func.attr in {"setattr", "delattr"}:
                 if isinstance(first, ast.Constant) and isinstance(first.value, str):
                     dotted = first.value.rsplit(".", 1)[0]
-                    if _is_layer_module(dotted):
+                    if _is_module(dotted):
                         found.append(f"{where}:{node.lineno} {dotted}")
                     continue
                 hits.append((first, True))
@@ -214,13 +155,13 @@ def _patched_layer_globals(path: Path) -> list[str]:
             if module is not None and itself and not isinstance(hit, ast.Name):
                 # ``a.b.c`` after ``import a.b.c``: the module; else a class's or an object's attribute
                 dotted = ast.unparse(hit)
-                module = dotted if _is_layer_module(dotted) else None
+                module = dotted if _is_module(dotted) else None
             if module is not None:
                 found.append(f"{where}:{node.lineno} {module}")
     return found
 
 
-def test_the_layer_check_finds_each_way_of_patching(tmp_path: Path) -> None:
+def test_the_check_finds_each_way_of_patching(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
         "import importlib\n"
@@ -228,7 +169,9 @@ def test_the_layer_check_finds_each_way_of_patching(tmp_path: Path) -> None:
         "import calsync_microsoft.auth\n"
         "from calsync.store import wide\n"
         "from calsync.api.service import ApiService\n"
+        "from functions.cleanup import app as cleanup\n"
         "service = importlib.import_module('calsync.api.service')\n"
+        "due = importlib.import_module('functions.live_due.app')\n"
         "wide.WIDE_THRESHOLD = 2\n"
         "wide.WIDE_THRESHOLD, x = 2, 1\n"
         "wide.LIMITS['x'] = 2\n"
@@ -236,14 +179,19 @@ def test_the_layer_check_finds_each_way_of_patching(tmp_path: Path) -> None:
         "monkeypatch.setattr('calsync_google.writer.uuid', None)\n"
         "monkeypatch.setitem(photos.TYPES, 'k', 1)\n"
         "calsync_microsoft.auth.SCOPES = ()\n"
-        # not a module's global: a class's attribute, an object's, a local's
+        "cleanup.clock = None\n"
+        "due.clock, y = None, 1\n"
+        "monkeypatch.setattr(due, 'clock', None)\n"
+        "monkeypatch.setitem(due._overrides, 'limit', 3)\n"
+        # not a module's global: a class's attribute, an object's, a local's, another library's
         "monkeypatch.setattr(ApiService, 'x', 1)\n"
         "monkeypatch.setattr(photos.PhotoStore, 'x', 1)\n"
         "store = photos.PhotoStore(None, 'b')\n"
         "store.bucket = 'c'\n"
         "monkeypatch.setattr('boto3.client', None)\n"
+        "with due.wiring.use(None): pass\n"
     )
-    found = sorted(hit.split(" ")[-1] for hit in _patched_layer_globals(sample))
+    found = sorted(hit.split(" ")[-1] for hit in _patched_globals(sample))
     assert found == [
         "calsync.api.service",
         "calsync.store.photos",
@@ -252,9 +200,13 @@ def test_the_layer_check_finds_each_way_of_patching(tmp_path: Path) -> None:
         "calsync.store.wide",
         "calsync_google.writer",
         "calsync_microsoft.auth",
+        "functions.cleanup.app",
+        "functions.live_due.app",
+        "functions.live_due.app",
+        "functions.live_due.app",
     ]
 
 
-def test_no_test_patches_a_layers_module_globals() -> None:
+def test_no_test_patches_a_module_global() -> None:
     files = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
-    assert [hit for f in files for hit in _patched_layer_globals(f)] == []
+    assert [hit for f in files for hit in _patched_globals(f)] == []
