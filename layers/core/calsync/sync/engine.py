@@ -367,7 +367,7 @@ class SyncEngine:
             ):
                 outcome.skipped += 1  # already stored (a pass that ran out of time lists it again)
                 continue
-            plans.append(self._plan(run, change, old, outcome))
+            plans.append(self._plan(run, change, old))
         # first list what may be stored (etag unknown: a full pass fetches it again)
         self.state.write_resources(cal_id, [p.listing for p in plans if p.listing is not None])
         stored = self._store_plans(run, plans, outcome)
@@ -380,9 +380,7 @@ class SyncEngine:
         outcome.deleted += len(gone)
         outcome.stored += len(stored)
 
-    def _plan(
-        self, run: _Pass, change: ResourceChange, old: ResourceEntry | None, outcome: SyncOutcome
-    ) -> _Plan:
+    def _plan(self, run: _Pass, change: ResourceChange, old: ResourceEntry | None) -> _Plan:
         by_id: dict[str, Occurrence] = {occ.id: occ for occ in change.occurrences}
         occurrences = sorted(by_id.values(), key=lambda o: (widest_instants(o)[0], o.id))
         if len(occurrences) > self.max_occurrences:

@@ -3,7 +3,7 @@ through the sync engine's per-resource index, so that the next sync of the calen
 resource with the same etag (a full pass skips it; an incremental pass rewrites the same items)
 and nothing is stored twice.
 
-The order is the engine's (``SyncEngine._store_resource``): the resource entry first lists every
+The order is the engine's (``SyncEngine._apply_page``): the resource entry first lists every
 occurrence id that may be stored (etag unknown), then the occurrences, then the entry with the etag.
 """
 
