@@ -57,11 +57,15 @@ AT_SCALE = 100_000  # people sharing the schedule's fixed cost in the second liv
 MEETING_HOURS = (9, 11, 14, 16)  # 4 meetings of 45 min a day (UTC; the person's zone is Berlin)
 SCHEDULE_RUNS = 60 * 24 * 30  # LiveDueFunction every minute, all month: a fixed cost, whatever the people
 SCHEDULE_RUN_MS, PERSON_MS = 20, 20
-# a run fans out (docs/adr/0018): the dispatch and one task per DUE shard (16), each an invocation;
-# SQS: 2 SendMessageBatch, and a receive and a delete per task (the event source mapping's empty
-# long polls between runs are not counted)
-SCHEDULE_INVOCATIONS = 1 + 16
-SCHEDULE_SQS_REQUESTS = 2 + 2 * 16
+# a run handles its minute itself up to time_driven.INLINE_PEOPLE people (docs/adr/0026, amended):
+# one invocation, and the tasks an idle run hands to the queue are measured (``run_tasks``: none).
+# A minute with more people due fans out as before: a task per DUE shard (16 invocations; SQS: 2
+# SendMessageBatch, a receive and a delete per task). How many minutes do is not measured: at most
+# the month's people-instants / INLINE_PEOPLE (every such minute has more than INLINE_PEOPLE), and
+# at most every run; charged at that bound. (The event source mapping's empty long polls between
+# runs are not counted, as before.)
+FANOUT_TASKS = 16
+FANOUT_SQS_REQUESTS = 2 + 2 * FANOUT_TASKS
 SQS_PER_M = 0.40
 TARGET = 3.0
 
@@ -194,6 +198,7 @@ class Measured:
     day_writes: int  # writes for this person (bumps, instants armed and deleted)
     run_reads: float  # a run with nobody due (the buckets' Queries, the cursor)
     run_writes: int
+    run_tasks: int  # the tasks such a run hands to the queue (each an invocation)
 
 
 def _seed_meetings(repo: Any, day: datetime) -> Any:
@@ -292,7 +297,8 @@ def measure() -> Measured:
             for shard in range(keys.DUE_SHARDS):  # a run with nobody due: the schedule's fixed cost
                 due.DueStore(idle_table).set_cursor(NOW, shard)
             with metered(idle_table) as idle:
-                assert time_driven.run(due.DueStore(idle_table), parts[1], NOW).people == 0
+                idle_run = time_driven.run(due.DueStore(idle_table), parts[1], NOW)
+                assert idle_run.people == 0
             with metered(table) as looked:  # the schedule's next run: the change's "look again"
                 assert time_driven.run(*parts, NOW).people == 1
             counting.reset()
@@ -338,6 +344,7 @@ def measure() -> Measured:
         change_look_writes=looked.units() - idle.units(),
         run_reads=idle.read_units,
         run_writes=idle.units(),
+        run_tasks=idle_run.tasks,
     )
 
 
@@ -347,6 +354,21 @@ def _lambda(invocations: float, ms: float) -> float:
 
 def _reads(invocations: float, units: float) -> float:
     return invocations * units * RRU_PER_M / 1e6
+
+
+def _tasks(tasks: float) -> float:
+    """Lambda and SQS of ``tasks`` queue tasks sent in one run (SendMessageBatch of 10, a receive
+    and a delete each), their invocations ``SCHEDULE_RUN_MS`` each."""
+    return _lambda(tasks, SCHEDULE_RUN_MS) + (math.ceil(tasks / 10) + 2 * tasks) * SQS_PER_M / 1e6
+
+
+def _fanout(people: int, m: Measured) -> float:
+    """The month's minutes with more than INLINE_PEOPLE of ``people`` due, at most (module notes),
+    each charged a task per DUE shard."""
+    from calsync.api.time_driven import INLINE_PEOPLE
+
+    minutes = min(SCHEDULE_RUNS, people * DAYS * m.day_handled / INLINE_PEOPLE)
+    return minutes * (_lambda(FANOUT_TASKS, SCHEDULE_RUN_MS) + FANOUT_SQS_REQUESTS * SQS_PER_M / 1e6)
 
 
 def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str]], list[str]]:
@@ -416,10 +438,15 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str
             + n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S),
         ),
         (
+            "minutes with more people due than a run handles itself: fanned out (at most)",
+            "Lambda+SQS",
+            _fanout(PEOPLE, m),
+        ),
+        (
             "the schedule's fixed cost (every minute, all month)",
             "Lambda+SQS+DDB",
-            _lambda(SCHEDULE_RUNS * SCHEDULE_INVOCATIONS, SCHEDULE_RUN_MS)
-            + SCHEDULE_RUNS * SCHEDULE_SQS_REQUESTS * SQS_PER_M / 1e6
+            _lambda(SCHEDULE_RUNS, SCHEDULE_RUN_MS)
+            + SCHEDULE_RUNS * _tasks(m.run_tasks)
             + SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6,
         ),
     ]
@@ -430,12 +457,21 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str
     appsync = sum(cost for _, service, cost in parts if service == "AppSync")
     total = sum(cost for _, _, cost in parts)
     # Lambda (and SQS, the schedule's): the GETs' functions, the handling of people, the runs
-    lam = _lambda(refetches + presence_gets, FULL_MS) + (parts[-2][2] - handling_ddb) + (fixed - fixed_ddb)
+    fanout = parts[-2][2]
+    lam = (
+        _lambda(refetches + presence_gets, FULL_MS)
+        + (parts[-3][2] - handling_ddb)
+        + fanout
+        + (fixed - fixed_ddb)
+    )
     ddb = total - appsync - http - lam
     live_cost = approach(http, lam, ddb, appsync)
-    at_scale = approach(
+    at_scale = approach(  # the fixed cost shared; the fan-out of AT_SCALE people's busier minutes
         http,
-        lam - (fixed - fixed_ddb) * (1 - PEOPLE / AT_SCALE),
+        lam
+        - (fixed - fixed_ddb) * (1 - PEOPLE / AT_SCALE)
+        - fanout
+        + _fanout(AT_SCALE, m) * PEOPLE / AT_SCALE,
         ddb - fixed_ddb * (1 - PEOPLE / AT_SCALE),
         appsync,
     )
@@ -496,7 +532,8 @@ def bench_cost() -> int:
         f"    one working day ({len(MEETING_HOURS)} meetings, the schedule run every minute for "
         f"{m.day_runs} min): {m.day_time_presence} presence and {m.day_time_meetings} meetings events "
         f"by time, {m.day_handled} people-instants handled, {m.day_reads:g} read units, "
-        f"{m.day_writes} writes; a run with nobody due: {m.run_reads:g} read units, {m.run_writes} write"
+        f"{m.day_writes} writes; a run with nobody due: {m.run_reads:g} read units, {m.run_writes} "
+        f"writes, {m.run_tasks} tasks to the queue"
     )
     rows, totals, parts, notes = model(m)
     print(render(["approach", "HTTP API", "Lambda", "DynamoDB", "AppSync Events", "total"], rows))

@@ -1,5 +1,6 @@
 """Time-driven live events (issue 15, docs/adr/0018): LiveDueFunction, run as its schedule and its
-task queue run it (one task per DUE shard, moto's SQS), with a frozen clock on moto.
+task queue run it (the schedule handles up to INLINE_PEOPLE itself and hands the rest of the DUE
+shards to the queue as tasks, moto's SQS; docs/adr/0026), with a frozen clock on moto.
 The presence API writes down when a person's answers change by time;
 the schedule publishes at (after) that instant, with no client timer: a meeting starting or ending,
 a session expiring; nothing when nothing is due."""
@@ -19,7 +20,7 @@ import boto3
 import pytest
 
 from calsync import live
-from calsync.api.time_driven import DueTask, run_shard
+from calsync.api.time_driven import INLINE_PEOPLE, DueTask, run_shard
 from calsync.config import get_presence_settings
 from calsync.store import due, keys
 from calsync.store.repository import Repository
@@ -163,8 +164,9 @@ def test_nothing_is_published_when_nothing_is_due(world: World) -> None:
     sign_in(world)  # armed: the session's expiry, 8 h on
     world.published.events.clear()
     for minute in range(1, 6):
-        assert world.tick(NOW + timedelta(minutes=minute)) == {"dispatched": 16, "failed": 0}
+        assert world.tick(NOW + timedelta(minutes=minute)) == {"handled": 0, "dispatched": 0, "failed": 0}
     assert world.published.events == []
+    assert world.queue.bodies == []  # the schedule read every shard itself: no task, no invocation
 
 
 def test_a_meeting_leaving_the_meetings_answer_tells_the_person(world: World) -> None:
@@ -306,14 +308,65 @@ def test_a_bucket_larger_than_the_bound_is_handled_by_several_invocations_each_p
         store.arm(user, NOW + timedelta(minutes=1, seconds=-30))  # one minute's bucket, two shards
     store.arm_soon(crowd[0])  # and once in the shard's "look again" bucket
     world.now = NOW + timedelta(minutes=1)
-    with module.wiring.use(replace(module.wiring(), limit=3)):  # people per task (TASK_PEOPLE = 1,000)
-        assert module.lambda_handler(SCHEDULED, world.context) == {"dispatched": 16, "failed": 0}
+    with module.wiring.use(replace(module.wiring(), limit=3)):  # people per invocation (a test's bound)
+        # the schedule's own share: shards 0-2 (nobody) and 3 people of shard 3; the rest of
+        # shard 3 and shards 4-15 go to the queue
+        assert module.lambda_handler(SCHEDULED, world.context) == {
+            "handled": 3,
+            "dispatched": 13,
+            "failed": 0,
+        }
         per_invocation = world.queue.run(measure=lambda: len(handled))
     assert max(per_invocation) == 3  # none above the bound
-    assert sum(1 for n in per_invocation if n) >= 4 + 1  # shard 3's 11 take four, shard 7's one
+    assert sum(1 for n in per_invocation if n) >= 3 + 1  # shard 3's other 8 take three, shard 7's one
     assert sorted(handled) == sorted([*crowd, crowd[0]])  # each person once per instant armed
     assert store.page(due.bucket_pk(NOW + timedelta(minutes=1), 3), 10) == []
     assert {store.cursor(s) for s in range(keys.DUE_SHARDS)} == {NOW + timedelta(minutes=2)}
+
+
+def test_a_minute_with_more_people_due_than_the_schedule_s_share_fans_out(
+    world: World, handled: list[str]
+) -> None:
+    # docs/adr/0026: the schedule handles INLINE_PEOPLE itself, the queue the rest (in parallel)
+    module = importlib.import_module("functions.live_due.app")
+    store = module.wiring().due
+    crowd = [f"p{i}" for i in range(INLINE_PEOPLE + 10)]
+    for user in crowd:
+        store.arm(user, NOW + timedelta(seconds=30))
+    world.now = NOW + timedelta(minutes=1)
+    got = module.lambda_handler(SCHEDULED, world.context)
+    assert got["handled"] == INLINE_PEOPLE and got["failed"] == 0 and 1 <= got["dispatched"] < keys.DUE_SHARDS
+    world.queue.run()
+    assert len(world.queue.bodies) == got["dispatched"]
+    assert sorted(handled) == sorted(crowd)  # each once: the schedule's, then the tasks'
+    assert {store.cursor(s) for s in range(keys.DUE_SHARDS)} == {NOW + timedelta(minutes=2)}
+
+
+def test_a_shard_failing_in_the_schedule_s_run_goes_to_the_queue_and_the_others_are_handled(
+    world: World, handled: list[str], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = importlib.import_module("functions.live_due.app")
+    store = module.wiring().due
+    crowd = people_of(4, 2) + people_of(9, 2)
+    for user in crowd:
+        store.arm(user, NOW + timedelta(seconds=30))
+    page, failing = store.page, {due.bucket_pk(NOW + timedelta(minutes=1), 4)}
+
+    def throttled_once(pk: str, limit: int) -> list[due.Due]:
+        if pk in failing:
+            failing.discard(pk)
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return page(pk, limit)
+
+    monkeypatch.setattr(store, "page", throttled_once)
+    world.now = NOW + timedelta(minutes=1)
+    got = module.lambda_handler(SCHEDULED, world.context)
+    assert got == {"handled": 2, "dispatched": 1, "failed": 0}  # shard 9's two; shard 4 to the queue
+    assert sorted(handled) == sorted(people_of(9, 2))
+    [warned] = [r for r in caplog.records if "failed in the schedule's run" in r.getMessage()]
+    assert warned.levelname == "WARNING" and warned.__dict__["shard"] == 4
+    world.queue.run()
+    assert sorted(handled) == sorted(crowd)
 
 
 def test_a_redelivered_task_publishes_nothing_twice(world: World) -> None:
@@ -373,12 +426,12 @@ def test_the_unsharded_buckets_of_before_are_still_read(world: World, handled: l
 
 
 def test_handler_with_the_sample_events(world: World) -> None:
-    # the schedule dispatches one task per shard (events/live_due-schedule.json, as `sam local
-    # invoke -e`); the queue's invocations handle them (events/live_due-task.json is one)
+    # the schedule handles the shards itself when few are due (events/live_due-schedule.json, as
+    # `sam local invoke -e`); a queue's invocation handles a task (events/live_due-task.json is one)
     module = importlib.import_module("functions.live_due.app")
     root = Path(__file__).resolve().parents[2] / "events"
     schedule = json.loads((root / "live_due-schedule.json").read_text())
-    assert module.lambda_handler(schedule, world.context) == {"dispatched": 16, "failed": 0}
-    assert len(world.queue.run()) == keys.DUE_SHARDS  # nobody due: one invocation per shard
+    assert module.lambda_handler(schedule, world.context) == {"handled": 0, "dispatched": 0, "failed": 0}
+    assert world.queue.run() == []  # nobody due: no task
     task = json.loads((root / "live_due-task.json").read_text())
     assert module.lambda_handler(task, world.context) == {"batchItemFailures": []}

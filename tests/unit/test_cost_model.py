@@ -34,6 +34,7 @@ MEASURED = Measured(
     day_writes=41,
     run_reads=50,
     run_writes=16,
+    run_tasks=0,
 )
 
 
@@ -81,9 +82,30 @@ def test_an_event_over_one_size_increment_is_charged_as_two_operations_per_deliv
 def test_the_schedule_s_fixed_cost_is_shared_at_scale() -> None:
     rows, _, parts, _ = cost.model(MEASURED)
     totals = {r[0]: float(r[-1].lstrip("$").replace(",", "")) for r in rows}
-    fixed = {what: float(amount.lstrip("$")) for what, _, amount in parts}[
-        "the schedule's fixed cost (every minute, all month)"
-    ]
+    by_part = {what: float(amount.lstrip("$")) for what, _, amount in parts}
+    fixed = by_part["the schedule's fixed cost (every minute, all month)"]
+    fanout = by_part["minutes with more people due than a run handles itself: fanned out (at most)"]
     at_scale = totals[f"live, per 1,000 of {cost.AT_SCALE:,} people"]
     saved = fixed * (1 - cost.PEOPLE / cost.AT_SCALE)
-    assert totals["live channel (AppSync Events)"] - at_scale == pytest.approx(saved, abs=0.02)
+    # 100,000 people fill every minute with more than a run handles itself: every run fans out,
+    # shared by 100 thousands
+    fanout_at_scale = cost._fanout(cost.AT_SCALE, MEASURED) * cost.PEOPLE / cost.AT_SCALE
+    assert totals["live channel (AppSync Events)"] - at_scale == pytest.approx(
+        saved + fanout - fanout_at_scale, abs=0.02
+    )
+
+
+def test_a_run_that_hands_tasks_to_the_queue_costs_their_invocations_and_requests() -> None:
+    # docs/adr/0026: an idle run handles its minute itself; were it to hand its 16 shards to the
+    # queue (as before), the fixed cost would grow by 16 invocations and 34 SQS requests a run
+    fixed = "the schedule's fixed cost (every minute, all month)"
+    itself, fanned = _parts(MEASURED)[fixed], _parts(replace(MEASURED, run_tasks=16))[fixed]
+    per_run = cost._lambda(16, cost.SCHEDULE_RUN_MS) + (2 + 2 * 16) * cost.SQS_PER_M / 1e6
+    assert fanned - itself == pytest.approx(cost.SCHEDULE_RUNS * per_run, abs=0.01)
+    assert fanned - itself > 0.7
+
+
+def test_the_fan_out_is_charged_at_most_once_a_run() -> None:
+    few, many = cost._fanout(1_000, MEASURED), cost._fanout(10_000_000, MEASURED)
+    assert 0 < few < many
+    assert many == pytest.approx(cost._fanout(cost.SCHEDULE_RUNS * 1_000, MEASURED))  # the bound

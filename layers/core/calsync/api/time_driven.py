@@ -6,7 +6,12 @@ For each person due the answers just before the instant are compared with now's
 carries the answer), and the next instant is written down. Each person is taken out of their bucket
 before being handled (``DueStore.claim``: the one caller that removed the item handles them), so a
 task delivered twice, or two tasks of one shard reading one bucket, publish nothing twice.
-functions/live_due wires it to its schedule and its queue.
+
+A schedule run first handles the shards itself (``run_schedule``), in turn, up to ``INLINE_PEOPLE``
+people: in most minutes of most deployments few people or none are due, and 16 queue tasks a minute
+(16 invocations and their SQS requests, all month) cost more than the work (docs/adr/0026,
+amended). Past the bound, or when a shard fails, what is left goes to the queue as tasks, handled in
+parallel as before. functions/live_due wires it to its schedule and its queue.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ PAGE = 100
 # well inside the 50 s timeout; the time budget (a quarter of it kept) stops it earlier if slower.
 TASK_PEOPLE = 1_000
 FIRST_LOOKBACK = timedelta(minutes=5)  # a shard's first run (no cursor yet) reads this far back
+# The most people a schedule run handles itself (~20 ms each: about a second) before it hands the
+# rest of the minute to the queue; a minute with more people due fans out as before.
+INLINE_PEOPLE = 50
 
 
 class DueTask(ShardTask):
@@ -47,6 +55,15 @@ class Run:
     meetings: int = 0
     failed: int = 0
     rest: DueTask | None = None  # what is left of the task (hand it back to the queue)
+    tasks: int = 0  # tasks handed to the queue (each its own invocation)
+
+    def add(self, other: Run) -> None:
+        """Count ``other``'s people and events in this run's."""
+        self.people += other.people
+        self.presence += other.presence
+        self.meetings += other.meetings
+        self.failed += other.failed
+        self.tasks += other.tasks
 
 
 def run_shard(  # noqa: PLR0917 - the task's inputs, as clean_shard takes them
@@ -117,17 +134,52 @@ def _bucket(  # noqa: PLR0917 - private, one call site per kind of bucket
             return True
 
 
-def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
-    """One schedule run's work in this process: every shard's task, and what each hands back, run
-    to its end (bench/cost.py; the deployed function runs them as queue tasks)."""
+def run_schedule(
+    store: dues.DueStore,
+    service: PresenceService,
+    now: datetime,
+    in_time: Callable[[], bool] = lambda: True,
+    limit: int = INLINE_PEOPLE,
+) -> tuple[Run, list[DueTask]]:
+    """A schedule run's own share of ``now``'s minute: each shard in turn, in this invocation, until
+    ``limit`` people are handled or the budget is spent. Returns what it did and the tasks for the
+    queue: the rest of the shard it stopped in and every shard after it, and a shard whose handling
+    failed (logged; its task starts again from the shard's cursor, its claimed people done)."""
     out = Run()
-    pending = [DueTask(shard=s, run=run_number(now, dues.MINUTE)) for s in range(keys.DUE_SHARDS)]
+    left: list[DueTask] = []
+    stopped = False  # the bound or the budget reached: the shards after are the queue's
+    for shard in range(keys.DUE_SHARDS):
+        task = DueTask(shard=shard, run=run_number(now, dues.MINUTE))
+        stopped = stopped or out.people >= limit or not in_time()
+        if stopped:
+            left.append(task)
+            continue
+        try:
+            done = run_shard(store, service, task, now, in_time, limit - out.people)
+        except Exception as exc:  # one shard's failure is the queue's to retry (its own redrive)
+            logger.warning(
+                "time-driven changes of a shard failed in the schedule's run: handed to the queue",
+                extra={"shard": shard, "error": type(exc).__name__},
+            )
+            out.failed += 1
+            left.append(task)
+            continue
+        out.add(done)
+        if done.rest is not None:
+            left.append(done.rest)
+            stopped = True
+    out.tasks = len(left)
+    return out, left
+
+
+def run(store: dues.DueStore, service: PresenceService, now: datetime) -> Run:
+    """One schedule run's work in this process, as deployed: the schedule's own share, then every
+    task it hands to the queue and what each hands back, run to its end (bench/cost.py)."""
+    out, pending = run_schedule(store, service, now)
     while pending:
         done = run_shard(store, service, pending.pop(), now)
-        out.people += done.people
-        out.presence += done.presence
-        out.meetings += done.meetings
-        out.failed += done.failed
+        out.add(done)
         if done.rest is not None:
             pending.append(done.rest)
+            out.tasks += 1
     return out
