@@ -119,6 +119,9 @@ class FakeGraph:
         # connection drops without an answer [M2]
         self.token_failures: list[tuple[int, dict[str, Any] | None]] = []
         self.token_lifetime = 3600  # < 300: msal refreshes on every silent call
+        # the app's valid client secrets (Entra keeps several while one is rotated); None: not
+        # checked. Another is refused: 401 invalid_client, AADSTS7000215 [M2]
+        self.client_secrets: set[str] | None = None
         self.token_requests = 0
         self.calls = 0
         self.calls_by_path: list[str] = []
@@ -386,6 +389,16 @@ class FakeGraph:
                 if self.token_failures:  # an outage of the identity platform [M2]
                     status, payload = self.token_failures.pop(0)
                     return status, {}, payload
+                if self.client_secrets is not None and form.get("client_secret") not in self.client_secrets:
+                    return (
+                        401,
+                        {},
+                        {
+                            "error": "invalid_client",
+                            "error_description": "AADSTS7000215: Invalid client secret provided.",
+                            "error_codes": [7000215],
+                        },
+                    )
                 if form.get("grant_type") == "authorization_code":
                     entry = self.codes.pop(form.get("code", ""), None)
                     verifier = form.get("code_verifier", "")

@@ -27,6 +27,8 @@ from calsync.store import keys
 from calsync_google.client import SCOPES, ClientSecret, GoogleEndpoints
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb.service_resource import Table
 
 STATE_TTL = timedelta(minutes=15)
@@ -55,7 +57,9 @@ def challenge(verifier: str) -> str:
 
 
 class OAuthFlow:
-    def __init__(self, table: Table, client: ClientSecret, endpoints: GoogleEndpoints) -> None:
+    def __init__(self, table: Table, client: Callable[[], ClientSecret], endpoints: GoogleEndpoints) -> None:
+        """``client``: the OAuth client, read at each use (``settings.client_secret``: Secrets
+        Manager, cached 5 min), so a rotated secret is used without waiting for a new container."""
         self._table = table
         self._client = client
         self._endpoints = endpoints
@@ -77,7 +81,7 @@ class OAuthFlow:
             }
         )
         query = {
-            "client_id": self._client.client_id,
+            "client_id": self._client().client_id,
             "redirect_uri": redirect_uri,
             "response_type": "code",
             "scope": " ".join(SCOPES),
@@ -116,14 +120,15 @@ class OAuthFlow:
     def exchange(self, code: str, pending: Pending) -> Tokens:
         """Code + verifier -> tokens (google-auth's HTTP transport); 400 when Google refuses."""
         request = google.auth.transport.requests.Request()
+        client = self._client()
         body = urlencode(
             {
                 "grant_type": "authorization_code",
                 "code": code,
                 "code_verifier": pending.verifier,
                 "redirect_uri": pending.redirect_uri,
-                "client_id": self._client.client_id,
-                "client_secret": self._client.client_secret,
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
             }
         )
         started = time.monotonic()

@@ -84,7 +84,7 @@ def connect_deps(
         enqueue_sync(queue, url, job)
 
     connect = GoogleConnect(
-        OAuthFlow(table, secret(), endpoints),
+        OAuthFlow(table, secret, endpoints),
         accounts=AccountRepository(table),
         service=accounts_service(table, box, enqueue),
         box=box,

@@ -29,7 +29,7 @@ comes from Secrets Manager (Powertools parameters, cached), never from the envir
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -70,10 +70,16 @@ def token_error(result: Mapping[str, Any] | None) -> SourceAuthError | SourceUna
 @dataclass(frozen=True, slots=True)
 class MicrosoftAppConfig:
     client_id: str
-    client_secret: str
+    # the secret, or how to read it at each use (``client_secret_from``: Secrets Manager, cached
+    # 5 min), so a rotated secret is used without waiting for a new container
+    client_secret: str | Callable[[], str]
     authority: str = DEFAULT_AUTHORITY
     http_client: Any = None  # requests.Session-like; None: msal's own
     scopes: tuple[str, ...] = SCOPES  # what a sign-in asks for (an older app asked for fewer: M11)
+
+    def secret(self) -> str:
+        """The client secret now."""
+        return self.client_secret if isinstance(self.client_secret, str) else self.client_secret()
 
 
 def _app_secret(secret_name: str) -> str:
@@ -106,7 +112,7 @@ class MicrosoftIdentity:
 
     def app(self, cache: msal.SerializableTokenCache | None = None) -> msal.ConfidentialClientApplication:
         kwargs: dict[str, Any] = {
-            "client_credential": self.config.client_secret,
+            "client_credential": self.config.secret(),
             "authority": self.config.authority,
             "token_cache": cache,
         }

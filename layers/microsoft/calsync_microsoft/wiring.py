@@ -65,11 +65,12 @@ def sqs_of(o: Mapping[str, Any]) -> tuple[Any, str]:
 
 def identity_of(o: Mapping[str, Any]) -> MicrosoftIdentity:
     s = settings_of(o)
-    secret = o.get("client_secret") or client_secret_from(s.client_secret_name)
+    # read at each use (cached 5 min): a rotated secret needs no new container
+    secret = o.get("client_secret") or (lambda: client_secret_from(s.client_secret_name))
     # the client id: MICROSOFT_CLIENT_ID, else the secret's client_id (MicrosoftOAuthSecret's JSON)
     client_id = s.client_id or client_id_from(s.client_secret_name)
     config = MicrosoftAppConfig(
-        client_id, str(secret), s.authority, o.get("http_client"), o.get("scopes") or SCOPES
+        client_id, secret, s.authority, o.get("http_client"), o.get("scopes") or SCOPES
     )
     return MicrosoftIdentity(config)
 
