@@ -1,12 +1,11 @@
 """What calsync asks of Microsoft (registered in ``calsync.wiring.PROVIDER_MODULES``): the scheduling
 function's writer (the account's opened msal cache, written back after the write; the listed Graph
 calendar id), the accounts function's subscription stopper (C9), and MicrosoftAccountsFunction's
-dependencies. ``overrides``: those of
-``calsync_microsoft.wiring`` (tests: ``http_client``, ``client_secret``, ``settings``)."""
+dependencies. ``overrides``: ``calsync_microsoft.wiring.Overrides`` (tests: ``http_client``,
+``client_secret``, ``settings``…)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from calsync.store.accounts import AccountRepository
@@ -15,7 +14,7 @@ from calsync.wiring.connect import ConnectFunctionDeps, accounts_service
 from calsync_microsoft import wiring
 from calsync_microsoft.connect import MicrosoftConnect
 from calsync_microsoft.registry import MicrosoftRegistry
-from calsync_microsoft.wiring import subscription_stopper, writer_factory
+from calsync_microsoft.wiring import Given, Overrides, subscription_stopper, writer_factory
 
 if TYPE_CHECKING:
     from calsync.api.accounts import StopPush
@@ -28,11 +27,11 @@ if TYPE_CHECKING:
 
 def push_stopper(table: Any, box: CredentialBox, **overrides: Any) -> StopPush:
     """C9: deletes the mailbox's Graph subscription."""
-    return subscription_stopper({"table": table, "box": box, **overrides})
+    return subscription_stopper(Overrides(table=table, box=box, **overrides))
 
 
 def writers(ctx: WriterContext, **overrides: Any) -> ListedWriterFactory:
-    make_writer = writer_factory({"table": ctx.table, "box": ctx.box, "links": ctx.links, **overrides})
+    make_writer = writer_factory(Overrides(table=ctx.table, box=ctx.box, links=ctx.links, **overrides))
 
     def make(account: Account, calendar: Calendar, listing: CalendarListing) -> CalendarWriter:
         return make_writer(account, calendar, listing.href)
@@ -40,12 +39,10 @@ def writers(ctx: WriterContext, **overrides: Any) -> ListedWriterFactory:
     return make
 
 
-def connect_deps(
-    o: Mapping[str, Any] | None = None, *, clock: Clock = utc_now
-) -> ConnectFunctionDeps[MicrosoftConnect]:
-    """MicrosoftAccountsFunction's (docs/adr/0023): from the settings; ``o``: the overrides of
-    ``calsync_microsoft.wiring`` (tests: ``table``, ``kms``, ``http_client``, ``settings``…)."""
-    o = o or {}
+def connect_deps(given: Given = None, *, clock: Clock = utc_now) -> ConnectFunctionDeps[MicrosoftConnect]:
+    """MicrosoftAccountsFunction's (docs/adr/0023): from the settings; ``given``: a test's
+    ``calsync_microsoft.wiring.Overrides`` (``table``, ``kms``, ``http_client``, ``settings``…)."""
+    o = Overrides.of(given)
     table, box, enqueue = wiring.table_of(o), wiring.box_of(o), wiring.enqueue_of(o)
     connect = MicrosoftConnect(
         accounts_service(table, box, enqueue),

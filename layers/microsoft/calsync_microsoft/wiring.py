@@ -1,6 +1,5 @@
-"""Builds the Microsoft services from settings, with test overrides (``table``, ``kms``, ``key_id``,
-``sqs``, ``queue_url``, ``http_client`` (msal), ``session_factory`` (Graph), ``client_secret``,
-``settings``, ``links``). Used by the accounts, sync, renewal and scheduling functions (not by the
+"""Builds the Microsoft services from settings, with a test's ``Overrides`` (a name it does not know
+is refused, not ignored). Used by the accounts, sync, renewal and scheduling functions (not by the
 webhook); ``sync_deps`` and ``renew_deps`` are the sync and renewal functions' (docs/adr/0023)."""
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import boto3
 
 from calsync.config import get_settings
 from calsync.crypto import CredentialBox
+from calsync.domain.links import LinkSettings
 from calsync.domain.models import Occurrence, Provider
 from calsync.store.accounts import Account
 from calsync.store.items import Calendar
@@ -37,45 +37,69 @@ from calsync_microsoft.worker import MicrosoftSyncWorker
 from calsync_microsoft.writer import MicrosoftWriter
 
 
+@dataclass(frozen=True, kw_only=True)
+class Overrides:
+    """What a test gives instead of the settings and AWS; None: from the settings (and boto3)."""
+
+    table: Any = None
+    kms: Any = None
+    key_id: str | None = None
+    box: CredentialBox | None = None
+    sqs: Any = None
+    queue_url: str | None = None
+    http_client: Any = None  # msal's (requests.Session-like)
+    session_factory: Any = None  # Graph's
+    client_secret: str | Callable[[], str] | None = None
+    settings: MicrosoftSettings | None = None
+    links: LinkSettings | None = None
+    scopes: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(cls, o: Mapping[str, Any] | Overrides | None) -> Overrides:
+        """``o`` as ``Overrides``: a mapping's names must be fields (a typo raises TypeError)."""
+        return o if isinstance(o, Overrides) else cls(**(o or {}))
+
+
+Given = Mapping[str, Any] | Overrides | None
+
+
 def _client(name: str) -> Any:
     return boto3.client(name)  # type: ignore[call-overload]
 
 
-def settings_of(o: Mapping[str, Any]) -> MicrosoftSettings:
-    value = o.get("settings")
-    return value if isinstance(value, MicrosoftSettings) else get_microsoft_settings()
+def settings_of(o: Overrides) -> MicrosoftSettings:
+    return o.settings or get_microsoft_settings()
 
 
-def table_of(o: Mapping[str, Any]) -> Any:
-    if o.get("table") is not None:
-        return o["table"]
+def table_of(o: Overrides) -> Any:
+    if o.table is not None:
+        return o.table
 
     return boto3.resource("dynamodb").Table(get_settings().table_name)
 
 
-def box_of(o: Mapping[str, Any]) -> CredentialBox:
-    if isinstance(o.get("box"), CredentialBox):
-        return o["box"]  # type: ignore[no-any-return]
-    return CredentialBox(o.get("kms") or _client("kms"), o.get("key_id") or get_settings().credentials_key_id)
+def box_of(o: Overrides) -> CredentialBox:
+    if o.box is not None:
+        return o.box
+    return CredentialBox(o.kms or _client("kms"), o.key_id or get_settings().credentials_key_id)
 
 
-def sqs_of(o: Mapping[str, Any]) -> tuple[Any, str]:
-    return o.get("sqs") or _client("sqs"), str(o.get("queue_url") or settings_of(o).sync_queue_url)
+def sqs_of(o: Overrides) -> tuple[Any, str]:
+    return o.sqs or _client("sqs"), str(o.queue_url or settings_of(o).sync_queue_url)
 
 
-def identity_of(o: Mapping[str, Any]) -> MicrosoftIdentity:
+def identity_of(given: Given) -> MicrosoftIdentity:
+    o = Overrides.of(given)
     s = settings_of(o)
     # read at each use (cached 5 min): a rotated secret needs no new container
-    secret = o.get("client_secret") or (lambda: client_secret_from(s.client_secret_name))
+    secret = o.client_secret or (lambda: client_secret_from(s.client_secret_name))
     # the client id: MICROSOFT_CLIENT_ID, else the secret's client_id (MicrosoftOAuthSecret's JSON)
     client_id = s.client_id or client_id_from(s.client_secret_name)
-    config = MicrosoftAppConfig(
-        client_id, secret, s.authority, o.get("http_client"), o.get("scopes") or SCOPES
-    )
+    config = MicrosoftAppConfig(client_id, secret, s.authority, o.http_client, o.scopes or SCOPES)
     return MicrosoftIdentity(config)
 
 
-def worker_of(o: Mapping[str, Any]) -> MicrosoftSyncWorker:
+def worker_of(o: Overrides) -> MicrosoftSyncWorker:
     s = settings_of(o)
     table = table_of(o)
     subs = Subscriptions(
@@ -88,12 +112,12 @@ def worker_of(o: Mapping[str, Any]) -> MicrosoftSyncWorker:
         identity_of(o),
         subs,
         graph_endpoint=s.graph_endpoint,
-        links=o.get("links") or get_settings().links,
-        session_factory=o.get("session_factory"),
+        links=o.links or get_settings().links,
+        session_factory=o.session_factory,
     )
 
 
-def enqueue_of(o: Mapping[str, Any]) -> Any:
+def enqueue_of(o: Overrides) -> Any:
     """The accounts service's ``Enqueue`` (one calendar) as mailbox jobs on the Microsoft queue."""
     sqs, url = sqs_of(o)
 
@@ -103,7 +127,7 @@ def enqueue_of(o: Mapping[str, Any]) -> Any:
     return enqueue
 
 
-def mailbox_enqueue_of(o: Mapping[str, Any]) -> Callable[[jobs.MailboxJob], None]:
+def mailbox_enqueue_of(o: Overrides) -> Callable[[jobs.MailboxJob], None]:
     """Queue one mailbox job (a ``recreate`` after a connect whose subscription failed)."""
     sqs, url = sqs_of(o)
     return lambda job: jobs.enqueue(sqs, url, job)
@@ -130,7 +154,7 @@ class _SealingWriter:
             self._write_back()
 
 
-def writer_factory(o: Mapping[str, Any]) -> Callable[[Account, Calendar, str], CalendarWriter]:
+def writer_factory(o: Overrides) -> Callable[[Account, Calendar, str], CalendarWriter]:
     """The scheduling function's writer for a Microsoft calendar: (account, calendar, the Graph
     calendar id) -> a ``CalendarWriter``. The worker (secret, msal app) is built on first use."""
     built: list[MicrosoftSyncWorker] = []
@@ -139,15 +163,13 @@ def writer_factory(o: Mapping[str, Any]) -> Callable[[Account, Calendar, str], C
         if not built:
             built.append(worker_of(o))
         client, write_back = built[0].graph_for(account)
-        writer = MicrosoftWriter(
-            client, {calendar.calendar_id: remote_id}, o.get("links") or get_settings().links
-        )
+        writer = MicrosoftWriter(client, {calendar.calendar_id: remote_id}, o.links or get_settings().links)
         return _SealingWriter(writer, write_back)
 
     return make
 
 
-def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
+def subscription_stopper(o: Overrides) -> Callable[[Account], int]:
     """C9 (the accounts service's ``stop_push`` for Microsoft): DELETE the mailbox's Graph
     subscription with the account's own token (before its credentials go), and forget the stored
     subscription and the mailbox's pointer to it, whatever Graph answered (a subscription Graph
@@ -176,14 +198,14 @@ def subscription_stopper(o: Mapping[str, Any]) -> Callable[[Account], int]:
     return stop
 
 
-def sync_deps(o: Mapping[str, Any] | None = None, *, clock: Clock = utc_now) -> SyncWorkerDeps:
+def sync_deps(given: Given = None, *, clock: Clock = utc_now) -> SyncWorkerDeps:
     """MicrosoftSyncFunction's dependencies (docs/adr/0023): the worker of ``worker_of(o)``, the
     MicrosoftSyncQueue (``sqs``, ``queue_url`` of ``o``), the clock."""
-    o = o or {}
+    o = Overrides.of(given)
     return SyncWorkerDeps(
         worker=worker_of(o),
-        sqs=o.get("sqs") or _client("sqs"),
-        queue_url=o.get("queue_url") or settings_of(o).sync_queue_url,
+        sqs=o.sqs or _client("sqs"),
+        queue_url=o.queue_url or settings_of(o).sync_queue_url,
         clock=clock,
     )
 
@@ -201,7 +223,7 @@ class RenewDeps(TaskDeps):
 
 
 def renew_deps(
-    o: Mapping[str, Any] | None = None,
+    given: Given = None,
     *,
     task_queue_url: str | None = None,
     clock: Clock = utc_now,
@@ -210,7 +232,7 @@ def renew_deps(
     """MicrosoftRenewFunction's dependencies (docs/adr/0023): the table, SQS and the sync queue of
     ``o`` (``table``, ``sqs``, ``queue_url``, ``settings``), the MicrosoftRenewQueue, the clock;
     ``limit``: mailboxes per task (tests)."""
-    o = o or {}
+    o = Overrides.of(given)
     sqs, url = sqs_of(o)
     return RenewDeps(
         sqs=sqs,
