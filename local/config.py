@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,27 @@ PORTS: tuple[tuple[str, str, int], ...] = (
     ("caldav", "CALSYNC_CALDAV_PORT", 5232),
     ("live", "CALSYNC_LIVE_PORT", 3001),  # the live channel (AppSync Events emulation, local/live.py)
 )
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports on 127.0.0.1 (all held while drawn, so none is drawn twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def stack_ports() -> dict[str, int]:
+    """Every ``CALSYNC_*_PORT`` of ``PORTS`` -> a free port: a second stack beside a running one
+    (the tests', ``tools.start_time``)."""
+    names = [var for _, var, _ in PORTS]
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 class ConfigError(Exception):

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from local.config import stack_ports
+
 ROOT = Path(__file__).resolve().parents[1]
-PORT_VARS = (
-    "CALSYNC_API_PORT",
-    "CALSYNC_DYNAMODB_PORT",
-    "CALSYNC_AWS_PORT",
-    "CALSYNC_CALDAV_PORT",
-    "CALSYNC_LIVE_PORT",
-)
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _stat() -> dict[int, list[str]]:
@@ -63,7 +50,7 @@ def _cpu_seconds(pid: int) -> float:
 def measure_once() -> str:
     tmp = Path(tempfile.mkdtemp(prefix="calsync-start-time-"))
     env = {**os.environ, "CALSYNC_STATE_DIR": str(tmp / "state"), "PYTHONUNBUFFERED": "1"}
-    env.update({var: str(_free_port()) for var in PORT_VARS})
+    env.update({var: str(port) for var, port in stack_ports().items()})
     out, err = tmp / "stdout", tmp / "stderr"
     load = os.getloadavg()[0]
     started = time.monotonic()

@@ -20,17 +20,13 @@ from typing import Any, TypeVar
 
 import requests
 
+from local.config import free_ports as free_ports  # re-exported: the e2e tests draw ports here
+from local.config import stack_ports as stack_ports
+
 READY_TIMEOUT = 60.0
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
-PORT_VARS = (
-    "CALSYNC_API_PORT",
-    "CALSYNC_DYNAMODB_PORT",
-    "CALSYNC_AWS_PORT",
-    "CALSYNC_CALDAV_PORT",
-    "CALSYNC_LIVE_PORT",
-)
 
 
 def port_open(port: int) -> bool:
@@ -154,24 +150,6 @@ class Stack:
                 self.proc.wait()
                 raise
         return self.proc.returncode
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def stack_ports() -> dict[str, int]:
-    """CALSYNC_*_PORT -> a free port."""
-    return dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
 
 
 def start_stack(
