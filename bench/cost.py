@@ -65,7 +65,6 @@ SCHEDULE_RUN_MS, PERSON_MS = 20, 20
 # at most every run; charged at that bound. (The event source mapping's empty long polls between
 # runs are not counted, as before.)
 FANOUT_TASKS = 16
-FANOUT_SQS_REQUESTS = 2 + 2 * FANOUT_TASKS
 SQS_PER_M = 0.40
 TARGET = 3.0
 
@@ -368,7 +367,7 @@ def _fanout(people: int, m: Measured) -> float:
     from calsync.api.time_driven import INLINE_PEOPLE
 
     minutes = min(SCHEDULE_RUNS, people * DAYS * m.day_handled / INLINE_PEOPLE)
-    return minutes * (_lambda(FANOUT_TASKS, SCHEDULE_RUN_MS) + FANOUT_SQS_REQUESTS * SQS_PER_M / 1e6)
+    return minutes * _tasks(FANOUT_TASKS)
 
 
 def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str]], list[str]]:
@@ -407,6 +406,13 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str
     def gets(count: float, units: float) -> float:  # HTTP API, Lambda and DynamoDB of ``count`` GETs
         return count * HTTP_PER_M / 1e6 + _lambda(count, FULL_MS) + _reads(count, units)
 
+    # the schedule's parts, each split by service (the table's columns are summed from them below)
+    handling_ddb = n * (m.day_reads * RRU_PER_M + m.day_writes * WRU_PER_M) / 1e6
+    handling_lambda = n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S)
+    fanout = _fanout(PEOPLE, m)  # Lambda and SQS
+    fixed_ddb = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
+    fixed_lambda = _lambda(SCHEDULE_RUNS, SCHEDULE_RUN_MS) + SCHEDULE_RUNS * _tasks(m.run_tasks)  # and SQS
+
     parts: list[tuple[str, str, float]] = [  # (what, service, $)
         ("connection-minutes (10 h a day)", "AppSync", connection),
         (f"connect + {SUBSCRIPTIONS} subscriptions a day", "AppSync", connect_ops * ops),
@@ -431,47 +437,24 @@ def model(m: Measured) -> tuple[list[list[str]], dict[str, float], list[list[str
             "DynamoDB",
             n * PRESENCE_CHANGES * m.presence_writes * WRU_PER_M / 1e6,
         ),
-        (
-            "changes by time: the schedule's handling",
-            "DynamoDB+Lambda",
-            n * (m.day_reads * RRU_PER_M + m.day_writes * WRU_PER_M) / 1e6
-            + n * m.day_handled * PERSON_MS / 1000 * (LAMBDA_GB * LAMBDA_GB_S),
-        ),
+        ("changes by time: the schedule's handling", "DynamoDB+Lambda", handling_ddb + handling_lambda),
         (
             "minutes with more people due than a run handles itself: fanned out (at most)",
             "Lambda+SQS",
-            _fanout(PEOPLE, m),
+            fanout,
         ),
-        (
-            "the schedule's fixed cost (every minute, all month)",
-            "Lambda+SQS+DDB",
-            _lambda(SCHEDULE_RUNS, SCHEDULE_RUN_MS)
-            + SCHEDULE_RUNS * _tasks(m.run_tasks)
-            + SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6,
-        ),
+        ("the schedule's fixed cost (every minute, all month)", "Lambda+SQS+DDB", fixed_lambda + fixed_ddb),
     ]
-    fixed = parts[-1][2]
-    fixed_ddb = SCHEDULE_RUNS * (m.run_reads * RRU_PER_M + m.run_writes * WRU_PER_M) / 1e6
-    handling_ddb = n * (m.day_reads * RRU_PER_M + m.day_writes * WRU_PER_M) / 1e6
     http = (refetches + presence_gets) * HTTP_PER_M / 1e6
     appsync = sum(cost for _, service, cost in parts if service == "AppSync")
     total = sum(cost for _, _, cost in parts)
     # Lambda (and SQS, the schedule's): the GETs' functions, the handling of people, the runs
-    fanout = parts[-2][2]
-    lam = (
-        _lambda(refetches + presence_gets, FULL_MS)
-        + (parts[-3][2] - handling_ddb)
-        + fanout
-        + (fixed - fixed_ddb)
-    )
+    lam = _lambda(refetches + presence_gets, FULL_MS) + handling_lambda + fanout + fixed_lambda
     ddb = total - appsync - http - lam
     live_cost = approach(http, lam, ddb, appsync)
     at_scale = approach(  # the fixed cost shared; the fan-out of AT_SCALE people's busier minutes
         http,
-        lam
-        - (fixed - fixed_ddb) * (1 - PEOPLE / AT_SCALE)
-        - fanout
-        + _fanout(AT_SCALE, m) * PEOPLE / AT_SCALE,
+        lam - fixed_lambda * (1 - PEOPLE / AT_SCALE) - fanout + _fanout(AT_SCALE, m) * PEOPLE / AT_SCALE,
         ddb - fixed_ddb * (1 - PEOPLE / AT_SCALE),
         appsync,
     )

@@ -94,7 +94,7 @@ def _schedule(scheduled_time: Any, context: LambdaContext) -> dict[str, Any]:
         limit=INLINE_PEOPLE if deps.limit is None else deps.limit,
     )
     # a task not sent waits for the next run: its shard's cursor is where the shard stopped
-    failed = [task.shard for task in send_tasks(deps.sqs, deps.task_queue_url, left)] if left else []
+    failed = [task.shard for task in send_tasks(deps.sqs, deps.task_queue_url, left)]  # none: no call
     report_unsent("due", "DueTasksNotSent", failed)
     _report(done, "time-driven changes: the schedule's share handled", scheduled_time=scheduled_time)
     return {"handled": done.people, "dispatched": len(left) - len(failed), "failed": len(failed)}

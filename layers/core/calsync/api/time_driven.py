@@ -148,8 +148,9 @@ def run_schedule(
     out = Run()
     left: list[DueTask] = []
     stopped = False  # the bound or the budget reached: the shards after are the queue's
+    slot = run_number(now, dues.MINUTE)
     for shard in range(keys.DUE_SHARDS):
-        task = DueTask(shard=shard, run=run_number(now, dues.MINUTE))
+        task = DueTask(shard=shard, run=slot)
         stopped = stopped or out.people >= limit or not in_time()
         if stopped:
             left.append(task)
